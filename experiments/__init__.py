@@ -1,0 +1,1 @@
+"""Experiment configs (YAML) and benchmark scripts that print tables."""

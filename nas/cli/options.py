@@ -1,0 +1,44 @@
+"""Shared CLI helpers: JSON output and reading subnet configs from files or the Once-for-All format."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from search_spaces import InputError, SubnetConfig
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=None, separators=(", ", ": ")))
+
+
+def read_config(space: str, config_file: str | None, ofa: str | None) -> SubnetConfig:
+    """One config from `--config FILE` (hwnas or OFA JSON) or `--ofa JSON`; exactly one must be given."""
+    if (config_file is None) == (ofa is None):
+        raise click.UsageError("give exactly one of --config FILE or --ofa JSON")
+    if config_file is not None:
+        p = Path(config_file)
+        if not p.is_file():
+            raise InputError(f"--config: got {config_file!r}, allowed: an existing JSON file")
+        text = p.read_text(encoding="utf-8")
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--config: {config_file} is not valid JSON ({e.msg}, line {e.lineno})") from None
+        if isinstance(d, dict) and "config" in d and isinstance(d["config"], dict):  # a front entry or card
+            d = d["config"]
+        config = SubnetConfig.from_dict(d, space=space)
+    else:
+        assert ofa is not None
+        try:
+            d = json.loads(ofa)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--ofa: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(d, dict):
+            raise InputError(f"--ofa: got {ofa!r}, allowed: a JSON object with ks, e, d and r")
+        config = SubnetConfig.from_ofa(d, space=space)
+    if config.space != space:
+        raise InputError(f"--space: got {space!r} but the config is for {config.space!r}")
+    return config

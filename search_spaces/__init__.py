@@ -1,0 +1,15 @@
+"""What can be searched: choices, `SubnetConfig`, supernets, block decomposition, exact profiles."""
+from search_spaces.block_spec import BlockSpec
+from search_spaces.config import SubnetConfig
+from search_spaces.errors import HwnasError, InputError, UnknownNameError
+from search_spaces.presets import SPACE_SPECS, get_spec
+from search_spaces.profile import Profile
+from search_spaces.registry import Registry
+from search_spaces.space import SearchSpace, get_space, list_spaces, space_of
+from search_spaces.spec import SpaceSpec, StageSpec, make_divisible
+
+__all__ = [
+    "BlockSpec", "HwnasError", "InputError", "Profile", "Registry", "SPACE_SPECS", "SearchSpace", "SpaceSpec",
+    "StageSpec", "SubnetConfig", "UnknownNameError", "get_space", "get_spec", "list_spaces", "make_divisible",
+    "space_of",
+]
