@@ -1,0 +1,53 @@
+"""Supernet checkpoints: a state dict plus the space it was built for, saved atomically and loaded with
+`torch.load(weights_only=True)` (no pickle of code objects)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from search_spaces import HwnasError, InputError, get_space
+from search_spaces.files import atomic_path
+from search_spaces.supernet import Supernet
+
+FORMAT = "hwnas-supernet"
+VERSION = 1
+
+
+def save_supernet(path: str | os.PathLike[str], net: Supernet, meta: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None) -> None:
+    """Write `net` (and e.g. optimizer state in `extra`) to `path`; `meta` must be JSON-like (data set, epochs)."""
+    s = net.spec
+    payload = {"format": FORMAT, "version": VERSION, "space": s.name, "num_classes": s.num_classes,
+               "in_channels": s.in_channels, "meta": dict(meta or {}), "state_dict": net.state_dict()}
+    payload.update(extra or {})
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"supernet: got {str(path)!r}, allowed: an existing checkpoint file")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or not a torch file
+        raise HwnasError(f"supernet: {path} is not a readable hwnas checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise HwnasError(f"supernet: {path} is not an hwnas supernet checkpoint")
+    if payload.get("version") != VERSION:
+        raise HwnasError(f"supernet: {path} has checkpoint version {payload.get('version')}, this hwnas reads {VERSION}")
+    return payload
+
+
+def load_supernet(path: str | os.PathLike[str], space: str | None = None) -> tuple[Supernet, dict[str, Any]]:
+    """(supernet in eval mode, meta). With `space`, a checkpoint of another space fails clearly."""
+    payload = read_checkpoint(path)
+    if space is not None and payload["space"] != space:
+        raise InputError(f"supernet: {path} was trained for space {payload['space']!r}, not {space!r}")
+    net = get_space(payload["space"], num_classes=payload["num_classes"],
+                    in_channels=payload["in_channels"]).build_supernet()
+    net.load_state_dict(payload["state_dict"])
+    return net.eval(), dict(payload.get("meta", {}))
