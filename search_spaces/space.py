@@ -27,9 +27,20 @@ ELASTIC_FIELDS = ("kernel", "expand", "keep", "weight_bits", "act_bits")
 class SearchSpace:
     """One weight-sharing space. Configs are `SubnetConfig`s; batched views are numpy arrays."""
 
-    def __init__(self, spec: SpaceSpec) -> None:
+    def __init__(self, spec: SpaceSpec, resolutions: Sequence[int] | None = None) -> None:
         self.spec = spec
         self.name = spec.name
+        # the resolutions sampled and suggested (e.g. those a latency table covers); encodings always use all
+        # of the spec's choices so predictors and tables stay valid for every restriction
+        if resolutions is None:
+            self.resolutions: tuple[int, ...] = spec.resolutions
+        else:
+            res = tuple(sorted(set(resolutions)))
+            bad = [r for r in res if r not in spec.resolutions]
+            if not res or bad:
+                raise bad_value("resolutions", list(resolutions),
+                                f"a non-empty subset of {{{', '.join(map(str, spec.resolutions))}}}")
+            self.resolutions = res
         self._choices: dict[str, tuple[Any, ...]] = {
             "kernel": spec.kernel_choices,
             "expand": spec.expand_choices,
@@ -43,7 +54,8 @@ class SearchSpace:
         self._hw_cache: dict[int, list[int]] = {}
 
     def __repr__(self) -> str:
-        return f"SearchSpace({self.name!r}, in_channels={self.spec.in_channels}, num_classes={self.spec.num_classes})"
+        return (f"SearchSpace({self.name!r}, in_channels={self.spec.in_channels}, num_classes={self.spec.num_classes}, "
+                f"resolutions={list(self.resolutions)})")
 
     # ---- size --------------------------------------------------------------------------------------
     def size(self, quantize: bool = True) -> int:
@@ -52,7 +64,7 @@ class SearchSpace:
         per_block = len(s.kernel_choices) * len(s.expand_choices) * len(s.keep_choices)
         per_block *= len(self.bit_pairs) if quantize else 1
         per_stage = sum(per_block**d for d in s.depth_choices)
-        return len(s.resolutions) * per_stage**s.n_stages
+        return len(self.resolutions) * per_stage**s.n_stages
 
     # ---- sampling --------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator | int, quantize: bool = True) -> SubnetConfig:
@@ -65,7 +77,7 @@ class SearchSpace:
         bits = [self.bit_pairs[i] for i in rng.integers(0, len(self.bit_pairs), n)] if quantize else [(32, 32)] * n
         return SubnetConfig(
             space=self.name,
-            resolution=s.resolutions[int(rng.integers(len(s.resolutions)))],
+            resolution=self.resolutions[int(rng.integers(len(self.resolutions)))],
             depths=depths,
             kernel=pick(s.kernel_choices),
             expand=pick(s.expand_choices),
@@ -85,12 +97,12 @@ class SearchSpace:
 
     def largest(self, weight_bits: int = 32, act_bits: int = 32) -> SubnetConfig:
         s = self.spec
-        return self._uniform(max(s.depth_choices), max(s.resolutions), max(s.kernel_choices),
+        return self._uniform(max(s.depth_choices), max(self.resolutions), max(s.kernel_choices),
                              max(s.expand_choices), max(s.keep_choices), weight_bits, act_bits)
 
     def smallest(self, weight_bits: int = 32, act_bits: int = 32) -> SubnetConfig:
         s = self.spec
-        return self._uniform(min(s.depth_choices), min(s.resolutions), min(s.kernel_choices),
+        return self._uniform(min(s.depth_choices), min(self.resolutions), min(s.kernel_choices),
                              min(s.expand_choices), min(s.keep_choices), weight_bits, act_bits)
 
     # ---- Optuna --------------------------------------------------------------------------------------
@@ -102,7 +114,7 @@ class SearchSpace:
         """Define the joint parameters on an Optuna trial. Blocks beyond a stage's depth are not suggested, and
         activation bits only when the block's weights are quantized, so samplers see no dead parameters."""
         s = self.spec
-        params: dict[str, Any] = {"resolution": trial.suggest_categorical("resolution", list(s.resolutions))}
+        params: dict[str, Any] = {"resolution": trial.suggest_categorical("resolution", list(self.resolutions))}
         for st in range(s.n_stages):
             d = trial.suggest_categorical(f"depth_s{st}", list(s.depth_choices))
             params[f"depth_s{st}"] = d
@@ -158,7 +170,7 @@ class SearchSpace:
         from optuna.distributions import CategoricalDistribution as Cat
 
         s = self.spec
-        dist: dict[str, Any] = {"resolution": Cat(list(s.resolutions))}
+        dist: dict[str, Any] = {"resolution": Cat(list(self.resolutions))}
         for st in range(s.n_stages):
             dist[f"depth_s{st}"] = Cat(list(s.depth_choices))
             for i in range(s.max_depth):
@@ -350,9 +362,11 @@ class SearchSpace:
         return Supernet(self.spec)
 
 
-def get_space(name: str, num_classes: int | None = None, in_channels: int | None = None) -> SearchSpace:
-    """The registered space `name` (optionally with another class / input channel count)."""
-    return SearchSpace(get_spec(name, num_classes=num_classes, in_channels=in_channels))
+def get_space(name: str, num_classes: int | None = None, in_channels: int | None = None,
+              resolutions: Sequence[int] | None = None) -> SearchSpace:
+    """The registered space `name`, optionally with another class / input channel count (a data set's) and
+    searching only some of its resolutions (e.g. those a latency table was built for)."""
+    return SearchSpace(get_spec(name, num_classes=num_classes, in_channels=in_channels), resolutions=resolutions)
 
 
 def list_spaces() -> list[str]:

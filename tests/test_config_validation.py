@@ -81,3 +81,13 @@ def test_ofa_format_in_and_out():
         SubnetConfig.from_ofa({"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5})
     with pytest.raises(InputError, match=r"OFA config key 'w'|e\[|resolution: got 225"):
         SubnetConfig.from_ofa({"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5, "r": 225})
+
+
+def test_restricted_resolutions_sample_only_those_and_encode_as_the_full_space():
+    full, part = get_space("mbv3-tiny"), get_space("mbv3-tiny", resolutions=[32, 24])
+    cfgs = part.sample_many(40, seed=0)
+    assert {c.resolution for c in cfgs} == {24, 32}
+    assert part.size() * 5 == full.size() * 2
+    assert (part.encode(cfgs) == full.encode(cfgs)).all()
+    with pytest.raises(InputError, match=r"resolutions: got \[33\], allowed: a non-empty subset of \{16, 20"):
+        get_space("mbv3-tiny", resolutions=[33])
