@@ -1,0 +1,1 @@
+"""The `hwnas run` pipeline: cached stages from supernet training to verified export."""
