@@ -74,7 +74,8 @@ class ElasticMBConv(nn.Module):
         self.in_range, self.dw_range, self.point_range = ActRange(), ActRange(), ActRange()
         for w in (self.expand_w, self.dw_w, self.point_w):
             nn.init.kaiming_normal_(w, mode="fan_out")
-        nn.init.zeros_(self.point_bn.weight)  # residual branches start as identity (zero-init last BN)
+        if self.residual:  # residual branches start as identity (zero-init last BN); others must pass signal
+            nn.init.zeros_(self.point_bn.weight)
 
     @property
     def residual(self) -> bool:

@@ -39,10 +39,15 @@ def stage_key(name: str, settings: Any, deps: Sequence[StageResult]) -> str:
 class StageRunner:
     """Runs named stages in a workdir, skipping those whose key is already done."""
 
-    def __init__(self, workdir: Path, log: Callable[[str], None] = print) -> None:
+    def __init__(self, workdir: Path, log: Callable[[str], None] = print, dry_run: bool = False) -> None:
         self.workdir = Path(workdir)
         self.log = log
+        self.dry_run = dry_run  # report what would run, run nothing
         self.results: dict[str, StageResult] = {}
+
+    @staticmethod
+    def key_of(name: str, settings: Any, deps: Sequence[StageResult]) -> str:
+        return stage_key(name, settings, deps)
 
     def run(self, name: str, settings: Any, deps: Sequence[StageResult],
             fn: Callable[[Path], dict[str, Any]]) -> StageResult:
@@ -56,6 +61,11 @@ class StageRunner:
                 self.log(f"[{name}] cached ({folder}, {done['seconds']:.0f} s when run)")
                 self.results[name] = res
                 return res
+        if self.dry_run:
+            self.log(f"[{name}] would run in {folder}")
+            res = StageResult(name, key, folder)
+            self.results[name] = res
+            return res
         folder.mkdir(parents=True, exist_ok=True)
         self.log(f"[{name}] running in {folder}")
         t0 = time.perf_counter()

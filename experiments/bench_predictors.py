@@ -1,0 +1,172 @@
+"""Benchmark the accuracy predictors on held-out subnets and print markdown tables.
+
+    .venv/bin/python -m experiments.bench_predictors --dataset runs/tiny-digits/acc.jsonl   # measured accuracies
+    .venv/bin/python -m experiments.bench_predictors --synthetic                            # synthetic target
+
+1. Kendall tau and RMSE of each fp predictor kind at 100 / 300 / 1,000 float training samples.
+2. The quantization-aware predictor: transferred from the fp `mlp` vs trained from scratch, at 50 / 100 / 200
+   quantized samples (scratch also at 4x those, to see what transfer saves).
+3. Inference time of 100,000 configs from the `to_indices` matrix (best of 3).
+
+With a dataset, held-out subnets are whole architectures (`AccuracyDataset.split`); sizes larger than the training
+pool are reported as missing. The synthetic target is `predictors.synthetic_accuracy` (noise 0.15 points on
+training labels, none on the test labels).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from predictors import (
+    AccuracyPredictor, QuantAwareMLPPredictor, create_predictor, load_accuracy_dataset, rank_metrics,
+    synthetic_accuracy,
+)
+from predictors.qa import replay_weights
+from search_spaces import get_space
+
+
+def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    if args.dataset:
+        ds = load_accuracy_dataset(args.dataset)
+        sp = get_space(ds.space)
+        train, test = ds.split(args.test_fraction, args.seed)
+        idx, y, q = ds.indices(), ds.accuracy, ds.quantized
+        rng = np.random.default_rng(args.seed)
+        pools = {}
+        for name, rows, quant in (("fp_train", train, False), ("fp_test", test, False),
+                                  ("q_train", train, True), ("q_test", test, True)):
+            r = rows[q[rows] == quant]
+            r = r[rng.permutation(len(r))] if name.endswith("train") else r
+            pools[name] = (idx[r], y[r])
+        src = (f"dataset {args.dataset} ({len(ds)} records, {int(q.sum())} quantized; data {ds.sources.get('data')}); "
+               f"held out {len(test)} records of whole architectures (test fraction {args.test_fraction}, "
+               f"seed {args.seed})")
+        return sp, pools, src
+    sp = get_space(args.space)
+    pools = {}
+    for name, n, seed, quant in (("fp_train", max(args.sizes), 101, False), ("fp_test", args.n_test, 102, False),
+                                 ("q_train", 4 * max(args.q_sizes), 103, True), ("q_test", args.n_test, 104, True)):
+        ix = sp.to_indices(sp.sample_many(n, seed + 1000 * args.seed, quantize=quant))
+        y = synthetic_accuracy(sp, ix, seed=args.seed, noise=0.0 if name.endswith("test") else 0.15)
+        pools[name] = (ix, y)
+    return sp, pools, f"synthetic target on {sp.name} (predictors.synthetic_accuracy, seed {args.seed})"
+
+
+def _score(model: Any, pool: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    return rank_metrics(pool[1], model.predict(pool[0]))
+
+
+def _fmt(m: dict[str, float] | None) -> str:
+    return "n/a" if m is None else f"{m['kendall_tau']:.3f} / {m['rmse']:.3f}"
+
+
+def _time_100k(model: Any, idx: np.ndarray) -> float:
+    big = np.tile(idx, (int(np.ceil(100_000 / len(idx))), 1))[:100_000]
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        model.predict(big)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", help="JSON-lines accuracy dataset (hwnas predictor dataset); else synthetic")
+    ap.add_argument("--synthetic", action="store_true", help="use the synthetic target (the default without --dataset)")
+    ap.add_argument("--space", default="mbv3-tiny", help="space of the synthetic target")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-fraction", type=float, default=0.2)
+    ap.add_argument("--n-test", type=int, default=1000, help="held-out subnets per pool (synthetic)")
+    ap.add_argument("--sizes", default="100,300,1000")
+    ap.add_argument("--q-sizes", default="50,100,200")
+    ap.add_argument("--kinds", default="mlp,gbt")
+    args = ap.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.q_sizes = [int(s) for s in args.q_sizes.split(",")]
+    if args.synthetic:
+        args.dataset = None
+    sp, pools, source = _pools(args)
+    print(f"# Accuracy predictors -- {source}\n")
+    print(f"held out: {len(pools['fp_test'][1])} float, {len(pools['q_test'][1])} quantized subnets; "
+          f"training pools: {len(pools['fp_train'][1])} float, {len(pools['q_train'][1])} quantized\n")
+
+    # 1. fp predictors vs training-set size
+    kinds = args.kinds.split(",")
+    pool = len(pools["fp_train"][1])
+    if max(args.sizes) > pool:  # a real dataset smaller than the largest size: also train on all of it
+        args.sizes = args.sizes + [pool]
+    print("## Full-precision predictors (Kendall tau / RMSE in accuracy points, on held-out float subnets)\n")
+    print("| kind | " + " | ".join(f"n={n}" for n in args.sizes) + " | fit s (last) |")
+    print("|---|" + "---|" * (len(args.sizes) + 1))
+    fitted: dict[str, Any] = {}
+    const = rank_metrics(pools["fp_test"][1], np.full(len(pools["fp_test"][1]), pools["fp_train"][1].mean()))
+    for kind in kinds:
+        cells, fit_s = [], None
+        for n in args.sizes:
+            if n > len(pools["fp_train"][1]):
+                cells.append("n/a")
+                continue
+            x, y = pools["fp_train"][0][:n], pools["fp_train"][1][:n]
+            t = time.perf_counter()
+            model = create_predictor(kind, sp, seed=args.seed).fit(x, y)
+            fit_s = time.perf_counter() - t
+            cells.append(_fmt(_score(model, pools["fp_test"])))
+            fitted[kind] = model
+        print(f"| {kind} | " + " | ".join(cells) + (f" | {fit_s:.1f} |" if fit_s is not None else " | |"))
+        sys.stdout.flush()
+    print(f"| constant (train mean) | {_fmt(const)} (every n) | | |\n")
+
+    # 2. quantization-aware: transfer vs scratch
+    fp = fitted.get("mlp")
+    if fp is not None and len(pools["q_test"][1]) >= 2:
+        n_fp = fp.train_info["n_train"]
+        print(f"## Quantization-aware predictor: transferred from the fp mlp ({n_fp} float samples) vs from scratch "
+              "(Kendall tau / RMSE on held-out quantized subnets)\n")
+        before = _score(fp, pools["q_test"])
+        print(f"fp mlp alone on quantized subnets (bits ignored; = transfer before fine-tuning): {_fmt(before)}\n")
+        print("| quantized samples | transfer | transfer + fp replay (what `predictor fit` does) | scratch "
+              "| scratch at 4x samples |")
+        print("|---|---|---|---|---|")
+        fx, fy = pools["fp_train"][0][:n_fp], pools["fp_train"][1][:n_fp]
+        for n in args.q_sizes:
+            row = []
+            for how, m in (("transfer", n), ("replay", n), ("scratch", n), ("scratch", 4 * n)):
+                if m > len(pools["q_train"][1]):
+                    row.append(None)
+                    continue
+                x, y = pools["q_train"][0][:m], pools["q_train"][1][:m]
+                if how == "transfer":
+                    qa = QuantAwareMLPPredictor.from_fp(fp).fit(x, y)
+                elif how == "replay":
+                    qa = QuantAwareMLPPredictor.from_fp(fp).fit(np.concatenate([x, fx]), np.concatenate([y, fy]),
+                                                                sample_weight=replay_weights(m, n_fp))
+                else:
+                    qa = create_predictor("mlp-qa", sp, seed=args.seed).fit(x, y)
+                row.append(_score(qa, pools["q_test"]))
+            print(f"| {n} | {_fmt(row[0])} | {_fmt(row[1])} | {_fmt(row[2])} | {_fmt(row[3])} ({4 * n}) |")
+            sys.stdout.flush()
+        print()
+
+    # 3. inference time
+    print("## Inference: 100,000 configs from the to_indices matrix (best of 3, this machine)\n")
+    print("| model | seconds |")
+    print("|---|---|")
+    q_idx = pools["q_test"][0] if len(pools["q_test"][0]) else pools["fp_test"][0]
+    for kind, model in fitted.items():
+        print(f"| {kind} (fp) | {_time_100k(model, q_idx):.3f} |")
+    if fp is not None and len(pools["q_train"][1]) >= 2:
+        qa = QuantAwareMLPPredictor.from_fp(fp).fit(*pools["q_train"])
+        print(f"| mlp-qa | {_time_100k(qa, q_idx):.3f} |")
+        mixed = np.concatenate([pools["fp_test"][0], q_idx])
+        print(f"| AccuracyPredictor (fp + qa, half float / half quantized) | "
+              f"{_time_100k(AccuracyPredictor(fp, qa), mixed):.3f} |")
+    print()
+
+
+if __name__ == "__main__":
+    main()

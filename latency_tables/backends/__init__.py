@@ -1,0 +1,7 @@
+"""Backends that measure an ONNX model on a device, registered by name (`ort-cpu`, `ort-cuda`, `ort-trt`,
+`tensorrt`)."""
+from latency_tables.backends import ort as _ort  # noqa: F401  -- registers the ONNX Runtime backends
+from latency_tables.backends import tensorrt as _tensorrt  # noqa: F401  -- registers `tensorrt`
+from latency_tables.backends.base import BACKENDS, Backend, Runner, get_backend, list_backends
+
+__all__ = ["BACKENDS", "Backend", "Runner", "get_backend", "list_backends"]

@@ -1,0 +1,179 @@
+"""`Backend`: measures an ONNX model on one device and says what that device is (its fingerprint).
+
+Each backend is registered by name in `BACKENDS` (`get_backend(name, ...)`, `list_backends()`); one shared
+contract test runs every registered backend. The timing loop lives here, once: open every model, warm each up,
+then visit them round-robin (`Protocol.rounds` x `Protocol.repeats` timed runs each) so that load bursts on the
+machine hit all models alike; a backend only says how to open a model into a callable that runs it once.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from latency_tables.measurement import Measurement
+from latency_tables.protocol import Protocol
+from search_spaces.errors import HwnasError, bad_value
+from search_spaces.registry import Registry
+
+Runner = Callable[[], None]
+BACKENDS: Registry[type[Backend]] = Registry("latency backend")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def slug(text: str, limit: int = 32) -> str:
+    s = re.sub(r"\((r|tm)\)|cpu|@.*$|processor", "", text.lower())
+    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+    return s[:limit].strip("-") or "device"
+
+
+def device_tag_from_fingerprint(fp: dict[str, Any]) -> str:
+    """A short device name derived from a fingerprint, e.g. `intel-xeon-platinum-8481c-ort-cpu-t1`."""
+    return f"{slug(str(fp.get('device', 'device')), 28)}-{fp.get('backend', 'backend')}-t{fp.get('threads', 1)}"
+
+
+class Backend(ABC):
+    """One way of running ONNX on one device. Subclasses set `name` and implement `available`, `_device`
+    and `open`; everything else (protocol, interleaving, statistics) is shared."""
+
+    name: ClassVar[str]
+    precision: str
+
+    def __init__(self, threads: int = 1, batch_size: int = 1, device_id: int = 0, precision: str = "fp32") -> None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise bad_value("threads", threads, "an integer >= 1")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise bad_value("batch_size", batch_size, "an integer >= 1")
+        if not isinstance(device_id, int) or device_id < 0:
+            raise bad_value("device_id", device_id, "an integer >= 0")
+        if precision not in ("fp32", "fp16"):
+            raise bad_value("precision", precision, "fp32 or fp16")
+        self.threads, self.batch_size, self.device_id, self.precision = threads, batch_size, device_id, precision
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(threads={self.threads}, batch_size={self.batch_size})"
+
+    # ---- what a backend says about itself -----------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def available(cls) -> tuple[bool, str]:
+        """(True, "") when this machine can run the backend, else (False, one line saying why)."""
+
+    @abstractmethod
+    def _device(self) -> dict[str, Any]:
+        """Device and library facts for the fingerprint."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that makes two tables comparable or not: device, libraries, threads, batch, precision."""
+        fp = {"backend": self.name, "host": platform.node(), "os": f"{platform.system()} {platform.release()}",
+              "python": platform.python_version(), "threads": self.threads, "batch_size": self.batch_size,
+              "precision": self.precision}
+        fp.update(self._device())
+        return fp
+
+    def default_device_tag(self) -> str:
+        return device_tag_from_fingerprint(self.fingerprint())
+
+    def supports(self, weight_bits: int, act_bits: int) -> tuple[bool, str]:
+        """Whether blocks at these bits can run at all here (False marks them unsupported in the table)."""
+        return True, ""
+
+    # ---- measuring -------------------------------------------------------------------------------
+    @abstractmethod
+    def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
+        """Load the model for this device and return a callable that runs one inference (synchronously)."""
+
+    def measure(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...],
+                protocol: Protocol | None = None) -> Measurement:
+        result = self.measure_many([(onnx_path, input_shape)], protocol)[0]
+        if isinstance(result, BaseException):
+            raise HwnasError(f"{self.name}: cannot run {Path(onnx_path).name}: {_one_line(result)}")
+        return result
+
+    def measure_many(self, items: Sequence[tuple[str | os.PathLike[str], tuple[int, ...]]],
+                     protocol: Protocol | None = None,
+                     reference: tuple[str | os.PathLike[str], tuple[int, ...]] | None = None
+                     ) -> list[Measurement | Exception]:
+        """Measure several models interleaved (round-robin). A model the backend cannot open gives its
+        exception in place of a measurement, so one unsupported block does not stop a build. With `reference`,
+        that model is timed (warm, `repeats` runs) right before and right after each model's runs in every round,
+        so each model's round median is divided by the reference's median around the same moment
+        (`Measurement.ref_ratio`)."""
+        protocol = protocol or Protocol()
+        runners: list[Runner | Exception] = []
+        for path, shape in items:
+            try:
+                runners.append(self.open(path, tuple(shape), protocol))
+            except Exception as e:  # noqa: BLE001 -- recorded per model: the backend cannot run it
+                runners.append(e)
+        ref_run: Runner | None = None
+        if reference is not None:
+            try:
+                ref_run = self.open(reference[0], tuple(reference[1]), protocol)
+            except Exception as e:  # noqa: BLE001
+                raise HwnasError(f"{self.name}: cannot run the reference model: {_one_line(e)}") from None
+        live = [(i, r) for i, r in enumerate(runners) if not isinstance(r, Exception)]
+        for _, run in live + ([(-1, ref_run)] if ref_run is not None else []):
+            for _ in range(protocol.warmup):
+                run()
+        timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
+        ref_timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
+        clock = time.perf_counter_ns
+        def timed(run: Runner, n: int) -> list[float]:
+            ts = []
+            for _ in range(n):
+                t0 = clock()
+                run()
+                ts.append((clock() - t0) / 1e6)
+            return ts
+
+        for _ in range(protocol.rounds):
+            for i, run in live:
+                before = timed(ref_run, protocol.repeats) if ref_run is not None else []
+                timings[i].append(timed(run, protocol.repeats))
+                after = timed(ref_run, protocol.repeats) if ref_run is not None else []
+                ref_timings[i].append(before + after)
+        out: list[Measurement | Exception] = []
+        for i, r in enumerate(runners):
+            if isinstance(r, Exception):
+                out.append(r)
+                continue
+            m = Measurement.from_timings(timings[i], protocol)
+            if ref_run is not None:
+                m = m.with_reference(timings[i], ref_timings[i])
+            out.append(m)
+        return out
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def get_backend(name: str, threads: int = 1, batch_size: int = 1, device_id: int = 0,
+                precision: str = "fp32") -> Backend:
+    """The registered backend `name`, configured; a backend this machine cannot run raises one line why."""
+    cls = BACKENDS.get(name)
+    ok, reason = cls.available()
+    if not ok:
+        raise HwnasError(f"backend {name!r} is not available here: {reason}")
+    return cls(threads=threads, batch_size=batch_size, device_id=device_id, precision=precision)
+
+
+def list_backends(available_only: bool = False) -> list[str]:
+    return [n for n in BACKENDS.names() if not available_only or BACKENDS.get(n).available()[0]]

@@ -1,0 +1,83 @@
+"""The work that must run on the measured device, with JSON in and JSON out so the same functions run in this
+process or as Ray tasks on the node that carries the device. Heavy imports stay inside the functions."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from latency_tables.backends import get_backend
+from latency_tables.models import export_block, export_overhead_model, export_reference_model, export_subnet
+from latency_tables.protocol import Protocol
+from search_spaces import BlockSpec, SubnetConfig, get_space
+from search_spaces.errors import HwnasError
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _subdir(tmp: str) -> Path:
+    d = Path(tmp) / "reference"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def device_fingerprint(backend: str, backend_args: dict[str, Any]) -> dict[str, Any]:
+    return get_backend(backend, **backend_args).fingerprint()
+
+
+def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict[str, Any],
+                   protocol: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """key -> {"measurement": {...}} or {"unsupported": reason}; the keys are measured interleaved."""
+    be = get_backend(backend, **backend_args)
+    sp = get_space(space)
+    proto = Protocol.from_dict(protocol)
+    out: dict[str, dict[str, Any]] = {}
+    items: list[tuple[str, Any, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
+        for key in keys:
+            b = BlockSpec.from_key(key)
+            ok, reason = be.supports(b.weight_bits, b.act_bits)
+            if not ok:
+                out[key] = {"unsupported": reason}
+                continue
+            path, shape = export_block(sp, b, tmp, batch=be.batch_size)
+            items.append((key, path, shape))
+        ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
+        results = be.measure_many([(p, s) for _, p, s in items], proto, ref)
+        for (key, _, _), r in zip(items, results):
+            out[key] = {"unsupported": f"{be.name} cannot run it: {_one_line(r)}"} if isinstance(r, Exception) \
+                else {"measurement": r.to_dict()}
+    return out
+
+
+def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    be = get_backend(backend, **backend_args)
+    with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
+        path, shape = export_overhead_model(f"{tmp}/overhead.onnx", be.batch_size)
+        proto = Protocol.from_dict(protocol)
+        ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
+        r = be.measure_many([(path, shape)], proto, ref)[0]
+        if isinstance(r, Exception):
+            raise HwnasError(f"{be.name}: cannot run the overhead model: {_one_line(r)}")
+        return r.to_dict()
+
+
+def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, backend_args: dict[str, Any],
+                    protocol: dict[str, Any]) -> list[dict[str, Any]]:
+    """Whole subnets end to end (exported, quantized per policy), measured interleaved."""
+    be = get_backend(backend, **backend_args)
+    sp = get_space(space)
+    proto = Protocol.from_dict(protocol)
+    with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
+        items = [export_subnet(sp, SubnetConfig.from_dict(c), tmp, batch=be.batch_size) for c in configs]
+        ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
+        results = be.measure_many(items, proto, ref)
+    out = []
+    for c, r in zip(configs, results):
+        if isinstance(r, Exception):
+            raise HwnasError(f"{be.name}: cannot run subnet {SubnetConfig.from_dict(c).to_json()}: {_one_line(r)}")
+        out.append(r.to_dict())
+    return out

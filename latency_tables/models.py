@@ -1,0 +1,116 @@
+"""Turn what a table measures into ONNX files as deployed: one block (`BlockSpec`), a whole subnet, and the
+trivial model that measures the backend's per-inference overhead. Quantized parts go through
+`quantize_onnx` exactly as an exported subnet does."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from latency_tables.quantize import quantize_onnx
+from search_spaces import BlockSpec, SearchSpace, SubnetConfig
+from search_spaces.layers import build_block
+from search_spaces.onnx_export import export_onnx
+
+_SUPERNETS: dict[str, nn.Module] = {}
+QUANT_PARTS = ("expand", "depthwise", "pointwise")
+
+
+def calibration_inputs(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """Random inputs for static quantization: latency does not depend on the values, only on the graph."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
+
+
+def block_input_shape(b: BlockSpec, batch: int) -> tuple[int, int, int, int]:
+    return (batch, b.in_ch, b.in_hw, b.in_hw)
+
+
+def block_policy(b: BlockSpec) -> dict[str, tuple[int, int]]:
+    """The quantized convolutions of a standalone block, named as in its exported graph."""
+    if not b.quantized:
+        return {}
+    parts = QUANT_PARTS if b.op == "mbconv" else QUANT_PARTS[1:] if b.op == "dsconv" else ()
+    if not parts:  # stem, final expand and head are always float in these spaces
+        return {"conv": (b.weight_bits, b.act_bits)} if b.op == "conv" else {}
+    return {f"{p}.conv": (b.weight_bits, b.act_bits) for p in parts}
+
+
+def export_block(space: SearchSpace, b: BlockSpec, directory: str | os.PathLike[str], batch: int = 1,
+                 seed: int = 0) -> tuple[Path, tuple[int, int, int, int]]:
+    """ONNX of one block as deployed (quantized per its bits); returns (path, input shape)."""
+    torch.manual_seed(seed)
+    d = Path(directory)
+    shape = block_input_shape(b, batch)
+    stem = b.key.replace(":", "_")
+    float_path = d / f"{stem}.float.onnx"
+    export_onnx(build_block(b, space.spec), shape, float_path)
+    policy = block_policy(b)
+    if not policy:
+        return float_path, shape
+    q_path = d / f"{stem}.onnx"
+    quantize_onnx(float_path, q_path, policy, calibration_inputs(shape, seed=seed))
+    return q_path, shape
+
+
+def random_supernet(space: SearchSpace, seed: int = 0) -> nn.Module:
+    """A random-init supernet for timing only, with non-degenerate BatchNorm scales (the training init zeroes
+    the last BN of each block, which would make whole weight tensors zero)."""
+    key = f"{space.name}:{space.spec.num_classes}:{space.spec.in_channels}:{seed}"
+    if key not in _SUPERNETS:
+        torch.manual_seed(seed)
+        net = space.build_supernet().eval()
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.weight.uniform_(0.5, 1.5)
+        _SUPERNETS[key] = net
+    return _SUPERNETS[key]
+
+
+def export_subnet(space: SearchSpace, config: SubnetConfig, directory: str | os.PathLike[str], batch: int = 1,
+                  seed: int = 0) -> tuple[Path, tuple[int, int, int, int]]:
+    """The whole subnet as deployed: extracted, exported float, quantized per `Subnet.quant_policy()`."""
+    space.check(config)
+    net = random_supernet(space, seed)
+    policy = net.extract(config).quant_policy()  # the fake-quant extract carries the activation bits
+    sub = net.extract(config, fake_quant=False)  # the float graph that ONNX Runtime quantizes
+    d = Path(directory)
+    shape = space.input_shape(config, batch)
+    name = "subnet-" + hashlib.sha1(config.to_json().encode()).hexdigest()[:12]
+    float_path = d / f"{name}.float.onnx"
+    export_onnx(sub, shape, float_path)
+    if not policy:
+        return float_path, shape
+    q_path = d / f"{name}.onnx"
+    quantize_onnx(float_path, q_path, policy, calibration_inputs(shape, seed=seed))
+    return q_path, shape
+
+
+REFERENCE_BLOCK = "mbconv:in16x16:c16-48-16:k3:s1:relu:se0:w32a32"
+
+
+def export_reference_model(directory: str | os.PathLike[str], batch: int = 1) -> tuple[Path, tuple[int, ...]]:
+    """The fixed model timed alongside everything (protocol.reference): one float inverted-residual block,
+    the same on every space and device, seed 0."""
+    from search_spaces import get_space
+
+    return export_block(get_space("mbv3-tiny"), BlockSpec.from_key(REFERENCE_BLOCK), directory, batch=batch)
+
+
+def export_overhead_model(path: str | os.PathLike[str], batch: int = 1) -> tuple[Path, tuple[int, int, int, int]]:
+    """The smallest real model (one Relu on a 1x1x1 input): its latency is the per-inference overhead that every
+    isolated block pays once and a whole model pays once in total."""
+    shape = (batch, 1, 1, 1)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 1, 1])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, 1, 1])
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["logits"], name="relu")], "overhead", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    onnx.save(model, str(path))
+    return Path(path), shape

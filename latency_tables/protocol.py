@@ -1,0 +1,65 @@
+"""The measurement protocol: how a latency number is taken. Stored with every table, because on a shared or
+throttling machine the protocol (statistic, repetitions, interleaving) matters as much as the table itself."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from search_spaces.errors import bad_value
+
+PROTOCOL_VERSION = 1
+STATISTICS = ("median", "trimmed_mean", "min_of_round_medians")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """warmup: untimed runs per model before timing. repeats: timed runs per model per round. rounds: the
+    models measured together are visited round-robin `rounds` times (interleaving), so a burst of load on the
+    machine hits all of them alike instead of one. statistic: how the `rounds * repeats` timings become one
+    number (`median` by default; `min_of_round_medians` for very noisy machines). cpu_mem_arena: ONNX Runtime's
+    CPU arena (off gave tighter runs, FACTS.md). interleave: how many models are measured together.
+    reference: also time a fixed reference model in every round and store each model's latency *relative* to it
+    (`ref_ratio`); a table then uses ratio x the reference's typical latency, which cancels slow changes of
+    machine load between the time blocks were measured and the time a whole model is (on a shared machine these
+    swing by +-50 %; ratios of alternated runs are stable, FACTS.md). On a dedicated device it changes ~nothing."""
+
+    warmup: int = 10
+    repeats: int = 20
+    rounds: int = 5
+    statistic: str = "median"
+    interleave: int = 8
+    cpu_mem_arena: bool = False
+    reference: bool = True
+    version: int = PROTOCOL_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("warmup", "repeats", "rounds", "interleave"):
+            v = getattr(self, name)
+            low = 0 if name == "warmup" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise bad_value(f"protocol.{name}", v, f"an integer >= {low}")
+        if self.statistic not in STATISTICS:
+            raise bad_value("protocol.statistic", self.statistic, f"one of {', '.join(STATISTICS)}")
+        if not isinstance(self.reference, bool) or not isinstance(self.cpu_mem_arena, bool):
+            raise bad_value("protocol.reference / cpu_mem_arena", (self.reference, self.cpu_mem_arena), "true or false")
+        if self.version != PROTOCOL_VERSION:
+            raise bad_value("protocol.version", self.version, str(PROTOCOL_VERSION))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Protocol:
+        if not isinstance(d, Mapping):
+            raise bad_value("protocol", d, "a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise bad_value(f"protocol key {unknown[0]!r}", d[unknown[0]], f"keys {', '.join(sorted(known))}")
+        return cls(**dict(d))
+
+    @classmethod
+    def quick(cls) -> Protocol:
+        """A short protocol for tests and smoke runs (numbers are noisier)."""
+        return cls(warmup=3, repeats=5, rounds=2, interleave=8)

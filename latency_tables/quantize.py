@@ -1,0 +1,225 @@
+"""Quantize an exported float ONNX model the way it is deployed: ONNX Runtime static QDQ.
+
+Only the convolutions named in the policy are quantized (keys are module names as `Subnet.quant_policy()` gives
+them, e.g. `blocks.3.expand.conv`); every other node stays float.
+- activations quantized (`act_bits` 8): static QDQ from `onnxruntime.quantization.quantize_static`, per-channel
+  signed weights and *unsigned* 8-bit activations (on x86 signed activations fuse only half the convolutions and
+  run 3-6x slower, FACTS.md);
+- activations float (`act_bits` 32): weight-only quantization -- the weight is stored as int8/int4 behind a
+  `DequantizeLinear`, which is what a weight-only deployment runs;
+- 4-bit weights need `DequantizeLinear` on INT4, i.e. opset >= 21: the model's opset is converted when needed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from search_spaces.errors import HwnasError, bad_value
+from search_spaces.files import atomic_path
+
+INT4_OPSET = 21
+WEIGHT_BITS = (4, 8)
+ACT_BITS = (8, 32)
+
+
+def onnx_conv_module_names(model: onnx.ModelProto) -> dict[str, str]:
+    """Dotted module name -> ONNX node name for every Conv node. The TorchScript exporter names a conv
+    `/blocks/blocks.3/expand/conv/Conv` for the module `blocks.3.expand.conv`: each scope repeats its parent's
+    name as a prefix for container items, which is dropped here."""
+    out: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv" or not node.name.startswith("/"):
+            continue
+        parts = [p for p in node.name.split("/")[1:-1] if p]
+        dotted: list[str] = []
+        for p in parts:
+            prefix = ".".join(dotted)
+            if dotted and p.startswith(prefix + "."):
+                dotted = p.split(".")
+            else:
+                dotted.extend(p.split("."))
+        out[".".join(dotted)] = node.name
+    return out
+
+
+def _inline_shared_initializers(model: onnx.ModelProto) -> None:
+    """The exporter deduplicates identical weights into `Identity(initializer)` nodes; the quantizer needs each
+    conv's weight to be an initializer of its own, so give every such Identity output a copy (in place)."""
+    inits = {t.name: t for t in model.graph.initializer}
+    keep: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            t = onnx.TensorProto()
+            t.CopyFrom(inits[node.input[0]])
+            t.name = node.output[0]
+            model.graph.initializer.append(t)
+        else:
+            keep.append(node)
+    if len(keep) != len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+        used = {i for n in model.graph.node for i in n.input}
+        for t in [t for t in model.graph.initializer if t.name not in used]:
+            model.graph.initializer.remove(t)
+
+
+def _check_policy(policy: Mapping[str, tuple[int, int]]) -> None:
+    for name, bits in policy.items():
+        if not (isinstance(bits, (tuple, list)) and len(bits) == 2):
+            raise bad_value(f"policy[{name!r}]", bits, "(weight_bits, act_bits)")
+        w, a = int(bits[0]), int(bits[1])
+        if w not in WEIGHT_BITS + (32,):
+            raise bad_value(f"policy[{name!r}] weight bits", w, "4, 8 or 32")
+        if a not in ACT_BITS:
+            raise bad_value(f"policy[{name!r}] activation bits", a, "8 or 32")
+        if a < 32 and w >= 32:
+            raise bad_value(f"policy[{name!r}]", (w, a), "activations quantized only with quantized weights")
+
+
+def _to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if current >= opset:
+        return model
+    from onnx import version_converter
+
+    converted = version_converter.convert_version(model, opset)
+    converted.ir_version = max(converted.ir_version, 10)
+    return converted
+
+
+def _per_channel_symmetric(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Signed symmetric per-output-channel quantization (as the QDQ quantizer does for weights)."""
+    qmax = 2 ** (bits - 1) - 1
+    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+    q = np.clip(np.round(w / scale.reshape(-1, *([1] * (w.ndim - 1)))), -qmax, qmax).astype(np.int8)
+    return q, scale
+
+
+def _weight_only(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
+    """Replace the float weight of each named Conv by an int8/int4 initializer + DequantizeLinear (in place)."""
+    inits = {t.name: t for t in model.graph.initializer}
+    by_name = {n.name: n for n in model.graph.node}
+    new_nodes: list[onnx.NodeProto] = []
+    for node_name, bits in nodes.items():
+        node = by_name[node_name]
+        wname = node.input[1]
+        if wname not in inits:
+            raise HwnasError(f"quantize: the weight of {node_name} is not a constant initializer")
+        w = numpy_helper.to_array(inits[wname]).astype(np.float32)
+        q, scale = _per_channel_symmetric(w, bits)
+        dtype = onnx.TensorProto.INT4 if bits == 4 else onnx.TensorProto.INT8
+        base = f"{wname}_wq{bits}"
+        qt = helper.make_tensor(base, dtype, q.shape, q.flatten().tolist())
+        st = numpy_helper.from_array(scale, f"{base}_scale")
+        zt = helper.make_tensor(f"{base}_zero", dtype, [scale.shape[0]], [0] * scale.shape[0])
+        model.graph.initializer.extend([qt, st, zt])
+        dq = helper.make_node("DequantizeLinear", [base, st.name, zt.name], [f"{base}_dq"],
+                              name=f"{node_name}_weight_DequantizeLinear", axis=0)
+        node.input[1] = dq.output[0]
+        new_nodes.append(dq)
+    # DequantizeLinear nodes first: the graph stays topologically sorted (their inputs are initializers)
+    kept = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(new_nodes + kept)
+    used = {i for n in model.graph.node for i in n.input}
+    for t in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(t)
+
+
+def _requantize_weights(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
+    """Re-store the int8 weights the static quantizer wrote for these Conv nodes at `bits` (int4), per channel,
+    symmetric: the quantizer takes one weight type per model, a policy may mix 4- and 8-bit blocks."""
+    inits = {t.name: t for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    by_name = {n.name: n for n in model.graph.node}
+    for node_name, bits in nodes.items():
+        dq = producers.get(by_name[node_name].input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+            raise HwnasError(f"quantize: expected a quantized weight on {node_name}, found none")
+        q8 = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float32)
+        scale8 = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
+        w = q8 * scale8.reshape(-1, *([1] * (q8.ndim - 1)))
+        q, scale = _per_channel_symmetric(w, bits)
+        dtype = onnx.TensorProto.INT4 if bits == 4 else onnx.TensorProto.INT8
+        base = f"{dq.input[0]}_w{bits}"
+        model.graph.initializer.extend([
+            helper.make_tensor(base, dtype, q.shape, q.flatten().tolist()),
+            numpy_helper.from_array(scale, f"{base}_scale"),
+            helper.make_tensor(f"{base}_zero", dtype, [scale.shape[0]], [0] * scale.shape[0]),
+        ])
+        dq.input[0], dq.input[1] = base, f"{base}_scale"
+        if len(dq.input) > 2:
+            dq.input[2] = f"{base}_zero"
+        else:
+            dq.input.append(f"{base}_zero")
+    used = {i for n in model.graph.node for i in n.input}
+    for t in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(t)
+
+
+class _Reader:
+    """Calibration data reader over a list of input arrays."""
+
+    def __init__(self, input_name: str, arrays: Sequence[np.ndarray]) -> None:
+        self._it = iter([{input_name: np.asarray(a, dtype=np.float32)} for a in arrays])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def quantize_onnx(float_onnx: str | os.PathLike[str], out_onnx: str | os.PathLike[str],
+                  policy: Mapping[str, tuple[int, int]], calibration: list[np.ndarray]) -> None:
+    """Write `out_onnx`: `float_onnx` with the policy's convolutions quantized as deployed (static QDQ,
+    per-channel signed weights, U8 activations; weight-only where activations stay float). Atomic."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    _check_policy(policy)
+    model = onnx.load(str(float_onnx))
+    _inline_shared_initializers(model)
+    convs = onnx_conv_module_names(model)
+    missing = [k for k in policy if k not in convs]
+    if missing:
+        known = ", ".join(sorted(convs)[:6])
+        raise HwnasError(f"quantize: policy names conv {missing[0]!r}, not in {Path(float_onnx).name} "
+                         f"(its convs: {known}, ...)")
+    static = {convs[k]: int(w) for k, (w, a) in policy.items() if int(w) < 32 and int(a) < 32}
+    weight_only = {convs[k]: int(w) for k, (w, a) in policy.items() if int(w) < 32 and int(a) >= 32}
+    needs_int4 = any(int(w) == 4 for w, a in policy.values())
+    if static and not calibration:
+        raise bad_value("calibration", "[]", "at least one input array (activations are quantized)")
+    with tempfile.TemporaryDirectory(prefix="hwnas-q-") as tmp, atomic_path(out_onnx) as out_tmp:
+        cur = Path(tmp) / "float.onnx"
+        if needs_int4:
+            model = _to_opset(model, INT4_OPSET)
+        onnx.save(model, str(cur))
+        if static:
+            pre = Path(tmp) / "pre.onnx"
+            try:  # shape inference (+ basic optimization) helps the quantizer find every tensor's type
+                quant_pre_process(str(cur), str(pre), skip_optimization=True)
+                cur = pre
+            except Exception:  # noqa: BLE001 -- pre-processing is an aid, not a requirement
+                pass
+            m = onnx.load(str(cur))
+            qpath = Path(tmp) / "static.onnx"
+            quantize_static(
+                str(cur), str(qpath), _Reader(m.graph.input[0].name, calibration),
+                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_quantize=list(static), op_types_to_quantize=["Conv"],
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+            cur = qpath
+        model = onnx.load(str(cur))
+        four = {n: b for n, b in static.items() if b == 4}
+        if four:
+            _requantize_weights(model, four)
+        if weight_only:
+            _weight_only(model, weight_only)
+        onnx.save(model, str(out_tmp))

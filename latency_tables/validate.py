@@ -1,0 +1,100 @@
+"""Validation: how close is the table's prediction to what the device really does with the whole model?
+Random subnets (never those used for calibration) are exported whole, quantized per policy, measured end to end
+with the table's backend and protocol, and compared to the prediction before and after calibration."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from latency_tables import device_tasks
+from latency_tables.backends.base import BACKENDS
+from latency_tables.executor import LocalExecutor, RayExecutor
+from latency_tables.protocol import Protocol
+from latency_tables.sampling import sample_configs
+from latency_tables.table import LatencyTable
+from search_spaces import SubnetConfig
+from search_spaces.errors import HwnasError, bad_value
+
+
+def error_stats(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """within_5pct / within_10pct (fractions), mape (fraction), rmse_ms."""
+    rel = np.abs(predicted - measured) / measured
+    return {"within_5pct": float(np.mean(rel <= 0.05)), "within_10pct": float(np.mean(rel <= 0.10)),
+            "mape": float(rel.mean()), "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2)))}
+
+
+def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str | None = None,
+                   configs: Sequence[SubnetConfig] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Measure `n` random held-out subnets end to end and report prediction errors, calibrated and not.
+    Returns {n, within_5pct, within_10pct, mape, rmse_ms, uncalibrated: {...}, calibrated: bool, subnets}."""
+    if not isinstance(n, int) or n < 1:
+        raise bad_value("n", n, "an integer >= 1")
+    sp = table.search_space
+    cls = BACKENDS.get(table.backend)
+    if ray_address is not None:
+        ex: LocalExecutor | RayExecutor = RayExecutor(ray_address, table.device_tag)
+    else:
+        ok, reason = cls.available()
+        if not ok:
+            raise HwnasError(f"backend {table.backend!r} is not available here: {reason}")
+        here = cls(threads=int(table.fingerprint.get("threads", 1)),
+                   batch_size=int(table.fingerprint.get("batch_size", 1))).fingerprint()
+        if here.get("device") != table.fingerprint.get("device"):
+            raise HwnasError(f"table was measured on {table.fingerprint.get('device')!r} but this machine is "
+                             f"{here.get('device')!r}; validate on the table's device (or with --ray-address)")
+        ex = LocalExecutor()
+    exclude = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
+    if configs is None:
+        configs = sample_configs(sp, n, seed, table.resolutions, exclude=exclude, supported=table.supported)
+    else:
+        configs = [c for c in configs if c.to_json() not in exclude][:n]
+    if not configs:
+        raise HwnasError("validate: no held-out subnet to measure")
+    args = {"threads": int(table.fingerprint.get("threads", 1)),
+            "batch_size": int(table.fingerprint.get("batch_size", 1))}
+    step = Protocol.from_dict(table.protocol).interleave
+    from tqdm import tqdm
+
+    measured: list[dict[str, Any]] = []
+    with tqdm(total=len(configs), unit="subnet", desc="validate", disable=not progress or None) as bar:
+        for i in range(0, len(configs), step):
+            part = configs[i : i + step]
+            measured += ex.call(device_tasks.measure_subnets, sp.name, [c.to_dict() for c in part], table.backend,
+                                args, table.protocol)
+            bar.update(len(part))
+    y = np.array([table.latency_ms(m) for m in measured])
+    y_raw = np.array([m["median_ms"] for m in measured])
+    raw = table.predict(configs, calibrated=False)
+    cal = table.predict(configs, calibrated=True)
+    report: dict[str, Any] = {"n": len(configs), **error_stats(cal, y), "uncalibrated": error_stats(raw, y),
+                              "calibrated": table.calibration is not None, "load_normalized": table.normalized,
+                              "space": table.space, "device_tag": table.device_tag, "backend": table.backend,
+                              "seed": seed}
+    if table.normalized:  # the same predictions against the plain medians, load swings included
+        report["raw_medians"] = {"calibrated": error_stats(cal, y_raw), "uncalibrated": error_stats(raw, y_raw)}
+    report["subnets"] = [{"config": c.to_dict(), "measured_ms": float(v), "median_ms": m["median_ms"],
+                          "p90_ms": m["p90_ms"], "ref_ms": m.get("ref_ms"), "predicted_ms": float(p),
+                          "predicted_uncalibrated_ms": float(r)}
+                         for c, v, m, p, r in zip(configs, y, measured, cal, raw)]
+    return report
+
+
+def measure_subnet(space: Any, config: SubnetConfig, backend: Any, protocol: Protocol | None = None):
+    """One subnet end to end on `backend` (a `Backend` or a name): extracted from a random-init supernet,
+    exported whole, quantized per its policy, measured. Returns a `Measurement`."""
+    import tempfile
+
+    from latency_tables.backends import get_backend
+    from latency_tables.models import export_subnet
+    from search_spaces import get_space
+
+    sp = get_space(space) if isinstance(space, str) else space
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
+        path, shape = export_subnet(sp, config, tmp, batch=be.batch_size)
+        return be.measure(path, shape, protocol)
+
+
+__all__ = ["error_stats", "measure_subnet", "validate_table"]

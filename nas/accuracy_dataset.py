@@ -1,0 +1,268 @@
+"""Accuracy data sets for predictors: evaluate sampled subnets of a trained supernet on the holdout split and
+append one JSON object per line, so an interrupted collection resumes where it stopped.
+
+Line schema (the predictors read exactly this):
+    {"config": SubnetConfig.to_dict(), "accuracy": top-1 percent, "quantized": config.is_quantized,
+     "split": "holdout", "data": data set name, "supernet": "sha256:<hex>" of the checkpoint, "seconds": eval time}
+
+Whole lines only: each record is written with its newline in one `write`, flushed and fsynced; on resume a torn
+last line (no newline, or not JSON) is cut off, configs already present are skipped. The configs are a fixed
+seeded sequence (`sample_configs`), so asking for more later extends the same sequence.
+Evaluation runs here, or as Ray tasks (`workers > 1` or `ray_address`), each task a chunk of configs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, get_space
+from search_spaces.errors import bad_value
+
+RECORD_KEYS = ("config", "accuracy", "quantized", "split", "data", "supernet", "seconds")
+
+
+def checkpoint_id(path: str | os.PathLike[str]) -> str:
+    """'sha256:<hex>' of the checkpoint file's bytes: the same weights give the same id wherever they lie."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--supernet: got {str(path)!r}, allowed: an existing checkpoint file")
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def sample_configs(space: SearchSpace, n: int, seed: int = 0, quantized_fraction: float = 0.5) -> list[SubnetConfig]:
+    """`n` distinct configs; each is quantized (random per-block bits) with probability `quantized_fraction`,
+    else float. The first k of the list do not depend on n (a longer collection extends a shorter one)."""
+    if not 0.0 <= quantized_fraction <= 1.0:
+        raise bad_value("quantized_fraction", quantized_fraction, "a fraction in [0, 1]")
+    if n < 0:
+        raise bad_value("n", n, "an integer >= 0")
+    rng = np.random.default_rng(seed)
+    out: list[SubnetConfig] = []
+    seen: set[SubnetConfig] = set()
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 100 * n + 1000:
+            raise InputError(f"n: got {n}, allowed: at most the number of distinct configs the space can sample")
+        c = space.sample(rng, quantize=bool(rng.random() < quantized_fraction))
+        if c not in seen:
+            seen.add(c)
+            out.append(c)
+    return out
+
+
+def _config_key(d: dict[str, Any]) -> str:
+    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+
+def read_records(path: str | os.PathLike[str], repair: bool = False) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file. A torn last line (an interrupted write) is ignored, and with `repair`
+    cut off the file; a bad line elsewhere is an error naming its line number."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    raw = p.read_bytes()
+    records: list[dict[str, Any]] = []
+    good_end = 0
+    pos = 0
+    lineno = 0
+    while pos < len(raw):
+        nl = raw.find(b"\n", pos)
+        end = len(raw) if nl < 0 else nl + 1
+        line = raw[pos:end]
+        lineno += 1
+        last = end >= len(raw)
+        try:
+            rec = json.loads(line) if line.strip() else None
+            if rec is not None and (not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS)):
+                raise ValueError("missing keys")
+            if nl < 0 and rec is not None:
+                raise ValueError("no newline")
+        except ValueError:
+            if last:
+                break  # torn tail
+            raise HwnasError(f"{p}: line {lineno} is not an accuracy record (expected keys {', '.join(RECORD_KEYS)})")
+        if rec is not None:
+            records.append(rec)
+        good_end = end
+        pos = end
+    if repair and good_end < len(raw):
+        with p.open("r+b") as f:
+            f.truncate(good_end)
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+def append_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Append whole lines (one write each), flushed and fsynced."""
+    with path.open("ab") as f:
+        for r in records:
+            f.write((json.dumps(r, separators=(",", ":")) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---- evaluation, here or in a Ray worker ----------------------------------------------------------------------
+_WORKER_CACHE: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str, data_seed: int):  # type: ignore[no-untyped-def]
+    key = (ckpt_id, data_name, data_seed)
+    if key not in _WORKER_CACHE:
+        from nas.train import load_for_eval
+
+        if ckpt_bytes is not None:  # a worker on another node: the checkpoint travels through the object store
+            with tempfile.TemporaryDirectory() as d:
+                p = Path(d) / "supernet.pt"
+                p.write_bytes(ckpt_bytes)
+                net, data, _ = load_for_eval(p, data_name, data_seed=data_seed)
+        else:
+            net, data, _ = load_for_eval(ckpt_path, data_name, data_seed=data_seed)  # type: ignore[arg-type]
+        _WORKER_CACHE.clear()
+        _WORKER_CACHE[key] = (net, data)
+    return _WORKER_CACHE[key]
+
+
+def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str, data_seed: int,
+                   configs: list[dict[str, Any]], split: str, calib_batches: int, threads: int | None) -> list[dict[str, Any]]:
+    """Records for `configs` (dicts); the supernet and data are loaded once per process."""
+    from nas.train import evaluate, set_threads
+
+    set_threads(threads)
+    net, data = _load(ckpt_path, ckpt_bytes, ckpt_id, data_name, data_seed)
+    out = []
+    for d in configs:
+        c = SubnetConfig.from_dict(d)
+        t0 = time.perf_counter()
+        acc = evaluate(net, c, data, split, calib_batches=calib_batches)
+        out.append({"config": c.to_dict(), "accuracy": round(acc, 4), "quantized": c.is_quantized, "split": split,
+                    "data": data_name, "supernet": ckpt_id, "seconds": round(time.perf_counter() - t0, 4)})
+    return out
+
+
+_REMOTE: Any = None
+
+
+def _remote_evaluate_chunk() -> Any:
+    """The Ray remote version of `evaluate_chunk`, created once per process (ray is imported only if used)."""
+    global _REMOTE
+    if _REMOTE is None:
+        import ray
+
+        _REMOTE = ray.remote(num_cpus=1)(evaluate_chunk)
+    return _REMOTE
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out: str | os.PathLike[str],
+            seed: int = 0, quantized_fraction: float = 0.5, split: str = "holdout", workers: int = 1,
+            ray_address: str | None = None, calib_batches: int = 8, chunk_size: int = 8, progress: bool = True,
+            threads: int | None = None) -> dict[str, Any]:
+    """Evaluate `n` sampled subnets of `supernet` on `split` and append their records to `out` (resuming).
+    Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
+    from nas.checkpoint import read_checkpoint
+
+    if not isinstance(n, int) or n < 1:
+        raise bad_value("--n", n, "an integer >= 1")
+    if split not in ("train", "holdout", "test"):
+        raise bad_value("--split", split, "one of train, holdout, test")
+    if workers < 1:
+        raise bad_value("--workers", workers, "an integer >= 1")
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(f"--out: {out} is a directory, allowed: a .jsonl file path")
+    ckpt_id = checkpoint_id(supernet)
+    payload = read_checkpoint(supernet)
+    meta = payload.get("meta", {})
+    data_name = data_name or meta.get("data")
+    if not data_name:
+        raise InputError(f"--data: {supernet} does not record its data set, allowed: give --data NAME")
+    data_seed = int(meta.get("data_seed", 0))
+    space = get_space(payload["space"], num_classes=payload["num_classes"], in_channels=payload["in_channels"])
+    del payload
+
+    existing = read_records(out, repair=True)
+    for i, r in enumerate(existing):
+        if r.get("supernet") != ckpt_id or r.get("data") != data_name or r.get("split") != split:
+            raise InputError(f"--out: {out} line {i + 1} is for supernet {r.get('supernet')}, data {r.get('data')!r}, "
+                             f"split {r.get('split')!r}; allowed: records of {ckpt_id}, {data_name!r}, {split!r} "
+                             "(use another --out)")
+    done = {_config_key(r["config"]) for r in existing}
+    todo = [c.to_dict() for c in sample_configs(space, n, seed, quantized_fraction)]
+    todo = [d for d in todo if _config_key(d) not in done]
+    t0 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(exist_ok=True)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="subnets", dynamic_ncols=True)
+    accs: list[float] = []
+
+    def write(records: list[dict[str, Any]]) -> None:
+        append_records(out, records)
+        accs.extend(r["accuracy"] for r in records)
+        if bar is not None:
+            bar.update(len(records))
+            bar.set_postfix(acc=f"{np.mean(accs):.2f}")
+
+    if todo and (workers > 1 or ray_address):
+        _collect_ray(supernet, ckpt_id, data_name, data_seed, todo, split, calib_batches, chunk_size, workers,
+                     ray_address, write)
+    else:
+        for chunk in _chunks(todo, chunk_size):
+            write(evaluate_chunk(str(supernet), None, ckpt_id, data_name, data_seed, chunk, split, calib_batches,
+                                 threads))
+    if bar is not None:
+        bar.close()
+    return {"out": str(out), "n": len(existing) + len(accs), "existing": len(existing), "new": len(accs),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "mean_accuracy": round(float(np.mean(accs)), 3) if accs else None, "supernet": ckpt_id}
+
+
+def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str, data_seed: int,
+                 todo: list[dict[str, Any]], split: str, calib_batches: int, chunk_size: int, workers: int,
+                 ray_address: str | None, write: Callable[[list[dict[str, Any]]], None]) -> None:
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if ray_address:
+            ray.init(address=ray_address, log_to_driver=False)
+        else:
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            started = True  # a local instance of our own: end it when done
+    try:
+        remote = _remote_evaluate_chunk()
+        blob = ray.put(Path(supernet).read_bytes())
+        pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1)
+                   for chunk in _chunks(todo, chunk_size)]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                write(ray.get(ref))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+__all__ = ["RECORD_KEYS", "append_records", "checkpoint_id", "collect", "evaluate_chunk", "read_records",
+           "sample_configs"]

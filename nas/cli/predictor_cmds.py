@@ -1,0 +1,59 @@
+"""`hwnas predictor fit` (and `hwnas predictor dataset`, from `nas.cli.dataset_cmds`, when it is installed)."""
+from __future__ import annotations
+
+import click
+
+from nas.cli.options import echo_json
+
+
+@click.group()
+def predictor() -> None:
+    """Accuracy predictors: collect (subnet, accuracy) data, fit full-precision and quantization-aware models."""
+
+
+@predictor.command()
+@click.option("--dataset", "dataset_path", required=True, type=click.Path(dir_okay=False),
+              help="JSON-lines accuracy dataset (from `hwnas predictor dataset`).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write (atomically).")
+@click.option("--kind", default="mlp", show_default=True,
+              help="Full-precision model: mlp (ensemble; the qa model is transferred from it) or gbt (trees).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the models.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of architectures held out for the reported metrics.")
+@click.option("--space", default=None, help="Expected search space (checked against the dataset).")
+@click.option("--json", "as_json", is_flag=True, help="Print the held-out report as one JSON object.")
+def fit(dataset_path: str, out: str, kind: str, seed: int, test_fraction: float, space: str | None,
+        as_json: bool) -> None:
+    """Fit the fp predictor on float samples and the quantization-aware one (by transfer) on quantized samples;
+    report Kendall tau, Spearman and RMSE (accuracy points) on held-out subnets."""
+    from predictors import fit_predictor, load_accuracy_dataset
+
+    ds = load_accuracy_dataset(dataset_path, space=space)
+    bundle, report = fit_predictor(ds, kind=kind, seed=seed, test_fraction=test_fraction)
+    bundle.save(out)
+    report = {**report, "out": out}
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"{report['kind']} predictor for {report['space']}: {report['n_train']} train / {report['n_test']} "
+               f"held-out subnets -> {out}")
+    click.echo(f"  all  kendall_tau {report['kendall_tau']:.3f}  spearman {report['spearman']:.3f}  "
+               f"rmse {report['rmse']:.3f} points")
+    for role, m in report["models"].items():
+        if "kendall_tau" in m:
+            click.echo(f"  {role:<4} kendall_tau {m['kendall_tau']:.3f}  spearman {m['spearman']:.3f}  "
+                       f"rmse {m['rmse']:.3f} points  ({m['n_train']} train, {m['n_test']} held out)")
+
+
+def _add_dataset_command() -> None:
+    """`hwnas predictor dataset` lives with the supernet code; the group works without it."""
+    try:
+        from nas.cli.dataset_cmds import dataset
+    except ModuleNotFoundError as e:
+        if e.name == "nas.cli.dataset_cmds":
+            return
+        raise
+    predictor.add_command(dataset)
+
+
+_add_dataset_command()

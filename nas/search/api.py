@@ -1,0 +1,402 @@
+"""`run_search(SearchConfig(...)) -> SearchResult`: the Python API behind `hwnas search`."""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from optuna.trial import TrialState
+
+from search_spaces import HwnasError, InputError, SubnetConfig, get_space, list_spaces
+from search_spaces.errors import bad_value
+
+from nas.front import FrontEntry
+from nas.search.encoding import ENCODINGS
+from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
+from nas.search.evaluators import Evaluator, MeasuredEvaluator, PredictedEvaluator
+from nas.search.loaders import load_predictor, load_table
+from nas.search.objectives import Budgets, objective_values, parse_objectives
+from nas.search.output import CONFIG_FILE, FRONT_FILE, PLOT_FILE, SUMMARY_FILE, front_json, plot_front, write_json
+from nas.search.pareto import Normalizer, hypervolume, pareto_mask
+from nas.search.samplers import SAMPLERS
+from nas.search.storage import default_storage_url, describe_url, journal_path
+
+EVALUATORS = ("predicted", "measured")
+DEFAULT_ENCODING = {"nsga2": "block-dense", "random": "block", "tpe": "field"}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search. `trials` is the study's total: rerunning with the same storage and study continues it."""
+
+    space: str
+    out: str
+    predictor: str | None = None
+    table: str | None = None
+    objectives: tuple[str, ...] = ("accuracy", "latency", "size")
+    latency_ms: float | None = None
+    size_mb: float | None = None
+    min_accuracy: float | None = None
+    sampler: str = "nsga2"
+    trials: int = 2000
+    workers: int | None = None  # None: 0 (in this process) for predicted, 1 for measured
+    ray_address: str | None = None
+    storage: str | None = None  # None: <out>/study.journal
+    study: str | None = None  # None: hwnas-<space>-<table device tag>
+    seed: int = 0
+    evaluator: str = "predicted"
+    verify_top: int = 0
+    backend: str | None = None  # measured latency (and --verify-top)
+    supernet: str | None = None  # measured accuracy (and --verify-top)
+    data: str | None = None
+    encoding: str | None = None  # None: per sampler (DEFAULT_ENCODING)
+    batch_size: int | None = None  # None: population size for nsga2, 500 random, 32 tpe, 1 measured
+    population_size: int = 100
+    quantize: bool = True
+
+    def validate(self) -> SearchConfig:
+        if self.space not in list_spaces():
+            raise bad_value("--space", self.space, ", ".join(list_spaces()))
+        objectives = parse_objectives(self.objectives)
+        if self.sampler not in SAMPLERS:
+            raise bad_value("--sampler", self.sampler, ", ".join(SAMPLERS))
+        if self.evaluator not in EVALUATORS:
+            raise bad_value("--evaluator", self.evaluator, ", ".join(EVALUATORS))
+        _positive_int("--trials", self.trials)
+        _positive_int("--population-size", self.population_size, minimum=2)
+        if self.workers is not None:
+            _positive_int("--workers", self.workers, minimum=0)
+        if self.batch_size is not None:
+            _positive_int("--batch-size", self.batch_size)
+        _positive_int("--verify-top", self.verify_top, minimum=0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise bad_value("--seed", self.seed, "an integer >= 0")
+        if self.encoding is not None and self.encoding not in ENCODINGS:
+            raise bad_value("--encoding", self.encoding, ", ".join(ENCODINGS))
+        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
+        if self.evaluator == "predicted":
+            if self.predictor is None:
+                raise InputError("--predictor: missing, allowed: a predictor directory (needed by --evaluator predicted)")
+            if self.table is None:
+                raise InputError("--table: missing, allowed: a latency table file (needed by --evaluator predicted)")
+        if self.predictor is not None and not Path(self.predictor).exists():
+            raise InputError(f"--predictor: got {self.predictor!r}, allowed: an existing predictor directory")
+        if self.table is not None and not Path(self.table).is_file():
+            raise InputError(f"--table: got {self.table!r}, allowed: an existing latency table file")
+        if self.verify_top and self.backend is None and self.supernet is None:
+            raise InputError("--verify-top: needs --backend NAME and/or --supernet FILE to measure with")
+        if self.study is not None and not self.study.strip():
+            raise bad_value("--study", self.study, "a non-empty name")
+        return replace(self, objectives=objectives)
+
+    def resolved(self, device_tag: str | None = None) -> SearchConfig:
+        c = self.validate()
+        out = str(Path(c.out).resolve())
+        storage = c.storage or default_storage_url(out)
+        jp = journal_path(storage)
+        if jp is not None:
+            storage = str(jp.resolve())
+        elif storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+            storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
+        workers = c.workers if c.workers is not None else (0 if c.evaluator == "predicted" else 1)
+        encoding = c.encoding or DEFAULT_ENCODING[c.sampler]
+        if c.batch_size is not None:
+            batch = c.batch_size
+        elif c.evaluator == "measured":
+            batch = 1
+        else:
+            batch = {"nsga2": c.population_size, "random": 500, "tpe": 32}[c.sampler]
+        study = c.study or f"hwnas-{c.space}" + (f"-{device_tag}" if device_tag else "")
+        return replace(c, out=out, storage=storage, workers=workers, encoding=encoding, batch_size=batch,
+                       study=study, predictor=_abs(c.predictor), table=_abs(c.table), supernet=_abs(c.supernet))
+
+    def run_spec(self, resolutions: tuple[int, ...] | None = None) -> RunSpec:
+        assert self.storage and self.study and self.encoding and self.batch_size is not None
+        return RunSpec(space=self.space, objectives=tuple(self.objectives),
+                       budgets=Budgets(self.latency_ms, self.size_mb, self.min_accuracy).to_dict(),
+                       sampler=self.sampler, encoding=self.encoding, storage=self.storage, study=self.study,
+                       seed=self.seed, evaluator=self.evaluator, predictor=self.predictor, table=self.table,
+                       backend=self.backend, supernet=self.supernet, data=self.data, quantize=self.quantize,
+                       batch_size=self.batch_size, population_size=self.population_size,
+                       sync_every_batch=bool(self.workers and self.workers > 1), resolutions=resolutions)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["objectives"] = list(self.objectives)
+        if d.get("storage"):
+            d["storage"] = describe_url(d["storage"])
+        return d
+
+
+def _abs(p: str | None) -> str | None:
+    return None if p is None else str(Path(p).resolve())
+
+
+def _positive_int(field_: str, v: Any, minimum: int = 1) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise bad_value(field_, v, f"an integer >= {minimum}")
+
+
+@dataclass
+class SearchResult:
+    n_trials: int  # complete trials in the study
+    n_new: int  # trials this run added
+    n_pareto: int
+    hypervolume: float
+    trials_per_second: float
+    best: dict[str, dict[str, Any] | None]
+    front: list[FrontEntry]
+    study: str
+    storage: str
+    out: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    device_tag: str | None = None
+    device_fingerprint: dict[str, Any] | None = None
+    predictor: str | None = None
+    predictor_info: dict[str, Any] | None = None
+    config: SearchConfig | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n_trials": self.n_trials, "n_new": self.n_new, "n_pareto": self.n_pareto,
+                "hypervolume": self.hypervolume, "trials_per_second": self.trials_per_second, "best": self.best,
+                "study": self.study, "storage": describe_url(self.storage), "out": self.out}
+
+
+def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None = None,
+               evaluator: Evaluator | None = None) -> SearchResult:
+    """Run (or continue) the search; `progress(done, target)` is called as trials complete. `evaluator`
+    replaces the one built from `config` (in-process runs only: workers rebuild theirs from the config)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config.validate()
+    space = get_space(config.space)
+    predictor = load_predictor(config.predictor) if config.predictor else None
+    table = load_table(config.table) if config.table else None
+    cfg = config.resolved(getattr(table, "device_tag", None))
+    spec = cfg.run_spec(table_resolutions(space, table))
+    if evaluator is None:
+        if cfg.evaluator == "predicted":
+            evaluator = PredictedEvaluator(space, predictor, table)
+        else:
+            evaluator = MeasuredEvaluator(space, predictor=predictor, table=table, backend=cfg.backend,
+                                          supernet=cfg.supernet, data=cfg.data)
+    elif cfg.workers:
+        raise InputError("evaluator: a custom evaluator runs in this process only (use workers=0)")
+    study = open_study(spec, create=True)
+    before = count_complete(study)
+    target = cfg.trials
+    t0 = time.perf_counter()
+    worker_info: dict[str, Any] = {"workers": cfg.workers}
+    if before < target:
+        if cfg.workers == 0:
+            engine = SearchEngine(spec, worker="driver", evaluator=evaluator, study=study)
+            done = [before]
+
+            def step(b: int) -> None:
+                done[0] += b
+                if progress is not None:
+                    progress(done[0], target)
+
+            stats = engine.run(target - before, progress=step)
+            worker_info["stats"] = [asdict(stats)]
+        else:
+            from nas.search.workers import run_workers
+
+            def wprog(p: Any) -> None:
+                if progress is not None:
+                    progress(p.complete, target)
+
+            rep = run_workers(spec, target, cfg.workers, cfg.ray_address, progress=wprog)
+            worker_info.update(rounds=rep.rounds, lost_workers=rep.lost_workers, stats=rep.stats,
+                               ray_started=rep.ray_started, ray_address=rep.ray_address)
+    wall = time.perf_counter() - t0
+    # `study` re-reads the storage on each query (a journal replays only what was appended since): every worker's
+    # writes are visible without re-opening (and re-parsing) the whole journal
+    return _finish(cfg, spec, study, space, evaluator, predictor, table, before, wall, worker_info)
+
+
+def table_resolutions(space: Any, table: Any) -> tuple[int, ...] | None:
+    """The resolutions the search may use: those the latency table was measured at (None: all the space's)."""
+    res = getattr(table, "resolutions", None) if table is not None else None
+    if not res:
+        return None
+    allowed = tuple(r for r in space.spec.resolutions if r in {int(x) for x in res})
+    if not allowed:
+        raise InputError(f"--table: measured at resolutions {list(res)}, none of which is in space {space.name} "
+                         f"({list(space.spec.resolutions)})")
+    return None if allowed == tuple(space.spec.resolutions) else allowed
+
+
+def _trial_rows(study: Any, space: Any) -> tuple[list[Any], list[SubnetConfig], list[dict[str, Any]]]:
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.user_attrs.get("metrics") is not None]
+    configs = [space.config_from_params(t.params) for t in trials]
+    return trials, configs, [t.user_attrs["metrics"] for t in trials]
+
+
+def _entry(config: SubnetConfig, m: dict[str, Any], feasible: bool, trial: int) -> FrontEntry:
+    return FrontEntry(config=config, accuracy=float(m["accuracy"]), latency_ms=float(m["latency_ms"]),
+                      size_bytes=int(m["size_bytes"]), macs=int(m["macs"]), feasible=bool(feasible), trial=trial)
+
+
+def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ...],
+                     resolutions: tuple[int, ...] | None = None) -> Normalizer:
+    """Ideal and nadir from the space's extremes under `evaluator`: the smallest and the largest subnet at every
+    bit policy the device supports (best and worst value of each objective among them). Fixed per (space,
+    evaluator, resolutions), so the hypervolumes of runs on the same table and predictor compare."""
+    lo_res = min(resolutions) if resolutions else min(space.spec.resolutions)
+    hi_res = max(resolutions) if resolutions else max(space.spec.resolutions)
+    cands = []
+    for w, a in space.bit_pairs:
+        cands.append(space.smallest(weight_bits=w, act_bits=a).replace(resolution=lo_res))
+        cands.append(space.largest(weight_bits=w, act_bits=a).replace(resolution=hi_res))
+    m = evaluator.evaluate(cands)
+    rows = [m.row(i) for i in range(len(cands)) if m.supported[i]]
+    if not rows:
+        raise HwnasError("the device supports none of the space's uniform bit policies: cannot normalise")
+    v = np.array([objective_values(objectives, r) for r in rows])
+    return Normalizer.from_values(objectives, v) if len(v) > 1 else Normalizer(objectives, v[0], v[0])
+
+
+def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator: Evaluator, predictor: Any,
+            table: Any, before: int, wall: float, worker_info: dict[str, Any]) -> SearchResult:
+    budgets = Budgets(cfg.latency_ms, cfg.size_mb, cfg.min_accuracy)
+    trials, configs, metrics = _trial_rows(study, space)
+    n = len(trials)
+    values = np.array([objective_values(cfg.objectives, m) for m in metrics], dtype=float).reshape(n, -1)
+    feasible = np.array([budgets.feasible(m) for m in metrics], dtype=bool)
+    front_idx = np.flatnonzero(feasible)[pareto_mask(values[feasible], cfg.objectives)] if feasible.any() else []
+    # one entry per distinct config (a cached re-proposal is the same subnet)
+    seen: set[SubnetConfig] = set()
+    front: list[FrontEntry] = []
+    for i in sorted(front_idx, key=lambda i: -metrics[i]["accuracy"]):
+        if configs[i] in seen:
+            continue
+        seen.add(configs[i])
+        front.append(_entry(configs[i], metrics[i], True, trials[i].number))
+    pred_eval = evaluator if isinstance(evaluator, PredictedEvaluator) else (
+        PredictedEvaluator(space, predictor, table) if predictor is not None and table is not None else None)
+    if pred_eval is not None:
+        norm = space_normalizer(space, pred_eval, cfg.objectives, spec.resolutions)
+    elif n:
+        norm = Normalizer.from_values(cfg.objectives, values)
+    else:
+        norm = None
+    hv = hypervolume(values[feasible], norm) if norm is not None and feasible.any() else 0.0
+    if cfg.verify_top and front:
+        front = _verify(cfg, space, front)
+    best = best_per_budget(budgets, configs, metrics, trials)
+    n_new = n - before
+    tps = n_new / wall if wall > 0 and n_new > 0 else 0.0
+    n_fail = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    summary = {
+        "study": cfg.study, "storage": describe_url(cfg.storage), "space": cfg.space, "sampler": cfg.sampler,
+        "encoding": cfg.encoding, "evaluator": evaluator.describe(), "objectives": list(cfg.objectives),
+        "budgets": budgets.to_dict(), "constraint_names": budgets.constraint_names(), "n_trials": n, "n_new": n_new, "n_failed": n_fail,
+        "n_feasible": int(feasible.sum()), "n_distinct_configs": len(set(configs)),
+        "n_pareto": len(front), "hypervolume": hv, "hypervolume_normalization": norm.to_dict() if norm else None,
+        "wall_seconds": wall, "trials_per_second": tps, "workers": _jsonable(worker_info), "best": best,
+    }
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out, CONFIG_FILE, {"command": "hwnas search", **cfg.to_dict(), "run_spec": spec.to_dict() | {
+        "storage": describe_url(spec.storage)}})
+    write_json(out, FRONT_FILE, front_json(front, {"space": cfg.space, "study": cfg.study,
+                                                  "objectives": list(cfg.objectives), "budgets": budgets.to_dict(),
+                                                  "device": getattr(table, "device_tag", None)}))
+    write_json(out, SUMMARY_FILE, summary)
+    fv = np.array([objective_values(cfg.objectives, asdict_entry(e)) for e in front]).reshape(len(front), len(cfg.objectives))
+    sup = np.array([bool(m["supported"]) for m in metrics], dtype=bool)
+    hidden = f"\n{int((~sup).sum())} trials the device cannot run are not shown" if (~sup).any() else ""
+    plot_front(out / PLOT_FILE, values[sup], feasible[sup], fv, cfg.objectives,
+               f"{cfg.space} · {cfg.sampler} · {n} trials · {budgets.describe()}{hidden}", budgets.to_dict())
+    return SearchResult(n_trials=n, n_new=n_new, n_pareto=len(front), hypervolume=hv, trials_per_second=tps,
+                        best=best, front=front, study=cfg.study or "", storage=cfg.storage or "", out=str(out),
+                        summary=summary, device_tag=getattr(table, "device_tag", None),
+                        device_fingerprint=dict(getattr(table, "fingerprint", {}) or {}) or None,
+                        predictor=cfg.predictor, predictor_info=dict(getattr(predictor, "info", {}) or {}), config=cfg)
+
+
+def add_to_store(result: SearchResult, url: str, dataset: str | None = None) -> int:
+    """Add the run's front to the results store at `url` (`nas.store.ResultsStore.add_front`)."""
+    from nas.store import ResultsStore
+
+    if not result.front:
+        raise HwnasError("--store: the search found no feasible subnet, nothing to add")
+    if dataset is None:
+        ds = (result.predictor_info or {}).get("dataset", {})
+        dataset = ds.get("name") or ds.get("data") if isinstance(ds, dict) else None
+    if not dataset:
+        raise InputError("--dataset: missing, allowed: the data set name the predictor's accuracies come from "
+                         "(the predictor does not record it)")
+    with ResultsStore(url) as store:
+        return store.add_front(result.front, space=result.summary["space"], device_tag=result.device_tag or "unknown",
+                               device_fingerprint=result.device_fingerprint or {"device": result.device_tag},
+                               dataset=str(dataset), predictor=str(result.predictor),
+                               table_fingerprint=result.device_fingerprint,
+                               source={"command": "hwnas search", "study": result.study,
+                                       "storage": describe_url(result.storage), "sampler": result.summary["sampler"],
+                                       "n_trials": result.n_trials, "seed": result.config.seed if result.config else None})
+
+
+def asdict_entry(e: FrontEntry) -> dict[str, Any]:
+    return {"accuracy": e.accuracy, "latency_ms": e.latency_ms, "size_bytes": e.size_bytes}
+
+
+def best_per_budget(budgets: Budgets, configs: list[SubnetConfig], metrics: list[dict[str, Any]],
+                    trials: list[Any]) -> dict[str, dict[str, Any] | None]:
+    """The most accurate supported trial under all the run's budgets together and under each one alone."""
+    checks: dict[str, Budgets] = {}
+    if budgets.latency_ms is not None:
+        checks[f"latency_ms<={budgets.latency_ms:g}"] = Budgets(latency_ms=budgets.latency_ms)
+    if budgets.size_mb is not None:
+        checks[f"size_mb<={budgets.size_mb:g}"] = Budgets(size_mb=budgets.size_mb)
+    if budgets.min_accuracy is not None:
+        checks[f"accuracy>={budgets.min_accuracy:g}"] = Budgets(min_accuracy=budgets.min_accuracy)
+    out: dict[str, dict[str, Any] | None] = {}
+    keys = [("all", budgets)] + (list(checks.items()) if len(checks) > 1 else [])
+    if not checks:
+        keys = [("unconstrained", budgets)]
+    for key, b in keys:
+        ok = [i for i, m in enumerate(metrics) if b.feasible(m)]
+        if not ok:
+            out[key] = None
+            continue
+        i = max(ok, key=lambda i: (metrics[i]["accuracy"], -metrics[i]["latency_ms"], -metrics[i]["size_bytes"]))
+        out[key] = _entry(configs[i], metrics[i], True, trials[i].number).to_dict()
+    return out
+
+
+def _verify(cfg: SearchConfig, space: Any, front: list[FrontEntry]) -> list[FrontEntry]:
+    """Re-score the `verify_top` most accurate front entries with the measured evaluator (Ray tasks)."""
+    from nas.search.verify import measure_many
+
+    top = front[: cfg.verify_top]
+    measured = measure_many(cfg, [e.config for e in top])
+    out = []
+    for i, e in enumerate(front):
+        if i < len(top):
+            m = {k: v for k, v in measured[i].items() if k in ("accuracy", "latency_ms")}
+            e = replace(e, measured=m)
+        out.append(e)
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    return x
+

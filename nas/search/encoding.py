@@ -1,0 +1,202 @@
+"""How a subnet is spelled as Optuna parameters.
+
+Three encodings, all real Optuna categorical parameters visible in optuna-dashboard:
+
+- ``field``: the space's own ``suggest`` -- one parameter per block field (kernel, expand, keep, weight bits,
+  activation bits when weights are quantized); conditional: blocks beyond a stage's depth are not suggested.
+  About 80 ``suggest_categorical`` calls per ``mbv3`` trial.
+- ``block``: one parameter per *active block*: the number of the block's joint (kernel, expand, keep, bits)
+  option (`BlockEncoding.labels[i]`, e.g. ``"k5-e4-p0.75-w8a8"``); conditional like ``field``. About 21
+  calls per ``mbv3`` trial instead of ~80: the per-call cost is where the predicted evaluator's time goes
+  (see experiments/results/search.md). Used by the engine's in-memory sampler; the shared study always
+  records the ``field`` parameters.
+- ``block-dense``: like ``block`` but every block position is always suggested; positions beyond a stage's
+  depth are inert genes (as in Once-for-All's padded encoding), so NSGA-II's crossover inherits them instead of
+  re-drawing them at random (its intersection search space excludes conditional parameters).
+
+Every encoding maps params -> `SubnetConfig` (`config_from_params`) and back (`params_from_config`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from search_spaces import InputError, SearchSpace, SubnetConfig
+from search_spaces.errors import bad_value
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+ENCODINGS = ("block", "block-dense", "field")
+
+
+def _suggester(trial: Any) -> Any:
+    """`trial._suggest(name, distribution)` when the trial has it (an `optuna.Trial`: reuses one distribution
+    object instead of rebuilding and re-validating a 135-choice list per call), else the public API."""
+    fast = getattr(trial, "_suggest", None)
+    if fast is not None:
+        return fast
+    return lambda name, dist: trial.suggest_categorical(name, list(dist.choices))
+
+
+def _label(k: int, e: int, keep: float, w: int, a: int) -> str:
+    return f"k{k}-e{e}-p{keep:g}-w{w}a{a}"
+
+
+class Encoding:
+    """Base: the parameters of one space under one spelling."""
+
+    name = "abstract"
+
+    def __init__(self, space: SearchSpace, quantize: bool = True, resolutions: Sequence[int] | None = None) -> None:
+        self.space = space
+        self.quantize = quantize
+        allowed = tuple(space.spec.resolutions)
+        if resolutions is not None:
+            bad = [r for r in resolutions if r not in allowed]
+            if bad or not resolutions:
+                raise bad_value("resolutions", list(resolutions), f"a non-empty subset of {list(allowed)}")
+            allowed = tuple(r for r in allowed if r in set(resolutions))
+        # e.g. only the resolutions a latency table was measured at
+        self.resolutions = allowed
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def params_from_config(self, config: SubnetConfig) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FieldEncoding(Encoding):
+    """The space's own parameters (`SearchSpace.suggest`: same names, same conditions), with the resolution
+    choices optionally restricted."""
+
+    name = "field"
+
+    def __init__(self, space: SearchSpace, quantize: bool = True, resolutions: Sequence[int] | None = None) -> None:
+        from optuna.distributions import CategoricalDistribution
+
+        super().__init__(space, quantize, resolutions)
+        self._dists = space.distributions(quantize)
+        self._dists["resolution"] = CategoricalDistribution(list(self.resolutions))
+        self._full = self.resolutions == tuple(space.spec.resolutions)
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:
+        if self._full:
+            return self.space.suggest(trial, quantize=self.quantize)
+        suggest = _suggester(trial)
+        s = self.space.spec
+        d = self._dists
+        params: dict[str, Any] = {"resolution": suggest("resolution", d["resolution"])}
+        for st in range(s.n_stages):
+            depth = params[f"depth_s{st}"] = suggest(f"depth_s{st}", d[f"depth_s{st}"])
+            for i in range(depth):
+                for f in ("kernel", "expand", "keep"):
+                    params[f"{f}_s{st}b{i}"] = suggest(f"{f}_s{st}b{i}", d[f"{f}_s{st}b{i}"])
+                if self.quantize:
+                    w = params[f"weight_bits_s{st}b{i}"] = suggest(f"weight_bits_s{st}b{i}", d[f"weight_bits_s{st}b{i}"])
+                    if w < 32:
+                        params[f"act_bits_s{st}b{i}"] = suggest(f"act_bits_s{st}b{i}", d[f"act_bits_s{st}b{i}"])
+        return self.space.config_from_params(params)
+
+    def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:
+        return self.space.config_from_params(params)
+
+    def params_from_config(self, config: SubnetConfig) -> dict[str, Any]:
+        return self.space.params_from_config(config, quantize=self.quantize)
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return dict(self._dists)
+
+
+class BlockEncoding(Encoding):
+    """One categorical per block position over its joint choices (see the module docstring)."""
+
+    def __init__(self, space: SearchSpace, quantize: bool = True, dense: bool = False,
+                 resolutions: Sequence[int] | None = None) -> None:
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        super().__init__(space, quantize, resolutions)
+        self.dense = dense
+        self.name = "block-dense" if dense else "block"
+        s = space.spec
+        pairs = space.bit_pairs if quantize else ((32, 32),)
+        self._options: list[tuple[int, int, float, int, int]] = [
+            (k, e, kp, w, a) for k in s.kernel_choices for e in s.expand_choices for kp in s.keep_choices
+            for (w, a) in pairs
+        ]
+        self.labels = [_label(*o) for o in self._options]
+        self._decode = dict(enumerate(self._options))
+        self._encode = {o: i for i, o in enumerate(self._options)}
+        # one distribution object per name, reused by every trial (cheap equality checks in storage)
+        self._res = CategoricalDistribution(list(self.resolutions))
+        self._depth = CategoricalDistribution(list(s.depth_choices))
+        # the block's option number (see `labels`): an integer distribution compares in O(1) where a
+        # 135-choice categorical is compared choice by choice on every suggest
+        self._block = IntDistribution(0, len(self._options) - 1)
+        self._depth_names = [f"depth_s{st}" for st in range(s.n_stages)]
+        self._block_names = [[f"block_s{st}b{i}" for i in range(s.max_depth)] for st in range(s.n_stages)]
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:
+        s = self.space.spec
+        suggest = _suggester(trial)
+        params: dict[str, Any] = {"resolution": suggest("resolution", self._res)}
+        for st in range(s.n_stages):
+            d = suggest(self._depth_names[st], self._depth)
+            params[self._depth_names[st]] = d
+            for i in range(s.max_depth if self.dense else d):
+                params[self._block_names[st][i]] = suggest(self._block_names[st][i], self._block)
+        return self.config_from_params(params)
+
+    def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:
+        s = self.space.spec
+        try:
+            depths = tuple(params[n] for n in self._depth_names)
+            opts = [self._decode[params[self._block_names[st][i]]] for st, d in enumerate(depths) for i in range(d)]
+            res = params["resolution"]
+        except KeyError as e:
+            raise InputError(f"trial params: missing or unknown {e.args[0]!r} for the {self.name} encoding "
+                             f"of space {s.name}") from None
+        cols = list(zip(*opts)) if opts else [(), (), (), (), ()]
+        return SubnetConfig(s.name, res, depths, *[tuple(c) for c in cols])
+
+    def params_from_config(self, config: SubnetConfig) -> dict[str, Any]:
+        self.space.check(config)
+        s = self.space.spec
+        if not self.quantize and config.is_quantized:
+            raise InputError("config: quantized, but the study searches float subnets only")
+        p: dict[str, Any] = {"resolution": config.resolution}
+        j = 0
+        for st, d in enumerate(config.depths):
+            p[self._depth_names[st]] = d
+            for i in range(s.max_depth if self.dense else d):
+                if i < d:
+                    o = (config.kernel[j], config.expand[j], config.keep[j], config.weight_bits[j], config.act_bits[j])
+                    p[self._block_names[st][i]] = self._encode[o]
+                    j += 1
+                else:  # inert gene of the dense encoding
+                    p[self._block_names[st][i]] = 0
+        return p
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        d: dict[str, Any] = {"resolution": self._res}
+        for st, names in enumerate(self._block_names):
+            d[self._depth_names[st]] = self._depth
+            for n in names:
+                d[n] = self._block
+        return d
+
+
+def get_encoding(name: str, space: SearchSpace, quantize: bool = True,
+                 resolutions: Sequence[int] | None = None) -> Encoding:
+    if name == "field":
+        return FieldEncoding(space, quantize, resolutions)
+    if name in ("block", "block-dense"):
+        return BlockEncoding(space, quantize, dense=name == "block-dense", resolutions=resolutions)
+    raise bad_value("encoding", name, ", ".join(ENCODINGS))

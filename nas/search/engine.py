@@ -1,0 +1,317 @@
+"""The search loop one process runs: batched ask/tell on an in-memory mirror of the shared study, with the
+finished trials of each batch flushed to the shared storage in one write.
+
+Why a mirror: a trial of the `block` encoding makes ~25 storage calls (ask, params, constraints, tell); on a
+journal file each is a locked append + fsync, on an RDB a transaction. In memory they cost microseconds; the
+shared study then receives each finished trial once (`Study.add_trials`, a single journal append per batch).
+The shared study is a normal Optuna study (params, values, constraints, user attributes), so optuna-dashboard
+shows it as it is, and every worker and every resumed run rebuilds its mirror (and its cache) from it.
+
+A worker killed mid-run loses only its unflushed batch (one trial with the measured evaluator, whose batch is 1).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import optuna
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import HwnasError, InputError, SubnetConfig, get_space
+
+from nas.search.encoding import get_encoding
+from nas.search.evaluators import Evaluator, Metrics
+from nas.search.objectives import Budgets, directions, objective_values
+from nas.search.samplers import make_sampler
+from nas.search.storage import FastInMemoryStorage, describe_url, open_storage, write_finished_trials
+
+WORKER_ATTR = "hwnas:worker"
+UID_ATTR = "hwnas:uid"
+RUN_ATTR = "hwnas:run"  # study user attribute: what the study searches (checked on resume)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to rebuild the search in its own process (JSON-able)."""
+
+    space: str
+    objectives: tuple[str, ...]
+    budgets: dict[str, float | None]
+    sampler: str
+    encoding: str
+    storage: str
+    study: str
+    seed: int
+    evaluator: str = "predicted"
+    predictor: str | None = None
+    table: str | None = None
+    backend: str | None = None
+    supernet: str | None = None
+    data: str | None = None
+    quantize: bool = True
+    batch_size: int = 100
+    population_size: int = 100
+    sync_every_batch: bool = False
+    resolutions: tuple[int, ...] | None = None  # searched resolutions (None: all the space's)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["objectives"] = list(self.objectives)
+        d["resolutions"] = list(self.resolutions) if self.resolutions is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["objectives"] = tuple(d["objectives"])
+        if d.get("resolutions") is not None:
+            d["resolutions"] = tuple(d["resolutions"])
+        return cls(**d)
+
+    def study_identity(self) -> dict[str, Any]:
+        """What must not change when a study is resumed."""
+        return {"space": self.space, "objectives": list(self.objectives), "budgets": self.budgets,
+                "encoding": self.encoding, "quantize": self.quantize,
+                "resolutions": list(self.resolutions) if self.resolutions is not None else None}
+
+
+def build_evaluator(spec: RunSpec) -> Evaluator:
+    from nas.search.loaders import load_predictor, load_table
+    from nas.search.evaluators import MeasuredEvaluator, PredictedEvaluator
+
+    space = get_space(spec.space)
+    predictor = load_predictor(spec.predictor) if spec.predictor else None
+    table = load_table(spec.table) if spec.table else None
+    if spec.evaluator == "predicted":
+        if predictor is None or table is None:
+            raise InputError("--evaluator predicted: needs --predictor DIR and --table FILE")
+        return PredictedEvaluator(space, predictor, table)
+    if spec.evaluator == "measured":
+        return MeasuredEvaluator(space, predictor=predictor, table=table, backend=spec.backend,
+                                 supernet=spec.supernet, data=spec.data)
+    raise InputError(f"--evaluator: got {spec.evaluator!r}, allowed: predicted, measured")
+
+
+def open_study(spec: RunSpec, create: bool = False) -> optuna.Study:
+    storage = open_storage(spec.storage)
+    if create:
+        study = optuna.create_study(study_name=spec.study, storage=storage, directions=directions(spec.objectives),
+                                    load_if_exists=True)
+        identity = spec.study_identity()
+        have = study.user_attrs.get(RUN_ATTR)
+        if have is None:
+            study.set_user_attr(RUN_ATTR, identity)
+        else:
+            for k, v in identity.items():
+                if json.dumps(have.get(k), sort_keys=True) != json.dumps(v, sort_keys=True):
+                    raise InputError(f"--study {spec.study}: {k} is {have.get(k)!r} in {describe_url(spec.storage)}, "
+                                     f"got {v!r}; allowed: the same {k}, or a new --study name")
+        return study
+    try:
+        return optuna.load_study(study_name=spec.study, storage=storage)
+    except KeyError:
+        raise HwnasError(f"study {spec.study!r} not found in {describe_url(spec.storage)}") from None
+
+
+def count_complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _seed_for(seed: int, worker: str, n_existing: int) -> int:
+    h = hashlib.sha256(f"{seed}:{worker}:{n_existing}".encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+@dataclass
+class EngineStats:
+    completed: int = 0
+    evaluated: int = 0  # configs evaluated (cache misses)
+    cached: int = 0
+    seconds: float = 0.0
+    eval_seconds: float = 0.0
+    flush_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _LightTrial:
+    """What `optuna.Trial` does for a trial of the engine's mirror, without a storage round trip per parameter.
+
+    The sampler is called exactly as `Trial` calls it -- `before_trial`, then `infer_relative_search_space` and
+    `sample_relative` once, then `sample_independent` for every parameter outside the relative search space --
+    and the parameters are written to the in-memory storage in one update. (`optuna.Trial` re-reads the trial
+    and copies its parameter dicts on every suggest: O(params^2) per trial, ~60 % of a `block-dense` trial.)"""
+
+    def __init__(self, study: optuna.Study, trial_id: int) -> None:
+        self.study = study
+        self._trial_id = trial_id
+        self._frozen = study._storage.get_trial(trial_id)
+        self.number = self._frozen.number
+        sampler = study.sampler
+        sampler.before_trial(study, self._frozen)
+        self._rel_space = sampler.infer_relative_search_space(study, self._frozen)
+        self._rel = sampler.sample_relative(study, self._frozen, self._rel_space)
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+
+    def _suggest(self, name: str, dist: optuna.distributions.BaseDistribution) -> Any:
+        if name in self.params:
+            return self.params[name]
+        rel = self._rel_space.get(name)
+        if name in self._rel and rel is not None and (rel is dist or rel == dist):
+            value = self._rel[name]
+        else:
+            value = self.study.sampler.sample_independent(self.study, self._frozen, name, dist)
+        self.params[name] = value
+        self.distributions[name] = dist
+        return value
+
+    def commit(self) -> None:
+        self.study._storage.set_trial_params(self._trial_id, self.params, self.distributions)  # type: ignore[attr-defined]
+
+
+class SearchEngine:
+    """Runs `n` trials of one study from one process (the driver or a Ray worker actor)."""
+
+    def __init__(self, spec: RunSpec, worker: str = "w0", evaluator: Evaluator | None = None,
+                 study: optuna.Study | None = None) -> None:
+        self.spec = spec
+        self.worker = worker
+        self.space = get_space(spec.space)
+        self.encoding = get_encoding(spec.encoding, self.space, spec.quantize, spec.resolutions)
+        # what the shared study records: the space's own parameters
+        self.stored = get_encoding("field", self.space, spec.quantize, spec.resolutions)
+        self._stored_dists = self.stored.distributions()
+        self.budgets = Budgets(**spec.budgets)
+        self.evaluator = evaluator if evaluator is not None else build_evaluator(spec)
+        self.study = study if study is not None else open_study(spec)
+        self.cache: dict[SubnetConfig, dict[str, Any]] = {}
+        self._synced: set[int] = set()
+        self._uid = uuid.uuid4().hex[:8]
+        n_existing = count_complete(self.study)
+        self.mirror = optuna.create_study(
+            directions=directions(spec.objectives), storage=FastInMemoryStorage(),
+            sampler=make_sampler(spec.sampler, _seed_for(spec.seed, worker, n_existing), spec.population_size))
+        self._mirror_dists = self.encoding.distributions()
+        # Optuna's own Trial for TPE (its sampler reads the trial's params as they are suggested)
+        self._light = spec.sampler in ("nsga2", "random")
+        self.sync()
+
+    # ---- the shared study -> mirror + cache ---------------------------------------------------------
+    def sync(self) -> int:
+        """Copy finished trials of the shared study not yet in the mirror (resume, other workers)."""
+        new = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if t.number not in self._synced]
+        mirrored = []
+        for t in new:
+            self._synced.add(t.number)
+            config = self.stored.config_from_params(t.params)
+            m = t.user_attrs.get("metrics")
+            if m is not None:
+                self.cache.setdefault(config, m)
+            params = self.encoding.params_from_config(config)
+            mirrored.append(FrozenTrial(
+                number=0, state=TrialState.COMPLETE, value=None, values=t.values, datetime_start=t.datetime_start,
+                datetime_complete=t.datetime_complete, params=params,
+                distributions={k: self._mirror_dists[k] for k in params}, user_attrs=dict(t.user_attrs),
+                system_attrs=dict(t.system_attrs), intermediate_values={}, trial_id=0))
+        if mirrored:
+            self.mirror.add_trials(mirrored)
+        return len(new)
+
+    # ---- the loop -----------------------------------------------------------------------------------
+    def run(self, n: int, progress: Callable[[int], None] | None = None) -> EngineStats:
+        stats = EngineStats()
+        t_start = time.perf_counter()
+        bs = max(1, int(self.spec.batch_size))
+        while stats.completed < n:
+            if self.spec.sync_every_batch:
+                self.sync()
+            b = min(bs, n - stats.completed)
+            trials, configs = self._ask(b)
+            todo: dict[SubnetConfig, None] = {}
+            for c in configs:
+                if c not in self.cache:
+                    todo.setdefault(c, None)
+            if todo:
+                t0 = time.perf_counter()
+                batch = list(todo)
+                metrics = self.evaluator.evaluate(batch)
+                if len(metrics) != len(batch):
+                    raise HwnasError(f"evaluator returned {len(metrics)} rows for {len(batch)} configs")
+                self._store(batch, metrics)
+                stats.eval_seconds += time.perf_counter() - t0
+                stats.evaluated += len(batch)
+            storage = self.mirror._storage
+            for t, c in zip(trials, configs):
+                m = self.cache[c]
+                # the list form (names in `Budgets.constraint_names()` order): what Optuna's samplers and
+                # optuna-dashboard (which reads only this form) both understand
+                storage.set_trial_system_attr(t._trial_id, _CONSTRAINTS_KEY,
+                                              list(self.budgets.constraints(m).values()))
+                storage.set_trial_user_attr(t._trial_id, "metrics", m)
+                if c not in todo:
+                    storage.set_trial_user_attr(t._trial_id, "cached", True)
+                    stats.cached += 1
+                self.mirror.tell(t.number if self._light else t, objective_values(self.spec.objectives, m))
+            t0 = time.perf_counter()
+            self._flush(trials, configs)
+            stats.flush_seconds += time.perf_counter() - t0
+            stats.completed += b
+            if progress is not None:
+                progress(b)
+        stats.seconds = time.perf_counter() - t_start
+        return stats
+
+    def _ask(self, b: int) -> tuple[list[Any], list[SubnetConfig]]:
+        if not self._light:
+            trials = [self.mirror.ask() for _ in range(b)]
+            return trials, [self.encoding.suggest(t) for t in trials]
+        trials, configs = [], []
+        storage, sid = self.mirror._storage, self.mirror._study_id
+        for _ in range(b):
+            self.mirror._thread_local.cached_all_trials = None  # as `Study.ask` does
+            t = _LightTrial(self.mirror, storage.create_new_trial(sid))
+            configs.append(self.encoding.suggest(t))
+            t.commit()
+            trials.append(t)
+        return trials, configs
+
+    def _store(self, configs: list[SubnetConfig], metrics: Metrics) -> None:
+        for i, c in enumerate(configs):
+            self.cache[c] = metrics.row(i)
+
+    def _flush(self, trials: list[optuna.Trial], configs: list[SubnetConfig]) -> None:
+        """Write the batch's finished trials to the shared study, spelled with the space's own parameters."""
+        all_trials = self.mirror._storage.get_all_trials(self.mirror._study_id, deepcopy=False)
+        out = []
+        for t, c in zip(trials, configs):
+            ft = all_trials[t.number]
+            params = self.stored.params_from_config(c)
+            sa = dict(ft.system_attrs)
+            sa[WORKER_ATTR] = self.worker
+            sa[UID_ATTR] = f"{self.worker}-{self._uid}-{t.number}"
+            out.append(FrozenTrial(
+                number=0, state=ft.state, value=None, values=ft.values, datetime_start=ft.datetime_start,
+                datetime_complete=ft.datetime_complete, params=params,
+                distributions={k: self._stored_dists[k] for k in params}, user_attrs=ft.user_attrs,
+                system_attrs=sa, intermediate_values={}, trial_id=0))
+        write_finished_trials(self.study._storage, self.study._study_id, out)
+        # the trials this worker just wrote are already in its mirror: never copy them back
+        if self.spec.sync_every_batch:
+            mine = {t.system_attrs[UID_ATTR] for t in out}
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                if t.number not in self._synced and t.system_attrs.get(UID_ATTR) in mine:
+                    self._synced.add(t.number)
+
+
+def evaluate_configs(evaluator: Evaluator, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
+    m = evaluator.evaluate(configs)
+    return [m.row(i) for i in range(len(configs))]
+

@@ -1,0 +1,46 @@
+"""`--verify-top K`: re-score front entries with the measured evaluator, one Ray task per subnet."""
+from __future__ import annotations
+
+from typing import Any
+
+from search_spaces import SubnetConfig
+
+_TASK: Any = None
+
+
+def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: str | None, data: str | None,
+             predictor: str | None, table: str | None) -> dict[str, Any]:
+    from search_spaces import get_space
+
+    from nas.search.evaluators import MeasuredEvaluator
+    from nas.search.loaders import load_predictor, load_table
+
+    sp = get_space(space)
+    ev = MeasuredEvaluator(sp, predictor=load_predictor(predictor) if predictor and supernet is None else None,
+                           table=load_table(table) if table and backend is None else None,
+                           backend=backend, supernet=supernet, data=data)
+    return ev.evaluate([SubnetConfig.from_dict(config)]).row(0)
+
+
+def _task() -> Any:
+    global _TASK
+    if _TASK is None:
+        import ray
+
+        _TASK = ray.remote(num_cpus=1, max_retries=1)(_measure)
+    return _TASK
+
+
+def measure_many(cfg: Any, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
+    import ray
+
+    from nas.search.workers import ensure_ray
+
+    started = ensure_ray(cfg.ray_address)
+    try:
+        refs = [_task().remote(cfg.space, c.to_dict(), cfg.backend, cfg.supernet, cfg.data, cfg.predictor, cfg.table)
+                for c in configs]
+        return list(ray.get(refs))
+    finally:
+        if started:
+            ray.shutdown()

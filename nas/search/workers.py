@@ -1,0 +1,163 @@
+"""W Ray actors sharing one study through its storage, with trial-count accounting from the storage.
+
+The driver works in rounds: remaining = target - COMPLETE trials in the storage, split over the live actors;
+each actor runs exactly its quota (`SearchEngine.run`) and writes finished trials only. An actor that dies
+(process killed, node lost) loses only its unflushed batch; the driver drops it, starts a replacement and the
+next round recounts from the storage. So the study ends with exactly `target` complete trials, none
+duplicated (each carries a unique `hwnas:uid`), whatever died on the way.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from search_spaces import HwnasError
+
+from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
+
+
+class SearchWorker:
+    """The body of one Ray actor (wrapped by `ray.remote` once, in `_actor_class`)."""
+
+    def __init__(self, spec: dict[str, Any], worker: str) -> None:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.worker = worker
+        self.engine = SearchEngine(RunSpec.from_dict(spec), worker=worker)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, n: int) -> dict[str, Any]:
+        stats = self.engine.run(n)
+        d = asdict(stats)
+        d["worker"] = self.worker
+        return d
+
+
+_ACTOR: Any = None
+
+
+def _actor_class() -> Any:
+    global _ACTOR
+    if _ACTOR is None:
+        import ray
+
+        _ACTOR = ray.remote(max_restarts=0, max_task_retries=0)(SearchWorker)
+    return _ACTOR
+
+
+@dataclass
+class Progress:
+    """What the driver reports while workers run (and what a test uses to kill one)."""
+
+    complete: int
+    target: int
+    round: int
+    worker_pids: dict[str, int] = field(default_factory=dict)
+    lost_workers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkerReport:
+    rounds: int = 0
+    lost_workers: list[str] = field(default_factory=list)
+    stats: list[dict[str, Any]] = field(default_factory=list)
+    ray_started: bool = False
+    ray_address: str | None = None
+
+
+def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
+    """Connect to `address`, or start a local Ray; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=num_cpus, **kw)
+    except Exception as e:
+        raise HwnasError(f"--ray-address: cannot connect to {address or 'a new local Ray'} "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    return True
+
+
+def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | None = None,
+                progress: Callable[[Progress], None] | None = None, poll_s: float = 0.25,
+                max_rounds: int = 20, num_cpus_per_worker: float = 1.0,
+                resources: dict[str, float] | None = None) -> WorkerReport:
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    report = WorkerReport()
+    report.ray_started = ensure_ray(ray_address)
+    try:
+        report.ray_address = ray.get_runtime_context().gcs_address
+    except Exception:  # pragma: no cover - informational only
+        report.ray_address = None
+    study = open_study(spec)
+    actor_cls = _actor_class().options(num_cpus=num_cpus_per_worker, resources=resources or {})
+    actors: dict[str, Any] = {}
+    pids: dict[str, int] = {}
+    spawned = 0
+    spec_d = spec.to_dict()
+    try:
+        while True:
+            done = count_complete(study)
+            remaining = target - done
+            if remaining <= 0:
+                break
+            report.rounds += 1
+            if report.rounds > max_rounds:
+                raise HwnasError(f"search: {remaining} trials still missing after {max_rounds} rounds "
+                                 f"(workers lost: {', '.join(report.lost_workers) or 'none'})")
+            while len(actors) < workers:
+                name = f"w{spawned}"
+                spawned += 1
+                actors[name] = actor_cls.remote(spec_d, name)
+            for name, a in list(actors.items()):
+                if name not in pids:
+                    try:
+                        pids[name] = ray.get(a.pid.remote())
+                    except RayActorError:
+                        actors.pop(name)
+                        report.lost_workers.append(name)
+            names = list(actors)
+            if not names:
+                continue
+            quotas = [remaining // len(names) + (1 if i < remaining % len(names) else 0) for i in range(len(names))]
+            futures = {actors[n].run.remote(q): n for n, q in zip(names, quotas) if q > 0}
+            while futures:
+                ready, _ = ray.wait(list(futures), num_returns=1, timeout=poll_s)
+                for r in ready:
+                    name = futures.pop(r)
+                    try:
+                        report.stats.append(ray.get(r))
+                    except RayActorError:
+                        actors.pop(name, None)
+                        pids.pop(name, None)
+                        report.lost_workers.append(name)
+                    except RayTaskError as e:  # the search itself failed in the worker: not a lost worker
+                        cause = e.cause if getattr(e, "cause", None) is not None else e
+                        if isinstance(cause, HwnasError):
+                            raise type(cause)(str(cause)) from None
+                        raise HwnasError(f"worker {name}: {type(cause).__name__}: {cause}") from None
+                if progress is not None:
+                    progress(Progress(count_complete(study), target, report.rounds, dict(pids),
+                                      list(report.lost_workers)))
+    finally:
+        for a in actors.values():
+            try:
+                ray.kill(a)
+            except Exception:  # pragma: no cover - already gone
+                pass
+        if report.ray_started:
+            ray.shutdown()
+    return report

@@ -1,0 +1,232 @@
+"""`AccuracyPredictor`: what `hwnas predictor fit` writes and the search loads -- a full-precision model and,
+when the data had quantized subnets, a quantization-aware one -- saved as a directory:
+
+    DIR/predictor.json       format, space, the models and their metadata, held-out metrics, data provenance
+    DIR/fp.safetensors       the full-precision model's arrays (its metadata also in the safetensors header)
+    DIR/qa.safetensors       the quantization-aware model's arrays (optional)
+
+`predict` sends float configs to the fp model and quantized ones to the qa model (to the fp model -- which ignores
+bits -- when there is none). No pickle anywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from search_spaces import HwnasError, InputError, get_space
+from search_spaces.errors import bad_value
+
+from predictors.base import FORMAT_VERSION, PREDICTORS, Predictor, create_predictor
+from predictors.dataset import AccuracyDataset
+from predictors.features import ConfigsOrIndices, FeatureLayout
+from predictors.metrics import rank_metrics
+
+MANIFEST = "predictor.json"
+FORMAT = "hwnas-accuracy-predictor"
+ROLES = ("fp", "qa")
+
+
+class AccuracyPredictor:
+    """The fp model plus an optional quantization-aware model, for one space."""
+
+    def __init__(self, fp: Predictor, qa: Predictor | None = None, info: dict[str, Any] | None = None) -> None:
+        if fp.quant:
+            raise bad_value("fp model", f"{fp.kind} with bit features", "a full-precision model (quant=False)")
+        if qa is not None and (not qa.quant or qa.space != fp.space):
+            raise bad_value("qa model", f"{qa.kind} quant={qa.quant} space={qa.space}",
+                            f"a quantization-aware model of space {fp.space}")
+        self.fp, self.qa = fp, qa
+        self.space: str = fp.space
+        self.search_space = fp.search_space
+        self._layout = FeatureLayout(self.search_space, quant=True)
+        self.info: dict[str, Any] = dict(info or {})
+
+    def __repr__(self) -> str:
+        return f"AccuracyPredictor(space={self.space!r}, fp={self.fp.kind!r}, qa={self.qa.kind if self.qa else None!r})"
+
+    @property
+    def kind(self) -> str:
+        return self.fp.kind
+
+    @property
+    def has_std(self) -> bool:
+        return self.fp.has_std and (self.qa is None or self.qa.has_std)
+
+    def _route(self, x: ConfigsOrIndices) -> tuple[np.ndarray, np.ndarray]:
+        idx = self._layout.as_indices(x)
+        s = self.search_space.spec
+        w32, a32 = s.weight_bit_choices.index(32), s.act_bit_choices.index(32)
+        base = 1 + s.n_stages
+        wb, ab = idx[:, base + 3 :: 5], idx[:, base + 4 :: 5]
+        quantized = (((wb >= 0) & (wb != w32)) | ((ab >= 0) & (ab != a32))).any(axis=1)
+        return idx, quantized
+
+    def predict_with_std(self, x: ConfigsOrIndices) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, spread) top-1 accuracy in percent; quantized configs go to the qa model when there is one."""
+        if not self.has_std:
+            raise HwnasError(f"predictor kind {self.kind!r} gives no spread; use predict()")
+        return self._predict(x, with_std=True)
+
+    def predict(self, x: ConfigsOrIndices) -> np.ndarray:
+        """Top-1 accuracy in percent, one per config (configs, a `to_indices` matrix or one config)."""
+        return self._predict(x, with_std=False)[0]
+
+    def _predict(self, x: ConfigsOrIndices, with_std: bool) -> tuple[np.ndarray, np.ndarray]:
+        idx, quantized = self._route(x)
+        mean, std = np.empty(idx.shape[0]), np.zeros(idx.shape[0])
+        if self.qa is not None:
+            parts = [(~quantized, self.fp), (quantized, self.qa)]
+        else:
+            parts = [(np.ones_like(quantized), self.fp)]
+        for rows, model in parts:
+            if rows.any():
+                sub = idx[rows] if not rows.all() else idx
+                if with_std:
+                    mean[rows], std[rows] = model.predict_with_std(sub)
+                else:
+                    mean[rows] = model.predict(sub)
+        return mean, std
+
+    # ---- persistence -----------------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write DIR atomically: a temporary sibling directory is filled, then renamed onto DIR (an existing DIR
+        is replaced only once the new one is complete)."""
+        dest = Path(directory)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        try:
+            tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary shared directory
+            models: dict[str, Any] = {}
+            for role, model in (("fp", self.fp), ("qa", self.qa)):
+                if model is None:
+                    continue
+                tensors, meta = model.state()
+                save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / f"{role}.safetensors"),
+                          metadata={"hwnas": json.dumps(meta)})
+                models[role] = {"file": f"{role}.safetensors", **meta}
+            manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "space": self.space, "kind": self.kind,
+                        "models": models, **self.info}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+            old = None
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+                os.replace(dest, old)
+            os.replace(tmp, dest)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+
+def load_predictor(directory: str | os.PathLike[str], space: str | None = None) -> AccuracyPredictor:
+    """The predictor `hwnas predictor fit` wrote in DIR; with `space`, it must be a predictor for that space."""
+    d = Path(directory)
+    manifest_path = d / MANIFEST
+    if not manifest_path.is_file():
+        raise InputError(f"predictor: got {str(directory)!r}, allowed: a directory written by `hwnas predictor fit` "
+                         f"(with {MANIFEST})")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"predictor: {manifest_path} is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"predictor: {manifest_path} format: got "
+                         f"{manifest.get('format') if isinstance(manifest, dict) else manifest!r}, allowed: {FORMAT!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise bad_value("predictor format_version", manifest.get("format_version"), str(FORMAT_VERSION))
+    saved_space = manifest.get("space")
+    if space is not None and saved_space != space:
+        raise InputError(f"predictor space: got {saved_space!r} (in {d}), allowed: {space!r} (the space asked for)")
+    sp = get_space(saved_space)
+    models: dict[str, Predictor] = {}
+    for role, entry in manifest.get("models", {}).items():
+        if role not in ROLES:
+            raise bad_value("predictor model role", role, f"one of {', '.join(ROLES)}")
+        path = d / entry["file"]
+        if not path.is_file():
+            raise InputError(f"predictor: {path} is missing (the directory is incomplete)")
+        cls = PREDICTORS.get(entry["kind"])
+        models[role] = cls.from_state(sp, load_file(str(path)), entry)
+    if "fp" not in models:
+        raise InputError(f"predictor: {manifest_path} has no 'fp' model")
+    info = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "space", "kind", "models")}
+    return AccuracyPredictor(models["fp"], models.get("qa"), info)
+
+
+# ---- fitting from a dataset ------------------------------------------------------------------------------
+FP_KINDS = ("mlp", "gbt")
+
+
+def fit_predictor(dataset: AccuracyDataset, kind: str = "mlp", seed: int = 0, test_fraction: float = 0.2,
+                  min_train: int = 10) -> tuple[AccuracyPredictor, dict[str, Any]]:
+    """Split held-out architectures, fit the fp model on float samples and -- when there are quantized samples --
+    the quantization-aware one (for `mlp`: transferred from the fp model, then fine-tuned; for `gbt`: trees with
+    bit features on all samples). Returns the predictor and its held-out report."""
+    if kind not in FP_KINDS:
+        raise bad_value("kind", kind, f"one of {', '.join(FP_KINDS)}")
+    train, test = dataset.split(test_fraction, seed)
+    if len(test) < 2:
+        raise InputError(f"test_fraction: {test_fraction} holds out {len(test)} of {len(dataset)} records, "
+                         "allowed: enough records that at least 2 are held out")
+    q = dataset.quantized
+    fp_train = train[~q[train]]
+    if len(fp_train) < min_train:
+        raise InputError(f"dataset: {len(fp_train)} float records to train on, allowed: at least {min_train} "
+                         "(the fp model is trained on float subnets)")
+    idx = dataset.indices()
+    y = dataset.accuracy
+    start = time.perf_counter()
+    fp = create_predictor(kind, dataset.space, seed=seed).fit(idx[fp_train], y[fp_train])
+    qa: Predictor | None = None
+    q_train = train[q[train]]
+    if len(q_train) >= 2:
+        if kind == "mlp":
+            from predictors.qa import QuantAwareMLPPredictor
+
+            assert isinstance(fp, PREDICTORS.get("mlp"))
+            from predictors.qa import replay_weights
+
+            # fine-tune on the quantized samples, replaying the float ones (weighted so the quantized carry >= 1/3)
+            rows = np.concatenate([q_train, fp_train])
+            qa = QuantAwareMLPPredictor.from_fp(fp).fit(  # type: ignore[arg-type]
+                idx[rows], y[rows], sample_weight=replay_weights(len(q_train), len(fp_train)))
+        else:
+            qa = create_predictor(kind, dataset.space, seed=seed, quant=True).fit(idx[train], y[train])
+    seconds = time.perf_counter() - start
+    bundle = AccuracyPredictor(fp, qa)
+    pred = bundle.predict(idx[test])
+    report: dict[str, Any] = {"space": dataset.space, "kind": kind, "seed": seed, "test_fraction": test_fraction,
+                              **_metrics(y[test], pred), "n_train": int(len(train)), "n_test": int(len(test)),
+                              "fit_seconds": round(seconds, 2)}
+    models: dict[str, Any] = {}
+    for role, model, rows_train, mask in (("fp", fp, fp_train, ~q[test]), ("qa", qa, q_train, q[test])):
+        if model is None:
+            continue
+        rows = test[mask]
+        entry: dict[str, Any] = {"kind": model.kind, "n_train": int(len(rows_train)), "n_test": int(len(rows))}
+        if len(rows) >= 2:
+            entry.update(_metrics(y[rows], model.predict(idx[rows])))
+        models[role] = entry
+    if qa is None and q[test].sum() >= 2:  # quantized held-out records scored by the fp model (bits ignored)
+        rows = test[q[test]]
+        models["qa"] = {"kind": None, "n_train": 0, "n_test": int(len(rows)),
+                        **_metrics(y[rows], fp.predict(idx[rows]))}
+    report["models"] = models
+    bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources}}
+    return bundle, report
+
+
+def _metrics(t: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    m = rank_metrics(t, p)
+    return {"kendall_tau": round(m["kendall_tau"], 4), "spearman": round(m["spearman"], 4),
+            "rmse": round(m["rmse"], 4), "mae": round(m["mae"], 4)}

@@ -1,0 +1,137 @@
+"""`AccuracyDataset`: (subnet, measured top-1 accuracy) pairs read from the JSON-lines file that
+`hwnas predictor dataset` appends to, one record per line:
+
+    {"config": <SubnetConfig.to_dict()>, "accuracy": <top-1 percent>, "quantized": <bool>, "split": "holdout",
+     "data": <name>, "supernet": <path or sha>, "seconds": <float>}
+
+A torn last line (an interrupted append) is skipped; anything else that is not a record is an error naming the line.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import InputError, SubnetConfig, get_space
+from search_spaces.errors import bad_value
+
+REQUIRED_KEYS = ("config", "accuracy", "quantized")
+
+
+@dataclass
+class AccuracyDataset:
+    """Configs of one space with their accuracy (percent) and whether each is quantized."""
+
+    space: str
+    configs: list[SubnetConfig]
+    accuracy: np.ndarray
+    quantized: np.ndarray
+    sources: dict[str, list[str]] = field(default_factory=dict)  # distinct "data" / "supernet" / "split" values
+    skipped_torn_line: bool = False
+
+    def __post_init__(self) -> None:
+        self.accuracy = np.asarray(self.accuracy, dtype=np.float64)
+        self.quantized = np.asarray(self.quantized, dtype=bool)
+        if not (len(self.configs) == len(self.accuracy) == len(self.quantized)):
+            raise bad_value("dataset lengths", (len(self.configs), len(self.accuracy), len(self.quantized)),
+                            "equal lengths of configs, accuracy and quantized")
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def indices(self) -> np.ndarray:
+        return get_space(self.space).to_indices(self.configs)
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> AccuracyDataset:
+        rows = np.asarray(rows, dtype=np.int64)
+        return AccuracyDataset(self.space, [self.configs[i] for i in rows], self.accuracy[rows], self.quantized[rows],
+                               dict(self.sources))
+
+    def split(self, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(train rows, test rows): held-out *architectures* -- a subnet's float and quantized versions fall on the
+        same side -- chosen deterministically from `seed` (stable under appending records)."""
+        if not 0 < test_fraction < 1:
+            raise bad_value("test_fraction", test_fraction, "a number strictly between 0 and 1")
+        keys = [zlib.crc32(f"{seed}:{c.float_version().to_json()}".encode()) / 2**32 for c in self.configs]
+        test = np.asarray(keys) < test_fraction
+        return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def _record(line_no: int, obj: Any, path: str) -> tuple[SubnetConfig, float, bool, dict[str, Any]]:
+    where = f"{path} line {line_no}"
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: got {type(obj).__name__}, allowed: a JSON object with keys "
+                         f"{', '.join(REQUIRED_KEYS)}")
+    for key in REQUIRED_KEYS:
+        if key not in obj:
+            raise InputError(f"{where}: key {key!r} missing, allowed: records with keys {', '.join(REQUIRED_KEYS)}")
+    try:
+        config = SubnetConfig.from_dict(obj["config"])
+    except InputError as e:
+        raise InputError(f"{where}: config {e}") from None
+    acc = obj["accuracy"]
+    if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not math.isfinite(acc) or not 0 <= acc <= 100:
+        raise InputError(f"{where}: accuracy: got {acc!r}, allowed: a top-1 accuracy in percent, 0 to 100")
+    q = obj["quantized"]
+    if not isinstance(q, bool):
+        raise InputError(f"{where}: quantized: got {q!r}, allowed: true or false")
+    if q != config.is_quantized:
+        raise InputError(f"{where}: quantized: got {q!r}, allowed: {config.is_quantized!r} (the config's bits say so)")
+    return config, float(acc), q, obj
+
+
+def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None) -> AccuracyDataset:
+    """Read a JSON-lines accuracy dataset; `space` (optional) must match the records' space."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"dataset: got {str(path)!r}, allowed: an existing JSON-lines file")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"dataset: {p} is not UTF-8 text (byte {e.start}); expected JSON lines") from None
+    lines = text.split("\n")
+    torn = False
+    configs: list[SubnetConfig] = []
+    acc: list[float] = []
+    quant: list[bool] = []
+    sources: dict[str, set[str]] = {"data": set(), "supernet": set(), "split": set()}
+    last_content = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == last_content and not text.endswith("\n") and configs:  # an interrupted append
+                torn = True
+                continue
+            raise InputError(f"dataset: {p} line {i + 1} is not JSON ({e.msg} at column {e.colno}); "
+                             "expected one record per line") from None
+        config, a, q, rec = _record(i + 1, obj, str(p))
+        if configs and config.space != configs[0].space:
+            raise InputError(f"{p} line {i + 1}: config.space: got {config.space!r}, allowed: {configs[0].space!r} "
+                             "(one space per dataset)")
+        configs.append(config)
+        acc.append(a)
+        quant.append(q)
+        for key in sources:
+            if rec.get(key) is not None:
+                sources[key].add(str(rec[key]))
+    if not configs:
+        raise InputError(f"dataset: {p} holds no records; expected JSON lines like "
+                         '{"config": {...}, "accuracy": 97.1, "quantized": false, ...}')
+    if space is not None and configs[0].space != space:
+        raise InputError(f"dataset space: got {configs[0].space!r}, allowed: {space!r}")
+    return AccuracyDataset(configs[0].space, configs, np.asarray(acc), np.asarray(quant),
+                           {k: sorted(v) for k, v in sources.items()}, torn)
+
+
+__all__ = ["AccuracyDataset", "load_accuracy_dataset"]

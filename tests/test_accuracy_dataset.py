@@ -1,0 +1,115 @@
+"""Accuracy data set collection: schema, resume (torn last line, skipped configs), mismatch errors, Ray."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nas.accuracy_dataset import RECORD_KEYS, checkpoint_id, collect, read_records, sample_configs
+from nas.checkpoint import save_supernet
+from search_spaces import HwnasError, InputError, SubnetConfig, get_space
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """An (untrained, seeded) supernet for the synthetic data: evaluation works the same on any weights."""
+    torch.manual_seed(0)
+    net = get_space("mbv3-tiny", num_classes=4).build_supernet()
+    p = tmp_path_factory.mktemp("ck") / "supernet.pt"
+    save_supernet(p, net, {"data": "synthetic", "data_seed": 0})
+    return p
+
+
+KW = dict(calib_batches=1, progress=False, threads=1)
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_sample_configs_prefix_and_mix():
+    sp = get_space("mbv3-tiny")
+    a = sample_configs(sp, 40, seed=1, quantized_fraction=0.5)
+    assert sample_configs(sp, 10, seed=1, quantized_fraction=0.5) == a[:10]
+    assert len(set(a)) == 40
+    q = sum(c.is_quantized for c in a)
+    assert 8 <= q <= 32
+    assert not any(c.is_quantized for c in sample_configs(sp, 10, seed=1, quantized_fraction=0.0))
+    with pytest.raises(InputError, match="quantized_fraction"):
+        sample_configs(sp, 3, quantized_fraction=1.5)
+
+
+def test_collect_schema(tmp_path, ckpt):
+    out = tmp_path / "acc.jsonl"
+    res = collect(ckpt, None, 4, out, seed=0, **KW)
+    assert res["n"] == 4 and res["new"] == 4 and res["existing"] == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        r = json.loads(line)
+        assert set(r) == set(RECORD_KEYS)
+        c = SubnetConfig.from_dict(r["config"])
+        assert r["quantized"] == c.is_quantized
+        assert 0.0 <= r["accuracy"] <= 100.0 and r["seconds"] > 0
+        assert r["split"] == "holdout" and r["data"] == "synthetic"
+        assert r["supernet"] == checkpoint_id(ckpt) and r["supernet"].startswith("sha256:")
+
+
+def test_collect_resumes_after_a_torn_line(tmp_path, ckpt):
+    fresh = tmp_path / "fresh.jsonl"
+    collect(ckpt, "synthetic", 6, fresh, seed=2, **KW)
+    out = tmp_path / "acc.jsonl"
+    collect(ckpt, "synthetic", 3, out, seed=2, **KW)
+    with out.open("a") as f:
+        f.write('{"config": {"version": 1, "space": "mbv3-ti')  # killed mid-write
+    assert len(read_records(out)) == 3  # the torn tail is not a record
+    res = collect(ckpt, "synthetic", 6, out, seed=2, **KW)
+    assert res["existing"] == 3 and res["new"] == 3
+    text = out.read_text()
+    assert text.endswith("\n") and len(text.splitlines()) == 6
+    assert _strip(read_records(out)) == _strip(read_records(fresh))  # same configs, same accuracies
+    again = collect(ckpt, "synthetic", 6, out, seed=2, **KW)
+    assert again["new"] == 0 and len(out.read_text().splitlines()) == 6
+
+
+def test_collect_refuses_mixing_and_corrupt_files(tmp_path, ckpt):
+    out = tmp_path / "acc.jsonl"
+    collect(ckpt, None, 2, out, **KW)
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    save_supernet(other, get_space("mbv3-tiny", num_classes=4).build_supernet(), {"data": "synthetic"})
+    with pytest.raises(InputError, match="use another --out"):
+        collect(other, None, 3, out, **KW)
+    lines = out.read_text().splitlines()
+    out.write_text("not json\n" + "\n".join(lines) + "\n")
+    with pytest.raises(HwnasError, match="line 1 is not an accuracy record"):
+        collect(ckpt, None, 3, out, **KW)
+    with pytest.raises(InputError, match="existing checkpoint"):
+        collect(tmp_path / "missing.pt", None, 3, tmp_path / "x.jsonl", **KW)
+    with pytest.raises(InputError, match="10 classes, the supernet 4"):
+        collect(ckpt, "digits", 1, tmp_path / "d.jsonl", **KW)
+
+
+def test_dataset_command(tmp_path, ckpt):
+    from nas.cli.dataset_cmds import dataset
+
+    out = tmp_path / "cli.jsonl"
+    args = ["--supernet", str(ckpt), "--n", "2", "--out", str(out), "--calib-batches", "1", "--quiet", "--json"]
+    r = CliRunner().invoke(dataset, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["n"] == 2 and len(out.read_text().splitlines()) == 2
+    r = CliRunner().invoke(dataset, ["--supernet", str(ckpt), "--n", "0", "--out", str(out)])
+    assert r.exit_code == 2
+
+
+@pytest.mark.ray
+def test_collect_with_ray_tasks(tmp_path, ckpt, ray_local):
+    local = tmp_path / "local.jsonl"
+    collect(ckpt, None, 4, local, seed=5, **KW)
+    remote = tmp_path / "ray.jsonl"
+    res = collect(ckpt, None, 4, remote, seed=5, workers=2, chunk_size=2, **KW)
+    assert res["new"] == 4
+    key = lambda r: json.dumps(r["config"], sort_keys=True)  # noqa: E731
+    assert sorted(_strip(read_records(remote)), key=key) == sorted(_strip(read_records(local)), key=key)

@@ -1,0 +1,215 @@
+"""Verified ONNX export: float and quantized subnets of a quickly trained tiny supernet (real digits data),
+run by onnxruntime and checked against PyTorch, with the model card checked against the files."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+
+from latency_tables import LatencyTable
+from latency_tables.protocol import Protocol
+from latency_tables.quantize import onnx_conv_module_names
+from nas.checkpoint import save_supernet
+from nas.cli.main import cli
+from nas.data import load_data
+from nas.export import card_path_for, export_subnet
+from nas.front import FrontEntry
+from nas.store import ResultsStore
+from predictors import create_predictor
+from search_spaces import InputError, SubnetConfig, get_space
+
+QUICK = Protocol.quick()
+
+
+def _config() -> SubnetConfig:
+    sp = get_space("mbv3-tiny")
+    return sp.sample(np.random.default_rng(5), quantize=False).replace(resolution=16)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny supernet whose subnet `_config()` is trained for 3 epochs on digits (~95 % test accuracy), so
+    top-1 agreement is measured on a network that really separates the classes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 shared cores: more threads only contend
+    torch.manual_seed(0)
+    sp = get_space("mbv3-tiny")
+    data = load_data("digits", seed=0, in_channels=1, image_size=32)
+    net = sp.build_supernet()
+    cfg = _config()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    net.train()
+    net.set_active(cfg)
+    for _ in range(3):
+        for x, y in data.batches("train", cfg.resolution, 64, shuffle=True, generator=g):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    path = tmp_path_factory.mktemp("supernet") / "supernet.pt"
+    save_supernet(path, net.eval(), {"data": "digits", "data_seed": 0, "epochs": 3})
+    yield path, cfg, data
+    torch.set_num_threads(threads)
+
+
+def _ort_logits(path: Path, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def test_float_export_matches_pytorch_and_card_is_true(trained, tmp_path):
+    sup, cfg, data = trained
+    entry = FrontEntry(cfg, 93.0, 0.4, 1, 1)  # a stored prediction for exactly this subnet
+    out = tmp_path / "model.onnx"
+    r = export_subnet(sup, cfg, out, backend="ort-cpu", protocol=QUICK, entry=entry)
+    assert r.max_rel_diff <= 1e-4 and r.top1_agreement == 100.0 and not r.quantized
+    assert r.accuracy > 80.0  # the trained subnet really classifies digits
+    assert r.opset >= 17 and r.latency_ms is not None and r.latency_ms > 0
+    assert (r.predicted_accuracy, r.predicted_latency_ms) == (93.0, 0.4)
+
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+    x, y = data.at("test", cfg.resolution)
+    for n in (1, 7):  # any batch size runs
+        assert _ort_logits(out, x[:n].numpy()).shape == (n, 10)
+    logits = _ort_logits(out, x.numpy())
+    acc = 100.0 * float((logits.argmax(1) == y.numpy()).mean())
+
+    card = json.loads(card_path_for(out).read_text())
+    assert card_path_for(out).name == "model.card.json"
+    assert SubnetConfig.from_dict(card["config"]) == cfg
+    assert card["model"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert card["model"]["size_bytes"] == out.stat().st_size == r.size_bytes
+    assert card["model"]["opset"] == r.opset and card["model"]["dynamic_batch"] is True
+    assert card["provenance"]["supernet"]["sha256"] == hashlib.sha256(Path(sup).read_bytes()).hexdigest()
+    assert card["provenance"]["supernet"]["path"] == str(Path(sup).resolve())
+    assert card["provenance"]["data"]["name"] == "digits"
+    assert card["provenance"]["backend"]["name"] == "ort-cpu" and card["provenance"]["backend"]["fingerprint"]
+    assert card["measured"]["accuracy"] == pytest.approx(acc) == r.accuracy
+    assert card["measured"]["latency_ms"] == r.latency_ms
+    assert card["predicted"]["accuracy"] == 93.0 and card["predicted"]["accuracy_source"] == "front entry"
+    assert card["predicted"]["size_bytes"] == get_space("mbv3-tiny").profile(cfg).size_bytes
+    assert card["verification"]["max_abs_diff"] == r.max_abs_diff
+    assert card["verification"]["n_images"] == len(y)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.card.json", "model.onnx"]  # no temporaries left
+
+
+def test_int8_export_keeps_top1(trained, tmp_path):
+    sup, cfg, data = trained
+    q = cfg.with_bits(8, 8)
+    out = tmp_path / "int8.onnx"
+    r = export_subnet(sup, q, out, quantize=True, backend=None)
+    assert r.quantized and r.config == q
+    assert r.top1_agreement >= 98.0, r
+    assert r.accuracy >= r.torch_accuracy - 2.0
+    model = onnx.load(str(out))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
+    card = json.loads(card_path_for(out).read_text())
+    assert card["model"]["quantized"] is True and card["model"]["dynamic_batch"] is True
+    policy = card["model"]["quantization"]["policy"]
+    assert len(policy) == 3 * q.n_blocks and all(v == [8, 8] for v in policy.values())
+    # agreement recomputed independently: the written file vs a freshly extracted, recalibrated PyTorch subnet
+    from nas.checkpoint import load_supernet
+    from nas.train import calibration_batches
+    from search_spaces.supernet import recalibrate
+
+    net, _ = load_supernet(sup)
+    ref = recalibrate(net.extract(q), calibration_batches(data, q.resolution, 8, 128, 0)).eval()
+    x, _ = data.at("test", q.resolution)
+    with torch.no_grad():
+        want = ref(x).argmax(1).numpy()
+    got = _ort_logits(out, x.numpy()).argmax(1)
+    assert 100.0 * float((got == want).mean()) == pytest.approx(r.top1_agreement)
+    assert card["verification"]["top1_agreement"] == r.top1_agreement
+
+
+def test_mixed_policy_leaves_32_bit_layers_float(trained, tmp_path):
+    sup, cfg, _ = trained
+    n = cfg.n_blocks
+    wb = tuple(32 if j % 2 == 0 else (8 if j % 4 == 1 else 4) for j in range(n))
+    ab = tuple(32 if w == 32 else 8 for w in wb)
+    q = cfg.replace(weight_bits=wb, act_bits=ab)
+    # a real latency table file holding exactly this subnet's blocks, and a real (tiny) accuracy predictor
+    sp = get_space("mbv3-tiny")
+    blocks = sp.blocks(q)
+    fp = {"backend": "ort-cpu", "device": "test", "threads": 1}
+    table = LatencyTable("mbv3-tiny", "test-cpu", "ort-cpu", fp, QUICK.to_dict(), [q.resolution],
+                         {b.key: {"median_ms": 0.01 * (i + 1), "std_ms": 0.0, "count": 1} for i, b in enumerate(blocks)})
+    table.save(tmp_path / "table.json")
+    pred = create_predictor("gbt", sp).fit(sp.sample_many(40, 1), np.linspace(60.0, 90.0, 40))
+    out = tmp_path / "mixed.onnx"
+    r = export_subnet(sup, q, out, quantize=True, backend=None, table=tmp_path / "table.json", predictor=pred)
+    assert r.top1_agreement >= 95.0, r
+    assert r.predicted_latency_ms == pytest.approx(0.01 * len(blocks) * (len(blocks) + 1) / 2)
+    assert r.predicted_accuracy == pytest.approx(float(pred.predict([q])[0]))
+    card = json.loads(card_path_for(out).read_text())
+    assert card["provenance"]["table"] == {"path": str(tmp_path / "table.json"), "device_tag": "test-cpu",
+                                           "fingerprint": fp}
+    assert card["provenance"]["predictor"]["kind"] == "GBTPredictor"
+    assert card["predicted"]["latency_source"] == "latency table"
+    assert card["predicted"]["accuracy_source"] == "predictor"
+    model = onnx.load(str(out))
+    assert r.opset >= 21  # int4 weights need DequantizeLinear on INT4
+    producers = {o: node for node in model.graph.node for o in node.output}
+    inits = {t.name: t for t in model.graph.initializer}
+    names = onnx_conv_module_names(model)
+    for j in range(n):
+        for part in ("expand", "depthwise", "pointwise"):
+            node = next(nd for nd in model.graph.node if nd.name == names[f"blocks.{j}.{part}.conv"])
+            w_src = producers.get(node.input[1])
+            if wb[j] == 32:  # float weight initializer, no dequantization
+                assert node.input[1] in inits and inits[node.input[1]].data_type == onnx.TensorProto.FLOAT
+            else:
+                assert w_src is not None and w_src.op_type == "DequantizeLinear"
+                qt = inits[w_src.input[0]].data_type
+                assert qt == (onnx.TensorProto.INT4 if wb[j] == 4 else onnx.TensorProto.INT8)
+
+
+def test_cli_export_from_a_query(trained, tmp_path):
+    sup, cfg, _ = trained
+    db = tmp_path / "results.db"
+    q = cfg.with_bits(8, 8)
+    with ResultsStore(db) as st:
+        st.add_front([FrontEntry(q, 91.5, 0.3, 500_000, 10), FrontEntry(cfg, 95.0, 9.0, 2_000_000, 20)],
+                     space="mbv3-tiny", device_tag="test-cpu", device_fingerprint="fp", dataset="digits",
+                     predictor="p1")
+    out = tmp_path / "m.onnx"
+    res = CliRunner().invoke(cli, ["export", "--supernet", str(sup), "--query", "--store", str(db), "--device",
+                                   "test-cpu", "--latency-ms", "1", "--out", str(out), "--quantize",
+                                   "--backend", "none", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output.strip().splitlines()[-1])
+    for k in ("max_abs_diff", "top1_agreement", "accuracy", "predicted_accuracy", "latency_ms",
+              "predicted_latency_ms", "size_bytes"):
+        assert k in d
+    assert d["predicted_accuracy"] == 91.5 and d["predicted_latency_ms"] == 0.3  # from the stored entry
+    assert d["top1_agreement"] >= 98.0 and d["size_bytes"] == out.stat().st_size
+    card = json.loads(card_path_for(out).read_text())
+    assert card["provenance"]["query"]["device_tag"] == "test-cpu"
+    assert card["provenance"]["query"]["budgets"] == {"latency_ms": 1.0}
+    assert SubnetConfig.from_dict(card["config"]) == q
+
+
+def test_export_bad_input(trained, tmp_path):
+    sup, cfg, _ = trained
+    runner = CliRunner()
+    res = runner.invoke(cli, ["export", "--supernet", str(sup), "--config", str(tmp_path / "no.json"),
+                              "--out", str(tmp_path / "x.onnx")])
+    assert res.exit_code == 2 and "--config: got" in res.output
+    other = get_space("mbv3").smallest()
+    with pytest.raises(InputError, match="config.space: got 'mbv3', allowed: 'mbv3-tiny'"):
+        export_subnet(sup, other, tmp_path / "y.onnx", backend=None)
+    res = runner.invoke(cli, ["export", "--supernet", str(tmp_path / "none.pt"), "--config", "c.json",
+                              "--out", str(tmp_path / "z.onnx")])
+    assert res.exit_code == 2 and "supernet: got" in res.output
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

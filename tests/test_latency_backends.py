@@ -1,0 +1,68 @@
+"""Contract test run by every registered latency backend: it skips with the backend's own reason where the
+machine cannot run it, and otherwise measures real ONNX models (a float and a quantized block)."""
+from __future__ import annotations
+
+import pytest
+
+from latency_tables import BACKENDS, Protocol, get_backend, list_backends
+from latency_tables.models import export_block
+from search_spaces import BlockSpec, get_space
+from search_spaces.errors import HwnasError, InputError
+
+PROTOCOL = Protocol(warmup=2, repeats=4, rounds=2, interleave=4)
+FLOAT_BLOCK = "mbconv:in8x8:c24-72-32:k3:s1:hswish:se0:w32a32"
+QUANT_BLOCK = "mbconv:in8x8:c24-72-32:k3:s1:hswish:se0:w8a8"
+
+
+def test_registry_names() -> None:
+    assert set(list_backends()) >= {"ort-cpu", "ort-cuda", "ort-trt", "tensorrt"}
+    assert "ort-cpu" in list_backends(available_only=True)
+    with pytest.raises(InputError, match="closest: ort-cpu"):
+        get_backend("ort-cpux")
+
+
+@pytest.mark.parametrize("name", list_backends())
+def test_backend_contract(name: str, tmp_path) -> None:
+    cls = BACKENDS.get(name)
+    ok, reason = cls.available()
+    if not ok:
+        assert reason and "\n" not in reason
+        with pytest.raises(HwnasError, match="not available here") as e:
+            get_backend(name)
+        assert "\n" not in str(e.value)
+        pytest.skip(reason)
+    be = get_backend(name, threads=1, batch_size=1)
+    fp = be.fingerprint()
+    for field in ("backend", "device", "threads", "batch_size", "precision", "execution_provider"):
+        assert field in fp, field
+    assert fp["backend"] == name and fp["threads"] == 1
+    assert be.default_device_tag().endswith(f"{name}-t1")
+    sp = get_space("mbv3-tiny")
+    items = []
+    for key in (FLOAT_BLOCK, QUANT_BLOCK):
+        b = BlockSpec.from_key(key)
+        if be.supports(b.weight_bits, b.act_bits)[0]:
+            items.append(export_block(sp, b, tmp_path))
+    results = be.measure_many(items + [(tmp_path / "missing.onnx", (1, 24, 8, 8))], PROTOCOL)
+    assert isinstance(results[-1], Exception)  # a model the backend cannot open is reported, not fatal
+    for m in results[:-1]:
+        assert not isinstance(m, Exception), m
+        assert m.count == PROTOCOL.repeats * PROTOCOL.rounds
+        assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+    with pytest.raises(HwnasError, match="missing.onnx"):
+        be.measure(tmp_path / "missing.onnx", (1, 24, 8, 8), PROTOCOL)
+
+
+def test_backend_bad_options() -> None:
+    with pytest.raises(InputError, match="threads: got 0"):
+        get_backend("ort-cpu", threads=0)
+    with pytest.raises(InputError, match="precision: got 'int3'"):
+        get_backend("ort-cpu", precision="int3")
+
+
+def test_protocol_validation() -> None:
+    assert Protocol.from_dict(PROTOCOL.to_dict()) == PROTOCOL
+    with pytest.raises(InputError, match="protocol.statistic: got 'mean'"):
+        Protocol(statistic="mean")
+    with pytest.raises(InputError, match="protocol key 'repeat'"):
+        Protocol.from_dict({"repeat": 3})

@@ -1,0 +1,303 @@
+"""Accuracy predictors: one contract test over every registered kind (fit on a synthetic target -> beats a constant
+predictor -> save -> load -> same predictions), the quantization-aware transfer, the bundle, the dataset reader, the
+metrics and `hwnas predictor fit`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from predictors import (
+    PREDICTORS, AccuracyPredictor, FeatureLayout, QuantAwareMLPPredictor, create_predictor, fit_predictor,
+    load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
+)
+from predictors.bundle import MANIFEST
+from search_spaces import HwnasError, InputError, get_space
+
+# small, fast settings per kind (the defaults are tuned for ~1,000 samples)
+FAST = {"mlp": {"epochs": 120}, "mlp-qa": {"epochs": 120}, "gbt": {"max_iter": 80}}
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("mbv3-tiny")
+
+
+@pytest.fixture(scope="module")
+def data(space):
+    """Train / test indices and synthetic accuracies, float and quantized."""
+    out = {}
+    for name, n, seed, quant in (("fp_train", 300, 1, False), ("fp_test", 300, 2, False),
+                                 ("q_train", 300, 3, True), ("q_test", 300, 4, True)):
+        idx = space.to_indices(space.sample_many(n, seed, quantize=quant))
+        out[name] = (idx, synthetic_accuracy(space, idx, seed=0, noise=0.1))
+    return out
+
+
+def _save_model(model, path: Path) -> None:
+    bundle_fp = model if not model.quant else None
+    if bundle_fp is None:  # a quantized model travels as the qa half of a bundle
+        fp = create_predictor("mlp", model.space, epochs=5).fit(*_tiny_float(model.search_space))
+        AccuracyPredictor(fp, model).save(path)
+    else:
+        AccuracyPredictor(model).save(path)
+
+
+def _tiny_float(space):
+    idx = space.to_indices(space.sample_many(20, 9, quantize=False))
+    return idx, synthetic_accuracy(space, idx)
+
+
+# ---- the contract every registered kind passes ---------------------------------------------------------------
+@pytest.mark.parametrize("kind", PREDICTORS.names())
+def test_predictor_contract(kind, space, data, tmp_path):
+    model = create_predictor(kind, space, seed=0, **FAST.get(kind, {}))
+    train, test = ("q_train", "q_test") if model.quant else ("fp_train", "fp_test")
+    x, y = data[train]
+    xt, yt = data[test]
+    model.fit(x, y)
+    pred = model.predict(xt)
+    assert pred.shape == (len(yt),) and pred.dtype == np.float64 and np.isfinite(pred).all()
+    m = rank_metrics(yt, pred)
+    const = rank_metrics(yt, np.full(len(yt), y.mean()))
+    assert m["kendall_tau"] > 0.5 > const["kendall_tau"], (kind, m)
+    assert m["rmse"] < 0.7 * const["rmse"], (kind, m, const)
+    # configs, indices and the encode matrix give the same predictions
+    configs = space.from_indices(xt[:7])
+    np.testing.assert_allclose(model.predict(configs), pred[:7], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(model.predict(space.encode(xt[:7], quant=model.quant)), pred[:7], rtol=0, atol=1e-5)
+    assert model.predict(xt[:0]).shape == (0,)
+    # save -> load -> identical predictions
+    _save_model(model, tmp_path / "p")
+    loaded = load_predictor(tmp_path / "p", space="mbv3-tiny")
+    again = loaded.qa if model.quant else loaded.fp
+    assert type(again) is type(model) and again.options() == model.options()
+    np.testing.assert_array_equal(again.predict(xt), pred)
+    assert not list(tmp_path.glob(".p.*")), "temporary directories left behind"
+    # seeded: fitting again gives the same model
+    np.testing.assert_array_equal(create_predictor(kind, space, seed=0, **FAST.get(kind, {})).fit(x, y).predict(xt),
+                                  pred)
+
+
+def test_mlp_spread_and_batched_fast_path(space, data):
+    x, y = data["fp_train"]
+    mlp = create_predictor("mlp", space, epochs=60).fit(x, y)
+    mean, std = mlp.predict_with_std(data["fp_test"][0])
+    assert (std > 0).all() and np.array_equal(mean, mlp.predict(data["fp_test"][0]))
+    # the fused inference path equals the plain one-hot MLP
+    import torch
+
+    xt = data["fp_test"][0][:50]
+    with torch.no_grad():
+        dense = mlp.net(onehot=torch.from_numpy(space.encode(xt, quant=False))).double().numpy()
+    np.testing.assert_allclose(mlp.predict(xt), dense.mean(1) * mlp.y_std + mlp.y_mean, atol=1e-4)
+    with pytest.raises(HwnasError, match="no spread"):
+        create_predictor("gbt", space, max_iter=5).fit(x, y).predict_with_std(x)
+
+
+def test_feature_layout_matches_encode(space, data):
+    idx = data["q_test"][0]
+    for quant in (False, True):
+        layout = FeatureLayout(space, quant)
+        np.testing.assert_array_equal(layout.onehot(idx), space.encode(idx, quant=quant))
+        w = np.random.default_rng(0).normal(size=(layout.n_features, 3))
+        np.testing.assert_allclose(layout.joint_table(w)[layout.joint_ids(idx)].sum(1),
+                                   space.encode(idx, quant=quant) @ w, atol=1e-9)
+    np.testing.assert_array_equal(FeatureLayout(space, True).decode(space.encode(idx)), idx)
+
+
+# ---- quantization-aware transfer ----------------------------------------------------------------------------
+def test_qa_transfer_starts_as_fp_and_improves(space, data):
+    fp = create_predictor("mlp", space, seed=0).fit(*data["fp_train"])
+    qa = QuantAwareMLPPredictor.from_fp(fp)
+    xq, yq = data["q_test"]
+    # before fine-tuning: exactly the fp model, on float and on quantized configs
+    np.testing.assert_allclose(qa.predict(xq), fp.predict(xq), atol=1e-5)
+    np.testing.assert_allclose(qa.predict(data["fp_test"][0]), fp.predict(data["fp_test"][0]), atol=1e-5)
+    before = rank_metrics(yq, qa.predict(xq))
+    qa.fit(data["q_train"][0][:100], data["q_train"][1][:100])
+    after = rank_metrics(yq, qa.predict(xq))
+    assert after["kendall_tau"] > before["kendall_tau"] + 0.05, (before, after)
+    assert after["rmse"] < before["rmse"], (before, after)
+    with pytest.raises(InputError, match="hidden"):
+        QuantAwareMLPPredictor.from_fp(fp, hidden=fp.hidden + 1)
+    with pytest.raises(HwnasError, match="not fitted"):
+        QuantAwareMLPPredictor.from_fp(create_predictor("mlp", space))
+
+
+def test_sample_weights_and_replay(space, data):
+    from predictors.qa import replay_weights
+
+    w = replay_weights(50, 1000)
+    assert w.shape == (1050,) and w[:50].sum() == pytest.approx(w[50:].sum() / 2) and (w[50:] == 1).all()
+    assert (replay_weights(900, 100) == 1).all()  # enough quantized samples: no up-weighting
+    x, y = data["fp_train"]
+    # a zero weight removes a sample: gbt fitted on weights (1, 0) equals gbt fitted on the first half
+    half = len(y) // 2
+    w01 = np.r_[np.ones(half), np.zeros(len(y) - half)]
+    a = create_predictor("gbt", space, max_iter=20, min_samples_leaf=5).fit(x, y, sample_weight=w01)
+    b = create_predictor("gbt", space, max_iter=20, min_samples_leaf=5).fit(x[:half], y[:half])
+    assert rank_metrics(b.predict(data["fp_test"][0]), a.predict(data["fp_test"][0]))["kendall_tau"] > 0.8
+    with pytest.raises(InputError, match="sample_weight"):
+        create_predictor("mlp", space).fit(x, y, sample_weight=np.ones(3))
+    with pytest.raises(InputError, match="sample_weight"):
+        create_predictor("mlp", space).fit(x, y, sample_weight=-np.ones(len(y)))
+
+
+# ---- bundle, persistence errors ------------------------------------------------------------------------------
+def test_bundle_routes_quantized_configs_and_loads_only_for_its_space(space, data, tmp_path):
+    fp = create_predictor("mlp", space, epochs=60).fit(*data["fp_train"])
+    qa = QuantAwareMLPPredictor.from_fp(fp).fit(*data["q_train"])
+    bundle = AccuracyPredictor(fp, qa)
+    mixed = np.concatenate([data["fp_test"][0][:20], data["q_test"][0][:20]])
+    expect = np.concatenate([fp.predict(mixed[:20]), qa.predict(mixed[20:])])
+    np.testing.assert_allclose(bundle.predict(mixed), expect, atol=1e-12)
+    bundle.save(tmp_path / "pred")
+    bundle.save(tmp_path / "pred")  # replacing an existing directory works
+    manifest = json.loads((tmp_path / "pred" / MANIFEST).read_text())
+    assert manifest["space"] == "mbv3-tiny" and set(manifest["models"]) == {"fp", "qa"}
+    loaded = load_predictor(tmp_path / "pred")
+    assert loaded.space == "mbv3-tiny"
+    mean, std = loaded.predict_with_std(mixed)
+    np.testing.assert_array_equal(mean, bundle.predict(mixed))
+    assert std.shape == mean.shape
+    with pytest.raises(InputError, match=r"predictor space: got 'mbv3-tiny'.*allowed: 'mbv3'"):
+        load_predictor(tmp_path / "pred", space="mbv3")
+    with pytest.raises(InputError, match="config.space"):
+        loaded.predict(get_space("mbv3").sample_many(2, 0))
+    with pytest.raises(InputError, match="indices shape"):
+        loaded.predict(np.zeros((3, 5), dtype=np.int16))
+    bad = mixed[:2].copy()
+    bad[0, 0] = 99
+    with pytest.raises(InputError, match="indices column 'resolution'"):
+        loaded.predict(bad)
+    # a file saved for one layout refuses another
+    manifest["models"]["fp"]["layout"]["fingerprint"] = "0" * 16
+    (tmp_path / "pred" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="feature layout"):
+        load_predictor(tmp_path / "pred")
+    with pytest.raises(InputError, match="predictor: got"):
+        load_predictor(tmp_path / "missing")
+
+
+def test_bad_options_and_kinds(space):
+    with pytest.raises(InputError, match=r"unknown predictor kind 'mpl'.*closest: mlp"):
+        create_predictor("mpl", space)
+    with pytest.raises(InputError, match="mlp option 'hiden'"):
+        create_predictor("mlp", space, hiden=3)
+    with pytest.raises(InputError, match="hidden: got 0"):
+        create_predictor("mlp", space, hidden=0)
+    with pytest.raises(HwnasError, match="not fitted"):
+        create_predictor("mlp", space).predict(space.sample_many(2, 0))
+
+
+def test_rank_metrics():
+    m = rank_metrics([1, 2, 3, 4], [10, 20, 30, 40])
+    assert m["kendall_tau"] == pytest.approx(1) and m["spearman"] == pytest.approx(1)
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean(np.array([9, 18, 27, 36]) ** 2)))
+    assert rank_metrics([1, 2, 3], [5, 5, 5])["kendall_tau"] == 0.0
+    assert rank_metrics([1, 2, 3, 4], [4, 3, 2, 1])["kendall_tau"] == pytest.approx(-1)
+    with pytest.raises(InputError, match="y_pred length"):
+        rank_metrics([1, 2], [1])
+
+
+# ---- the accuracy dataset --------------------------------------------------------------------------------------
+def _write_dataset(path: Path, space, n_fp: int, n_q: int, torn: bool = False) -> None:
+    configs = space.sample_many(n_fp, 21, quantize=False) + space.sample_many(n_q, 22, quantize=True)
+    acc = synthetic_accuracy(space, configs, noise=0.1)
+    lines = [json.dumps({"config": c.to_dict(), "accuracy": float(a), "quantized": c.is_quantized, "split": "holdout",
+                         "data": "synthetic", "supernet": "sha256:abc", "seconds": 0.01})
+             for c, a in zip(configs, acc)]
+    text = "\n".join(lines) + "\n"
+    if torn:
+        text += lines[0][: len(lines[0]) // 2]
+    path.write_text(text)
+
+
+def test_dataset_reader(space, tmp_path):
+    p = tmp_path / "acc.jsonl"
+    _write_dataset(p, space, 30, 20, torn=True)
+    ds = load_accuracy_dataset(p)
+    assert ds.space == "mbv3-tiny" and len(ds) == 50 and ds.skipped_torn_line
+    assert ds.quantized.sum() == 20 and ds.accuracy.dtype == np.float64
+    assert ds.sources == {"data": ["synthetic"], "supernet": ["sha256:abc"], "split": ["holdout"]}
+    train, test = ds.split(0.3, seed=0)
+    assert len(set(train) & set(test)) == 0 and len(train) + len(test) == 50
+    assert np.array_equal(ds.split(0.3, seed=0)[1], test)
+    with pytest.raises(InputError, match="dataset space: got 'mbv3-tiny', allowed: 'mbv3'"):
+        load_accuracy_dataset(p, space="mbv3")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "holds no records"),
+    ("\n\n", "holds no records"),
+    ("hello world\n", "line 1 is not JSON"),
+    ("[1, 2]\n", "line 1: got list"),
+    ('{"config": {}, "accuracy": 90, "quantized": false}\n', "line 1: config"),
+    ('{"accuracy": 90, "quantized": false}\n', "key 'config' missing"),
+])
+def test_garbage_dataset_gives_clear_error(tmp_path, content, message):
+    p = tmp_path / "bad.jsonl"
+    p.write_text(content)
+    with pytest.raises(InputError, match=message):
+        load_accuracy_dataset(p)
+
+
+def test_dataset_bad_values(space, tmp_path):
+    c = space.sample(0, quantize=False).to_dict()
+    p = tmp_path / "bad.jsonl"
+    p.write_text(json.dumps({"config": c, "accuracy": 190.0, "quantized": False}) + "\n")
+    with pytest.raises(InputError, match="accuracy: got 190.0, allowed: a top-1 accuracy in percent"):
+        load_accuracy_dataset(p)
+    p.write_text(json.dumps({"config": c, "accuracy": 90.0, "quantized": True}) + "\n")
+    with pytest.raises(InputError, match="quantized: got True, allowed: False"):
+        load_accuracy_dataset(p)
+    p.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_accuracy_dataset(p)
+    with pytest.raises(InputError, match="an existing JSON-lines file"):
+        load_accuracy_dataset(tmp_path / "nope.jsonl")
+
+
+def test_fit_predictor_from_dataset(space, tmp_path):
+    p = tmp_path / "acc.jsonl"
+    _write_dataset(p, space, 160, 100)
+    bundle, report = fit_predictor(load_accuracy_dataset(p), kind="mlp", seed=0, test_fraction=0.25)
+    assert report["n_train"] + report["n_test"] == 260 and report["n_test"] > 20
+    assert set(report["models"]) == {"fp", "qa"} and report["models"]["qa"]["n_train"] > 50
+    assert report["kendall_tau"] > 0.4 and report["models"]["fp"]["kendall_tau"] > 0.5, report
+    with pytest.raises(InputError, match="kind: got 'mlp-qa'"):
+        fit_predictor(load_accuracy_dataset(p), kind="mlp-qa")
+
+
+# ---- the CLI ---------------------------------------------------------------------------------------------------
+def test_cli_predictor_fit(space, tmp_path):
+    from nas.cli.main import cli
+
+    data = tmp_path / "acc.jsonl"
+    _write_dataset(data, space, 120, 60)
+    out = tmp_path / "pred"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["predictor", "fit", "--dataset", str(data), "--out", str(out), "--kind", "gbt",
+                              "--seed", "1", "--test-fraction", "0.25", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output.strip().splitlines()[-1])
+    for key in ("kendall_tau", "spearman", "rmse", "n_train", "n_test"):
+        assert key in report
+    assert report["n_train"] + report["n_test"] == 180 and report["kendall_tau"] > 0.3
+    assert report["models"]["fp"]["kind"] == "gbt" and report["models"]["qa"]["kind"] == "gbt"
+    pred = load_predictor(out)
+    assert pred.kind == "gbt" and pred.qa is not None
+    assert json.loads((out / MANIFEST).read_text())["metrics"]["n_test"] == report["n_test"]
+    bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(data), "--out", str(tmp_path / "x"),
+                              "--kind", "svm"])
+    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt" in bad.output
+    assert not (tmp_path / "x").exists()
+    garbage = tmp_path / "g.jsonl"
+    garbage.write_text("not json\n")
+    bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(garbage), "--out", str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "line 1 is not JSON" in bad.output
+    assert "fit" in runner.invoke(cli, ["predictor", "--help"]).output
