@@ -236,7 +236,7 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
                                           "max": float(np.max(lat_err)) if lat_err else None},
             "accuracy_abs_error_pp": {"mean": float(np.mean(acc_err)) if acc_err else None,
                                       "max": float(np.max(acc_err)) if acc_err else None},
-            "load": os.getloadavg()[0],
+            "load": os.getloadavg()[0], "note": args.note,
             "command": ".venv/bin/python -m experiments.bench_query_export " + " ".join(sys.argv[1:])}
 
 
@@ -279,18 +279,28 @@ def write_markdown() -> Path:
                   f"store `{e['store']}` (device `{e['device']}`), backend `{e['backend']}`, "
                   f"{'quantized per policy' if e['quantize'] else 'float'}. Accuracy: onnxruntime on the test split; "
                   "latency: the exported model on the backend (median, batch 1).", "",
-                  "| # | res | bits | pred acc % | ONNX acc % | pred ms | measured ms | lat err % | top-1 agree % | "
+                  "| # | res | bits | pred acc % | PyTorch acc % | ONNX acc % | pred ms | measured ms | lat err % | top-1 agree % | "
                   "max abs diff | size bytes (pred) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(e["rows"]):
             le = (abs(r["predicted_latency_ms"] / r["latency_ms"] - 1) * 100
                   if r["latency_ms"] and r["predicted_latency_ms"] else None)
             lines.append(f"| {i} | {r['config']['resolution']} | {' '.join(r['bits'])} | "
-                         f"{f(r['predicted_accuracy'], '.2f')} | {f(r['accuracy'], '.2f')} | "
+                         f"{f(r['predicted_accuracy'], '.2f')} | {f(r['torch_accuracy'], '.2f')} | "
+                         f"{f(r['accuracy'], '.2f')} | "
                          f"{f(r['predicted_latency_ms'])} | {f(r['latency_ms'])} | {f(le, '.1f')} | "
                          f"{f(r['top1_agreement'], '.1f')} | {f(r['max_abs_diff'], '.3g')} | "
                          f"{r['size_bytes']:,} ({r['predicted_size_bytes']:,}) |")
         le, ae = e["latency_abs_rel_error_pct"], e["accuracy_abs_error_pp"]
+        lines += ["", "PyTorch acc: the extracted, recalibrated (fake-quantized) subnet -- what an accuracy predictor "
+                  "is trained to predict; ONNX acc: the exported file in onnxruntime; top-1 agree / max abs diff: "
+                  "ONNX vs that PyTorch subnet on the test split. Size: the ONNX file (predicted: weights at their "
+                  "bits, SE / head / BN float)."]
+        if e.get("note"):
+            lines += ["", f"Inputs: {e['note']}"]
+        if e["predictor"] is None:
+            lines += ["", "No accuracy predictor for this supernet existed when this ran, so predicted accuracy is "
+                      "n/a; rerun with `--predictor DIR` (and `--store DB --device TAG` to export query answers)."]
         lines += ["", f"Latency |pred/measured - 1|: mean {f(le['mean'], '.1f')} %, max {f(le['max'], '.1f')} %. "
                   f"Accuracy |pred - measured|: mean {f(ae['mean'], '.2f')} pp, max {f(ae['max'], '.2f')} pp "
                   f"(load average {e['load']:.1f}).", "", "```", f"flock /tmp/hwnas-heavy.lock {e['command']}"
@@ -324,6 +334,7 @@ def main() -> None:
     x.add_argument("--rounds", type=int, default=5, help="measurement rounds (protocol)")
     x.add_argument("--float", action="store_true", help="export float instead of quantized per policy")
     x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--note", default=None, help="how the inputs were made (printed in deploy.md)")
     sub.add_parser("report", help="only regenerate deploy.md from the JSON parts")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)

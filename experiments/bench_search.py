@@ -51,13 +51,14 @@ def optuna_run(sampler: str, n: int, args, out: Path, time_cap: float) -> dict:
     from nas.search.api import run_search
     from nas.search.storage import open_storage
 
-    d = out / f"{sampler}"
+    sampler, _, encoding = sampler.partition(":")
+    d = out / f"{sampler}{'-' + encoding if encoding else ''}"
     if d.exists():
         import shutil
 
         shutil.rmtree(d)
     cfg = SearchConfig(space=args.space, out=str(d), predictor=args.predictor, table=args.table, sampler=sampler,
-                       trials=n, seed=args.seed, objectives=("accuracy", "latency", "size"))
+                       trials=n, seed=args.seed, objectives=("accuracy", "latency", "size"), encoding=encoding or None)
     # run in chunks so a slow sampler (TPE) stops at the time cap with the trials it has
     t0 = time.perf_counter()
     done, chunks, res = 0, [], None
@@ -96,7 +97,8 @@ def main() -> None:
     ap.add_argument("--counts", default="1000,5000,20000")
     ap.add_argument("--reference-samples", type=int, default=200_000)
     ap.add_argument("--tpe-time-cap", type=float, default=300.0)
-    ap.add_argument("--samplers", default="nsga2,random,tpe")
+    ap.add_argument("--samplers", default="nsga2,nsga2:field-dense,random,tpe",
+                    help="sampler[:encoding], comma separated")
     ap.add_argument("--fit-samples", type=int, default=4000, help="synthetic labels for the fitted predictor")
     args = ap.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")

@@ -62,7 +62,7 @@ def _check_resume(table: LatencyTable, space: str, backend: str, fp: dict[str, A
 def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[str],
                 resolutions: Sequence[int] | None = None, threads: int = 1, batch_size: int = 1,
                 protocol: Protocol | None = None, device_tag: str | None = None, ray_address: str | None = None,
-                calibrate: int = 8, calibration_method: str = "affine", quantize: bool = True,
+                calibrate: int = 8, calibration_method: str = "scale", quantize: bool = True,
                 keys: Sequence[str] | None = None, calibration_configs: Sequence[SubnetConfig] | None = None,
                 progress: bool = True, on_chunk: Callable[[int, int], None] | None = None) -> LatencyTable:
     """Measure (or finish measuring) the table at `out` and return it.
@@ -136,7 +136,7 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
     return table
 
 
-def calibrate_table(table: LatencyTable, n: int, method: str = "affine", seed: int = CALIBRATION_SEED,
+def calibrate_table(table: LatencyTable, n: int, method: str = "scale", seed: int = CALIBRATION_SEED,
                     executor: LocalExecutor | RayExecutor | None = None,
                     configs: Sequence[SubnetConfig] | None = None, progress: bool = True) -> Calibration:
     """Measure whole subnets end to end (reusing any already stored) and fit the table's calibration."""
@@ -144,7 +144,8 @@ def calibrate_table(table: LatencyTable, n: int, method: str = "affine", seed: i
     ex = executor or LocalExecutor()
     sampled = configs is None
     if configs is None:
-        configs = sample_configs(sp, n, seed, table.resolutions, supported=table.supported)
+        configs = sample_configs(sp, n, seed, table.resolutions, supported=table.supported,
+                                 quantize=table.quantized)
     have = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     todo = [c for c in configs if c.to_json() not in have]
     args = {"threads": int(table.fingerprint.get("threads", 1)),

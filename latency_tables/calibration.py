@@ -9,7 +9,9 @@ on a few end-to-end measurements:
   affine:    ms = a + b * x
   per-bits:  ms = a + b_fp * x_fp + b_8 * x_8 + b_4 * x_4   (x split by the blocks' weight bits)
 
-`scale` takes b as the median of measured / x (robust to one bad measurement, one parameter); the others are
+`scale` (the default) takes b as the median of measured / x: one parameter, robust to one bad measurement. On
+this machine `affine` fitted negative intercepts (-0.06 ms at 32 px, -1.3 ms at 224 px) -- noise, not physics --
+and validated slightly worse (experiments/results/latency.md). The others are
 fitted by least squares on the *relative* error (what validation reports), so small and large models count
 alike. `a` absorbs the per-model overhead, `b` the cross-block effects.
 """

@@ -79,8 +79,8 @@ def export_subnet(space: SearchSpace, config: SubnetConfig, directory: str | os.
     """The whole subnet as deployed: extracted, exported float, quantized per `Subnet.quant_policy()`."""
     space.check(config)
     net = random_supernet(space, seed)
-    policy = net.extract(config).quant_policy()  # the fake-quant extract carries the activation bits
     sub = net.extract(config, fake_quant=False)  # the float graph that ONNX Runtime quantizes
+    policy = sub.quant_policy()
     d = Path(directory)
     shape = space.input_shape(config, batch)
     name = "subnet-" + hashlib.sha1(config.to_json().encode()).hexdigest()[:12]

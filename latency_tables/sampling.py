@@ -10,9 +10,10 @@ from search_spaces import SearchSpace, SubnetConfig
 
 
 def sample_configs(space: SearchSpace, n: int, seed: int, resolutions: Collection[int],
-                   exclude: Collection[str] = (), supported=None, max_tries: int = 100) -> list[SubnetConfig]:
+                   exclude: Collection[str] = (), supported=None, max_tries: int = 100,
+                   quantize: bool = True) -> list[SubnetConfig]:
     """`n` distinct random configs at `resolutions`, none whose JSON is in `exclude`, all passing
-    `supported(list_of_configs) -> bool array` when given."""
+    `supported(list_of_configs) -> bool array` when given; float only unless `quantize`."""
     rng = np.random.default_rng(seed)
     res = sorted(resolutions)
     seen = set(exclude)
@@ -20,7 +21,7 @@ def sample_configs(space: SearchSpace, n: int, seed: int, resolutions: Collectio
     for _ in range(max_tries * max(n, 1)):
         if len(out) == n:
             break
-        c = space.sample(rng)
+        c = space.sample(rng, quantize=quantize)
         c = c.replace(resolution=res[int(rng.integers(len(res)))])
         j = c.to_json()
         if j in seen:

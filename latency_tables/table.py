@@ -106,6 +106,11 @@ class LatencyTable:
         return self.latency_ms(self.overhead) if self.overhead else 0.0
 
     @property
+    def quantized(self) -> bool:
+        """Whether the table measured quantized blocks (a float-only table serves float subnets only)."""
+        return any(not k.endswith(":w32a32") for k in (*self.entries, *self.unsupported))
+
+    @property
     def complete(self) -> bool:
         return self.expected_keys is not None and len(self.entries) + len(self.unsupported) >= self.expected_keys
 

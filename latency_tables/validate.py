@@ -47,7 +47,8 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
         ex = LocalExecutor()
     exclude = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     if configs is None:
-        configs = sample_configs(sp, n, seed, table.resolutions, exclude=exclude, supported=table.supported)
+        configs = sample_configs(sp, n, seed, table.resolutions, exclude=exclude, supported=table.supported,
+                                 quantize=table.quantized)
     else:
         configs = [c for c in configs if c.to_json() not in exclude][:n]
     if not configs:

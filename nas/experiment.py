@@ -56,6 +56,7 @@ class SearchSection(_Section):
     objectives: list[Literal["accuracy", "latency", "size"]] = ["accuracy", "latency", "size"]
     storage: str | None = None  # default: a journal file in the workdir
     verify_top: Annotated[int, Field(ge=0)] = 0
+    quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
 
 
 class Budget(_Section):

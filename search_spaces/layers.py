@@ -52,13 +52,15 @@ class MBConv(nn.Module):
     With `expand=False` it is the depthwise-separable block (no expand conv)."""
 
     def __init__(self, in_ch: int, hidden: int, out_ch: int, k: int, stride: int, act: str, se_mid: int | None,
-                 act_bits: int = 32, expand: bool = True, weight_bits: int = 32) -> None:
+                 act_bits: int = 32, expand: bool = True, weight_bits: int = 32, fake_quant: bool = True) -> None:
         super().__init__()
-        self.weight_bits, self.act_bits = weight_bits, act_bits  # the block's policy, for export
-        self.expand = ConvBN(in_ch, hidden, 1, act=act, act_bits=act_bits) if expand else None
-        self.depthwise = ConvBN(hidden, hidden, k, stride, groups=hidden, act=act, act_bits=act_bits)
+        # the block's policy, for export; `fake_quant=False` keeps it but computes in float
+        self.weight_bits, self.act_bits = weight_bits, act_bits
+        qa = act_bits if fake_quant else 32
+        self.expand = ConvBN(in_ch, hidden, 1, act=act, act_bits=qa) if expand else None
+        self.depthwise = ConvBN(hidden, hidden, k, stride, groups=hidden, act=act, act_bits=qa)
         self.se = SqueezeExcite(hidden, se_mid) if se_mid else None
-        self.pointwise = ConvBN(hidden, out_ch, 1, act="none", act_bits=act_bits)
+        self.pointwise = ConvBN(hidden, out_ch, 1, act="none", act_bits=qa)
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

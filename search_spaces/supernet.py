@@ -136,7 +136,7 @@ class ElasticMBConv(nn.Module):
         mid = self.spec.se_channels(hidden) if self.se else None
         qbits = wbits if fake_quant else 32
         m = MBConv(self.in_ch, hidden, self.out_ch, kernel, self.stride, self.act, mid,
-                   act_bits=abits if fake_quant else 32, weight_bits=wbits)
+                   act_bits=abits, weight_bits=wbits, fake_quant=fake_quant)
         assert m.expand is not None
         m.expand.conv.weight.copy_(quantize_weight(self.expand_w[:hidden], qbits))
         m.depthwise.conv.weight.copy_(quantize_weight(self.active_dw_filter(hidden, kernel), qbits))

@@ -108,7 +108,7 @@ def test_profile_table_matches_space_profile_exactly(name) -> None:
         assert (macs[i], params[i], size[i]) == (p.macs, p.params, p.size_bytes)
 
 
-@pytest.mark.parametrize("encoding", ["block", "block-dense", "field"])
+@pytest.mark.parametrize("encoding", ["block", "block-dense", "field", "field-dense"])
 def test_encodings_round_trip_and_suggest(encoding) -> None:
     from nas.search import get_encoding
 
@@ -122,7 +122,7 @@ def test_encodings_round_trip_and_suggest(encoding) -> None:
         c = enc.suggest(t)
         assert isinstance(c, SubnetConfig) and enc.config_from_params(t.params) == c
         n_block_params = sum(1 for k in t.params if k.startswith(("block_", "kernel_")))
-        if encoding == "block-dense":
+        if encoding.endswith("-dense"):
             assert n_block_params == sp.spec.n_positions  # inert genes included
         else:  # conditional: blocks beyond a stage's depth are not suggested
             assert n_block_params == c.n_blocks

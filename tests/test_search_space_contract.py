@@ -142,3 +142,14 @@ def test_sort_channels_keeps_the_function_and_orders_importance(space_and_net):
     for blk in net.blocks:
         imp = blk.point_w.abs().sum(dim=(0, 2, 3))
         assert bool((imp[:-1] >= imp[1:]).all())
+
+
+def test_float_extraction_keeps_the_quantization_policy(tiny_space):
+    net = tiny_space.build_supernet()
+    c = tiny_space.sample(3)
+    while not any(a < 32 for a in c.act_bits):
+        c = tiny_space.sample(int(c.resolution) + len(c.kernel))
+    fq, fl = net.extract(c), net.extract(c, fake_quant=False)
+    assert fq.quant_policy() == fl.quant_policy()
+    assert any(a < 32 for _, a in fl.quant_policy().values())
+    assert not any(m.__class__.__name__ == "FixedActQuant" for m in fl.modules())

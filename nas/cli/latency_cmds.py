@@ -36,7 +36,7 @@ def latency() -> None:
 @click.option("--device-tag", help="Name of the device (default: derived from the fingerprint).")
 @click.option("--calibrate", type=click.IntRange(min=0), default=8, show_default=True,
               help="Whole subnets measured end to end to fit the calibration (0: none).")
-@click.option("--calibration-method", type=click.Choice(["affine", "scale", "per-bits"]), default="affine",
+@click.option("--calibration-method", type=click.Choice(["scale", "affine", "per-bits"]), default="scale",
               show_default=True, help="How whole-model latency is fitted from block sums (see calibration.py).")
 @click.option("--float-only", is_flag=True, help="Measure float blocks only (no quantized bit-widths).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)

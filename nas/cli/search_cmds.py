@@ -35,7 +35,7 @@ from nas.cli.options import echo_json
 @click.option("--data", default=None, help="Data set for measured accuracy.")
 @click.option("--encoding", default=None, help="block, block-dense or field; default per sampler.")
 @click.option("--batch-size", type=int, default=None, help="Trials asked per batch (default per sampler).")
-@click.option("--population-size", type=int, default=100, show_default=True, help="NSGA-II population.")
+@click.option("--population-size", type=int, default=50, show_default=True, help="NSGA-II population.")
 @click.option("--store", default=None, help="Results store URL/path: add the front to it (hwnas query reads it).")
 @click.option("--dataset", default=None, help="Data set name recorded with the front in --store "
               "(default: the one the predictor was fitted on).")

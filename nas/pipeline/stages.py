@@ -4,7 +4,9 @@ supernet -> latency -> accuracy -> predictor -> search -> store -> export -> bas
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import platform
 import shutil
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 
 from nas.experiment import Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
+from search_spaces.files import atomic_write_json
 
 
 def _sha256(path: str | Path) -> str:
@@ -57,7 +60,7 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRe
     return run.run("supernet", settings, [], train)
 
 
-def latency_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageResult:
+def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
     lat = exp.latency
     if lat.table is not None:
         settings: dict[str, Any] = {"table": str(Path(lat.table).resolve()), "sha256": _sha256(lat.table)}
@@ -70,24 +73,27 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRes
 
         return run.run("latency", settings, [], reuse)
     # a table belongs to a machine: the host and the backend's fingerprint are part of its key
-    from latency_tables import get_backend
+    from latency_tables import BACKENDS, get_backend
 
-    fingerprint = get_backend(lat.backend, threads=lat.threads, batch_size=lat.batch_size).fingerprint()
+    if run.dry_run and not BACKENDS.get(lat.backend).available()[0]:
+        fingerprint: Any = "unavailable on this machine"  # a dry run on a machine without the device
+    else:
+        fingerprint = get_backend(lat.backend, threads=lat.threads, batch_size=lat.batch_size).fingerprint()
     settings = {"space": exp.space, "backend": lat.backend, "threads": lat.threads, "batch_size": lat.batch_size,
                 "resolutions": lat.resolutions, "calibrate": lat.calibrate, "validate_n": lat.validate_n,
                 "device_tag": lat.device_tag, "host": platform.node(), "fingerprint": fingerprint,
-                "ray_address": exp.ray.address}
+                "quantize": exp.search.quantize}
 
     def build(folder: Path) -> dict[str, Any]:
         from latency_tables import build_table, validate_table
 
         out = folder / "table.json"
         table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
-                            batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=exp.ray.address,
-                            calibrate=lat.calibrate, progress=progress)
+                            batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
+                            calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress)
         validation = None
         if lat.validate_n:
-            v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=exp.ray.address,
+            v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address,
                                progress=progress)
             validation = {k: v[k] for k in ("n", "within_5pct", "within_10pct", "mape", "rmse_ms") if k in v}
             validation["uncalibrated"] = v.get("uncalibrated")
@@ -97,7 +103,8 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRes
     return run.run("latency", settings, [], build)
 
 
-def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, progress: bool) -> StageResult:
+def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, progress: bool,
+                   ray_address: str | None) -> StageResult:
     a = exp.accuracy
     settings = {"data": exp.data, "n": a.n, "quantized_fraction": a.quantized_fraction, "seed": exp.seed}
 
@@ -106,7 +113,8 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
 
         out = folder / "accuracy.jsonl"
         info = collect(supernet.outputs["checkpoint"], exp.data, a.n, out, seed=exp.seed,
-                       quantized_fraction=a.quantized_fraction, workers=a.workers, ray_address=exp.ray.address,
+                       quantized_fraction=a.quantized_fraction if exp.search.quantize else 0.0,
+                       workers=a.workers, ray_address=ray_address if a.workers > 1 else None,
                        progress=progress)
         return {"dataset": str(out.resolve()), "n": a.n, "mean_accuracy": info.get("mean_accuracy")}
 
@@ -131,10 +139,10 @@ def predictor_stage(run: StageRunner, exp: Experiment, accuracy: StageResult) ->
 
 
 def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, latency: StageResult,
-                 progress: bool) -> StageResult:
+                 supernet: StageResult, ray_address: str | None) -> StageResult:
     s = exp.search
     settings = {"sampler": s.sampler, "trials": s.trials, "workers": s.workers, "objectives": s.objectives,
-                "storage": s.storage, "seed": exp.seed, "verify_top": s.verify_top}
+                "storage": s.storage, "seed": exp.seed, "verify_top": s.verify_top, "quantize": s.quantize}
 
     def search(folder: Path) -> dict[str, Any]:
         from nas.search.api import SearchConfig, run_search
@@ -142,13 +150,43 @@ def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, late
         cfg = SearchConfig(space=exp.space, out=str(folder), predictor=predictor.outputs["predictor"],
                            table=latency.outputs["table"], objectives=tuple(s.objectives), sampler=s.sampler,
                            trials=s.trials, workers=s.workers if s.workers > 1 else 0,
-                           ray_address=exp.ray.address, storage=s.storage, seed=exp.seed,
-                           study=f"{exp.name}-{run.key_of('search', settings, [predictor, latency])}")
+                           ray_address=ray_address, storage=s.storage, seed=exp.seed, quantize=s.quantize,
+                           study=f"{exp.name}-{run.key_of('search', settings, [predictor, latency])}",
+                           verify_top=s.verify_top, backend=exp.latency.backend if s.verify_top else None,
+                           supernet=supernet.outputs["checkpoint"] if s.verify_top else None,
+                           data=exp.data if s.verify_top else None)
         result = run_search(cfg)
-        summary = result.summary() if hasattr(result, "summary") else {}
-        return {"out": str(folder.resolve()), "summary": summary}
+        front = folder / "front.entries.json"
+        atomic_write_json(front, [e.to_dict() for e in result.front])
+        return {"out": str(folder.resolve()), "front": str(front.resolve()), "n_trials": result.n_trials,
+                "n_pareto": result.n_pareto, "hypervolume": result.hypervolume,
+                "trials_per_second": result.trials_per_second, "study": result.study, "storage": result.storage,
+                "device_tag": result.device_tag}
 
-    return run.run("search", settings, [predictor, latency], search)
+    return run.run("search", settings, [predictor, latency, supernet], search)
+
+
+def store_stage(run: StageRunner, exp: Experiment, search: StageResult, latency: StageResult,
+                predictor: StageResult) -> StageResult:
+    settings = {"store": exp.store_url}
+
+    def store(folder: Path) -> dict[str, Any]:
+        from latency_tables import LatencyTable
+        from nas.front import FrontEntry
+        from nas.store import ResultsStore
+
+        table = LatencyTable.load(latency.outputs["table"])
+        entries = [FrontEntry.from_dict(d) for d in json.loads(Path(search.outputs["front"]).read_text())]
+        with contextlib.closing(ResultsStore(exp.store_url)) as st:
+            front_id = st.add_front(entries, space=exp.space, device_tag=table.device_tag,
+                                    device_fingerprint=table.fingerprint, dataset=exp.data,
+                                    predictor=predictor.outputs["predictor"], table_fingerprint=table.fingerprint,
+                                    source={"experiment": exp.name, "study": search.outputs["study"],
+                                            "search_stage": search.key})
+        return {"store": exp.store_url, "front_id": front_id, "device_tag": table.device_tag,
+                "entries": len(entries)}
+
+    return run.run("store", settings, [search], store)
 
 
 def budget_slug(b: Budget, i: int) -> str:
@@ -156,4 +194,90 @@ def budget_slug(b: Budget, i: int) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in raw)
 
 
-__all__ = ["accuracy_stage", "budget_slug", "latency_stage", "predictor_stage", "search_stage", "supernet_stage"]
+
+
+def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet: StageResult,
+                 latency: StageResult, predictor: StageResult) -> StageResult:
+    """Per budget: query the store for the best subnet, export it float and quantized, verify both."""
+    settings = {"budgets": [b.model_dump() for b in exp.budgets], "export": exp.export.model_dump()}
+
+    def export(folder: Path) -> dict[str, Any]:
+        from nas.export import export_subnet
+        from nas.lookup import query
+
+        out: dict[str, Any] = {}
+        for i, b in enumerate(exp.budgets):
+            slug = budget_slug(b, i)
+            q = query(exp.store_url, exp.space, store.outputs["device_tag"], latency_ms=b.latency_ms,
+                      size_mb=b.size_mb, min_accuracy=b.min_accuracy, dataset=exp.data)
+            row: dict[str, Any] = {"label": b.label(), "found": q.found, "message": q.message}
+            if not q.found:
+                row["closest"] = [c.to_dict() for c in q.closest]
+                out[slug] = row
+                continue
+            assert q.best is not None
+            row["entry"] = q.best.entry.to_dict()
+            variants = [("float", False)] if exp.export.float else []
+            variants += [("quantized", True)] if exp.export.quantized and q.best.entry.config.is_quantized else []
+            for name, quantize in variants:
+                rep = export_subnet(supernet.outputs["checkpoint"], q.best.entry.config,
+                                    folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
+                                    backend=exp.latency.backend, table=latency.outputs["table"],
+                                    predictor=predictor.outputs["predictor"], entry=q.best.entry,
+                                    query_provenance=q.best.front.to_dict(), seed=exp.seed)
+                row[name] = rep.summary()
+            out[slug] = row
+        return {"budgets": out}
+
+    return run.run("export", settings, [store, supernet, latency, predictor], export)
+
+
+def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, latency: StageResult,
+                    search: StageResult) -> StageResult:
+    """What the search is compared with, on the same predicted evaluator and the same number of evaluations:
+    random sampling of the joint space, and Once-for-All's evolutionary search (per latency budget)."""
+    settings = {"trials": exp.search.trials, "seed": exp.seed, "budgets": [b.model_dump() for b in exp.budgets],
+                "quantize": exp.search.quantize}
+
+    def baselines(folder: Path) -> dict[str, Any]:
+        import numpy as np
+
+        from latency_tables import LatencyTable
+        from nas.search.api import table_resolutions
+        from nas.search.evaluators import PredictedEvaluator
+        from nas.search.evolution import evolution_search
+        from predictors import load_predictor
+        from search_spaces import get_space
+
+        table = LatencyTable.load(latency.outputs["table"])
+        space = get_space(exp.space)
+        res = table_resolutions(space, table)
+        space_r = get_space(exp.space, resolutions=res) if res else space
+        ev = PredictedEvaluator(space, load_predictor(predictor.outputs["predictor"]), table)
+        n = exp.search.trials
+        rnd_cfgs = space_r.sample_many(n, seed=exp.seed + 7, quantize=exp.search.quantize)
+        rnd = ev.evaluate(rnd_cfgs)
+
+        def best(acc: np.ndarray, lat: np.ndarray, size: np.ndarray, ok: np.ndarray, b: Budget) -> float | None:
+            m = ok.copy()
+            if b.latency_ms is not None:
+                m &= lat <= b.latency_ms
+            if b.size_mb is not None:
+                m &= size <= b.size_mb * 1e6
+            if b.min_accuracy is not None:
+                m &= acc >= b.min_accuracy
+            return float(acc[m].max()) if m.any() else None
+
+        out: dict[str, Any] = {}
+        lat_budgets = sorted({b.latency_ms for b in exp.budgets if b.latency_ms is not None})
+        evo = evolution_search(space, ev, n, lat_budgets, seed=exp.seed, resolutions=res,
+                               quantize=exp.search.quantize) if lat_budgets else None
+        for i, b in enumerate(exp.budgets):
+            row = {"random": best(rnd.accuracy, rnd.latency_ms, rnd.size_bytes, rnd.supported, b)}
+            if evo is not None and b.latency_ms is not None:
+                _, m = evo
+                row["ofa_evolution"] = best(m.accuracy, m.latency_ms, m.size_bytes, m.supported, b)
+            out[budget_slug(b, i)] = row
+        return {"evaluations": n, "budgets": out}
+
+    return run.run("baselines", settings, [predictor, latency, search], baselines)

@@ -55,7 +55,7 @@ class SearchConfig:
     data: str | None = None
     encoding: str | None = None  # None: per sampler (DEFAULT_ENCODING)
     batch_size: int | None = None  # None: population size for nsga2, 500 random, 32 tpe, 1 measured
-    population_size: int = 100
+    population_size: int = 50
     quantize: bool = True
 
     def validate(self) -> SearchConfig:
@@ -245,14 +245,14 @@ def _entry(config: SubnetConfig, m: dict[str, Any], feasible: bool, trial: int) 
 
 
 def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ...],
-                     resolutions: tuple[int, ...] | None = None) -> Normalizer:
+                     resolutions: tuple[int, ...] | None = None, quantize: bool = True) -> Normalizer:
     """Ideal and nadir from the space's extremes under `evaluator`: the smallest and the largest subnet at every
     bit policy the device supports (best and worst value of each objective among them). Fixed per (space,
     evaluator, resolutions), so the hypervolumes of runs on the same table and predictor compare."""
     lo_res = min(resolutions) if resolutions else min(space.spec.resolutions)
     hi_res = max(resolutions) if resolutions else max(space.spec.resolutions)
     cands = []
-    for w, a in space.bit_pairs:
+    for w, a in (space.bit_pairs if quantize else ((32, 32),)):
         cands.append(space.smallest(weight_bits=w, act_bits=a).replace(resolution=lo_res))
         cands.append(space.largest(weight_bits=w, act_bits=a).replace(resolution=hi_res))
     m = evaluator.evaluate(cands)
@@ -282,7 +282,7 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
     pred_eval = evaluator if isinstance(evaluator, PredictedEvaluator) else (
         PredictedEvaluator(space, predictor, table) if predictor is not None and table is not None else None)
     if pred_eval is not None:
-        norm = space_normalizer(space, pred_eval, cfg.objectives, spec.resolutions)
+        norm = space_normalizer(space, pred_eval, cfg.objectives, spec.resolutions, cfg.quantize)
     elif n:
         norm = Normalizer.from_values(cfg.objectives, values)
     else:
@@ -330,7 +330,10 @@ def add_to_store(result: SearchResult, url: str, dataset: str | None = None) -> 
         raise HwnasError("--store: the search found no feasible subnet, nothing to add")
     if dataset is None:
         ds = (result.predictor_info or {}).get("dataset", {})
-        dataset = ds.get("name") or ds.get("data") if isinstance(ds, dict) else None
+        found = (ds.get("name") or ds.get("data")) if isinstance(ds, dict) else None
+        if isinstance(found, list):  # the data sets the predictor's records came from
+            found = found[0] if len(found) == 1 else None
+        dataset = found if isinstance(found, str) else None
     if not dataset:
         raise InputError("--dataset: missing, allowed: the data set name the predictor's accuracies come from "
                          "(the predictor does not record it)")

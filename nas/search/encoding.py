@@ -27,7 +27,7 @@ from search_spaces.errors import bad_value
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-ENCODINGS = ("block", "block-dense", "field")
+ENCODINGS = ("block", "block-dense", "field", "field-dense")
 
 
 def _suggester(trial: Any) -> Any:
@@ -193,10 +193,82 @@ class BlockEncoding(Encoding):
         return d
 
 
+class DenseFieldEncoding(Encoding):
+    """Every block position's kernel, expand, keep and bit pair (``"w8a8"``) always suggested: a static search
+    space of 1 + stages + 4 x positions categorical parameters. Positions beyond a stage's depth are inert genes;
+    crossover and mutation work per field, as in Once-for-All's evolution."""
+
+    name = "field-dense"
+
+    def __init__(self, space: SearchSpace, quantize: bool = True, resolutions: Sequence[int] | None = None) -> None:
+        from optuna.distributions import CategoricalDistribution as Cat
+
+        super().__init__(space, quantize, resolutions)
+        s = space.spec
+        pairs = space.bit_pairs if quantize else ((32, 32),)
+        self._pair_labels = [f"w{w}a{a}" for w, a in pairs]
+        self._pairs = dict(zip(self._pair_labels, pairs))
+        self._dists: dict[str, Any] = {"resolution": Cat(list(self.resolutions))}
+        self._names: list[list[tuple[str, str, str, str]]] = []
+        for st in range(s.n_stages):
+            self._dists[f"depth_s{st}"] = Cat(list(s.depth_choices))
+            row = []
+            for i in range(s.max_depth):
+                names = (f"kernel_s{st}b{i}", f"expand_s{st}b{i}", f"keep_s{st}b{i}", f"bits_s{st}b{i}")
+                for n, ch in zip(names, (s.kernel_choices, s.expand_choices, s.keep_choices, self._pair_labels)):
+                    self._dists[n] = Cat(list(ch))
+                row.append(names)
+            self._names.append(row)
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:
+        suggest = _suggester(trial)
+        params = {name: suggest(name, d) for name, d in self._dists.items()}
+        return self.config_from_params(params)
+
+    def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:
+        s = self.space.spec
+        try:
+            depths = tuple(params[f"depth_s{st}"] for st in range(s.n_stages))
+            k, e, kp, w, a = [], [], [], [], []
+            for st, d in enumerate(depths):
+                for i in range(d):
+                    nk, ne, nkp, nb = self._names[st][i]
+                    k.append(params[nk]); e.append(params[ne]); kp.append(params[nkp])  # noqa: E702
+                    wb, ab = self._pairs[params[nb]]
+                    w.append(wb); a.append(ab)  # noqa: E702
+            return SubnetConfig(s.name, params["resolution"], depths, tuple(k), tuple(e), tuple(kp), tuple(w), tuple(a))
+        except KeyError as err:
+            raise InputError(f"trial params: missing or unknown {err.args[0]!r} for the field-dense encoding "
+                             f"of space {s.name}") from None
+
+    def params_from_config(self, config: SubnetConfig) -> dict[str, Any]:
+        self.space.check(config)
+        s = self.space.spec
+        p: dict[str, Any] = {"resolution": config.resolution}
+        j = 0
+        for st, d in enumerate(config.depths):
+            p[f"depth_s{st}"] = d
+            for i in range(s.max_depth):
+                nk, ne, nkp, nb = self._names[st][i]
+                if i < d:
+                    p[nk], p[ne], p[nkp] = config.kernel[j], config.expand[j], config.keep[j]
+                    p[nb] = f"w{config.weight_bits[j]}a{config.act_bits[j]}"
+                    j += 1
+                else:  # inert genes
+                    p[nk], p[ne], p[nkp], p[nb] = s.kernel_choices[0], s.expand_choices[0], s.keep_choices[0], \
+                        self._pair_labels[-1]
+        return p
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return dict(self._dists)
+
+
 def get_encoding(name: str, space: SearchSpace, quantize: bool = True,
                  resolutions: Sequence[int] | None = None) -> Encoding:
     if name == "field":
         return FieldEncoding(space, quantize, resolutions)
+    if name == "field-dense":
+        return DenseFieldEncoding(space, quantize, resolutions)
     if name in ("block", "block-dense"):
         return BlockEncoding(space, quantize, dense=name == "block-dense", resolutions=resolutions)
     raise bad_value("encoding", name, ", ".join(ENCODINGS))

@@ -55,8 +55,8 @@ class RunSpec:
     supernet: str | None = None
     data: str | None = None
     quantize: bool = True
-    batch_size: int = 100
-    population_size: int = 100
+    batch_size: int = 50
+    population_size: int = 50
     sync_every_batch: bool = False
     resolutions: tuple[int, ...] | None = None  # searched resolutions (None: all the space's)
 
@@ -309,9 +309,3 @@ class SearchEngine:
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
                 if t.number not in self._synced and t.system_attrs.get(UID_ATTR) in mine:
                     self._synced.add(t.number)
-
-
-def evaluate_configs(evaluator: Evaluator, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
-    m = evaluator.evaluate(configs)
-    return [m.row(i) for i in range(len(configs))]
-

@@ -32,19 +32,20 @@ class EvolutionConfig:
 
 
 class _Genes:
-    def __init__(self, space: SearchSpace, resolutions: Sequence[int] | None = None) -> None:
+    def __init__(self, space: SearchSpace, resolutions: Sequence[int] | None = None, quantize: bool = True) -> None:
         s = space.spec
         self.space = space
+        pairs = space.bit_pairs if quantize else ((32, 32),)
         # the resolution gene indexes the allowed resolutions (e.g. those the latency table has)
         self.res_ix = np.array([s.resolutions.index(r) for r in (resolutions or s.resolutions)])
         self.S, self.P = s.n_stages, s.n_positions
         self.n_choices = np.array([len(self.res_ix)] + [len(s.depth_choices)] * self.S
                                   + [len(s.kernel_choices), len(s.expand_choices), len(s.keep_choices),
-                                     len(space.bit_pairs)] * self.P)
+                                     len(pairs)] * self.P)
         w_ix = {w: i for i, w in enumerate(s.weight_bit_choices)}
         a_ix = {a: i for i, a in enumerate(s.act_bit_choices)}
-        self.pair_w = np.array([w_ix[w] for w, _ in space.bit_pairs])
-        self.pair_a = np.array([a_ix[a] for _, a in space.bit_pairs])
+        self.pair_w = np.array([w_ix[w] for w, _ in pairs])
+        self.pair_a = np.array([a_ix[a] for _, a in pairs])
         self.depths = np.array(s.depth_choices)
         self.max_depth = s.max_depth
 
@@ -115,9 +116,9 @@ def _draw_feasible(rng: np.random.Generator, make: callable, count: _Counter, n:
 
 def evolve_once(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int, latency_budget: float, seed: int,
                 cfg: EvolutionConfig = EvolutionConfig(), resolutions: Sequence[int] | None = None,
-                ) -> tuple[np.ndarray, Metrics]:
+                quantize: bool = True) -> tuple[np.ndarray, Metrics]:
     """One OFA evolution under `latency <= latency_budget`; returns every evaluated config (indices) and metrics."""
-    genes = _Genes(space, resolutions)
+    genes = _Genes(space, resolutions, quantize)
     rng = np.random.default_rng(seed)
     count = _Counter(evaluator, genes, n_evals)
     P = cfg.population_size
@@ -149,13 +150,13 @@ def evolve_once(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int,
 
 def evolution_search(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int, latency_budgets: list[float],
                      seed: int = 0, cfg: EvolutionConfig = EvolutionConfig(),
-                     resolutions: Sequence[int] | None = None) -> tuple[np.ndarray, Metrics]:
+                     resolutions: Sequence[int] | None = None, quantize: bool = True) -> tuple[np.ndarray, Metrics]:
     """OFA's evolution once per latency budget, `n_evals` split evenly; every evaluated config and its metrics."""
     per = [n_evals // len(latency_budgets) + (1 if i < n_evals % len(latency_budgets) else 0)
            for i in range(len(latency_budgets))]
     idx, ms = [], []
     for i, (b, n) in enumerate(zip(latency_budgets, per)):
-        x, m = evolve_once(space, evaluator, n, b, seed * 1000 + i, cfg, resolutions)
+        x, m = evolve_once(space, evaluator, n, b, seed * 1000 + i, cfg, resolutions, quantize)
         idx.append(x)
         ms.append(m)
     return np.concatenate(idx), Metrics(*(np.concatenate([getattr(x, f) for x in ms]) for f in

@@ -92,7 +92,7 @@ class IncrementalNSGAIISampler(NSGAIISampler):
         return parents
 
 
-def make_sampler(name: str, seed: int | None, population_size: int = 100, n_startup_trials: int | None = None,
+def make_sampler(name: str, seed: int | None, population_size: int = 50, n_startup_trials: int | None = None,
                  ) -> optuna.samplers.BaseSampler:
     """`nsga2` (population `population_size`), `tpe` (multivariate, grouped: conditional parameters become
     their own groups), `random`."""

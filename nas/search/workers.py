@@ -81,8 +81,8 @@ def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
     try:
         if address:
             ray.init(address=address, **kw)
-        else:
-            ray.init(num_cpus=num_cpus, **kw)
+        else:  # a new local instance, even when another Ray runs on this machine
+            ray.init(address="local", num_cpus=num_cpus, **kw)
     except Exception as e:
         raise HwnasError(f"--ray-address: cannot connect to {address or 'a new local Ray'} "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

@@ -1,0 +1,143 @@
+"""The end of `hwnas run`: a summary table (printed), a Pareto plot (PNG) and a Markdown report, written
+atomically into the workdir, plus the primary exported model copied to `model.onnx` / `model.card.json`."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nas.experiment import Experiment
+from nas.pipeline.cache import StageResult
+from search_spaces.files import atomic_path, atomic_write_text
+
+
+def _f(v: Any, fmt: str = "{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | None) -> list[dict[str, str]]:
+    rows = []
+    for slug, r in export.outputs["budgets"].items():
+        base = (baselines.outputs["budgets"].get(slug, {}) if baselines else {})
+        if not r["found"]:
+            rows.append({"budget": r["label"], "subnet": "nothing meets the budget"})
+            continue
+        e = r["entry"]
+        c = e["config"]
+        q, fl = r.get("quantized") or {}, r.get("float") or {}
+        bits = c["weight_bits"]
+        rows.append({
+            "budget": r["label"],
+            "subnet": f"r{c['resolution']} d{''.join(map(str, c['depths']))} w{min(bits)}-{max(bits)}b",
+            "pred acc %": _f(e["accuracy"]),
+            "acc % (int / fp)": f"{_f(q.get('accuracy'))} / {_f(fl.get('accuracy'))}",
+            "pred ms": _f(e["latency_ms"], "{:.3f}"),
+            "ms (int / fp)": f"{_f(q.get('latency_ms'), '{:.3f}')} / {_f(fl.get('latency_ms'), '{:.3f}')}",
+            "size KB": _f(e["size_bytes"] / 1e3, "{:.0f}"),
+            "random %": _f(base.get("random")),
+            "OFA-evo %": _f(base.get("ofa_evolution")),
+        })
+    return rows
+
+
+def format_table(rows: list[dict[str, str]], markdown: bool = False) -> str:
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    cells = [[r.get(c, "") for c in cols] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    return "\n".join([fmt.format(*cols), fmt.format(*("-" * w for w in widths))] + [fmt.format(*row) for row in cells])
+
+
+def plot_front(exp: Experiment, search: StageResult, export: StageResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    front = json.loads(Path(search.outputs["front"]).read_text())
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    if front:
+        sc = ax.scatter([e["latency_ms"] for e in front], [e["accuracy"] for e in front],
+                        c=[e["size_bytes"] / 1e6 for e in front], cmap="viridis", s=14, label="Pareto front")
+        fig.colorbar(sc, ax=ax, label="size (MB, weights at their bits)")
+    for slug, r in export.outputs["budgets"].items():
+        if r["found"]:
+            e = r["entry"]
+            ax.scatter([e["latency_ms"]], [e["accuracy"]], marker="*", s=180, edgecolor="k", facecolor="red", zorder=5)
+            ax.annotate(r["label"], (e["latency_ms"], e["accuracy"]), textcoords="offset points", xytext=(6, -12),
+                        fontsize=8)
+    for b in exp.budgets:
+        if b.latency_ms is not None:
+            ax.axvline(b.latency_ms, color="gray", ls=":", lw=1)
+    ax.set_xlabel(f"predicted latency (ms, {exp.latency.backend})")
+    ax.set_ylabel("predicted top-1 accuracy (%)")
+    ax.set_title(f"{exp.name}: {exp.space} on {exp.data}, {search.outputs['n_trials']} trials")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def copy_primary_model(exp: Experiment, export: StageResult) -> dict[str, str] | None:
+    """The first budget that found a subnet: its quantized export if there is one, else the float one."""
+    for r in export.outputs["budgets"].values():
+        if not r["found"]:
+            continue
+        rep = r.get("quantized") or r.get("float")
+        if not rep:
+            continue
+        wd = exp.workdir_path
+        for src, dst in ((rep["onnx_path"], wd / "model.onnx"), (rep["card_path"], wd / "model.card.json")):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+        return {"model": str(wd / "model.onnx"), "card": str(wd / "model.card.json"), "budget": r["label"]}
+    return None
+
+
+def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[dict[str, str]],
+                 primary: dict[str, str] | None) -> Path:
+    lines = [f"# hwnas run: {exp.name}", "",
+             f"Space `{exp.space}`, data `{exp.data}`, backend `{exp.latency.backend}`, seed {exp.seed}.", "",
+             "## Chosen subnets per budget", "",
+             "Predicted by the table and the predictor; measured on the exported ONNX models (int = quantized per "
+             "the subnet's bits, fp = the same architecture in float). `random` and `OFA-evo`: best predicted "
+             "accuracy under the same budget found by random sampling and by Once-for-All's evolutionary search "
+             "with the same number of evaluations.", "", format_table(rows, markdown=True), "",
+             "![Pareto front](pareto.png)", ""]
+    if primary:
+        lines += [f"Deployed model: `{primary['model']}` (card `{primary['card']}`), budget {primary['budget']}.", ""]
+    sn = results["supernet"].outputs
+    if sn.get("test_accuracy"):
+        lines += ["## Supernet (test accuracy, BN recalibrated per subnet)", "",
+                  format_table([{k: f"{v:.2f}" for k, v in sn["test_accuracy"].items()}], markdown=True), ""]
+    val = results["latency"].outputs.get("validation")
+    if val:
+        un = val.get("uncalibrated") or {}
+        lines += ["## Latency table fidelity (held-out subnets measured end to end)", "",
+                  format_table([{"": "calibrated", "n": str(val["n"]), "within 5%": _f(val["within_5pct"]),
+                                 "within 10%": _f(val["within_10pct"]), "MAPE": _f(val["mape"], "{:.3f}")},
+                                {"": "uncalibrated", "n": str(un.get("n", val["n"])),
+                                 "within 5%": _f(un.get("within_5pct")), "within 10%": _f(un.get("within_10pct")),
+                                 "MAPE": _f(un.get("mape"), "{:.3f}")}], markdown=True), ""]
+    pr = results["predictor"].outputs.get("report") or {}
+    if pr:
+        keys = ("kendall_tau", "spearman", "rmse", "n_train", "n_test")
+        lines += ["## Accuracy predictor (held-out subnets)", "",
+                  format_table([{k: str(round(pr[k], 3)) if isinstance(pr.get(k), float) else str(pr.get(k))
+                                 for k in keys}], markdown=True), ""]
+    se = results["search"].outputs
+    lines += ["## Search", "", f"{se['n_trials']} trials, {se['n_pareto']} on the front, hypervolume "
+              f"{se['hypervolume']:.4f}, {se['trials_per_second']:.0f} trials/s; study `{se['study']}`.", "",
+              "## Stages", "", format_table([{"stage": r.name, "cached": "yes" if r.cached else "no",
+                                              "seconds": f"{r.seconds:.1f}", "folder": str(r.folder)}
+                                             for r in results.values()], markdown=True), ""]
+    path = exp.workdir_path / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
