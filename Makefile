@@ -1,5 +1,7 @@
 # Everything a fresh machine needs: `make demo` and `make test` create the virtual environment themselves.
 PY ?= python3
+# passive OpenMP waiting: spinning threads make torch 40-50x slower on a loaded machine (see search_spaces)
+export OMP_WAIT_POLICY ?= PASSIVE
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-hwnas
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/python -m experiments.demo
+	$(BIN)/hwnas run experiments/quickstart.yaml
 
 test: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -26,18 +26,12 @@ import numpy as np
 
 def fit_synthetic_predictor(space_name: str, out: Path, n: int = 4000, seed: int = 0) -> Path:
     from predictors.bundle import fit_predictor
-    from predictors.dataset import AccuracyDataset
-    from predictors.synthetic import synthetic_accuracy
+    from predictors.synthetic import synthetic_dataset
     from search_spaces import get_space
 
     if (out / "predictor.json").is_file():
         return out
-    sp = get_space(space_name)
-    rng = np.random.default_rng(seed)
-    configs = [sp.sample(rng, quantize=bool(i % 2)) for i in range(n)]
-    ds = AccuracyDataset(space=space_name, configs=configs, accuracy=synthetic_accuracy(sp, configs, seed=seed),
-                         quantized=np.array([c.is_quantized for c in configs]), sources={"data": ["synthetic"]})
-    pred, report = fit_predictor(ds, kind="mlp", seed=seed)
+    pred, report = fit_predictor(synthetic_dataset(get_space(space_name), n, seed), kind="mlp", seed=seed)
     pred.save(out)
     (out / "fit_report.json").write_text(json.dumps(report, indent=1, default=str))
     return out

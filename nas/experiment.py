@@ -24,7 +24,7 @@ class _Section(BaseModel):
 class SupernetSection(_Section):
     epochs: PosInt = 8
     batch_size: PosInt = 128
-    lr: PosFloat = 0.01
+    lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
     checkpoint: str | None = None  # use this trained supernet instead of training one
 
 

@@ -19,7 +19,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from nas.checkpoint import load_supernet, read_checkpoint, save_supernet
 from nas.data import DataSet, load_data, resize
 from search_spaces import InputError, SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import bad_value
-from search_spaces.supernet import Subnet, Supernet, recalibrate
+from search_spaces.supernet import Subnet, Supernet, permute, recalibrate
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -201,37 +201,14 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def sort_channels(net: Supernet, optimizer: torch.optim.Optimizer | None = None) -> None:
     """`net.sort_channels()`, permuting the optimizer's per-parameter state (momentum, Adam moments) the same
     way so training continues as if nothing moved."""
-    perms: list[tuple[torch.nn.Parameter, list[tuple[int, torch.Tensor]]]] = []
-    for blk in net.blocks:
-        order = torch.argsort(blk.point_w.abs().sum(dim=(0, 2, 3)), descending=True)
-        ops: list[tuple[torch.nn.Parameter, list[tuple[int, torch.Tensor]]]] = [
-            (blk.point_w, [(1, order)]), (blk.expand_w, [(0, order)]), (blk.dw_w, [(0, order)]),
-            (blk.expand_bn.weight, [(0, order)]), (blk.expand_bn.bias, [(0, order)]),
-            (blk.dw_bn.weight, [(0, order)]), (blk.dw_bn.bias, [(0, order)]),
-        ]
-        if blk.se:
-            mid = torch.argsort(blk.se_expand.weight[order].abs().sum(dim=(0, 2, 3)), descending=True)
-            ops += [(blk.se_reduce.weight, [(1, order), (0, mid)]), (blk.se_reduce.bias, [(0, mid)]),
-                    (blk.se_expand.weight, [(0, order), (1, mid)]), (blk.se_expand.bias, [(0, order)])]
-        perms += ops
-    expected = [_permute(p.detach(), ops) for p, ops in perms]
-    net.sort_channels()
+    applied = net.sort_channels()
     if optimizer is None:
         return
-    for (p, ops), exp in zip(perms, expected):
-        state = optimizer.state.get(p)
-        if not state:
-            continue
-        same = torch.equal(p.detach(), exp)
-        for k, v in list(state.items()):
+    for p, dims in applied:
+        state = optimizer.state.get(p) if isinstance(p, torch.nn.Parameter) else None
+        for k, v in list((state or {}).items()):
             if isinstance(v, torch.Tensor) and v.shape == p.shape:
-                state[k] = _permute(v, ops) if same else torch.zeros_like(v)
-
-
-def _permute(t: torch.Tensor, ops: Sequence[tuple[int, torch.Tensor]]) -> torch.Tensor:
-    for dim, idx in ops:
-        t = t.index_select(dim, idx)
-    return t.clone()
+                state[k] = permute(v, dims)
 
 
 class SubnetSampler:

@@ -51,3 +51,14 @@ def synthetic_accuracy(space: SearchSpace, x: ConfigsOrIndices, seed: int = 0, n
     penalty = ((pen4 + pen8 + pena) * active).sum(axis=1) * (1.0 + 0.02 * (98.5 - fp))
     noise_rng = np.random.default_rng([seed, n, int(idx.sum()) % 2**31])
     return fp - penalty + noise_rng.normal(0, noise, n)
+
+
+def synthetic_dataset(space: SearchSpace, n: int, seed: int = 0):  # noqa: ANN201 -- AccuracyDataset
+    """`n` sampled subnets (every other one quantized) labelled by `synthetic_accuracy`: a stand-in accuracy
+    data set for tests and benchmarks that need a fitted predictor but no trained supernet."""
+    from predictors.dataset import AccuracyDataset
+
+    rng = np.random.default_rng(seed)
+    configs = [space.sample(rng, quantize=bool(i % 2)) for i in range(n)]
+    return AccuracyDataset(space=space.name, configs=configs, accuracy=synthetic_accuracy(space, configs, seed=seed),
+                           quantized=np.array([c.is_quantized for c in configs]), sources={"data": ["synthetic"]})

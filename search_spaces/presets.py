@@ -18,6 +18,15 @@ _OFA_SE = (False, False, True, False, True, True)
 
 QUANT_WEIGHT_BITS = (4, 8, 32)
 QUANT_ACT_BITS = (8, 32)
+# Once-for-All's elastic choices, plus pruning and bit-widths; every preset of the family uses them
+ELASTIC_CHOICES = {
+    "kernel_choices": (3, 5, 7),
+    "expand_choices": (3, 4, 6),
+    "depth_choices": (2, 3, 4),
+    "keep_choices": (0.5, 0.75, 1.0),
+    "weight_bit_choices": QUANT_WEIGHT_BITS,
+    "act_bit_choices": QUANT_ACT_BITS,
+}
 
 
 def ofa_mbv3_spec(name: str, width_mult: float, num_classes: int = 1000) -> SpaceSpec:
@@ -38,12 +47,7 @@ def ofa_mbv3_spec(name: str, width_mult: float, num_classes: int = 1000) -> Spac
         stages=stages,
         final_expand_width=w[7],
         feature_mix_width=w[8],
-        kernel_choices=(3, 5, 7),
-        expand_choices=(3, 4, 6),
-        depth_choices=(2, 3, 4),
-        keep_choices=(0.5, 0.75, 1.0),
-        weight_bit_choices=QUANT_WEIGHT_BITS,
-        act_bit_choices=QUANT_ACT_BITS,
+        **ELASTIC_CHOICES,
         description=f"Once-for-All MobileNetV3 w{width_mult}: ImageNet-size inputs, 1000 classes",
     )
 
@@ -65,12 +69,7 @@ def tiny_spec() -> SpaceSpec:
         stages=tuple(StageSpec(w, s, a, e) for w, s, a, e in zip(widths, strides, acts, se)),
         final_expand_width=192,
         feature_mix_width=256,
-        kernel_choices=(3, 5, 7),
-        expand_choices=(3, 4, 6),
-        depth_choices=(2, 3, 4),
-        keep_choices=(0.5, 0.75, 1.0),
-        weight_bit_choices=QUANT_WEIGHT_BITS,
-        act_bit_choices=QUANT_ACT_BITS,
+        **ELASTIC_CHOICES,
         description="MobileNetV3 family for 16-32 px inputs (grayscale, 10 classes): tests and the demo",
     )
 

@@ -111,25 +111,29 @@ class ElasticMBConv(nn.Module):
         y = _bn(F.conv2d(y, quantize_weight(self.point_w[:, :hidden], wbits)), self.point_bn, self.out_ch)
         return x + y if self.residual else y
 
-    @torch.no_grad()
-    def sort_channels(self) -> None:
-        """Reorder hidden channels by importance (L1 norm of the projection weights), most important first,
-        so every hidden-width prefix is the important set (Once-for-All's re_organize_middle_weights)."""
-        order = torch.argsort(self.point_w.abs().sum(dim=(0, 2, 3)), descending=True)
-        self.point_w.copy_(self.point_w[:, order])
-        self.expand_w.copy_(self.expand_w[order])
-        self.dw_w.copy_(self.dw_w[order])
+    def channel_permutation(self) -> list[tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]]:
+        """(tensor, [(dim, index order), ...]) for every weight, BN parameter and statistic that sorting the
+        hidden channels by importance (L1 norm of the projection weights, most important first) reorders; SE's
+        own middle channels are sorted by the importance of their expand weights."""
+        order = torch.argsort(self.point_w.detach().abs().sum(dim=(0, 2, 3)), descending=True)
+        ops: list[tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]] = [
+            (self.point_w, [(1, order)]), (self.expand_w, [(0, order)]), (self.dw_w, [(0, order)])]
         for bn in (self.expand_bn, self.dw_bn):
-            for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-                t.copy_(t[order])
+            ops += [(t, [(0, order)]) for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var)]
         if self.se:
-            self.se_reduce.weight.copy_(self.se_reduce.weight[:, order])
-            self.se_expand.weight.copy_(self.se_expand.weight[order])
-            self.se_expand.bias.copy_(self.se_expand.bias[order])
-            mid_order = torch.argsort(self.se_expand.weight.abs().sum(dim=(0, 2, 3)), descending=True)
-            self.se_expand.weight.copy_(self.se_expand.weight[:, mid_order])
-            self.se_reduce.weight.copy_(self.se_reduce.weight[mid_order])
-            self.se_reduce.bias.copy_(self.se_reduce.bias[mid_order])
+            mid = torch.argsort(self.se_expand.weight.detach().abs().sum(dim=(0, 2, 3)), descending=True)
+            ops += [(self.se_reduce.weight, [(1, order), (0, mid)]), (self.se_reduce.bias, [(0, mid)]),
+                    (self.se_expand.weight, [(0, order), (1, mid)]), (self.se_expand.bias, [(0, order)])]
+        return ops
+
+    @torch.no_grad()
+    def sort_channels(self) -> list[tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]]:
+        """Reorder hidden channels by importance so every hidden-width prefix is the important set (Once-for-All's
+        re_organize_middle_weights). Returns the permutations applied (for optimizer state)."""
+        ops = self.channel_permutation()
+        for t, dims in ops:
+            t.copy_(permute(t, dims))
+        return ops
 
     @torch.no_grad()
     def extract(self, kernel: int, hidden: int, wbits: int, abits: int, fake_quant: bool = True) -> MBConv:
@@ -153,6 +157,13 @@ class ElasticMBConv(nn.Module):
             if conv.in_quant is not None:
                 conv.in_quant.range.load_state_dict(rng.state_dict())
         return m
+
+
+def permute(t: torch.Tensor, dims: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """`t` with each (dim, order) applied in turn (a copy)."""
+    for dim, idx in dims:
+        t = t.index_select(dim, idx)
+    return t.clone()
 
 
 class Subnet(nn.Module):
@@ -231,9 +242,9 @@ class Supernet(nn.Module):
             x = self.blocks[p](x, k, h, wb, ab)
         return self.head(self.final_expand(x))
 
-    def sort_channels(self) -> None:
-        for b in self.blocks:
-            b.sort_channels()
+    def sort_channels(self) -> list[tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]]:
+        """Sort every elastic block's hidden channels by importance; returns all permutations applied."""
+        return [op for b in self.blocks for op in b.sort_channels()]
 
     @torch.no_grad()
     def extract(self, config: SubnetConfig, fake_quant: bool = True) -> Subnet:

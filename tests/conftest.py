@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see search_spaces/__init__.py
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 

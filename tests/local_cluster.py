@@ -3,13 +3,16 @@ each with `--block` as a child process in its own process group, stopped by thos
 which kills every Ray process on the machine).
 
 Found on Ray 2.60: `--node-ip-address=127.0.0.1` is replaced by the machine's address, 127.0.0.2 stays on
-loopback; with token authentication off on the head (its default here), the second node must not ask for it.
+loopback. Whether a head enables token authentication depends on whether `~/.ray/auth_token` exists (any local
+`ray.init` creates it), so the cluster runs with token authentication explicitly, from a token of its own
+(`RAY_AUTH_MODE=token`, `RAY_AUTH_TOKEN_PATH`); every client of it needs `Cluster.env`.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -38,16 +41,17 @@ def ray_bin() -> str:
 class Cluster:
     gcs_address: str
     dashboard_url: str
+    env: dict[str, str]  # what a client (ray job submit, ray status) needs: the token
     procs: list[subprocess.Popen[bytes]]
 
 
-def _wait_for_nodes(address: str, n: int, env: dict[str, str], timeout: float = 90.0) -> None:
-    code = ("import ray, json; ray.init(address=%r, logging_level='ERROR'); "
-            "print(json.dumps(sum(1 for x in ray.nodes() if x['Alive'])))" % address)
+def _wait_for_nodes(address: str, n: int, env: dict[str, str], timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-        if r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1]) >= n:
+        r = subprocess.run([ray_bin(), "status", "--address", address], capture_output=True, text=True, env=env,
+                           timeout=60)
+        alive = r.stdout.split("Pending:")[0].count(" node_") if r.returncode == 0 else 0
+        if alive >= n:
             return
         time.sleep(2)
     raise TimeoutError(f"Ray cluster at {address} did not reach {n} nodes in {timeout:.0f} s")
@@ -69,7 +73,9 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def local_cluster(tmp: Path, worker_resources: dict[str, float]) -> Iterator[Cluster]:
     port, dash = free_port(), free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    token = tmp / "ray_auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     env.pop("RAY_ADDRESS", None)
     common = ["--node-ip-address", HOST, "--num-cpus", "1", "--block"]
     procs: list[subprocess.Popen[bytes]] = []
@@ -84,9 +90,21 @@ def local_cluster(tmp: Path, worker_resources: dict[str, float]) -> Iterator[Clu
             [ray_bin(), "start", "--address", address, "--resources", json.dumps(worker_resources), *common],
             stdout=logs[1], stderr=subprocess.STDOUT, env=env, start_new_session=True))
         _wait_for_nodes(address, 2, env)
-        yield Cluster(address, f"http://{HOST}:{dash}", procs)
+        yield Cluster(address, f"http://{HOST}:{dash}", env, procs)
     finally:
         for p in reversed(procs):
             _stop(p)
         for f in logs:
             f.close()
+
+
+def submit_job(cluster: Cluster, entrypoint: list[str], timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+    """`ray job submit` to the cluster. The head's job agent starts a little after the node is up, and until it
+    does the dashboard answers 'No available agent to submit job, please try again later': retry that only."""
+    cmd = [ray_bin(), "job", "submit", "--address", cluster.dashboard_url, "--", *entrypoint]
+    deadline = time.time() + 90
+    while True:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=cluster.env)
+        if r.returncode == 0 or "No available agent" not in r.stdout + r.stderr or time.time() > deadline:
+            return r
+        time.sleep(3)

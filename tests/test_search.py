@@ -43,15 +43,9 @@ def make_table(path: Path, space_name: str = SPACE) -> Path:
 
 def make_predictor(directory: Path, space_name: str = SPACE, n: int = 300, seed: int = 0) -> Path:
     from predictors.bundle import fit_predictor
-    from predictors.dataset import AccuracyDataset
-    from predictors.synthetic import synthetic_accuracy
+    from predictors.synthetic import synthetic_dataset
 
-    sp = get_space(space_name)
-    rng = np.random.default_rng(seed)
-    configs = [sp.sample(rng, quantize=bool(i % 2)) for i in range(n)]
-    ds = AccuracyDataset(space=space_name, configs=configs, accuracy=synthetic_accuracy(sp, configs, seed=seed),
-                         quantized=np.array([c.is_quantized for c in configs]), sources={"data": ["synthetic"]})
-    pred, _ = fit_predictor(ds, kind="mlp", seed=seed)
+    pred, _ = fit_predictor(synthetic_dataset(get_space(space_name), n, seed), kind="mlp", seed=seed)
     pred.save(directory)
     return directory
 

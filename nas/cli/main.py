@@ -10,6 +10,7 @@ import sys
 
 import click
 
+import search_spaces  # noqa: F401  (sets OMP_WAIT_POLICY before anything imports torch)
 from search_spaces.errors import HwnasError, InputError
 
 # command name -> "module:attribute"; a module that does not exist (yet) simply contributes no command

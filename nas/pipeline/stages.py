@@ -44,8 +44,8 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRe
         from nas.data import load_data
         from nas.train import TrainConfig, evaluate_references, train_supernet
 
-        cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-                          seed=exp.seed, data_seed=exp.seed)
+        cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size,
+                          seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
         ckpt = folder / "supernet.pt"
         result = train_supernet(cfg, ckpt, resume=ckpt.exists(), progress=progress)
         from nas.checkpoint import load_supernet

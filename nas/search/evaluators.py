@@ -208,7 +208,7 @@ class MeasuredEvaluator(Evaluator):
         if self._net is None:
             from nas.train import load_for_eval
 
-            self._net, self._data = load_for_eval(self.supernet_path, data_name=self.data_name, space=self.space.name)
+            self._net, self._data, _ = load_for_eval(self.supernet_path, data_name=self.data_name, space=self.space.name)
         from nas.train import evaluate
 
         return float(evaluate(self._net, config, self._data, split=self.split))

@@ -1,0 +1,59 @@
+"""The experiment file: the shipped ones validate, bad keys and values are named with their path."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.experiment import load_experiment, parse_experiment
+from search_spaces import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = {"name": "x", "space": "mbv3-tiny", "data": "digits", "budgets": [{"latency_ms": 1.0}]}
+
+
+def test_shipped_experiments_validate():
+    q = load_experiment(ROOT / "experiments" / "quickstart.yaml")
+    assert q.space == "mbv3-tiny" and q.data == "digits" and q.latency.backend == "ort-cpu" and q.ray.address is None
+    c = load_experiment(ROOT / "experiments" / "imagenet-mbv3.yaml")
+    assert c.space == "mbv3" and c.data.startswith("folder:") and c.store_url.startswith("postgresql://")
+    assert c.search.workers > 1 and c.latency.backend in ("ort-trt", "tensorrt")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"search": {"trails": 5}}, "experiment: search.trails: unknown key"),
+    ({"budgets": [{"latency_ms": -1}]}, "experiment: budgets[0].latency_ms: Input should be greater than 0"),
+    ({"budgets": [{}]}, "budgets[0]: a budget needs at least one of latency_ms, size_mb, min_accuracy"),
+    ({"budgets": []}, "experiment: budgets: List should have at least 1 item"),
+    ({"space": "mbv4"}, "unknown search space 'mbv4'; known: mbv3, mbv3-tiny, mbv3-w1.2 (closest: mbv3)"),
+    ({"search": {"sampler": "cmaes"}}, "search.sampler: Input should be 'nsga2', 'tpe' or 'random'"),
+    ({"latency": {"resolutions": [33]}}, "latency.resolutions: got [33], allowed: a non-empty subset of [16, 20"),
+])
+def test_bad_experiments_name_the_key(change, message):
+    with pytest.raises(InputError) as e:
+        parse_experiment({**MINIMAL, **change})
+    assert message in str(e.value)
+
+
+def _hwnas(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nas.cli.main", *args], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+
+
+def test_cluster_experiment_dry_runs_here():
+    r = _hwnas("run", "experiments/imagenet-mbv3.yaml", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "experiment imagenet-mbv3: valid" in r.stdout
+    assert "backend ort-trt:" in r.stdout and "[supernet] would run" in r.stdout
+
+
+def test_run_rejects_bad_file_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**MINIMAL, "serch": {}}))
+    r = _hwnas("run", str(bad), "--dry-run")
+    assert r.returncode == 2 and "serch: unknown key" in r.stderr and "Traceback" not in r.stderr
+    r = _hwnas("run", str(tmp_path / "missing.yaml"))
+    assert r.returncode == 2 and "existing YAML file" in r.stderr

@@ -1,0 +1,56 @@
+"""`hwnas run` end to end on a tiny experiment: every artefact is real, a rerun is cached, a changed setting
+reruns only the stages that depend on it."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from nas.experiment import parse_experiment
+from nas.pipeline.run import run_experiment
+from tests.tiny_experiment import tiny_experiment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("run")
+    exp = parse_experiment(tiny_experiment(wd))
+    logs: list[str] = []
+    result = run_experiment(exp, progress=False, log=logs.append)
+    return wd, exp, result, logs
+
+
+def test_artefacts_are_real(first_run):
+    wd, exp, result, logs = first_run
+    assert not any(s["cached"] for s in result["stages"].values())
+    model, card = wd / "model.onnx", wd / "model.card.json"
+    assert result["primary"]["model"] == str(model)
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((3, 1, 16, 16), dtype=np.float32)
+    assert sess.run(None, {sess.get_inputs()[0].name: x})[0].shape == (3, 4)  # synthetic data has 4 classes
+    c = json.loads(card.read_text())
+    assert c["config"]["resolution"] == 16 and c["config"]["space"] == "mbv3-tiny"
+    assert (wd / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (wd / "report.md").read_text()
+    assert "## Chosen subnets per budget" in report and "| fast |" in report
+    rows = {r["budget"]: r for r in result["summary"]}
+    assert rows["impossible"]["subnet"] == "nothing meets the budget"
+    fast = rows["fast"]
+    assert float(fast["pred ms"]) <= 5.0 and fast["acc % (int / fp)"].split(" / ")[1] != "-"
+    assert any("[baselines] done" in line for line in logs)
+
+
+def test_rerun_is_cached_and_a_change_reruns_only_dependents(first_run):
+    wd, exp, _, _ = first_run
+    t0 = time.perf_counter()
+    again = run_experiment(exp, progress=False, log=lambda m: None)
+    assert all(s["cached"] for s in again["stages"].values()) and time.perf_counter() - t0 < 20
+    changed = parse_experiment(tiny_experiment(wd, search={"trials": 350}))
+    third = run_experiment(changed, progress=False, log=lambda m: None)
+    cached = {k for k, s in third["stages"].items() if s["cached"]}
+    assert cached == {"supernet", "latency", "accuracy", "predictor"}
