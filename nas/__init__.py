@@ -10,6 +10,8 @@ _LAZY = {
     "ResultsStore": ("nas.store", "ResultsStore"),
     "export_subnet": ("nas.export", "export_subnet"),
     "ExportReport": ("nas.export", "ExportReport"),
+    "run_experiment": ("nas.pipeline.run", "run_experiment"),
+    "load_experiment": ("nas.experiment", "load_experiment"),
 }
 
 

@@ -113,6 +113,18 @@ class Experiment(_Section):
             raise ValueError(SPACE_SPECS.unknown_message(v))
         return v
 
+    @field_validator("data")
+    @classmethod
+    def _known_data(cls, v: str) -> str:
+        from nas.data import DATASETS
+
+        kind, sep, arg = v.partition(":")
+        if kind not in DATASETS:
+            raise ValueError(DATASETS.unknown_message(kind))
+        if kind == "folder" and not arg:
+            raise ValueError("folder data needs a path: folder:PATH (PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg)")
+        return v
+
     @model_validator(mode="after")
     def _resolutions_in_space(self) -> Experiment:
         if self.latency.resolutions is not None:

@@ -17,6 +17,38 @@ from nas.pipeline.cache import StageResult, StageRunner
 from search_spaces.files import atomic_write_json
 
 
+def _child_main(target: str, kwargs: dict[str, Any], result: str) -> None:
+    """Child side of `in_child`: run `module:function(**kwargs)`, write its JSON result or its error."""
+    import importlib
+
+    from search_spaces import HwnasError, InputError
+
+    module, name = target.split(":")
+    try:
+        out = {"ok": getattr(importlib.import_module(module), name)(**kwargs)}
+    except HwnasError as e:
+        out = {"error": str(e), "input": isinstance(e, InputError)}
+    atomic_write_json(result, out)
+
+
+def in_child(target: str, folder: Path, **kwargs: Any) -> dict[str, Any]:
+    """Run a heavy stage body in a fresh process: its memory (autograd, data caches, ONNX Runtime sessions) goes
+    back to the OS before the next stage starts Ray, so the run's peak is the largest stage's, not the sum."""
+    import multiprocessing
+
+    from search_spaces import HwnasError, InputError
+
+    result = folder / "child-result.json"
+    result.unlink(missing_ok=True)
+    child = multiprocessing.get_context("spawn").Process(target=_child_main, args=(target, kwargs, str(result)))
+    child.start()
+    child.join()
+    out = json.loads(result.read_text()) if result.is_file() else {"error": f"exit code {child.exitcode}"}
+    if "error" in out:
+        raise (InputError if out.get("input") else HwnasError)(f"{target.split(':')[1]}: {out['error']}")
+    return out["ok"]
+
+
 def _sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -41,23 +73,45 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRe
                 "batch_size": s.batch_size, "lr": s.lr}
 
     def train(folder: Path) -> dict[str, Any]:
-        from nas.data import load_data
-        from nas.train import TrainConfig, evaluate_references, train_supernet
-
-        cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size,
-                          seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
-        ckpt = folder / "supernet.pt"
-        result = train_supernet(cfg, ckpt, resume=ckpt.exists(), progress=progress)
-        from nas.checkpoint import load_supernet
-
-        net, _ = load_supernet(ckpt)
-        data = load_data(exp.data, seed=exp.seed, in_channels=net.spec.in_channels,
-                         image_size=max(net.spec.resolutions))
-        refs = evaluate_references(net, data, split="test")
-        return {"checkpoint": str(ckpt.resolve()), "trained_here": True, "epochs": result.epochs_done,
-                "train_seconds": result.seconds, "test_accuracy": refs}
+        return in_child("nas.pipeline.stages:train_supernet_stage", folder, exp_dict=exp.model_dump(),
+                        ckpt=str(folder / "supernet.pt"), progress=progress)
 
     return run.run("supernet", settings, [], train)
+
+
+def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool) -> dict[str, Any]:
+    """Train (or resume) the experiment's supernet and evaluate its reference subnets (runs in a child)."""
+    from nas.checkpoint import load_supernet
+    from nas.data import load_data
+    from nas.train import TrainConfig, evaluate_references, train_supernet
+
+    exp = Experiment.model_validate(exp_dict)
+    s = exp.supernet
+    cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size,
+                      seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
+    res = train_supernet(cfg, ckpt, resume=Path(ckpt).exists(), progress=progress)
+    net, _ = load_supernet(ckpt)
+    data = load_data(exp.data, seed=exp.seed, in_channels=net.spec.in_channels, image_size=max(net.spec.resolutions))
+    return {"checkpoint": str(Path(ckpt).resolve()), "trained_here": True, "epochs": res.epochs_done,
+            "train_seconds": res.seconds, "test_accuracy": evaluate_references(net, data, split="test")}
+
+
+def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | None, progress: bool) -> dict[str, Any]:
+    """Build (or resume) the latency table, then validate it on held-out subnets (runs in a child)."""
+    from latency_tables import build_table, validate_table
+
+    exp = Experiment.model_validate(exp_dict)
+    lat = exp.latency
+    table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
+                        batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
+                        calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress)
+    validation = None
+    if lat.validate_n:
+        v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address, progress=progress)
+        validation = {k: v[k] for k in ("n", "within_5pct", "within_10pct", "mape", "rmse_ms") if k in v}
+        validation["uncalibrated"] = v.get("uncalibrated")
+    return {"table": str(Path(out).resolve()), "device_tag": table.device_tag, "built_here": True,
+            "keys": len(table.entries), "validation": validation}
 
 
 def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
@@ -85,20 +139,8 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
                 "quantize": exp.search.quantize}
 
     def build(folder: Path) -> dict[str, Any]:
-        from latency_tables import build_table, validate_table
-
-        out = folder / "table.json"
-        table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
-                            batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
-                            calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress)
-        validation = None
-        if lat.validate_n:
-            v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address,
-                               progress=progress)
-            validation = {k: v[k] for k in ("n", "within_5pct", "within_10pct", "mape", "rmse_ms") if k in v}
-            validation["uncalibrated"] = v.get("uncalibrated")
-        return {"table": str(out.resolve()), "device_tag": table.device_tag, "built_here": True,
-                "keys": len(table.entries), "validation": validation}
+        return in_child("nas.pipeline.stages:build_table_stage", folder, exp_dict=exp.model_dump(),
+                        out=str(folder / "table.json"), ray_address=ray_address, progress=progress)
 
     return run.run("latency", settings, [], build)
 
