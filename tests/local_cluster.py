@@ -78,16 +78,24 @@ def local_cluster(tmp: Path, worker_resources: dict[str, float]) -> Iterator[Clu
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     env.pop("RAY_ADDRESS", None)
     common = ["--node-ip-address", HOST, "--num-cpus", "1", "--block"]
+
+    def own_ports() -> list[str]:
+        # each node's agents on free ports: the defaults may be held by another Ray instance on this machine
+        # (the test session's own local Ray), and then the head's job agent never comes up
+        return ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+                "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()),
+                "--ray-client-server-port", str(free_port())]
     procs: list[subprocess.Popen[bytes]] = []
     logs = [open(tmp / "ray-head.log", "wb"), open(tmp / "ray-worker.log", "wb")]
     try:
         procs.append(subprocess.Popen(
             [ray_bin(), "start", "--head", "--port", str(port), "--dashboard-host", HOST, "--dashboard-port",
-             str(dash), *common], stdout=logs[0], stderr=subprocess.STDOUT, env=env, start_new_session=True))
+             str(dash), *own_ports(), *common], stdout=logs[0], stderr=subprocess.STDOUT, env=env, start_new_session=True))
         address = f"{HOST}:{port}"
         _wait_for_nodes(address, 1, env)
         procs.append(subprocess.Popen(
-            [ray_bin(), "start", "--address", address, "--resources", json.dumps(worker_resources), *common],
+            [ray_bin(), "start", "--address", address, "--resources", json.dumps(worker_resources), *own_ports(),
+             *common],
             stdout=logs[1], stderr=subprocess.STDOUT, env=env, start_new_session=True))
         _wait_for_nodes(address, 2, env)
         yield Cluster(address, f"http://{HOST}:{dash}", env, procs)
