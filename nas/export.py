@@ -86,28 +86,26 @@ def _predicted_from_entry(entry: Any, deployed: SubnetConfig) -> dict[str, float
 
 
 def _load_table(table: Any) -> Any:
+    """A LatencyTable object as given, or loaded from its path."""
     if table is None or not isinstance(table, (str, os.PathLike)):
         return table
-    try:
-        from latency_tables import LatencyTable
-    except ImportError:
-        from latency_tables.table import LatencyTable  # type: ignore[no-redef]
-    return LatencyTable.load(table)
+    from nas.search.loaders import load_table
+
+    return load_table(table)
 
 
 def _load_predictor(predictor: Any) -> Any:
+    """An accuracy predictor object as given, or loaded from its directory."""
     if predictor is None or not isinstance(predictor, (str, os.PathLike)):
         return predictor
-    from predictors import load_predictor
+    from nas.search.loaders import load_predictor
 
     return load_predictor(predictor)
 
 
 def _get_backend(name: str, threads: int = 1) -> Any:
-    try:
-        from latency_tables import get_backend
-    except ImportError:
-        from latency_tables.backends import get_backend
+    from latency_tables import get_backend
+
     return get_backend(name, threads=threads)
 
 

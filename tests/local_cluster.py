@@ -1,5 +1,5 @@
 """A real two-node Ray cluster on loopback for tests: `ray start --head` plus a second `ray start --address`,
-each with `--block` as a child process in its own process group, stopped by those ids only (never `ray stop`,
+each with `--block` as a child process in its own process group, stopped by those ids only (never Ray's own stop command,
 which kills every Ray process on the machine).
 
 Found on Ray 2.60: `--node-ip-address=127.0.0.1` is replaced by the machine's address, 127.0.0.2 stays on

@@ -13,11 +13,9 @@ def load_predictor(directory: str | os.PathLike[str], space: str | None = None) 
     if not p.exists():
         raise InputError(f"--predictor: got {str(directory)!r}, allowed: an existing predictor directory "
                          "(written by `hwnas predictor fit`)")
-    try:
-        from predictors import load_predictor as _load
-    except ImportError:
-        from predictors.bundle import load_predictor as _load
-    return _load(p, space=space) if space is not None else _load(p)
+    from predictors import load_predictor as _load
+
+    return _load(p, space=space)
 
 
 def load_table(path: str | os.PathLike[str], space: str | None = None) -> Any:
@@ -25,8 +23,6 @@ def load_table(path: str | os.PathLike[str], space: str | None = None) -> Any:
     if not p.is_file():
         raise InputError(f"--table: got {str(path)!r}, allowed: an existing latency table file "
                          "(written by `hwnas latency build`)")
-    try:
-        from latency_tables import LatencyTable
-    except ImportError:
-        from latency_tables.table import LatencyTable
-    return LatencyTable.load(p, space=space) if space is not None else LatencyTable.load(p)
+    from latency_tables import LatencyTable
+
+    return LatencyTable.load(p, space=space)
