@@ -28,4 +28,4 @@ bench: venv
 	$(BIN)/python -m experiments.bench_all
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) runs/quickstart .pytest_cache
