@@ -37,7 +37,7 @@ def hwm_mb() -> float:
 def measured_scaling(args, out: Path) -> dict:
     from experiments.bench_search import fit_synthetic_predictor
     from nas.search import SearchConfig, run_search
-    from nas.search.workers import ensure_ray
+    from nas.ray_session import ensure_ray
 
     pred = fit_synthetic_predictor("mbv3-tiny", out / "predictor-mbv3-tiny-synthetic", n=400)
     import ray

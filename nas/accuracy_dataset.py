@@ -12,7 +12,6 @@ Evaluation runs here, or as Ray tasks (`workers > 1` or `ray_address`), each tas
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -25,6 +24,7 @@ import numpy as np
 
 from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import bad_value
+from search_spaces.files import sha256_file
 
 RECORD_KEYS = ("config", "accuracy", "quantized", "split", "data", "supernet", "seconds")
 
@@ -34,11 +34,7 @@ def checkpoint_id(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"--supernet: got {str(path)!r}, allowed: an existing checkpoint file")
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return "sha256:" + sha256_file(p)
 
 
 def sample_configs(space: SearchSpace, n: int, seed: int = 0, quantized_fraction: float = 0.5) -> list[SubnetConfig]:
@@ -245,13 +241,9 @@ def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str,
                  ray_address: str | None, write: Callable[[list[dict[str, Any]]], None]) -> None:
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        if ray_address:
-            ray.init(address=ray_address, log_to_driver=False)
-        else:
-            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
-            started = True  # a local instance of our own: end it when done
+    from nas.ray_session import ensure_ray
+
+    started = ensure_ray(ray_address, num_cpus=workers) and not ray_address  # our own local instance: end it
     try:
         remote = _remote_evaluate_chunk()
         blob = ray.put(Path(supernet).read_bytes())

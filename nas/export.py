@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
-from search_spaces.files import atomic_write_json
+from search_spaces.files import atomic_write_json, sha256_file
 
 CARD_FORMAT = "hwnas-model-card"
 CARD_VERSION = 1
@@ -39,14 +38,6 @@ def card_path_for(out: str | os.PathLike[str]) -> Path:
     p = Path(out)
     stem = p.name[: -len(".onnx")] if p.name.endswith(".onnx") else p.name
     return p.with_name(f"{stem}.card.json")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -323,4 +314,4 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     return card
 
 
-__all__ = ["ExportReport", "card_path_for", "export_subnet", "read_card", "sha256_file"]
+__all__ = ["ExportReport", "card_path_for", "export_subnet", "read_card"]

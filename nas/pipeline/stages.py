@@ -5,7 +5,6 @@ supernet -> latency -> accuracy -> predictor -> search -> store -> export -> bas
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import platform
 import shutil
@@ -14,7 +13,7 @@ from typing import Any
 
 from nas.experiment import Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
-from search_spaces.files import atomic_write_json
+from search_spaces.files import atomic_write_json, sha256_file
 
 
 def _child_main(target: str, kwargs: dict[str, Any], result: str) -> None:
@@ -49,18 +48,10 @@ def in_child(target: str, folder: Path, **kwargs: Any) -> dict[str, Any]:
     return out["ok"]
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageResult:
     s = exp.supernet
     if s.checkpoint is not None:
-        settings: dict[str, Any] = {"checkpoint": str(Path(s.checkpoint).resolve()), "sha256": _sha256(s.checkpoint)}
+        settings: dict[str, Any] = {"checkpoint": str(Path(s.checkpoint).resolve()), "sha256": sha256_file(s.checkpoint)}
 
         def use(folder: Path) -> dict[str, Any]:
             from nas.checkpoint import load_supernet
@@ -117,7 +108,7 @@ def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | Non
 def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
     lat = exp.latency
     if lat.table is not None:
-        settings: dict[str, Any] = {"table": str(Path(lat.table).resolve()), "sha256": _sha256(lat.table)}
+        settings: dict[str, Any] = {"table": str(Path(lat.table).resolve()), "sha256": sha256_file(lat.table)}
 
         def reuse(folder: Path) -> dict[str, Any]:
             from latency_tables import LatencyTable

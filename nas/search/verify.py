@@ -34,7 +34,7 @@ def _task() -> Any:
 def measure_many(cfg: Any, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
     import ray
 
-    from nas.search.workers import ensure_ray
+    from nas.ray_session import ensure_ray
 
     started = ensure_ray(cfg.ray_address)
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from search_spaces import HwnasError
 
+from nas.ray_session import ensure_ray
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 
 
@@ -69,24 +70,6 @@ class WorkerReport:
     stats: list[dict[str, Any]] = field(default_factory=list)
     ray_started: bool = False
     ray_address: str | None = None
-
-
-def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
-    """Connect to `address`, or start a local Ray; True when this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    try:
-        if address:
-            ray.init(address=address, **kw)
-        else:  # a new local instance, even when another Ray runs on this machine
-            ray.init(address="local", num_cpus=num_cpus, **kw)
-    except Exception as e:
-        raise HwnasError(f"--ray-address: cannot connect to {address or 'a new local Ray'} "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    return True
 
 
 def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | None = None,
