@@ -1,12 +1,15 @@
 """Benchmark the accuracy predictors on held-out subnets and print markdown tables.
 
-    .venv/bin/python -m experiments.bench_predictors --dataset runs/tiny-digits/acc.jsonl   # measured accuracies
+    .venv/bin/python -m experiments.bench_predictors --dataset runs/tiny-digits/acc-halves.jsonl   # measured
     .venv/bin/python -m experiments.bench_predictors --synthetic                            # synthetic target
 
 1. Kendall tau and RMSE of each fp predictor kind at 100 / 300 / 1,000 float training samples.
 2. The quantization-aware predictor: transferred from the fp `mlp` vs trained from scratch, at 50 / 100 / 200
    quantized samples (scratch also at 4x those, to see what transfer saves).
 3. Inference time of 100,000 configs from the `to_indices` matrix (best of 3).
+4. With a dataset whose records carry `accuracy_halves`: how noisy the labels are -- the split-half agreement and
+   the Kendall tau a perfect predictor would reach against them (`predictors.label_reliability`), next to each
+   predictor's tau as a fraction of that ceiling.
 
 With a dataset, held-out subnets are whole architectures (`AccuracyDataset.split`); sizes larger than the training
 pool are reported as missing. The synthetic target is `predictors.synthetic_accuracy` (noise 0.15 points on
@@ -22,14 +25,15 @@ from typing import Any
 import numpy as np
 
 from predictors import (
-    AccuracyPredictor, QuantAwareMLPPredictor, create_predictor, load_accuracy_dataset, rank_metrics,
-    synthetic_accuracy,
+    AccuracyPredictor, QuantAwareMLPPredictor, create_predictor, label_reliability, load_accuracy_dataset,
+    rank_metrics, synthetic_accuracy,
 )
 from predictors.qa import replay_weights
 from search_spaces import get_space
 
 
 def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    args.reliability = {}
     if args.dataset:
         ds = load_accuracy_dataset(args.dataset)
         sp = get_space(ds.space)
@@ -42,6 +46,8 @@ def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, n
             r = rows[q[rows] == quant]
             r = r[rng.permutation(len(r))] if name.endswith("train") else r
             pools[name] = (idx[r], y[r])
+            if name.endswith("test"):
+                args.reliability[name] = label_reliability(ds.halves[r])
         src = (f"dataset {args.dataset} ({len(ds)} records, {int(q.sum())} quantized; data {ds.sources.get('data')}); "
                f"held out {len(test)} records of whole architectures (test fraction {args.test_fraction}, "
                f"seed {args.seed})")
@@ -74,6 +80,26 @@ def _time_100k(model: Any, idx: np.ndarray) -> float:
     return best
 
 
+def _print_reliability(args: argparse.Namespace, last: dict[str, dict[str, float]]) -> None:
+    """The labels' own noise: what tau a perfect predictor could reach on the held-out float subnets."""
+    rel = args.reliability.get("fp_test")
+    if not rel or rel["n"] < 3:
+        return
+    print(f"Label noise ({rel['n']} held-out float subnets with `accuracy_halves`): the two halves of the holdout "
+          f"split rank them with Kendall tau {rel['split_half_tau']:.3f} (Pearson {rel['split_half_pearson']:.3f}); "
+          f"full-split reliability {rel['reliability']:.3f}, so a perfect predictor of the noise-free accuracy "
+          f"would reach tau ~{rel['tau_ceiling']:.3f} against these labels.\n")
+    print("| kind | tau (largest n) | tau / ceiling |")
+    print("|---|---|---|")
+    for kind, m in last.items():
+        print(f"| {kind} | {m['kendall_tau']:.3f} | {m['kendall_tau'] / rel['tau_ceiling']:.2f} |")
+    q = args.reliability.get("q_test")
+    if q and q["n"] >= 3:
+        print(f"\nHeld-out quantized subnets ({q['n']}): split-half tau {q['split_half_tau']:.3f}, "
+              f"tau ceiling ~{q['tau_ceiling']:.3f}.")
+    print()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", help="JSON-lines accuracy dataset (hwnas predictor dataset); else synthetic")
@@ -104,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| kind | " + " | ".join(f"n={n}" for n in args.sizes) + " | fit s (last) |")
     print("|---|" + "---|" * (len(args.sizes) + 1))
     fitted: dict[str, Any] = {}
+    last: dict[str, dict[str, float]] = {}
     const = rank_metrics(pools["fp_test"][1], np.full(len(pools["fp_test"][1]), pools["fp_train"][1].mean()))
     for kind in kinds:
         cells, fit_s = [], None
@@ -115,11 +142,13 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             model = create_predictor(kind, sp, seed=args.seed).fit(x, y)
             fit_s = time.perf_counter() - t
-            cells.append(_fmt(_score(model, pools["fp_test"])))
+            last[kind] = _score(model, pools["fp_test"])
+            cells.append(_fmt(last[kind]))
             fitted[kind] = model
         print(f"| {kind} | " + " | ".join(cells) + (f" | {fit_s:.1f} |" if fit_s is not None else " | |"))
         sys.stdout.flush()
     print(f"| constant (train mean) | {_fmt(const)} (every n) | | |\n")
+    _print_reliability(args, last)
 
     # 2. quantization-aware: transfer vs scratch
     fp = fitted.get("mlp")

@@ -1,5 +1,9 @@
-"""Run a command and report the peak summed RSS of its whole process tree (Ray's processes included, which
-are children of the driver when it starts a local instance), sampled every 0.25 s with psutil.
+"""Run a command and report the peak memory of its whole process tree (Ray's processes included, which are
+children of the driver when it starts a local instance), sampled every 0.25 s with psutil.
+
+Two sums: RSS (what `ps` shows; pages of shared libraries such as libtorch count once per process, so this is an
+upper bound and the figure the README reports) and PSS (each shared page split among the processes that map it:
+the memory the run really takes from the machine).
 
     python -m experiments.peak_memory -- hwnas run experiments/quickstart.yaml
 """
@@ -12,14 +16,21 @@ import time
 import psutil
 
 
-def tree_rss(root: psutil.Process) -> int:
-    total = 0
+def tree_memory(root: psutil.Process, pss: bool) -> tuple[int, int, int]:
+    """(summed RSS, summed PSS or 0, process count) of `root` and its descendants."""
+    rss = total_pss = n = 0
     for p in [root, *root.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            if pss:
+                m = p.memory_full_info()
+                total_pss += m.pss
+            else:
+                m = p.memory_info()
+            rss += m.rss
+            n += 1
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return total
+    return rss, total_pss, n
 
 
 def main(argv: list[str]) -> int:
@@ -30,15 +41,21 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     root = psutil.Process(proc.pid)
-    peak = 0
+    peak_rss = peak_pss = peak_n = 0
+    tick = 0
     while proc.poll() is None:
         try:
-            peak = max(peak, tree_rss(root))
+            rss, pss, n = tree_memory(root, pss=tick % 2 == 0)  # smaps reads are slower: PSS every other tick
         except psutil.NoSuchProcess:
             break
+        if rss > peak_rss:
+            peak_rss, peak_n = rss, n
+        peak_pss = max(peak_pss, pss)
+        tick += 1
         time.sleep(0.25)
-    print(f"peak memory (RSS of the process tree): {peak / 2**30:.2f} GiB; wall {time.perf_counter() - t0:.0f} s; "
-          f"exit {proc.returncode}", file=sys.stderr)
+    print(f"peak memory of the process tree: RSS {peak_rss / 2**30:.2f} GiB ({peak_n} processes), "
+          f"PSS {peak_pss / 2**30:.2f} GiB; wall {time.perf_counter() - t0:.0f} s; exit {proc.returncode}",
+          file=sys.stderr)
     return proc.returncode
 
 

@@ -2,7 +2,8 @@
 append one JSON object per line, so an interrupted collection resumes where it stopped.
 
 Line schema (the predictors read exactly this):
-    {"config": SubnetConfig.to_dict(), "accuracy": top-1 percent, "quantized": config.is_quantized,
+    {"config": SubnetConfig.to_dict(), "accuracy": top-1 percent, "accuracy_halves": [top-1 on the even images,
+     on the odd images] (how noisy the labels are: `predictors.label_reliability`), "quantized": config.is_quantized,
      "split": "holdout", "data": data set name, "supernet": "sha256:<hex>" of the checkpoint, "seconds": eval time}
 
 Whole lines only: each record is written with its newline in one `write`, flushed and fsynced; on resume a torn
@@ -137,7 +138,7 @@ def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str
                    configs: list[dict[str, Any]], split: str, calib_batches: int,
                    threads: int | None) -> list[dict[str, Any]]:
     """Records for `configs` (dicts); the supernet and data are loaded once per process."""
-    from nas.train import evaluate, set_threads
+    from nas.train import evaluate_detailed, set_threads
 
     set_threads(threads)
     net, data = _load(ckpt_path, ckpt_bytes, ckpt_id, data_name, data_seed)
@@ -145,9 +146,11 @@ def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str
     for d in configs:
         c = SubnetConfig.from_dict(d)
         t0 = time.perf_counter()
-        acc = evaluate(net, c, data, split, calib_batches=calib_batches)
-        out.append({"config": c.to_dict(), "accuracy": round(acc, 4), "quantized": c.is_quantized, "split": split,
-                    "data": data_name, "supernet": ckpt_id, "seconds": round(time.perf_counter() - t0, 4)})
+        ev = evaluate_detailed(net, c, data, split, calib_batches=calib_batches)
+        out.append({"config": c.to_dict(), "accuracy": round(ev["accuracy"], 4),
+                    "accuracy_halves": [round(a, 4) for a in ev["accuracy_halves"]], "quantized": c.is_quantized,
+                    "split": split, "data": data_name, "supernet": ckpt_id,
+                    "seconds": round(time.perf_counter() - t0, 4)})
     return out
 
 

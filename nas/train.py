@@ -31,6 +31,7 @@ from torch import nn
 
 from nas.checkpoint import load_supernet, read_checkpoint, save_supernet
 from nas.data import DataSet, load_data, resize
+from nas.heap import trim_heap
 from search_spaces import InputError, SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import bad_value
 from search_spaces.supernet import Subnet, Supernet, permute, recalibrate
@@ -102,13 +103,26 @@ def calibration_batches(data: DataSet, resolution: int, n_batches: int = 8, batc
 
 
 @torch.no_grad()
+def correct_mask(model: nn.Module, data: DataSet, split: str, resolution: int, batch_size: int = 512) -> torch.Tensor:
+    """Per image of the split (in its stored order): did `model` (eval mode expected) classify it right."""
+    hits = [model(x).argmax(1) == y for x, y in data.batches(split, resolution, batch_size)]
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+
+def percent_correct(hits: torch.Tensor) -> float:
+    return 100.0 * float(hits.float().mean()) if len(hits) else 0.0
+
+
 def accuracy(model: nn.Module, data: DataSet, split: str, resolution: int, batch_size: int = 512) -> float:
     """Top-1 accuracy in percent of `model` (as it is: eval mode expected) on a split."""
-    correct = total = 0
-    for x, y in data.batches(split, resolution, batch_size):
-        correct += int((model(x).argmax(1) == y).sum())
-        total += len(y)
-    return 100.0 * correct / max(total, 1)
+    return percent_correct(correct_mask(model, data, split, resolution, batch_size))
+
+
+def half_accuracies(hits: torch.Tensor) -> tuple[float, float]:
+    """Top-1 on the even and on the odd images of a split: two independent measurements of the same subnet, whose
+    agreement across subnets says how much of the label is noise (`predictors.label_reliability`). A split keeps the
+    data set's own image order (its members are a class-stratified draw), so both halves hold every class."""
+    return percent_correct(hits[0::2]), percent_correct(hits[1::2])
 
 
 def check_compatible(net: Supernet, data: DataSet) -> None:
@@ -141,8 +155,17 @@ def evaluate(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, split:
              calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> float:
     """Top-1 accuracy (percent, 0-100) of the subnet `config` on `split`, as extracted with BN statistics and
     activation ranges recalibrated on `calib_batches` fixed training batches (the supernet is not modified)."""
+    return evaluate_detailed(net, config, data, split, calib_batches, calib_batch_size, seed)["accuracy"]
+
+
+def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, split: str = "test",
+                      calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> dict[str, Any]:
+    """`evaluate`, plus the top-1 of each half of the split ({"accuracy", "accuracy_halves"})."""
     sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed)
-    return accuracy(sub, data, split, config.resolution)
+    hits = correct_mask(sub, data, split, config.resolution)
+    del sub
+    trim_heap()  # each config leaves differently shaped buffers behind (see nas.heap)
+    return {"accuracy": percent_correct(hits), "accuracy_halves": half_accuracies(hits)}
 
 
 def reference_configs(space: SearchSpace, n_random: int = 0, seed: int = 0) -> dict[str, SubnetConfig]:
@@ -384,5 +407,6 @@ def load_for_eval(path: str | os.PathLike[str], data_name: str | None = None, sp
     return net, data, meta
 
 
-__all__ = ["TrainConfig", "TrainResult", "accuracy", "calibration_batches", "evaluate", "evaluate_references",
+__all__ = ["TrainConfig", "TrainResult", "accuracy", "calibration_batches", "correct_mask", "evaluate",
+           "evaluate_detailed", "evaluate_references", "half_accuracies",
            "load_for_eval", "prepare_subnet", "reference_configs", "sort_channels", "train_supernet"]

@@ -13,7 +13,7 @@ from predictors.bundle import AccuracyPredictor, fit_predictor, load_predictor
 from predictors.dataset import AccuracyDataset, load_accuracy_dataset
 from predictors.features import FeatureLayout
 from predictors.gbt import GBTPredictor
-from predictors.metrics import rank_metrics
+from predictors.metrics import label_reliability, rank_metrics
 from predictors.mlp import MLPPredictor
 from predictors.qa import QuantAwareMLPPredictor, transfer
 from predictors.synthetic import synthetic_accuracy
@@ -21,5 +21,5 @@ from predictors.synthetic import synthetic_accuracy
 __all__ = [
     "PREDICTORS", "AccuracyDataset", "AccuracyPredictor", "FeatureLayout", "GBTPredictor", "MLPPredictor",
     "Predictor", "QuantAwareMLPPredictor", "create_predictor", "fit_predictor", "list_predictors",
-    "load_accuracy_dataset", "load_predictor", "rank_metrics", "synthetic_accuracy", "transfer",
+    "label_reliability", "load_accuracy_dataset", "load_predictor", "rank_metrics", "synthetic_accuracy", "transfer",
 ]

@@ -27,7 +27,7 @@ from search_spaces.errors import bad_value
 from predictors.base import FORMAT_VERSION, PREDICTORS, Predictor, create_predictor
 from predictors.dataset import AccuracyDataset
 from predictors.features import ConfigsOrIndices, FeatureLayout
-from predictors.metrics import rank_metrics
+from predictors.metrics import label_reliability, rank_metrics
 
 MANIFEST = "predictor.json"
 FORMAT = "hwnas-accuracy-predictor"
@@ -222,6 +222,9 @@ def fit_predictor(dataset: AccuracyDataset, kind: str = "mlp", seed: int = 0, te
         models["qa"] = {"kind": None, "n_train": 0, "n_test": int(len(rows)),
                         **_metrics(y[rows], fp.predict(idx[rows]))}
     report["models"] = models
+    # how far the held-out tau can go with these labels (all records: the noise is the data set's, not the split's)
+    reliability = label_reliability(dataset.halves)
+    report["label_reliability"] = reliability if reliability["n"] >= 3 else None
     bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources}}
     return bundle, report
 

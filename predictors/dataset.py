@@ -35,9 +35,13 @@ class AccuracyDataset:
     quantized: np.ndarray
     sources: dict[str, list[str]] = field(default_factory=dict)  # distinct "data" / "supernet" / "split" values
     skipped_torn_line: bool = False
+    halves: np.ndarray | None = None  # (n, 2) top-1 on each half of the split; NaN rows where a record has none
 
     def __post_init__(self) -> None:
         self.accuracy = np.asarray(self.accuracy, dtype=np.float64)
+        if self.halves is None:
+            self.halves = np.full((len(self.configs), 2), np.nan)
+        self.halves = np.asarray(self.halves, dtype=np.float64).reshape(-1, 2)
         self.quantized = np.asarray(self.quantized, dtype=bool)
         if not (len(self.configs) == len(self.accuracy) == len(self.quantized)):
             raise bad_value("dataset lengths", (len(self.configs), len(self.accuracy), len(self.quantized)),
@@ -51,8 +55,9 @@ class AccuracyDataset:
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> AccuracyDataset:
         rows = np.asarray(rows, dtype=np.int64)
+        assert self.halves is not None
         return AccuracyDataset(self.space, [self.configs[i] for i in rows], self.accuracy[rows], self.quantized[rows],
-                               dict(self.sources))
+                               dict(self.sources), halves=self.halves[rows])
 
     def split(self, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(train rows, test rows): held-out *architectures* -- a subnet's float and quantized versions fall on the
@@ -84,6 +89,10 @@ def _record(line_no: int, obj: Any, path: str) -> tuple[SubnetConfig, float, boo
         raise InputError(f"{where}: quantized: got {q!r}, allowed: true or false")
     if q != config.is_quantized:
         raise InputError(f"{where}: quantized: got {q!r}, allowed: {config.is_quantized!r} (the config's bits say so)")
+    halves = obj.get("accuracy_halves")
+    if halves is not None and not (isinstance(halves, list) and len(halves) == 2 and all(
+            isinstance(h, (int, float)) and not isinstance(h, bool) and 0 <= h <= 100 for h in halves)):
+        raise InputError(f"{where}: accuracy_halves: got {halves!r}, allowed: two top-1 accuracies in percent")
     return config, float(acc), q, obj
 
 
@@ -102,6 +111,7 @@ def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None
     configs: list[SubnetConfig] = []
     acc: list[float] = []
     quant: list[bool] = []
+    halves: list[tuple[float, float]] = []
     sources: dict[str, set[str]] = {"data": set(), "supernet": set(), "split": set()}
     last_content = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
     for i, line in enumerate(lines):
@@ -122,6 +132,8 @@ def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None
         configs.append(config)
         acc.append(a)
         quant.append(q)
+        h = rec.get("accuracy_halves")
+        halves.append((float(h[0]), float(h[1])) if h is not None else (math.nan, math.nan))
         for key in sources:
             if rec.get(key) is not None:
                 sources[key].add(str(rec[key]))
@@ -131,7 +143,7 @@ def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None
     if space is not None and configs[0].space != space:
         raise InputError(f"dataset space: got {configs[0].space!r}, allowed: {space!r}")
     return AccuracyDataset(configs[0].space, configs, np.asarray(acc), np.asarray(quant),
-                           {k: sorted(v) for k, v in sources.items()}, torn)
+                           {k: sorted(v) for k, v in sources.items()}, torn, np.asarray(halves, dtype=np.float64))
 
 
 __all__ = ["AccuracyDataset", "load_accuracy_dataset"]

@@ -23,8 +23,8 @@ class GBTPredictor(Predictor):
 
     kind = "gbt"
 
-    def __init__(self, space: str | SearchSpace, *, quant: bool = False, seed: int = 0, max_iter: int = 200,
-                 learning_rate: float = 0.08, max_leaf_nodes: int = 15, max_depth: int = 6,
+    def __init__(self, space: str | SearchSpace, *, quant: bool = False, seed: int = 0, max_iter: int = 100,
+                 learning_rate: float = 0.15, max_leaf_nodes: int = 15, max_depth: int = 6,
                  min_samples_leaf: int = 5, l2_regularization: float = 1.0) -> None:
         super().__init__(space, quant=quant, seed=seed)
         for name, value, lo in (("max_iter", max_iter, 1), ("max_leaf_nodes", max_leaf_nodes, 2),

@@ -38,3 +38,28 @@ def rank_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
         "mae": float(np.mean(np.abs(err))),
         "n": int(t.size),
     }
+
+
+def label_reliability(halves: Any) -> dict[str, float]:
+    """How much of an accuracy label is signal, from two independent half-measurements per subnet (top-1 on the
+    even and on the odd images of the holdout split; shape (n, 2)).
+
+    - `split_half_tau`: Kendall tau between the halves -- how well one half ranks the subnets as the other does.
+    - `reliability`: Spearman-Brown: the correlation the full split would have with a second full split,
+      2r / (1 + r) from the halves' Pearson r.
+    - `tau_ceiling`: the Kendall tau a *perfect* predictor of the noise-free accuracy would get against these labels,
+      (2/pi) asin(sqrt(reliability)) for jointly normal values (Greiner's relation). No predictor's held-out
+      tau against these labels is expected to exceed it; a predictor near it is limited by the labels, not the model.
+    """
+    h = np.asarray(halves, dtype=np.float64)
+    if h.ndim != 2 or h.shape[1] != 2:
+        raise bad_value("halves shape", tuple(h.shape), "(n, 2)")
+    h = h[np.isfinite(h).all(axis=1)]
+    if len(h) < 3 or np.ptp(h[:, 0]) == 0 or np.ptp(h[:, 1]) == 0:
+        return {"split_half_tau": 0.0, "split_half_pearson": 0.0, "reliability": 0.0, "tau_ceiling": 0.0,
+                "n": int(len(h))}
+    r = float(stats.pearsonr(h[:, 0], h[:, 1]).statistic)
+    rel = max(0.0, 2 * r / (1 + r)) if r > -1 else 0.0
+    return {"split_half_tau": float(stats.kendalltau(h[:, 0], h[:, 1]).statistic), "split_half_pearson": r,
+            "reliability": rel, "tau_ceiling": float(2 / math.pi * math.asin(math.sqrt(min(rel, 1.0)))),
+            "n": int(len(h))}

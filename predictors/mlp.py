@@ -112,7 +112,7 @@ class MLPPredictor(Predictor):
 
     def __init__(self, space: str | SearchSpace, *, quant: bool = False, seed: int = 0, members: int = 5,
                  hidden: int = 32, layers: int = 2, epochs: int = 200, lr: float = 1e-2,
-                 weight_decay: float = 1e-3, batch_size: int = 1024) -> None:
+                 weight_decay: float = 3e-2, batch_size: int = 1024) -> None:
         super().__init__(space, quant=quant, seed=seed)
         for name, value, lo in (("members", members, 1), ("hidden", hidden, 1), ("layers", layers, 1),
                                 ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
@@ -146,13 +146,14 @@ class MLPPredictor(Predictor):
         self.y_mean = float(np.average(y, weights=weight))
         self.y_std = float(np.sqrt(np.average((y - self.y_mean) ** 2, weights=weight))) or 1.0
         self.net = self._new_net()
-        loss = self._train(idx, y, weight, self.epochs, self.lr, anchor=0.0)
+        loss = self._train(idx, y, weight, self.epochs, self.lr, anchor=0.0, weight_decay=self.weight_decay)
         self.train_info = {"final_train_loss": loss, "y_mean": self.y_mean, "y_std": self.y_std}
 
     def _train(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray | None, epochs: int, lr: float,
-               anchor: float) -> float:
-        """Adam with a cosine schedule on the standardised targets; `anchor` > 0 adds an L2 pull towards the
-        starting weights (fine-tuning a transferred model on few samples without forgetting)."""
+               anchor: float, weight_decay: float) -> float:
+        """Adam with a cosine schedule on the standardised targets; `weight_decay` pulls the weights towards zero,
+        `anchor` > 0 towards the starting weights (fine-tuning a transferred model on few samples without
+        forgetting)."""
         assert self.net is not None
         net = self.net
         self._table = None
@@ -178,7 +179,7 @@ class MLPPredictor(Predictor):
                     pred = net(onehot=x[rows])
                     err = (pred - t[rows].unsqueeze(1)) ** 2  # (batch, members)
                     loss = (err.mean(dim=1) * w[rows]).mean() * self.members
-                    reg = sum((p**2).sum() for p in decay) * self.weight_decay
+                    reg = sum((p**2).sum() for p in decay) * weight_decay
                     if anchor > 0:
                         reg = reg + anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(net.parameters(), start))
                     opt.zero_grad(set_to_none=True)

@@ -31,9 +31,9 @@ class QuantAwareMLPPredictor(MLPPredictor):
     kind = "mlp-qa"
 
     def __init__(self, space: str | SearchSpace, *, seed: int = 0, members: int = 5, hidden: int = 32,
-                 layers: int = 2, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 1e-3,
-                 batch_size: int = 1024, finetune_epochs: int = 200, finetune_lr: float = 3e-2,
-                 anchor: float = 0.3) -> None:
+                 layers: int = 2, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 3e-2,
+                 batch_size: int = 1024, finetune_epochs: int = 400, finetune_lr: float = 3e-2,
+                 anchor: float = 0.3, finetune_weight_decay: float = 1e-3) -> None:
         super().__init__(space, quant=True, seed=seed, members=members, hidden=hidden, layers=layers, epochs=epochs,
                          lr=lr, weight_decay=weight_decay, batch_size=batch_size)
         if not isinstance(finetune_epochs, int) or finetune_epochs < 1:
@@ -42,6 +42,10 @@ class QuantAwareMLPPredictor(MLPPredictor):
             raise bad_value("finetune_lr", finetune_lr, "a number > 0")
         if not anchor >= 0:
             raise bad_value("anchor", anchor, "a number >= 0")
+        if not finetune_weight_decay >= 0:
+            raise bad_value("finetune_weight_decay", finetune_weight_decay, "a number >= 0")
+        # fine-tuning's prior is the transferred weights (`anchor`); decay towards zero would fight it
+        self.finetune_weight_decay = float(finetune_weight_decay)
         self.finetune_epochs, self.finetune_lr, self.anchor = finetune_epochs, float(finetune_lr), float(anchor)
         self.transferred = False
 
@@ -84,7 +88,8 @@ class QuantAwareMLPPredictor(MLPPredictor):
             return
         # the pull towards the transferred weights is a prior: it weakens as the data grows (anchor * 100 / n)
         anchor = self.anchor * min(1.0, ANCHOR_SAMPLES / idx.shape[0])
-        loss = self._train(idx, y, weight, self.finetune_epochs, self.finetune_lr, anchor=anchor)
+        loss = self._train(idx, y, weight, self.finetune_epochs, self.finetune_lr, anchor=anchor,
+                           weight_decay=self.finetune_weight_decay)
         self.train_info = {**self.train_info, "finetune_train_loss": loss, "n_finetune": int(idx.shape[0]),
                            "effective_anchor": anchor}
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from nas.accuracy_dataset import RECORD_KEYS, checkpoint_id, collect, read_records, sample_configs
 from nas.checkpoint import save_supernet
+from nas.data import load_data
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 
 
@@ -47,12 +48,15 @@ def test_collect_schema(tmp_path, ckpt):
     assert res["n"] == 4 and res["new"] == 4 and res["existing"] == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 4
+    n_holdout = load_data("synthetic", seed=0).split_sizes()["holdout"]
     for line in lines:
         r = json.loads(line)
-        assert set(r) == set(RECORD_KEYS)
+        assert set(r) == set(RECORD_KEYS) | {"accuracy_halves"}
         c = SubnetConfig.from_dict(r["config"])
         assert r["quantized"] == c.is_quantized
         assert 0.0 <= r["accuracy"] <= 100.0 and r["seconds"] > 0
+        # the two halves (even / odd images) average to the whole split's accuracy
+        assert abs(sum(r["accuracy_halves"]) / 2 - r["accuracy"]) <= 100.0 / n_holdout + 1e-6
         assert r["split"] == "holdout" and r["data"] == "synthetic"
         assert r["supernet"] == checkpoint_id(ckpt) and r["supernet"].startswith("sha256:")
 

@@ -64,6 +64,9 @@ def test_quantize_onnx_mixed_policy(tmp_path) -> None:
     int4 = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT4 and len(t.dims) == 4]
     int8 = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
     assert len(int4) == 3 * 5 and len(int8) >= 3 * 5  # one weight per quantized conv, at its bits
+    # stored packed: int8 one byte per weight, int4 two per byte (not 4-byte int32_data)
+    assert all(len(t.raw_data) == (int(np.prod(t.dims)) + 1) // 2 and not t.int32_data for t in int4)
+    assert all(len(t.raw_data) == int(np.prod(t.dims)) and not t.int32_data for t in int8)
     qnodes = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
     assert qnodes and all("stem" not in n.name and "head" not in n.name for n in qnodes)
     y_f = ort.InferenceSession(str(fpath), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from predictors import (
     PREDICTORS, AccuracyPredictor, FeatureLayout, QuantAwareMLPPredictor, create_predictor, fit_predictor,
-    load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
+    label_reliability, load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
 )
 from predictors.bundle import MANIFEST
 from search_spaces import HwnasError, InputError, get_space
@@ -204,13 +204,33 @@ def test_rank_metrics():
         rank_metrics([1, 2], [1])
 
 
+def test_label_reliability_recovers_the_noise_level():
+    """Halves = truth + independent noise of known size: the Spearman-Brown reliability and the tau ceiling match
+    the values the noise implies, and a perfect predictor of the truth scores about the ceiling against labels."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(95, 2.0, 4000)
+    halves = truth[:, None] + rng.normal(0, 2.0, (4000, 2))  # each half: noise sd = signal sd
+    labels = halves.mean(1)  # full-split label: noise variance halved -> reliability 1 / (1 + 0.5) = 2/3
+    rel = label_reliability(halves)
+    assert rel["reliability"] == pytest.approx(2 / 3, abs=0.03) and rel["n"] == 4000
+    assert rel["split_half_pearson"] == pytest.approx(0.5, abs=0.03)
+    assert rank_metrics(labels, truth)["kendall_tau"] == pytest.approx(rel["tau_ceiling"], abs=0.03)
+    clean = label_reliability(np.stack([truth, truth + 1e-3 * rng.normal(size=4000)], 1))
+    assert clean["tau_ceiling"] > 0.98
+    assert label_reliability(np.full((5, 2), np.nan))["n"] == 0
+    with pytest.raises(InputError, match="halves shape"):
+        label_reliability(np.zeros((4, 3)))
+
+
 # ---- the accuracy dataset --------------------------------------------------------------------------------------
 def _write_dataset(path: Path, space, n_fp: int, n_q: int, torn: bool = False) -> None:
     configs = space.sample_many(n_fp, 21, quantize=False) + space.sample_many(n_q, 22, quantize=True)
     acc = synthetic_accuracy(space, configs, noise=0.1)
+    noise = np.random.default_rng(5).normal(0, 0.3, (len(configs), 2))
     lines = [json.dumps({"config": c.to_dict(), "accuracy": float(a), "quantized": c.is_quantized, "split": "holdout",
-                         "data": "synthetic", "supernet": "sha256:abc", "seconds": 0.01})
-             for c, a in zip(configs, acc)]
+                         "data": "synthetic", "supernet": "sha256:abc", "seconds": 0.01,
+                         **({"accuracy_halves": [float(a + e[0]), float(a + e[1])]} if i % 2 else {})})
+             for i, (c, a, e) in enumerate(zip(configs, acc, noise))]
     text = "\n".join(lines) + "\n"
     if torn:
         text += lines[0][: len(lines[0]) // 2]
@@ -255,6 +275,9 @@ def test_dataset_bad_values(space, tmp_path):
     p.write_text(json.dumps({"config": c, "accuracy": 90.0, "quantized": True}) + "\n")
     with pytest.raises(InputError, match="quantized: got True, allowed: False"):
         load_accuracy_dataset(p)
+    p.write_text(json.dumps({"config": c, "accuracy": 90.0, "quantized": False, "accuracy_halves": [90]}) + "\n")
+    with pytest.raises(InputError, match="accuracy_halves: got \\[90\\], allowed: two top-1 accuracies"):
+        load_accuracy_dataset(p)
     p.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(InputError, match="not UTF-8"):
         load_accuracy_dataset(p)
@@ -269,6 +292,8 @@ def test_fit_predictor_from_dataset(space, tmp_path):
     assert report["n_train"] + report["n_test"] == 260 and report["n_test"] > 20
     assert set(report["models"]) == {"fp", "qa"} and report["models"]["qa"]["n_train"] > 50
     assert report["kendall_tau"] > 0.4 and report["models"]["fp"]["kendall_tau"] > 0.5, report
+    rel = report["label_reliability"]  # from the half of the records that carry accuracy_halves
+    assert rel["n"] == 130 and 0.5 < rel["tau_ceiling"] < 1.0
     with pytest.raises(InputError, match="kind: got 'mlp-qa'"):
         fit_predictor(load_accuracy_dataset(p), kind="mlp-qa")
 

@@ -43,6 +43,10 @@ def fit(dataset_path: str, out: str, kind: str, seed: int, test_fraction: float,
         if "kendall_tau" in m:
             click.echo(f"  {role:<4} kendall_tau {m['kendall_tau']:.3f}  spearman {m['spearman']:.3f}  "
                        f"rmse {m['rmse']:.3f} points  ({m['n_train']} train, {m['n_test']} held out)")
+    rel = report.get("label_reliability")
+    if rel:
+        click.echo(f"  labels: split-half tau {rel['split_half_tau']:.3f}, reliability {rel['reliability']:.3f} -> "
+                   f"a perfect predictor would reach kendall_tau ~{rel['tau_ceiling']:.3f} against them")
 
 
 def _add_dataset_command() -> None:

@@ -33,7 +33,8 @@ from nas.cli.options import echo_json
 @click.option("--backend", default=None, help="Backend for measured latency (e.g. ort-cpu).")
 @click.option("--supernet", default=None, help="Supernet checkpoint for measured accuracy.")
 @click.option("--data", default=None, help="Data set for measured accuracy.")
-@click.option("--encoding", default=None, help="block, block-dense or field; default per sampler.")
+@click.option("--encoding", default=None, help="block, block-dense, field or field-dense; default per sampler "
+              "(nsga2: field-dense, random: block, tpe: field).")
 @click.option("--batch-size", type=int, default=None, help="Trials asked per batch (default per sampler).")
 @click.option("--population-size", type=int, default=50, show_default=True, help="NSGA-II population.")
 @click.option("--store", default=None, help="Results store URL/path: add the front to it (hwnas query reads it).")

@@ -60,7 +60,8 @@ def plot_front(path: str | os.PathLike[str], all_values: np.ndarray, feasible: n
     ax.set_xlabel(labels[obj[xi]])
     ax.set_ylabel(labels[obj[yi]])
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # nothing labelled when no trial was evaluated yet
+        ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
