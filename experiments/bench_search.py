@@ -9,9 +9,9 @@ reference front's ideal and nadir, reference point 1.1) of NSGA-II, TPE and rand
 evolutionary baseline (population 100, parent ratio 0.25, mutation 0.1, one run per latency budget), as a fraction
 of the reference front's hypervolume (200k random samples + every search); the predicted evaluator's throughput;
 and the wall time each method needs to reach 98 % of the reference (the OFA-style runs continue up to
---ofa-max-evals for it). `nsga2-before` is NSGA-II with Optuna's own operators on the packed `block-dense` encoding (the
-default before `nas/search/operators.py`), `nsga2:block-dense` the packed encoding with the new operators, both
-run beside the default (`field-dense`) against the same reference.
+--ofa-max-evals for it). `nsga2-before` is NSGA-II with Optuna's own operators on the packed `block-dense`
+encoding (the default before `nas/search/operators.py`), `nsga2:block-dense` the packed encoding with the new
+operators, both run beside the default (`field-dense`) against the same reference.
 
 Without --predictor it fits an MLP predictor (hwnas's own `predictors`) on 4,000 configs labelled by
 `predictors.synthetic.synthetic_accuracy` (no ImageNet supernet can be trained here) and says so.

@@ -205,14 +205,14 @@ class SearchEngine:
         self._uid = uuid.uuid4().hex[:8]
         n_existing = count_complete(self.study)
         sampler_seed = _seed_for(spec.seed, worker, n_existing)
+        self._mirror_dists = self.encoding.distributions()
         self.mirror = optuna.create_study(
             directions=directions(spec.objectives), storage=FastInMemoryStorage(),
             sampler=make_sampler(spec.sampler, sampler_seed, spec.population_size,
                                  mutation=make_mutation(spec.mutation, self.encoding.radices),
                                  mutation_prob=spec.mutation_prob,
                                  crossover=make_crossover(spec.crossover, self.encoding.radices),
-                                 search_space=self.encoding.distributions() if self.encoding.dense else None))
-        self._mirror_dists = self.encoding.distributions()
+                                 search_space=self._mirror_dists if self.encoding.dense else None))
         # Optuna's own Trial for TPE (its sampler reads the trial's params as they are suggested)
         self._light = spec.sampler in ("nsga2", "random")
         self.sync()
