@@ -32,8 +32,10 @@ from predictors.qa import replay_weights
 from search_spaces import get_space
 
 
-def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], str]:
-    args.reliability = {}
+def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]], str,
+                                              dict[str, dict[str, float]]]:
+    """(space, pools, source line, label reliability of the held-out pools -- empty without halves)."""
+    reliability: dict[str, dict[str, float]] = {}
     if args.dataset:
         ds = load_accuracy_dataset(args.dataset)
         sp = get_space(ds.space)
@@ -47,11 +49,11 @@ def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, n
             r = r[rng.permutation(len(r))] if name.endswith("train") else r
             pools[name] = (idx[r], y[r])
             if name.endswith("test"):
-                args.reliability[name] = label_reliability(ds.halves[r])
+                reliability[name] = label_reliability(ds.halves[r])
         src = (f"dataset {args.dataset} ({len(ds)} records, {int(q.sum())} quantized; data {ds.sources.get('data')}); "
                f"held out {len(test)} records of whole architectures (test fraction {args.test_fraction}, "
                f"seed {args.seed})")
-        return sp, pools, src
+        return sp, pools, src, reliability
     sp = get_space(args.space)
     pools = {}
     for name, n, seed, quant in (("fp_train", max(args.sizes), 101, False), ("fp_test", args.n_test, 102, False),
@@ -59,7 +61,7 @@ def _pools(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[np.ndarray, n
         ix = sp.to_indices(sp.sample_many(n, seed + 1000 * args.seed, quantize=quant))
         y = synthetic_accuracy(sp, ix, seed=args.seed, noise=0.0 if name.endswith("test") else 0.15)
         pools[name] = (ix, y)
-    return sp, pools, f"synthetic target on {sp.name} (predictors.synthetic_accuracy, seed {args.seed})"
+    return sp, pools, f"synthetic target on {sp.name} (predictors.synthetic_accuracy, seed {args.seed})", {}
 
 
 def _score(model: Any, pool: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
@@ -80,9 +82,9 @@ def _time_100k(model: Any, idx: np.ndarray) -> float:
     return best
 
 
-def _print_reliability(args: argparse.Namespace, last: dict[str, dict[str, float]]) -> None:
+def _print_reliability(reliability: dict[str, dict[str, float]], last: dict[str, dict[str, float]]) -> None:
     """The labels' own noise: what tau a perfect predictor could reach on the held-out float subnets."""
-    rel = args.reliability.get("fp_test")
+    rel = reliability.get("fp_test")
     if not rel or rel["n"] < 3:
         return
     print(f"Label noise ({rel['n']} held-out float subnets with `accuracy_halves`): the two halves of the holdout "
@@ -93,7 +95,7 @@ def _print_reliability(args: argparse.Namespace, last: dict[str, dict[str, float
     print("|---|---|---|")
     for kind, m in last.items():
         print(f"| {kind} | {m['kendall_tau']:.3f} | {m['kendall_tau'] / rel['tau_ceiling']:.2f} |")
-    q = args.reliability.get("q_test")
+    q = reliability.get("q_test")
     if q and q["n"] >= 3:
         print(f"\nHeld-out quantized subnets ({q['n']}): split-half tau {q['split_half_tau']:.3f}, "
               f"tau ceiling ~{q['tau_ceiling']:.3f}.")
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args.q_sizes = [int(s) for s in args.q_sizes.split(",")]
     if args.synthetic:
         args.dataset = None
-    sp, pools, source = _pools(args)
+    sp, pools, source, reliability = _pools(args)
     print(f"# Accuracy predictors -- {source}\n")
     print(f"held out: {len(pools['fp_test'][1])} float, {len(pools['q_test'][1])} quantized subnets; "
           f"training pools: {len(pools['fp_train'][1])} float, {len(pools['q_train'][1])} quantized\n")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {kind} | " + " | ".join(cells) + (f" | {fit_s:.1f} |" if fit_s is not None else " | |"))
         sys.stdout.flush()
     print(f"| constant (train mean) | {_fmt(const)} (every n) | | |\n")
-    _print_reliability(args, last)
+    _print_reliability(reliability, last)
 
     # 2. quantization-aware: transfer vs scratch
     fp = fitted.get("mlp")

@@ -22,6 +22,7 @@ from latency_tables.executor import LocalExecutor, RayExecutor
 from latency_tables.protocol import Protocol
 from latency_tables.sampling import sample_configs
 from latency_tables.table import LatencyTable
+from latency_tables.validate import measure_configs
 from search_spaces import SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import InputError, bad_value
 
@@ -148,20 +149,8 @@ def calibrate_table(table: LatencyTable, n: int, method: str = "scale", seed: in
                                  quantize=table.quantized)
     have = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     todo = [c for c in configs if c.to_json() not in have]
-    args = {"threads": int(table.fingerprint.get("threads", 1)),
-            "batch_size": int(table.fingerprint.get("batch_size", 1))}
-    proto = table.protocol
-    step = Protocol.from_dict(proto).interleave
-    from tqdm import tqdm
-
-    with tqdm(total=len(todo), unit="subnet", desc="calibration", disable=not progress or None) as bar:
-        for i in range(0, len(todo), step):
-            part = todo[i : i + step]
-            res = ex.call(device_tasks.measure_subnets, sp.name, [c.to_dict() for c in part], table.backend, args,
-                          proto)
-            for c, m in zip(part, res):
-                table.calibration_measurements.append({"config": c.to_dict(), **m})
-            bar.update(len(part))
+    for c, m in zip(todo, measure_configs(ex, table, todo, "calibration", progress)):
+        table.calibration_measurements.append({"config": c.to_dict(), **m})
     wanted = {c.to_json() for c in configs}
     used = [m for m in table.calibration_measurements if SubnetConfig.from_dict(m["config"]).to_json() in wanted]
     cfgs = [SubnetConfig.from_dict(m["config"]) for m in used]

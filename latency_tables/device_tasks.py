@@ -7,15 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from latency_tables.backends import get_backend
-from latency_tables.models import export_block, export_overhead_model, export_reference_model, export_subnet
+from latency_tables.backends.base import one_line
 from latency_tables.protocol import Protocol
 from search_spaces import BlockSpec, SubnetConfig, get_space
 from search_spaces.errors import HwnasError
-
-
-def _one_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _subdir(tmp: str) -> Path:
@@ -31,6 +26,8 @@ def device_fingerprint(backend: str, backend_args: dict[str, Any]) -> dict[str, 
 def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict[str, Any],
                    protocol: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """key -> {"measurement": {...}} or {"unsupported": reason}; the keys are measured interleaved."""
+    from latency_tables.models import export_block, export_reference_model  # torch + onnx: only to measure
+
     be = get_backend(backend, **backend_args)
     sp = get_space(space)
     proto = Protocol.from_dict(protocol)
@@ -48,12 +45,14 @@ def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict
         ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
         results = be.measure_many([(p, s) for _, p, s in items], proto, ref)
         for (key, _, _), r in zip(items, results):
-            out[key] = {"unsupported": f"{be.name} cannot run it: {_one_line(r)}"} if isinstance(r, Exception) \
+            out[key] = {"unsupported": f"{be.name} cannot run it: {one_line(r)}"} if isinstance(r, Exception) \
                 else {"measurement": r.to_dict()}
     return out
 
 
 def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    from latency_tables.models import export_overhead_model, export_reference_model
+
     be = get_backend(backend, **backend_args)
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         path, shape = export_overhead_model(f"{tmp}/overhead.onnx", be.batch_size)
@@ -61,13 +60,15 @@ def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[
         ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
         r = be.measure_many([(path, shape)], proto, ref)[0]
         if isinstance(r, Exception):
-            raise HwnasError(f"{be.name}: cannot run the overhead model: {_one_line(r)}")
+            raise HwnasError(f"{be.name}: cannot run the overhead model: {one_line(r)}")
         return r.to_dict()
 
 
 def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, backend_args: dict[str, Any],
                     protocol: dict[str, Any]) -> list[dict[str, Any]]:
     """Whole subnets end to end (exported, quantized per policy), measured interleaved."""
+    from latency_tables.models import export_reference_model, export_subnet
+
     be = get_backend(backend, **backend_args)
     sp = get_space(space)
     proto = Protocol.from_dict(protocol)
@@ -78,6 +79,6 @@ def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, bac
     out = []
     for c, r in zip(configs, results):
         if isinstance(r, Exception):
-            raise HwnasError(f"{be.name}: cannot run subnet {SubnetConfig.from_dict(c).to_json()}: {_one_line(r)}")
+            raise HwnasError(f"{be.name}: cannot run subnet {SubnetConfig.from_dict(c).to_json()}: {one_line(r)}")
         out.append(r.to_dict())
     return out

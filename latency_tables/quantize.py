@@ -64,9 +64,13 @@ def _inline_shared_initializers(model: onnx.ModelProto) -> None:
     if len(keep) != len(model.graph.node):
         del model.graph.node[:]
         model.graph.node.extend(keep)
-        used = {i for n in model.graph.node for i in n.input}
-        for t in [t for t in model.graph.initializer if t.name not in used]:
-            model.graph.initializer.remove(t)
+        _drop_unused_initializers(model)
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    used = {i for n in model.graph.node for i in n.input}
+    for t in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(t)
 
 
 def _check_policy(policy: Mapping[str, tuple[int, int]]) -> None:
@@ -118,6 +122,13 @@ def _int_tensor(name: str, q: np.ndarray, bits: int) -> onnx.TensorProto:
     return helper.make_tensor(name, onnx.TensorProto.INT4, q.shape, packed.tobytes(), raw=True)
 
 
+def _int_weight(base: str, w: np.ndarray, bits: int) -> list[onnx.TensorProto]:
+    """`w` quantized per output channel, symmetric: [integers `base`, `base`_scale, zero point `base`_zero]."""
+    q, scale = _per_channel_symmetric(w, bits)
+    return [_int_tensor(base, q, bits), numpy_helper.from_array(scale, f"{base}_scale"),
+            _int_tensor(f"{base}_zero", np.zeros(scale.shape[0], np.int8), bits)]
+
+
 def _weight_only(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
     """Replace the float weight of each named Conv by an int8/int4 initializer + DequantizeLinear (in place)."""
     inits = {t.name: t for t in model.graph.initializer}
@@ -129,11 +140,8 @@ def _weight_only(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
         if wname not in inits:
             raise HwnasError(f"quantize: the weight of {node_name} is not a constant initializer")
         w = numpy_helper.to_array(inits[wname]).astype(np.float32)
-        q, scale = _per_channel_symmetric(w, bits)
         base = f"{wname}_wq{bits}"
-        qt = _int_tensor(base, q, bits)
-        st = numpy_helper.from_array(scale, f"{base}_scale")
-        zt = _int_tensor(f"{base}_zero", np.zeros(scale.shape[0], np.int8), bits)
+        qt, st, zt = _int_weight(base, w, bits)
         model.graph.initializer.extend([qt, st, zt])
         dq = helper.make_node("DequantizeLinear", [base, st.name, zt.name], [f"{base}_dq"],
                               name=f"{node_name}_weight_DequantizeLinear", axis=0)
@@ -143,9 +151,7 @@ def _weight_only(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
     kept = list(model.graph.node)
     del model.graph.node[:]
     model.graph.node.extend(new_nodes + kept)
-    used = {i for n in model.graph.node for i in n.input}
-    for t in [t for t in model.graph.initializer if t.name not in used]:
-        model.graph.initializer.remove(t)
+    _drop_unused_initializers(model)
 
 
 def _requantize_weights(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
@@ -161,21 +167,14 @@ def _requantize_weights(model: onnx.ModelProto, nodes: Mapping[str, int]) -> Non
         q8 = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float32)
         scale8 = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
         w = q8 * scale8.reshape(-1, *([1] * (q8.ndim - 1)))
-        q, scale = _per_channel_symmetric(w, bits)
         base = f"{dq.input[0]}_w{bits}"
-        model.graph.initializer.extend([
-            _int_tensor(base, q, bits),
-            numpy_helper.from_array(scale, f"{base}_scale"),
-            _int_tensor(f"{base}_zero", np.zeros(scale.shape[0], np.int8), bits),
-        ])
+        model.graph.initializer.extend(_int_weight(base, w, bits))
         dq.input[0], dq.input[1] = base, f"{base}_scale"
         if len(dq.input) > 2:
             dq.input[2] = f"{base}_zero"
         else:
             dq.input.append(f"{base}_zero")
-    used = {i for n in model.graph.node for i in n.input}
-    for t in [t for t in model.graph.initializer if t.name not in used]:
-        model.graph.initializer.remove(t)
+    _drop_unused_initializers(model)
 
 
 class _Reader:

@@ -83,6 +83,12 @@ class LatencyTable:
         return get_space(self.space)
 
     @property
+    def backend_args(self) -> dict[str, int]:
+        """The backend settings the table was measured with (what any later measurement must use too)."""
+        return {"threads": int(self.fingerprint.get("threads", 1)),
+                "batch_size": int(self.fingerprint.get("batch_size", 1))}
+
+    @property
     def normalized(self) -> bool:
         """True when latencies are load-normalized: ratio to the reference model x its typical latency."""
         return bool(self.protocol.get("reference")) and self.reference_ms is not None

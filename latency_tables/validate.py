@@ -25,6 +25,23 @@ def error_stats(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]
             "mape": float(rel.mean()), "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2)))}
 
 
+def measure_configs(ex: LocalExecutor | RayExecutor, table: LatencyTable, configs: Sequence[SubnetConfig],
+                    desc: str, progress: bool = True) -> list[dict[str, Any]]:
+    """Whole subnets measured end to end on the table's device with the table's settings, a protocol's
+    `interleave` at a time (each chunk one device task); one measurement dict per config, in order."""
+    from tqdm import tqdm
+
+    step = Protocol.from_dict(table.protocol).interleave
+    out: list[dict[str, Any]] = []
+    with tqdm(total=len(configs), unit="subnet", desc=desc, disable=not progress or None) as bar:
+        for i in range(0, len(configs), step):
+            part = configs[i : i + step]
+            out += ex.call(device_tasks.measure_subnets, table.search_space.name, [c.to_dict() for c in part],
+                           table.backend, table.backend_args, table.protocol)
+            bar.update(len(part))
+    return out
+
+
 def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str | None = None,
                    configs: Sequence[SubnetConfig] | None = None, progress: bool = True) -> dict[str, Any]:
     """Measure `n` random held-out subnets end to end and report prediction errors, calibrated and not.
@@ -39,8 +56,7 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
         ok, reason = cls.available()
         if not ok:
             raise HwnasError(f"backend {table.backend!r} is not available here: {reason}")
-        here = cls(threads=int(table.fingerprint.get("threads", 1)),
-                   batch_size=int(table.fingerprint.get("batch_size", 1))).fingerprint()
+        here = cls(**table.backend_args).fingerprint()
         if here.get("device") != table.fingerprint.get("device"):
             raise HwnasError(f"table was measured on {table.fingerprint.get('device')!r} but this machine is "
                              f"{here.get('device')!r}; validate on the table's device (or with --ray-address)")
@@ -53,18 +69,7 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
         configs = [c for c in configs if c.to_json() not in exclude][:n]
     if not configs:
         raise HwnasError("validate: no held-out subnet to measure")
-    args = {"threads": int(table.fingerprint.get("threads", 1)),
-            "batch_size": int(table.fingerprint.get("batch_size", 1))}
-    step = Protocol.from_dict(table.protocol).interleave
-    from tqdm import tqdm
-
-    measured: list[dict[str, Any]] = []
-    with tqdm(total=len(configs), unit="subnet", desc="validate", disable=not progress or None) as bar:
-        for i in range(0, len(configs), step):
-            part = configs[i : i + step]
-            measured += ex.call(device_tasks.measure_subnets, sp.name, [c.to_dict() for c in part], table.backend,
-                                args, table.protocol)
-            bar.update(len(part))
+    measured = measure_configs(ex, table, configs, "validate", progress)
     y = np.array([table.latency_ms(m) for m in measured])
     y_raw = np.array([m["median_ms"] for m in measured])
     raw = table.predict(configs, calibrated=False)

@@ -65,8 +65,8 @@ def _config_key(d: dict[str, Any]) -> str:
 
 
 def read_records(path: str | os.PathLike[str], repair: bool = False) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file. A torn last line (an interrupted write) is ignored, and with `repair`
-    cut off the file; a bad line elsewhere is an error naming its line number."""
+    """The records of a JSON-lines file. A torn last line (an interrupted write: no newline yet) is ignored, and
+    with `repair` cut off the file; any other bad line, the last one included, is an error naming its number."""
     p = Path(path)
     if not p.exists():
         return []
@@ -80,7 +80,6 @@ def read_records(path: str | os.PathLike[str], repair: bool = False) -> list[dic
         end = len(raw) if nl < 0 else nl + 1
         line = raw[pos:end]
         lineno += 1
-        last = end >= len(raw)
         try:
             rec = json.loads(line) if line.strip() else None
             if rec is not None and (not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS)):
@@ -88,8 +87,8 @@ def read_records(path: str | os.PathLike[str], repair: bool = False) -> list[dic
             if nl < 0 and rec is not None:
                 raise ValueError("no newline")
         except ValueError:
-            if last:
-                break  # torn tail
+            if nl < 0:
+                break  # torn tail: an append interrupted before its newline (whole lines end with one)
             raise HwnasError(f"{p}: line {lineno} is not an accuracy record (expected keys {', '.join(RECORD_KEYS)})")
         if rec is not None:
             records.append(rec)
@@ -152,19 +151,6 @@ def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str
                     "split": split, "data": data_name, "supernet": ckpt_id,
                     "seconds": round(time.perf_counter() - t0, 4)})
     return out
-
-
-_REMOTE: Any = None
-
-
-def _remote_evaluate_chunk() -> Any:
-    """The Ray remote version of `evaluate_chunk`, created once per process (ray is imported only if used)."""
-    global _REMOTE
-    if _REMOTE is None:
-        import ray
-
-        _REMOTE = ray.remote(num_cpus=1)(evaluate_chunk)
-    return _REMOTE
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
@@ -244,11 +230,11 @@ def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str,
                  ray_address: str | None, write: Callable[[list[dict[str, Any]]], None]) -> None:
     import ray
 
-    from nas.ray_session import ensure_ray
+    from nas.ray_session import ensure_ray, remote_once
 
     started = ensure_ray(ray_address, num_cpus=workers) and not ray_address  # our own local instance: end it
     try:
-        remote = _remote_evaluate_chunk()
+        remote = remote_once(evaluate_chunk, num_cpus=1)
         blob = ray.put(Path(supernet).read_bytes())
         pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1)
                    for chunk in _chunks(todo, chunk_size)]

@@ -90,6 +90,11 @@ def test_collect_refuses_mixing_and_corrupt_files(tmp_path, ckpt):
     out.write_text("not json\n" + "\n".join(lines) + "\n")
     with pytest.raises(HwnasError, match="line 1 is not an accuracy record"):
         collect(ckpt, None, 3, out, **KW)
+    # a whole (newline-terminated) bad last line was written as such: an error, never cut off as torn
+    out.write_text("\n".join(lines) + "\n" + '{"accuracy": 90}\n')
+    with pytest.raises(HwnasError, match=f"line {len(lines) + 1} is not an accuracy record"):
+        collect(ckpt, None, 3, out, **KW)
+    assert len(out.read_text().splitlines()) == len(lines) + 1
     with pytest.raises(InputError, match="existing checkpoint"):
         collect(tmp_path / "missing.pt", None, 3, tmp_path / "x.jsonl", **KW)
     with pytest.raises(InputError, match="10 classes, the supernet 4"):

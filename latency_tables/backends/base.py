@@ -102,7 +102,7 @@ class Backend(ABC):
                 protocol: Protocol | None = None) -> Measurement:
         result = self.measure_many([(onnx_path, input_shape)], protocol)[0]
         if isinstance(result, BaseException):
-            raise HwnasError(f"{self.name}: cannot run {Path(onnx_path).name}: {_one_line(result)}")
+            raise HwnasError(f"{self.name}: cannot run {Path(onnx_path).name}: {one_line(result)}")
         return result
 
     def measure_many(self, items: Sequence[tuple[str | os.PathLike[str], tuple[int, ...]]],
@@ -126,7 +126,7 @@ class Backend(ABC):
             try:
                 ref_run = self.open(reference[0], tuple(reference[1]), protocol)
             except Exception as e:  # noqa: BLE001
-                raise HwnasError(f"{self.name}: cannot run the reference model: {_one_line(e)}") from None
+                raise HwnasError(f"{self.name}: cannot run the reference model: {one_line(e)}") from None
         live = [(i, r) for i, r in enumerate(runners) if not isinstance(r, Exception)]
         for _, run in live + ([(-1, ref_run)] if ref_run is not None else []):
             for _ in range(protocol.warmup):
@@ -160,7 +160,8 @@ class Backend(ABC):
         return out
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
+    """'Type: first line of the message' (at most 300 characters): an error that fits in one report line."""
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 

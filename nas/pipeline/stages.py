@@ -237,12 +237,14 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
     def export(folder: Path) -> dict[str, Any]:
         from nas.export import export_subnet
         from nas.lookup import query
+        from nas.store import ResultsStore
 
         out: dict[str, Any] = {}
-        for i, b in enumerate(exp.budgets):
+        with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
+            found = [query(st, exp.space, store.outputs["device_tag"], latency_ms=b.latency_ms, size_mb=b.size_mb,
+                           min_accuracy=b.min_accuracy, dataset=exp.data) for b in exp.budgets]
+        for i, (b, q) in enumerate(zip(exp.budgets, found)):
             slug = budget_slug(b, i)
-            q = query(exp.store_url, exp.space, store.outputs["device_tag"], latency_ms=b.latency_ms,
-                      size_mb=b.size_mb, min_accuracy=b.min_accuracy, dataset=exp.data)
             row: dict[str, Any] = {"label": b.label(), "found": q.found, "message": q.message}
             if not q.found:
                 row["closest"] = [c.to_dict() for c in q.closest]

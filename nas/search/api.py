@@ -233,7 +233,7 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
                 if progress is not None:
                     progress(p.complete, target)
 
-            rep = run_workers(spec, target, cfg.workers, cfg.ray_address, progress=wprog)
+            rep = run_workers(spec, target, cfg.workers, cfg.ray_address, progress=wprog, study=study)
             worker_info.update(rounds=rep.rounds, lost_workers=rep.lost_workers, stats=rep.stats,
                                ray_started=rep.ray_started, ray_address=rep.ray_address)
     wall = time.perf_counter() - t0

@@ -226,12 +226,15 @@ class SearchEngine:
 
     # ---- the shared study -> mirror + cache ---------------------------------------------------------
     def sync(self) -> int:
-        """Copy finished trials of the shared study not yet in the mirror (resume, other workers)."""
+        """Copy finished trials of the shared study not yet in the mirror (resume, other workers); how many."""
         new = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                if t.number not in self._synced]
         mirrored = []
+        mine = f"{self.worker}-{self._uid}-"  # trials this engine wrote are in its mirror already
         for t in new:
             self._synced.add(t.number)
+            if str(t.system_attrs.get(UID_ATTR, "")).startswith(mine):
+                continue
             config = self.stored.config_from_params(t.params)
             m = t.user_attrs.get("metrics")
             if m is not None:
@@ -244,7 +247,7 @@ class SearchEngine:
                 system_attrs=dict(t.system_attrs), intermediate_values={}, trial_id=0))
         if mirrored:
             self.mirror.add_trials(mirrored)
-        return len(new)
+        return len(mirrored)
 
     # ---- the loop -----------------------------------------------------------------------------------
     def run(self, n: int, progress: Callable[[int], None] | None = None) -> EngineStats:
@@ -327,9 +330,3 @@ class SearchEngine:
                 distributions={k: self._stored_dists[k] for k in params}, user_attrs=ft.user_attrs,
                 system_attrs=sa, intermediate_values={}, trial_id=0))
         write_finished_trials(self.study._storage, self.study._study_id, out)
-        # the trials this worker just wrote are already in its mirror: never copy them back
-        if self.spec.sync_every_batch:
-            mine = {t.system_attrs[UID_ATTR] for t in out}
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                if t.number not in self._synced and t.system_attrs.get(UID_ATTR) in mine:
-                    self._synced.add(t.number)

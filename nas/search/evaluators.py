@@ -127,8 +127,8 @@ def _check_space(what: str, obj_space: Any, space: SearchSpace) -> None:
 
 
 class PredictedEvaluator(Evaluator):
-    """Accuracy from `predictor.predict`, latency from `table.predict`, device support from `table.supported`
-    (when the table has it), exact size and MACs from `ProfileTable`."""
+    """Accuracy from `predictor.predict`, latency and device support from `table.predict` (inf: a block this
+    device cannot run), exact size and MACs from `ProfileTable`."""
 
     name = "predicted"
 
@@ -147,13 +147,9 @@ class PredictedEvaluator(Evaluator):
 
     def evaluate_indices(self, idx: np.ndarray) -> Metrics:
         acc = np.asarray(self.predictor.predict(idx), dtype=np.float64).reshape(-1)
-        try:
-            lat = self.table.predict(idx, calibrated=self.calibrated)
-        except TypeError:  # a table without calibration
-            lat = self.table.predict(idx)
-        lat = np.asarray(lat, dtype=np.float64).reshape(-1)
-        sup_fn = getattr(self.table, "supported", None)
-        sup = np.asarray(sup_fn(idx), dtype=bool).reshape(-1) if sup_fn is not None else np.ones(len(idx), bool)
+        # one table lookup: `LatencyTable.predict` is inf exactly where `supported` is False
+        lat = np.asarray(self.table.predict(idx, calibrated=self.calibrated), dtype=np.float64).reshape(-1)
+        sup = np.isfinite(lat)
         lat = np.where(sup, lat, UNSUPPORTED_LATENCY_MS)
         macs, _, size = self.profiles.compute(idx)
         if len(acc) != len(idx) or len(lat) != len(idx):

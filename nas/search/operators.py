@@ -22,7 +22,8 @@ hypervolume at the same throughput.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import optuna
@@ -33,6 +34,7 @@ from search_spaces import SearchSpace, SubnetConfig
 INITS = ("spread", "random")
 MUTATIONS = ("field-step", "field", "redraw")
 CROSSOVERS = ("field", "uniform")
+T = TypeVar("T")
 
 
 def _knob_index(rng: np.random.Generator, n_choices: int, knob: float, size: int | None = None) -> np.ndarray:
@@ -79,6 +81,23 @@ def spread_configs(space: SearchSpace, n: int, seed: int, resolutions: Sequence[
     return out
 
 
+def _decode(v: np.ndarray, radices: Sequence[int]) -> list[np.ndarray]:
+    """Option number(s) -> one digit (array) per field, most significant first."""
+    out = []
+    for r in reversed(radices):
+        out.append(v % r)
+        v = v // r
+    return out[::-1]
+
+
+def _encode(digits: Sequence[np.ndarray] | Sequence[int], radices: Sequence[int]) -> np.ndarray:
+    """The inverse of `_decode`."""
+    v = np.zeros_like(np.asarray(digits[0]), dtype=np.int64)
+    for r, d in zip(radices, digits):
+        v = v * r + d
+    return v
+
+
 class BlockFieldMutation(BaseMutation):
     """Mutation of a packed block option (`BlockEncoding`: mixed radix, kernel most significant, bit pair least).
 
@@ -96,12 +115,7 @@ class BlockFieldMutation(BaseMutation):
         low = int(round(lo + 0.5))
         if int(round(hi - 0.5)) - low + 1 != self.n:
             return float(rng.randint(low, int(round(hi - 0.5)) + 1))
-        v = int(round(param)) - low
-        digits = []
-        for r in reversed(self.radices):
-            digits.append(v % r)
-            v //= r
-        digits.reverse()
+        digits = [int(d) for d in _decode(np.int64(int(round(param)) - low), self.radices)]
         movable = [i for i, r in enumerate(self.radices) if r > 1]
         if not movable:
             return param
@@ -112,9 +126,7 @@ class BlockFieldMutation(BaseMutation):
         else:
             d = (d + rng.randint(1, r)) % r
         digits[f] = d
-        v = 0
-        for r, d in zip(self.radices, digits):
-            v = v * r + d
+        v = int(_encode(digits, self.radices))
         return float(v + low)
 
 
@@ -122,17 +134,7 @@ def make_mutation(name: str, radices: Sequence[int] | None) -> BaseMutation | No
     """`redraw` (Optuna's default: None) or a `BlockFieldMutation` over `radices`."""
     if name == "redraw" or radices is None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return BlockFieldMutation(radices, step=name == "field-step")
-
-
-def _decode(v: np.ndarray, radices: Sequence[int]) -> list[np.ndarray]:
-    out = []
-    for r in reversed(radices):
-        out.append(v % r)
-        v = v // r
-    return out[::-1]
+    return _quietly(lambda: BlockFieldMutation(radices, step=name == "field-step"))
 
 
 class BlockFieldCrossover(BaseCrossover):
@@ -156,10 +158,8 @@ class BlockFieldCrossover(BaseCrossover):
         if blk.any():
             da = _decode(np.rint(a[blk]).astype(np.int64) - lo[blk], self.radices)
             db = _decode(np.rint(b[blk]).astype(np.int64) - lo[blk], self.radices)
-            v = np.zeros(int(blk.sum()), dtype=np.int64)
-            for r, x, y in zip(self.radices, da, db):
-                v = v * r + np.where(rng.rand(len(x)) >= self.swapping_prob, x, y)
-            child[blk] = v + lo[blk]
+            picked = [np.where(rng.rand(len(x)) >= self.swapping_prob, x, y) for x, y in zip(da, db)]
+            child[blk] = _encode(picked, self.radices) + lo[blk]
         return child
 
 
@@ -167,6 +167,11 @@ def make_crossover(name: str, radices: Sequence[int] | None) -> BaseCrossover | 
     """`uniform` (Optuna's default: None) or a `BlockFieldCrossover` over `radices`."""
     if name == "uniform" or radices is None:
         return None
+    return _quietly(lambda: BlockFieldCrossover(radices))
+
+
+def _quietly(make: Callable[[], T]) -> T:
+    """Optuna marks custom NSGA-II operators experimental; the warning says nothing to a user of `hwnas search`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return BlockFieldCrossover(radices)
+        return make()

@@ -5,9 +5,6 @@ from typing import Any
 
 from search_spaces import SubnetConfig
 
-_TASK: Any = None
-
-
 def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: str | None, data: str | None,
              predictor: str | None, table: str | None) -> dict[str, Any]:
     from search_spaces import get_space
@@ -22,23 +19,15 @@ def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: 
     return ev.evaluate([SubnetConfig.from_dict(config)]).row(0)
 
 
-def _task() -> Any:
-    global _TASK
-    if _TASK is None:
-        import ray
-
-        _TASK = ray.remote(num_cpus=1, max_retries=1)(_measure)
-    return _TASK
-
-
 def measure_many(cfg: Any, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
     import ray
 
-    from nas.ray_session import ensure_ray
+    from nas.ray_session import ensure_ray, remote_once
 
     started = ensure_ray(cfg.ray_address)
     try:
-        refs = [_task().remote(cfg.space, c.to_dict(), cfg.backend, cfg.supernet, cfg.data, cfg.predictor, cfg.table)
+        task = remote_once(_measure, num_cpus=1, max_retries=1)
+        refs = [task.remote(cfg.space, c.to_dict(), cfg.backend, cfg.supernet, cfg.data, cfg.predictor, cfg.table)
                 for c in configs]
         return list(ray.get(refs))
     finally:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_spaces import HwnasError
 
-from nas.ray_session import ensure_ray
+from nas.ray_session import ensure_ray, remote_once
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
 
 
 class SearchWorker:
-    """The body of one Ray actor (wrapped by `ray.remote` once, in `_actor_class`)."""
+    """The body of one Ray actor (wrapped by `ray.remote` once, by `remote_once`)."""
 
     def __init__(self, spec: dict[str, Any], worker: str) -> None:
         os.environ.setdefault("TQDM_DISABLE", "1")
@@ -38,18 +41,6 @@ class SearchWorker:
         d = asdict(stats)
         d["worker"] = self.worker
         return d
-
-
-_ACTOR: Any = None
-
-
-def _actor_class() -> Any:
-    global _ACTOR
-    if _ACTOR is None:
-        import ray
-
-        _ACTOR = ray.remote(max_restarts=0, max_task_retries=0)(SearchWorker)
-    return _ACTOR
 
 
 @dataclass
@@ -75,7 +66,7 @@ class WorkerReport:
 def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | None = None,
                 progress: Callable[[Progress], None] | None = None, poll_s: float = 0.25,
                 max_rounds: int = 20, num_cpus_per_worker: float = 1.0,
-                resources: dict[str, float] | None = None) -> WorkerReport:
+                resources: dict[str, float] | None = None, study: optuna.Study | None = None) -> WorkerReport:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
@@ -85,8 +76,9 @@ def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | Non
         report.ray_address = ray.get_runtime_context().gcs_address
     except Exception:  # pragma: no cover - informational only
         report.ray_address = None
-    study = open_study(spec)
-    actor_cls = _actor_class().options(num_cpus=num_cpus_per_worker, resources=resources or {})
+    study = study if study is not None else open_study(spec)  # the caller's: a journal replays once
+    actor_cls = remote_once(SearchWorker, max_restarts=0, max_task_retries=0).options(
+        num_cpus=num_cpus_per_worker, resources=resources or {})
     actors: dict[str, Any] = {}
     pids: dict[str, int] = {}
     spawned = 0
