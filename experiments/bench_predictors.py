@@ -159,25 +159,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"## Quantization-aware predictor: transferred from the fp mlp ({n_fp} float samples) vs from scratch "
               "(Kendall tau / RMSE on held-out quantized subnets)\n")
         before = _score(fp, pools["q_test"])
-        print(f"fp mlp alone on quantized subnets (bits ignored; = transfer before fine-tuning): {_fmt(before)}\n")
-        print("| quantized samples | transfer | transfer + fp replay (what `predictor fit` does) | scratch "
+        print(f"fp mlp alone on quantized subnets (bits ignored; = either transfer before fitting): {_fmt(before)}\n")
+        print("| quantized samples | transfer: residual (default) | transfer: APQ fine-tune + fp replay | scratch "
               "| scratch at 4x samples |")
         print("|---|---|---|---|---|")
         fx, fy = pools["fp_train"][0][:n_fp], pools["fp_train"][1][:n_fp]
         for n in args.q_sizes:
             row = []
-            for how, m in (("transfer", n), ("replay", n), ("scratch", n), ("scratch", 4 * n)):
+            for how, m in (("residual", n), ("finetune", n), ("scratch", n), ("scratch", 4 * n)):
                 if m > len(pools["q_train"][1]):
                     row.append(None)
                     continue
                 x, y = pools["q_train"][0][:m], pools["q_train"][1][:m]
-                if how == "transfer":
-                    qa = QuantAwareMLPPredictor.from_fp(fp).fit(x, y)
-                elif how == "replay":
-                    qa = QuantAwareMLPPredictor.from_fp(fp).fit(np.concatenate([x, fx]), np.concatenate([y, fy]),
-                                                                sample_weight=replay_weights(m, n_fp))
-                else:
+                if how == "scratch":
                     qa = create_predictor("mlp-qa", sp, seed=args.seed).fit(x, y)
+                else:  # what `predictor fit` passes: the quantized samples, then the float ones as replay
+                    qa = QuantAwareMLPPredictor.from_fp(fp, transfer=how).fit(
+                        np.concatenate([x, fx]), np.concatenate([y, fy]), sample_weight=replay_weights(m, n_fp))
                 row.append(_score(qa, pools["q_test"]))
             print(f"| {n} | {_fmt(row[0])} | {_fmt(row[1])} | {_fmt(row[2])} | {_fmt(row[3])} ({4 * n}) |")
             sys.stdout.flush()

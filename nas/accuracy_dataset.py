@@ -230,10 +230,9 @@ def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str,
                  ray_address: str | None, write: Callable[[list[dict[str, Any]]], None]) -> None:
     import ray
 
-    from nas.ray_session import ensure_ray, remote_once
+    from nas.ray_session import ray_session, remote_once
 
-    started = ensure_ray(ray_address, num_cpus=workers) and not ray_address  # our own local instance: end it
-    try:
+    with ray_session(ray_address, num_cpus=workers):
         remote = remote_once(evaluate_chunk, num_cpus=1)
         blob = ray.put(Path(supernet).read_bytes())
         pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1)
@@ -242,9 +241,6 @@ def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str,
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
                 write(ray.get(ref))
-    finally:
-        if started:
-            ray.shutdown()
 
 
 __all__ = ["RECORD_KEYS", "append_records", "checkpoint_id", "collect", "evaluate_chunk", "read_records",

@@ -46,7 +46,7 @@ class AccuracySection(_Section):
 
 
 class PredictorSection(_Section):
-    kind: str = "mlp"
+    kind: Literal["mlp", "gbt", "auto"] = "mlp"  # predictors.bundle.fit_predictor; auto: by cross-validation
 
 
 class SearchSection(_Section):

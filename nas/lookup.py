@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nas.front import OBJECTIVES, FrontEntry
+from nas.budgets import Budgets
 from nas.store import FrontInfo, ResultsStore
 from search_spaces import InputError
 
@@ -144,14 +145,7 @@ def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str,
     by_id = {f.id: f for f in fronts}
     cols = store.columns(by_id, rev)
     n = len(cols.ids)
-    ok = np.ones(n, dtype=bool)
-    if lat_b is not None:
-        ok &= cols.latency_ms <= lat_b
-    if size_b is not None:
-        ok &= cols.size_bytes <= size_b * 1e6
-    if acc_b is not None:
-        ok &= cols.accuracy >= acc_b
-    feasible = np.flatnonzero(ok)
+    feasible = np.flatnonzero(Budgets(lat_b, size_b, acc_b).mask(cols.accuracy, cols.latency_ms, cols.size_bytes))
 
     def candidate(i: int, with_violations: bool) -> Candidate:
         entry, front_id = store.entry(int(cols.ids[i]))
@@ -159,7 +153,7 @@ def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str,
         if with_violations:
             if lat_b is not None and entry.latency_ms > lat_b:
                 viol["latency_ms"] = {"value": entry.latency_ms, "budget": lat_b, "over_by": entry.latency_ms - lat_b}
-            if size_b is not None and entry.size_bytes > size_b * 1e6:
+            if size_b is not None and entry.size_bytes / 1e6 > size_b:
                 mb = entry.size_bytes / 1e6
                 viol["size_mb"] = {"value": mb, "budget": size_b, "over_by": mb - size_b}
             if acc_b is not None and entry.accuracy < acc_b:

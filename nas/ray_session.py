@@ -1,7 +1,9 @@
 """Joining or starting Ray, one way for every part of nas that runs Ray tasks or actors."""
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 from search_spaces import HwnasError
@@ -23,6 +25,21 @@ def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
         raise HwnasError(f"--ray-address: cannot connect to {address or 'a new local Ray'} "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     return True
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[bool]:
+    """Ray for the duration of the block (yields whether it started it); a Ray this block found running is left
+    alone, one it started or joined is shut down (or disconnected) at the end. Nested blocks share the outer one:
+    `hwnas search --workers N --verify-top K` starts Ray once, not once per stage."""
+    started = ensure_ray(address, num_cpus)
+    try:
+        yield started
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 @functools.cache

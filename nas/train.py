@@ -53,6 +53,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear learning-rate warm-up, then cosine decay to zero
     seed: int = 0
     data_seed: int = 0
+    holdout: float = 0.2  # fractions of the pooled images (load_data); a larger holdout gives steadier labels
+    test: float = 0.2
     n_random: int = 2
     kd_weight: float = 0.5  # student loss = kd_weight * KL(teacher || student) + (1 - kd_weight) * CE
     kd_temperature: float = 1.0
@@ -73,6 +75,8 @@ class TrainConfig:
         need("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 2, "an integer >= 2")
         need("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")
         need("lr", self.lr > 0, "a positive number")
+        need("holdout", 0 < self.holdout < 0.5, "a fraction in (0, 0.5)")
+        need("test", 0 < self.test < 0.5, "a fraction in (0, 0.5)")
         need("weight_decay", self.weight_decay >= 0, "a number >= 0")
         need("warmup_epochs", self.warmup_epochs >= 0, "a number >= 0")
         need("n_random", isinstance(self.n_random, int) and self.n_random >= 0, "an integer >= 0")
@@ -289,7 +293,7 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         raise InputError(f"--out: {out} is a directory, allowed: a checkpoint file path")
     if data is None:
         data = load_data(cfg.data, seed=cfg.data_seed, in_channels=space0.spec.in_channels,
-                         image_size=max(space0.spec.resolutions))
+                         holdout=cfg.holdout, test=cfg.test, image_size=max(space0.spec.resolutions))
     space = get_space(cfg.space, num_classes=data.num_classes, in_channels=data.channels)
     torch.manual_seed(cfg.seed)
     net = space.build_supernet()  # seeded initialisation
@@ -302,7 +306,7 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
             raise InputError(f"--resume: {out} has no training state (a finished export?), allowed: a checkpoint "
                              "written by hwnas supernet train")
         old = TrainConfig.from_dict(state["config"])
-        for f in ("space", "data", "seed", "data_seed", "batch_size", "optimizer"):
+        for f in ("space", "data", "seed", "data_seed", "holdout", "test", "batch_size", "optimizer"):
             if getattr(old, f) != getattr(cfg, f):
                 raise InputError(f"--resume: {f} got {getattr(cfg, f)!r}, allowed: {getattr(old, f)!r} "
                                  f"(what {out} was trained with)")
@@ -378,8 +382,8 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
 
 def _save(out: Path, net: Supernet, cfg: TrainConfig, optimizer: torch.optim.Optimizer, epoch: int,
           history: list[dict[str, Any]], seconds: float) -> None:
-    meta = {"data": cfg.data, "data_seed": cfg.data_seed, "epochs": epoch, "train_config": cfg.to_dict(),
-            "train_seconds": round(seconds, 2)}
+    meta = {"data": cfg.data, "data_seed": cfg.data_seed, "holdout": cfg.holdout, "test": cfg.test, "epochs": epoch,
+            "train_config": cfg.to_dict(), "train_seconds": round(seconds, 2)}
     extra = {"optimizer": optimizer.state_dict(),
              "train_state": {"epoch": epoch, "config": cfg.to_dict(), "history": history, "seconds": seconds}}
     save_supernet(out, net, meta, extra)
@@ -401,8 +405,8 @@ def load_for_eval(path: str | os.PathLike[str], data_name: str | None = None, sp
     if not name:
         raise InputError(f"--data: {path} does not record its data set, allowed: give --data NAME")
     seed = meta.get("data_seed", 0) if data_seed is None else data_seed
-    data = load_data(name, seed=int(seed), in_channels=net.spec.in_channels,
-                     image_size=max(net.spec.resolutions))
+    data = load_data(name, seed=int(seed), in_channels=net.spec.in_channels, holdout=float(meta.get("holdout", 0.2)),
+                     test=float(meta.get("test", 0.2)), image_size=max(net.spec.resolutions))
     check_compatible(net, data)
     return net, data, meta
 

@@ -66,3 +66,39 @@ def test_protocol_validation() -> None:
         Protocol(statistic="mean")
     with pytest.raises(InputError, match="protocol key 'repeat'"):
         Protocol.from_dict({"repeat": 3})
+
+
+def test_measure_many_closes_every_runner_it_opened(tmp_path) -> None:
+    """Runners holding device memory (TensorRT's CUDA buffers and stream) are closed once measured, and also when
+    the reference model cannot be opened; a model that failed to open has nothing to close."""
+    from latency_tables.backends.base import Backend
+
+    closed: list[str] = []
+
+    class Fake(Backend):
+        name = "fake"
+
+        @classmethod
+        def available(cls) -> tuple[bool, str]:
+            return True, ""
+
+        def _device(self) -> dict:
+            return {"kind": "fake"}
+
+        def open(self, onnx_path, input_shape, protocol):
+            if "broken" in str(onnx_path):
+                raise RuntimeError("cannot open")
+
+            def run() -> None:
+                pass
+
+            run.close = lambda: closed.append(str(onnx_path))
+            return run
+
+    be = Fake()
+    out = be.measure_many([("a.onnx", (1,)), ("broken.onnx", (1,))], PROTOCOL, reference=("ref.onnx", (1,)))
+    assert closed == ["a.onnx", "ref.onnx"] and isinstance(out[1], RuntimeError) and out[0].median_ms >= 0
+    closed.clear()
+    with pytest.raises(HwnasError, match="cannot run the reference model"):
+        be.measure_many([("a.onnx", (1,))], PROTOCOL, reference=("broken-ref.onnx", (1,)))
+    assert closed == ["a.onnx"]

@@ -110,20 +110,30 @@ def test_feature_layout_matches_encode(space, data):
 
 
 # ---- quantization-aware transfer ----------------------------------------------------------------------------
-def test_qa_transfer_starts_as_fp_and_improves(space, data):
+@pytest.mark.parametrize("transfer", ["residual", "finetune"])
+def test_qa_transfer_starts_as_fp_and_improves(space, data, transfer):
     fp = create_predictor("mlp", space, seed=0).fit(*data["fp_train"])
-    qa = QuantAwareMLPPredictor.from_fp(fp)
+    qa = QuantAwareMLPPredictor.from_fp(fp, transfer=transfer)
     xq, yq = data["q_test"]
-    # before fine-tuning: exactly the fp model, on float and on quantized configs
+    xf = data["fp_test"][0]
+    # before fitting: exactly the fp model, on float and on quantized configs
     np.testing.assert_allclose(qa.predict(xq), fp.predict(xq), atol=1e-5)
-    np.testing.assert_allclose(qa.predict(data["fp_test"][0]), fp.predict(data["fp_test"][0]), atol=1e-5)
+    np.testing.assert_allclose(qa.predict(xf), fp.predict(xf), atol=1e-5)
     before = rank_metrics(yq, qa.predict(xq))
     qa.fit(data["q_train"][0][:100], data["q_train"][1][:100])
     after = rank_metrics(yq, qa.predict(xq))
     assert after["kendall_tau"] > before["kendall_tau"] + 0.05, (before, after)
     assert after["rmse"] < before["rmse"], (before, after)
+    if transfer == "residual":
+        # the frozen fp network plus a cost of quantized blocks only: float configs keep the fp prediction, and
+        # the costliest features are 4-bit weights (the synthetic target's main penalty)
+        np.testing.assert_allclose(qa.predict(xf), fp.predict(xf), atol=1e-5)
+        assert qa.train_info["largest_costs"][0][0].startswith(("weight_bits=4", "count weight_bits=4"))
+        assert qa.train_info["largest_costs"][0][1] < 0
     with pytest.raises(InputError, match="hidden"):
         QuantAwareMLPPredictor.from_fp(fp, hidden=fp.hidden + 1)
+    with pytest.raises(InputError, match="transfer: got 'magic'"):
+        QuantAwareMLPPredictor.from_fp(fp, transfer="magic")
     with pytest.raises(HwnasError, match="not fitted"):
         QuantAwareMLPPredictor.from_fp(create_predictor("mlp", space))
 
@@ -298,6 +308,18 @@ def test_fit_predictor_from_dataset(space, tmp_path):
         fit_predictor(load_accuracy_dataset(p), kind="mlp-qa")
 
 
+def test_auto_kind_is_chosen_by_cross_validation(space, tmp_path):
+    p = tmp_path / "acc.jsonl"
+    _write_dataset(p, space, 160, 60)
+    bundle, report = fit_predictor(load_accuracy_dataset(p), kind="auto", seed=0, test_fraction=0.25)
+    sel = report["kind_selection"]
+    assert sel["cv_folds"] == 4 and set(sel["kendall_tau"]) == {"mlp", "gbt"}
+    # on the synthetic target the mlp ranks far better than gbt (bench_predictors: 0.92 vs 0.77 at 300 samples)
+    assert sel["chosen"] == "mlp" == report["kind"] == bundle.kind, sel
+    assert sel["kendall_tau"]["mlp"] > sel["kendall_tau"]["gbt"] + 0.05, sel
+    assert fit_predictor(load_accuracy_dataset(p), kind="mlp", seed=0)[1]["kind_selection"] is None
+
+
 # ---- the CLI ---------------------------------------------------------------------------------------------------
 def test_cli_predictor_fit(space, tmp_path):
     from nas.cli.main import cli
@@ -319,10 +341,25 @@ def test_cli_predictor_fit(space, tmp_path):
     assert json.loads((out / MANIFEST).read_text())["metrics"]["n_test"] == report["n_test"]
     bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(data), "--out", str(tmp_path / "x"),
                               "--kind", "svm"])
-    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt" in bad.output
+    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt, auto" in bad.output
     assert not (tmp_path / "x").exists()
     garbage = tmp_path / "g.jsonl"
     garbage.write_text("not json\n")
     bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(garbage), "--out", str(tmp_path / "y")])
     assert bad.exit_code == 2 and "line 1 is not JSON" in bad.output
     assert "fit" in runner.invoke(cli, ["predictor", "--help"]).output
+
+
+def test_quant_residual_lookup_matches_its_features(space, data):
+    from predictors.quant_residual import QuantResidual, feature_names, quantization_features
+
+    names = feature_names(space)
+    coef = np.random.default_rng(0).normal(size=len(names))
+    res = QuantResidual(space, coef)
+    xq, xf = data["q_test"][0], data["fp_test"][0]
+    np.testing.assert_allclose(res.predict(xq), quantization_features(space, xq) @ coef, atol=1e-9)
+    assert (quantization_features(space, xf) == 0).all() and (res.predict(xf) == 0).all()  # float: no cost
+    assert len(names) == quantization_features(space, xq[:1]).shape[1] and "weight_bits=4@0" in names
+    assert QuantResidual(space).fit(xf, np.ones(len(xf))).alpha is None  # nothing quantized: nothing learned
+    with pytest.raises(InputError, match="quantization residual coefficients"):
+        QuantResidual(space, coef[:-1])

@@ -164,8 +164,24 @@ def test_budget_validation_names_the_field() -> None:
 
     with pytest.raises(InputError, match=r"--latency-ms: got -1.0, allowed: a positive number"):
         Budgets(latency_ms=-1.0)
-    with pytest.raises(InputError, match=r"--min-accuracy"):
+    with pytest.raises(InputError, match=r"--min-accuracy: got 101.0, allowed: a number in \[0, 100\]"):
         Budgets(min_accuracy=101.0)
+
+
+def test_budget_mask_is_feasible_for_whole_columns() -> None:
+    """The pipeline's baselines and the store query use `mask`; the search uses `feasible` (its constraints):
+    the same subnets pass, boundaries included."""
+    from nas.budgets import Budgets
+
+    acc = np.array([70.0, 75.0, 80.0, 90.0])
+    lat = np.array([1.0, 2.0, 2.0000001, 3.0])
+    size = np.array([1_000_000, 2_000_000, 500_000, 2_000_001])
+    for b in (Budgets(latency_ms=2.0), Budgets(size_mb=2.0), Budgets(min_accuracy=75.0), Budgets(2.0, 2.0, 75.0),
+              Budgets(), Budgets(min_accuracy=0.0)):
+        rows = [{"supported": True, "accuracy": a, "latency_ms": la, "size_bytes": int(sz)}
+                for a, la, sz in zip(acc, lat, size)]
+        assert b.mask(acc, lat, size).tolist() == [b.feasible(r) for r in rows], b
+    assert Budgets(2.0, 2.0, 75.0).mask(acc, lat, size).tolist() == [False, True, False, False]
 
 
 # ---- end to end -------------------------------------------------------------------------------------------

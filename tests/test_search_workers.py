@@ -93,3 +93,16 @@ def test_verify_top_measures_front_entries_on_the_backend(ray_local, search_asse
     for e in verified:  # a real ONNX Runtime measurement of the exported subnet, next to the predicted value
         assert e.measured["latency_ms"] > 0 and e.measured["latency_ms"] != e.latency_ms
         assert e.measured["accuracy"] == pytest.approx(e.accuracy)  # no supernet given: the predictor's value
+
+
+def test_ray_session_leaves_a_running_ray_alone(ray_local) -> None:
+    """Nested stages (workers, then --verify-top) share the outer Ray instead of stopping and starting it."""
+    import ray
+
+    from nas.ray_session import ray_session
+
+    with ray_session(None) as started:
+        assert started is False and ray.is_initialized()
+        with ray_session(None) as inner:
+            assert inner is False
+    assert ray.is_initialized()

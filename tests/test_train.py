@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from nas.checkpoint import load_supernet, read_checkpoint, save_supernet
 from nas.data import load_data
-from nas.train import (TrainConfig, evaluate, make_optimizer, prepare_subnet, reference_configs, sort_channels,
-                       train_supernet)
+from nas.train import (TrainConfig, evaluate, load_for_eval, make_optimizer, prepare_subnet, reference_configs,
+                       sort_channels, train_supernet)
 from search_spaces import InputError, UnknownNameError, get_space
 
 FAST = dict(space="mbv3-tiny", data="synthetic", batch_size=72, n_random=1, warmup_epochs=0.0, lr=4e-3)
@@ -84,6 +84,8 @@ def test_train_input_errors(tmp_path, synth, one_epoch):
         train_supernet(TrainConfig(space="mbv3-tiny", data="nope", epochs=1), tmp_path / "x.pt", progress=False)
     with pytest.raises(InputError, match="epochs: got 0"):
         TrainConfig(space="mbv3-tiny", data="synthetic", epochs=0)
+    with pytest.raises(InputError, match=r"holdout: got 0.6, allowed: a fraction in \(0, 0.5\)"):
+        TrainConfig(space="mbv3-tiny", data="synthetic", epochs=1, holdout=0.6)
     p = tmp_path / "exists.pt"
     p.write_bytes(b"x")
     with pytest.raises(InputError, match="exists"):
@@ -162,9 +164,14 @@ def test_cli_train_and_eval(tmp_path):
     out = tmp_path / "cli.pt"
     r = CliRunner().invoke(cli, ["supernet", "train", "--space", "mbv3-tiny", "--data", "synthetic", "--epochs", "1",
                                  "--out", str(out), "--batch-size", "72", "--n-random", "0", "--no-eval", "--quiet",
-                                 "--threads", "1", "--json"])
+                                 "--threads", "1", "--json", "--holdout", "0.3", "--test", "0.1"])
     assert r.exit_code == 0, r.output
     assert out.is_file() and '"epochs": 1' in r.output
+    # the split fractions travel in the checkpoint: evaluation and accuracy collection see the same holdout
+    _, data, meta = load_for_eval(out)
+    sizes, total = data.split_sizes(), sum(data.split_sizes().values())
+    assert (meta["holdout"], meta["test"]) == (0.3, 0.1)
+    assert abs(sizes["holdout"] - 0.3 * total) <= 10 and abs(sizes["test"] - 0.1 * total) <= 10
     cfg_file = tmp_path / "smallest.json"
     cfg_file.write_text(get_space("mbv3-tiny").smallest(8, 8).to_json())
     r = CliRunner().invoke(cli, ["supernet", "eval", "--supernet", str(out), "--split", "holdout", "--config",

@@ -21,7 +21,7 @@ from latency_tables.protocol import Protocol
 from search_spaces.errors import HwnasError, bad_value
 from search_spaces.registry import Registry
 
-Runner = Callable[[], None]
+Runner = Callable[[], None]  # may carry a `close()` attribute: device memory to free once measured
 BACKENDS: Registry[type[Backend]] = Registry("latency backend")
 
 
@@ -96,7 +96,9 @@ class Backend(ABC):
     # ---- measuring -------------------------------------------------------------------------------
     @abstractmethod
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
-        """Load the model for this device and return a callable that runs one inference (synchronously)."""
+        """Load the model for this device and return a callable that runs one inference (synchronously). A
+        runner holding resources the garbage collector does not free (CUDA buffers, streams) sets `run.close`;
+        `measure_many` calls it when done."""
 
     def measure(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...],
                 protocol: Protocol | None = None) -> Measurement:
@@ -116,48 +118,61 @@ class Backend(ABC):
         (`Measurement.ref_ratio`)."""
         protocol = protocol or Protocol()
         runners: list[Runner | Exception] = []
-        for path, shape in items:
-            try:
-                runners.append(self.open(path, tuple(shape), protocol))
-            except Exception as e:  # noqa: BLE001 -- recorded per model: the backend cannot run it
-                runners.append(e)
         ref_run: Runner | None = None
-        if reference is not None:
-            try:
-                ref_run = self.open(reference[0], tuple(reference[1]), protocol)
-            except Exception as e:  # noqa: BLE001
-                raise HwnasError(f"{self.name}: cannot run the reference model: {one_line(e)}") from None
-        live = [(i, r) for i, r in enumerate(runners) if not isinstance(r, Exception)]
-        for _, run in live + ([(-1, ref_run)] if ref_run is not None else []):
-            for _ in range(protocol.warmup):
-                run()
-        timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
-        ref_timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
-        clock = time.perf_counter_ns
-        def timed(run: Runner, n: int) -> list[float]:
-            ts = []
-            for _ in range(n):
-                t0 = clock()
-                run()
-                ts.append((clock() - t0) / 1e6)
-            return ts
+        try:
+            for path, shape in items:
+                try:
+                    runners.append(self.open(path, tuple(shape), protocol))
+                except Exception as e:  # noqa: BLE001 -- recorded per model: the backend cannot run it
+                    runners.append(e)
+            if reference is not None:
+                try:
+                    ref_run = self.open(reference[0], tuple(reference[1]), protocol)
+                except Exception as e:  # noqa: BLE001
+                    raise HwnasError(f"{self.name}: cannot run the reference model: {one_line(e)}") from None
+            return _measure_interleaved(runners, ref_run, protocol)
+        finally:
+            for r in [*runners, ref_run]:
+                close = getattr(r, "close", None)
+                if callable(close) and not isinstance(r, Exception):
+                    close()
 
-        for _ in range(protocol.rounds):
-            for i, run in live:
-                before = timed(ref_run, protocol.repeats) if ref_run is not None else []
-                timings[i].append(timed(run, protocol.repeats))
-                after = timed(ref_run, protocol.repeats) if ref_run is not None else []
-                ref_timings[i].append(before + after)
-        out: list[Measurement | Exception] = []
-        for i, r in enumerate(runners):
-            if isinstance(r, Exception):
-                out.append(r)
-                continue
-            m = Measurement.from_timings(timings[i], protocol)
-            if ref_run is not None:
-                m = m.with_reference(timings[i], ref_timings[i])
-            out.append(m)
-        return out
+
+def _measure_interleaved(runners: list[Runner | Exception], ref_run: Runner | None,
+                         protocol: Protocol) -> list[Measurement | Exception]:
+    """Warm every runner, then time them round-robin (see `Backend.measure_many`)."""
+    live = [(i, r) for i, r in enumerate(runners) if not isinstance(r, Exception)]
+    for _, run in live + ([(-1, ref_run)] if ref_run is not None else []):
+        for _ in range(protocol.warmup):
+            run()
+    timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
+    ref_timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
+    clock = time.perf_counter_ns
+
+    def timed(run: Runner, n: int) -> list[float]:
+        ts = []
+        for _ in range(n):
+            t0 = clock()
+            run()
+            ts.append((clock() - t0) / 1e6)
+        return ts
+
+    for _ in range(protocol.rounds):
+        for i, run in live:
+            before = timed(ref_run, protocol.repeats) if ref_run is not None else []
+            timings[i].append(timed(run, protocol.repeats))
+            after = timed(ref_run, protocol.repeats) if ref_run is not None else []
+            ref_timings[i].append(before + after)
+    out: list[Measurement | Exception] = []
+    for i, r in enumerate(runners):
+        if isinstance(r, Exception):
+            out.append(r)
+            continue
+        m = Measurement.from_timings(timings[i], protocol)
+        if ref_run is not None:
+            m = m.with_reference(timings[i], ref_timings[i])
+        out.append(m)
+    return out
 
 
 def one_line(e: BaseException) -> str:

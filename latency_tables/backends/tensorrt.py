@@ -99,21 +99,32 @@ class TensorRTBackend(Backend):
         engine = self.build_engine(onnx_path, input_shape)
         context = engine.create_execution_context()
         stream = _check(cudart.cudaStreamCreate())
-        buffers = []
-        for i in range(engine.num_io_tensors):
-            tname = engine.get_tensor_name(i)
-            if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
-                context.set_input_shape(tname, input_shape)
-            shape = tuple(context.get_tensor_shape(tname))
-            nbytes = int(np.prod(shape)) * np.dtype(trt.nptype(engine.get_tensor_dtype(tname))).itemsize
-            ptr = _check(cudart.cudaMalloc(nbytes))
-            buffers.append(ptr)
-            context.set_tensor_address(tname, int(ptr))
+        buffers: list[Any] = []
+
+        def close() -> None:  # device memory and the stream are not the garbage collector's
+            while buffers:
+                cudart.cudaFree(buffers.pop())
+            cudart.cudaStreamDestroy(stream)
+
+        try:
+            for i in range(engine.num_io_tensors):
+                tname = engine.get_tensor_name(i)
+                if engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
+                    context.set_input_shape(tname, input_shape)
+                shape = tuple(context.get_tensor_shape(tname))
+                nbytes = int(np.prod(shape)) * np.dtype(trt.nptype(engine.get_tensor_dtype(tname))).itemsize
+                ptr = _check(cudart.cudaMalloc(nbytes))
+                buffers.append(ptr)
+                context.set_tensor_address(tname, int(ptr))
+        except BaseException:
+            close()
+            raise
 
         def run() -> None:
             if not context.execute_async_v3(stream):
                 raise HwnasError("tensorrt: execute_async_v3 failed")
             _check(cudart.cudaStreamSynchronize(stream))
 
-        run._keep = (engine, context, buffers, stream)  # type: ignore[attr-defined]  # keep alive with the runner
+        run._keep = (engine, context)  # type: ignore[attr-defined]  # keep alive with the runner
+        run.close = close  # type: ignore[attr-defined]
         return run

@@ -16,7 +16,8 @@ def predictor() -> None:
               help="JSON-lines accuracy dataset (from `hwnas predictor dataset`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write (atomically).")
 @click.option("--kind", default="mlp", show_default=True,
-              help="Full-precision model: mlp (ensemble; the qa model is transferred from it) or gbt (trees).")
+              help="Full-precision model: mlp (ensemble; the qa model is transferred from it), gbt (trees), or auto "
+                   "(whichever ranks better in 4-fold cross-validation on the training records).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the models.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of architectures held out for the reported metrics.")
@@ -37,6 +38,10 @@ def fit(dataset_path: str, out: str, kind: str, seed: int, test_fraction: float,
         return
     click.echo(f"{report['kind']} predictor for {report['space']}: {report['n_train']} train / {report['n_test']} "
                f"held-out subnets -> {out}")
+    sel = report.get("kind_selection")
+    if sel:
+        taus = ", ".join(f"{k} tau {v:.3f}" for k, v in sel["kendall_tau"].items())
+        click.echo(f"  kind chosen by {sel['cv_folds']}-fold cross-validation: {taus}")
     click.echo(f"  all  kendall_tau {report['kendall_tau']:.3f}  spearman {report['spearman']:.3f}  "
                f"rmse {report['rmse']:.3f} points")
     for role, m in report["models"].items():

@@ -55,6 +55,11 @@ def supernet() -> None:
 @click.option("--overwrite", is_flag=True, help="Start afresh even if --out exists.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the train/holdout/test split.")
+@click.option("--holdout", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="Fraction of the images held out for predictor labels (folder: of train/).")
+@click.option("--test", "test_fraction", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.2,
+              show_default=True,
+              help="Fraction of the images for the reported test accuracy (folder: uses val/).")
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--lr", type=float, default=4e-3, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
@@ -73,14 +78,16 @@ def supernet() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bool, overwrite: bool, seed: int,
-                   data_seed: int, batch_size: int, lr: float, optimizer: str, n_random: int, quant_prob: float,
+                   data_seed: int, holdout: float, test_fraction: float, batch_size: int, lr: float, optimizer: str,
+                   n_random: int, quant_prob: float,
                    kd_weight: float, sort_every: int, largest_only_epochs: int, threads: int | None,
                    do_eval: bool, as_json: bool, quiet: bool) -> None:
     """Train a supernet: sandwich rule, in-place distillation, quantization-aware steps, channel sorting."""
     from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
 
     cfg = TrainConfig(space=space, data=data_name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                      seed=seed, data_seed=data_seed, n_random=n_random, quant_prob=quant_prob, kd_weight=kd_weight,
+                      seed=seed, data_seed=data_seed, holdout=holdout, test=test_fraction, n_random=n_random,
+                      quant_prob=quant_prob, kd_weight=kd_weight,
                       sort_every=sort_every, largest_only_epochs=largest_only_epochs)
 
     def line(rec: dict) -> None:

@@ -281,6 +281,7 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         from nas.search.api import table_resolutions
         from nas.search.evaluators import PredictedEvaluator
         from nas.search.evolution import evolution_search
+        from nas.budgets import Budgets
         from predictors import load_predictor
         from search_spaces import get_space
 
@@ -294,13 +295,7 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         rnd = ev.evaluate(rnd_cfgs)
 
         def best(acc: np.ndarray, lat: np.ndarray, size: np.ndarray, ok: np.ndarray, b: Budget) -> float | None:
-            m = ok.copy()
-            if b.latency_ms is not None:
-                m &= lat <= b.latency_ms
-            if b.size_mb is not None:
-                m &= size <= b.size_mb * 1e6
-            if b.min_accuracy is not None:
-                m &= acc >= b.min_accuracy
+            m = ok & Budgets(b.latency_ms, b.size_mb, b.min_accuracy).mask(acc, lat, size)
             return float(acc[m].max()) if m.any() else None
 
         out: dict[str, Any] = {}

@@ -1,12 +1,13 @@
 """The joint search: Optuna multi-objective samplers over architecture x pruning x bit-width, budgets as
 constraints, cheap predicted evaluations in batches, expensive measured ones in Ray workers that share one
 study through its storage."""
+from nas.budgets import Budgets
 from nas.search.api import EVALUATORS, SearchConfig, SearchResult, best_per_budget, run_search, space_normalizer
 from nas.search.encoding import ENCODINGS, BlockEncoding, Encoding, FieldEncoding, get_encoding
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 from nas.search.evaluators import Evaluator, MeasuredEvaluator, Metrics, PredictedEvaluator, ProfileTable
 from nas.search.evolution import EvolutionConfig, evolution_search
-from nas.search.objectives import Budgets, parse_objectives
+from nas.search.objectives import parse_objectives
 from nas.search.pareto import Normalizer, hypervolume, pareto_mask
 from nas.search.samplers import SAMPLERS, IncrementalNSGAIISampler, make_sampler
 from nas.search.storage import open_storage

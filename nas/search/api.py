@@ -1,6 +1,7 @@
 """`run_search(SearchConfig(...)) -> SearchResult`: the Python API behind `hwnas search`."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -14,12 +15,13 @@ from optuna.trial import TrialState
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space, list_spaces
 from search_spaces.errors import bad_value
 
+from nas.budgets import Budgets
 from nas.front import FrontEntry
 from nas.search.encoding import ENCODINGS
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 from nas.search.evaluators import Evaluator, MeasuredEvaluator, PredictedEvaluator
 from nas.search.loaders import load_predictor, load_table
-from nas.search.objectives import Budgets, objective_values, parse_objectives
+from nas.search.objectives import objective_values, parse_objectives
 from nas.search.operators import CROSSOVERS, INITS, MUTATIONS
 from nas.search.output import CONFIG_FILE, FRONT_FILE, PLOT_FILE, SUMMARY_FILE, front_json, plot_front, write_json
 from nas.search.pareto import Normalizer, hypervolume, pareto_mask
@@ -212,8 +214,20 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
     study = open_study(spec, create=True)
     before = count_complete(study)
     target = cfg.trials
-    t0 = time.perf_counter()
     worker_info: dict[str, Any] = {"workers": cfg.workers}
+    with contextlib.ExitStack() as stack:
+        if cfg.workers and cfg.verify_top and before < target:  # both use Ray: start it once, not twice
+            from nas.ray_session import ray_session
+
+            worker_info["ray_started"] = stack.enter_context(ray_session(cfg.ray_address))
+        return _run_and_finish(cfg, spec, study, space, evaluator, predictor, table, before, target, progress,
+                               worker_info)
+
+
+def _run_and_finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator: Evaluator,
+                    predictor: Any, table: Any, before: int, target: int,
+                    progress: Callable[[int, int], None] | None, worker_info: dict[str, Any]) -> SearchResult:
+    t0 = time.perf_counter()
     if before < target:
         if cfg.workers == 0:
             engine = SearchEngine(spec, worker="driver", evaluator=evaluator, study=study)
@@ -235,7 +249,8 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
 
             rep = run_workers(spec, target, cfg.workers, cfg.ray_address, progress=wprog, study=study)
             worker_info.update(rounds=rep.rounds, lost_workers=rep.lost_workers, stats=rep.stats,
-                               ray_started=rep.ray_started, ray_address=rep.ray_address)
+                               ray_address=rep.ray_address)
+            worker_info.setdefault("ray_started", rep.ray_started)
     wall = time.perf_counter() - t0
     # `study` re-reads the storage on each query (a journal replays only what was appended since): every worker's
     # writes are visible without re-opening (and re-parsing) the whole journal

@@ -26,9 +26,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 
+from nas.budgets import Budgets
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
-from nas.search.objectives import Budgets, directions, objective_values
+from nas.search.objectives import directions, objective_values
 from nas.search.operators import make_crossover, make_mutation, spread_configs
 from nas.search.samplers import make_sampler
 from nas.search.storage import FastInMemoryStorage, describe_url, open_storage, write_finished_trials

@@ -22,14 +22,10 @@ def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: 
 def measure_many(cfg: Any, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
     import ray
 
-    from nas.ray_session import ensure_ray, remote_once
+    from nas.ray_session import ray_session, remote_once
 
-    started = ensure_ray(cfg.ray_address)
-    try:
+    with ray_session(cfg.ray_address):
         task = remote_once(_measure, num_cpus=1, max_retries=1)
         refs = [task.remote(cfg.space, c.to_dict(), cfg.backend, cfg.supernet, cfg.data, cfg.predictor, cfg.table)
                 for c in configs]
         return list(ray.get(refs))
-    finally:
-        if started:
-            ray.shutdown()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces import HwnasError
 
-from nas.ray_session import ensure_ray, remote_once
+from nas.ray_session import ray_session, remote_once
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,68 +71,67 @@ def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | Non
     from ray.exceptions import RayActorError, RayTaskError
 
     report = WorkerReport()
-    report.ray_started = ensure_ray(ray_address)
-    try:
-        report.ray_address = ray.get_runtime_context().gcs_address
-    except Exception:  # pragma: no cover - informational only
-        report.ray_address = None
-    study = study if study is not None else open_study(spec)  # the caller's: a journal replays once
-    actor_cls = remote_once(SearchWorker, max_restarts=0, max_task_retries=0).options(
-        num_cpus=num_cpus_per_worker, resources=resources or {})
-    actors: dict[str, Any] = {}
-    pids: dict[str, int] = {}
-    spawned = 0
-    spec_d = spec.to_dict()
-    try:
-        while True:
-            done = count_complete(study)
-            remaining = target - done
-            if remaining <= 0:
-                break
-            report.rounds += 1
-            if report.rounds > max_rounds:
-                raise HwnasError(f"search: {remaining} trials still missing after {max_rounds} rounds "
-                                 f"(workers lost: {', '.join(report.lost_workers) or 'none'})")
-            while len(actors) < workers:
-                name = f"w{spawned}"
-                spawned += 1
-                actors[name] = actor_cls.remote(spec_d, name)
-            for name, a in list(actors.items()):
-                if name not in pids:
-                    try:
-                        pids[name] = ray.get(a.pid.remote())
-                    except RayActorError:
-                        actors.pop(name)
-                        report.lost_workers.append(name)
-            names = list(actors)
-            if not names:
-                continue
-            quotas = [remaining // len(names) + (1 if i < remaining % len(names) else 0) for i in range(len(names))]
-            futures = {actors[n].run.remote(q): n for n, q in zip(names, quotas) if q > 0}
-            while futures:
-                ready, _ = ray.wait(list(futures), num_returns=1, timeout=poll_s)
-                for r in ready:
-                    name = futures.pop(r)
-                    try:
-                        report.stats.append(ray.get(r))
-                    except RayActorError:
-                        actors.pop(name, None)
-                        pids.pop(name, None)
-                        report.lost_workers.append(name)
-                    except RayTaskError as e:  # the search itself failed in the worker: not a lost worker
-                        cause = e.cause if getattr(e, "cause", None) is not None else e
-                        if isinstance(cause, HwnasError):
-                            raise type(cause)(str(cause)) from None
-                        raise HwnasError(f"worker {name}: {type(cause).__name__}: {cause}") from None
-                if progress is not None:
-                    progress(Progress(count_complete(study), target, report.rounds, dict(pids),
-                                      list(report.lost_workers)))
-    finally:
-        for a in actors.values():
-            try:
-                ray.kill(a)
-            except Exception:  # pragma: no cover - already gone
-                pass
-        if report.ray_started:
-            ray.shutdown()
+    with ray_session(ray_address) as started:  # shut down at the end only if started here
+        report.ray_started = started
+        try:
+            report.ray_address = ray.get_runtime_context().gcs_address
+        except Exception:  # pragma: no cover - informational only
+            report.ray_address = None
+        study = study if study is not None else open_study(spec)  # the caller's: a journal replays once
+        actor_cls = remote_once(SearchWorker, max_restarts=0, max_task_retries=0).options(
+            num_cpus=num_cpus_per_worker, resources=resources or {})
+        actors: dict[str, Any] = {}
+        pids: dict[str, int] = {}
+        spawned = 0
+        spec_d = spec.to_dict()
+        try:
+            while True:
+                done = count_complete(study)
+                remaining = target - done
+                if remaining <= 0:
+                    break
+                report.rounds += 1
+                if report.rounds > max_rounds:
+                    raise HwnasError(f"search: {remaining} trials still missing after {max_rounds} rounds "
+                                     f"(workers lost: {', '.join(report.lost_workers) or 'none'})")
+                while len(actors) < workers:
+                    name = f"w{spawned}"
+                    spawned += 1
+                    actors[name] = actor_cls.remote(spec_d, name)
+                for name, a in list(actors.items()):
+                    if name not in pids:
+                        try:
+                            pids[name] = ray.get(a.pid.remote())
+                        except RayActorError:
+                            actors.pop(name)
+                            report.lost_workers.append(name)
+                names = list(actors)
+                if not names:
+                    continue
+                quotas = [remaining // len(names) + (1 if i < remaining % len(names) else 0) for i in range(len(names))]
+                futures = {actors[n].run.remote(q): n for n, q in zip(names, quotas) if q > 0}
+                while futures:
+                    ready, _ = ray.wait(list(futures), num_returns=1, timeout=poll_s)
+                    for r in ready:
+                        name = futures.pop(r)
+                        try:
+                            report.stats.append(ray.get(r))
+                        except RayActorError:
+                            actors.pop(name, None)
+                            pids.pop(name, None)
+                            report.lost_workers.append(name)
+                        except RayTaskError as e:  # the search itself failed in the worker: not a lost worker
+                            cause = e.cause if getattr(e, "cause", None) is not None else e
+                            if isinstance(cause, HwnasError):
+                                raise type(cause)(str(cause)) from None
+                            raise HwnasError(f"worker {name}: {type(cause).__name__}: {cause}") from None
+                    if progress is not None:
+                        progress(Progress(count_complete(study), target, report.rounds, dict(pids),
+                                          list(report.lost_workers)))
+        finally:
+            for a in actors.values():
+                try:
+                    ray.kill(a)
+                except Exception:  # pragma: no cover - already gone
+                    pass
     return report

@@ -1,0 +1,125 @@
+"""`QuantResidual`: what quantization costs, as a ridge model added to a full-precision predictor.
+
+Transfer by fine-tuning (APQ) moves every weight of the fp network on a few dozen quantized samples; measured on the
+synthetic target it needed ~3x fewer samples than training from scratch, not 4x. Mixed-precision work (HAQ, HAWQ)
+models the accuracy cost of quantization as additive over layers, with a per-layer sensitivity that grows as a
+layer gets narrower. This model is exactly that, on top of the frozen fp prediction:
+
+    accuracy(quantized subnet) = fp(architecture) + sum over active blocks of the cost of its bit-widths
+
+with two kinds of features per quantized bit-width choice (weights and activations separately): one indicator per
+block position (its own sensitivity), and the number of active blocks at that bit-width per keep ratio (a
+sensitivity shared by all positions, larger for pruned blocks). No intercept: a subnet without quantized blocks
+gets the fp prediction unchanged. The ridge strength is chosen by efficient leave-one-out (scikit-learn's
+`RidgeCV`), so with few samples it shrinks towards "no correction" by itself. Closed form: fitting takes
+milliseconds, and 100,000 configs take a few.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from search_spaces import SearchSpace
+from search_spaces.errors import bad_value
+from search_spaces.space import ELASTIC_FIELDS
+
+ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
+FLOAT_BITS = 32  # a bit-width of 32 means "not quantized" (search_spaces.quant)
+
+
+def _fields(space: SearchSpace) -> list[tuple[str, tuple[int, ...], list[int]]]:
+    """Per bit-width field, in feature order: (name, its choices, the indices of the quantized (< 32) ones)."""
+    s = space.spec
+    return [(f, ch, [j for j, b in enumerate(ch) if b < FLOAT_BITS])
+            for f, ch in (("weight_bits", s.weight_bit_choices), ("act_bits", s.act_bit_choices))]
+
+
+def _columns(space: SearchSpace, idx: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(keep index per position, -1 where inactive; per bit field: choice index per position, -1 where inactive)."""
+    s = space.spec
+    base, nf = 1 + s.n_stages, len(ELASTIC_FIELDS)
+    active = idx[:, base::nf] >= 0  # (n, positions)
+
+    def col(field: str) -> np.ndarray:
+        return np.where(active, idx[:, base + ELASTIC_FIELDS.index(field) :: nf], -1)
+
+    return col("keep"), {f: col(f) for f, _, _ in _fields(space)}
+
+
+def quantization_features(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
+    """(n, m) features of the `to_indices` rows `idx` (see the module docstring; `feature_names` names them)."""
+    keep, bits = _columns(space, idx)
+    cols: list[np.ndarray] = []
+    for field, _, quantized in _fields(space):
+        for j in quantized:
+            at = bits[field] == j
+            cols.append(at)
+            cols.extend((at & (keep == k)).sum(axis=1, keepdims=True) for k in range(len(space.spec.keep_choices)))
+    return np.hstack(cols).astype(np.float64) if cols else np.zeros((idx.shape[0], 0))
+
+
+def feature_names(space: SearchSpace) -> list[str]:
+    s = space.spec
+    names = []
+    for field, choices, quantized in _fields(space):
+        for j in quantized:
+            names += [f"{field}={choices[j]}@{p}" for p in range(s.n_positions)]
+            names += [f"count {field}={choices[j]}, keep={k}" for k in s.keep_choices]
+    return names
+
+
+class QuantResidual:
+    """Ridge regression of (label - fp prediction) on `quantization_features`, without an intercept."""
+
+    def __init__(self, space: SearchSpace, coef: np.ndarray | None = None, alpha: float | None = None) -> None:
+        self.space = space
+        self.coef = np.zeros(len(feature_names(space))) if coef is None else np.asarray(coef, dtype=np.float64)
+        self.alpha = alpha
+        if self.coef.shape != (len(feature_names(space)),):
+            raise bad_value("quantization residual coefficients", self.coef.shape,
+                            f"({len(feature_names(space))},), one per feature of {space.name}")
+
+    def fit(self, idx: np.ndarray, residual: np.ndarray, weight: np.ndarray | None = None) -> QuantResidual:
+        """Fit on the rows that have quantized blocks (the others carry no information without an intercept)."""
+        from sklearn.linear_model import RidgeCV
+
+        f = quantization_features(self.space, idx)
+        rows = f.any(axis=1)
+        if rows.sum() < 2:  # nothing to learn from: no correction
+            self.coef, self.alpha = np.zeros(f.shape[1]), None
+            return self
+        w = None if weight is None else np.asarray(weight, dtype=np.float64)[rows]
+        model = RidgeCV(alphas=ALPHAS, fit_intercept=False).fit(f[rows], residual[rows], sample_weight=w)
+        self.coef, self.alpha = np.asarray(model.coef_, dtype=np.float64), float(model.alpha_)
+        return self
+
+    def predict(self, idx: np.ndarray) -> np.ndarray:
+        """`quantization_features(idx) @ coef`, read from per-field lookup tables instead of building the
+        features: a block's cost is its position's coefficient plus its (bit-width, keep) coefficient."""
+        s = self.space.spec
+        keep, bits = _columns(self.space, idx)
+        n_pos, n_keep = s.n_positions, len(s.keep_choices)
+        out = np.zeros(idx.shape[0])
+        at = 0
+        for field, choices, quantized in _fields(self.space):
+            n_bits = len(choices)
+            by_pos = np.zeros((n_pos + 1, n_bits + 1))   # [position, bits] (last row / column: inactive, float)
+            by_keep = np.zeros((n_bits + 1, n_keep + 1))  # [bits, keep]
+            for j in quantized:
+                by_pos[:n_pos, j] = self.coef[at : at + n_pos]
+                by_keep[j, :n_keep] = self.coef[at + n_pos : at + n_pos + n_keep]
+                at += n_pos + n_keep
+            b = np.where(bits[field] >= 0, bits[field], n_bits)
+            k = np.where(keep >= 0, keep, n_keep)
+            rows = np.arange(n_pos) * (n_bits + 1)
+            out += by_pos.ravel().take(rows + b).sum(axis=1)
+            out += by_keep.ravel().take(b * (n_keep + 1) + k).sum(axis=1)
+        return out
+
+    def largest(self, k: int = 5) -> list[tuple[str, float]]:
+        """The `k` largest costs (most negative coefficients), for reports: where quantization hurts most."""
+        names = feature_names(self.space)
+        order = np.argsort(self.coef)[:k]
+        return [(names[i], round(float(self.coef[i]), 4)) for i in order]
+
+
+__all__ = ["QuantResidual", "feature_names", "quantization_features"]
