@@ -6,9 +6,9 @@ fitting it predicts exactly what the fp model predicts. `fit` on a few quantized
 transfers (`transfer=`):
 
 - `residual` (default): the transferred network stays frozen and a `QuantResidual` -- an additive per-block cost of
-  each bit-width, larger for pruned blocks, ridge-fitted with leave-one-out strength -- learns what quantization
-  costs on top of it. On the synthetic target it beats scratch with 4x the samples (the issue's bar); fine-tuning
-  did not.
+  each bit-width, larger for pruned blocks, ridge-fitted, and no correction at all where the labels show no cost --
+  learns what quantization costs on top of it. On the synthetic target it beats scratch with 4x the samples (the
+  issue's bar); fine-tuning did not, and on MNIST fine-tuning fitted noise.
 - `finetune`: APQ's fine-tuning of the whole network with an L2 pull towards the transferred weights (`anchor`,
   weakening as 100 / n beyond 100 samples); the float training samples may be replayed (`replay_weights`).
 

@@ -361,5 +361,13 @@ def test_quant_residual_lookup_matches_its_features(space, data):
     assert (quantization_features(space, xf) == 0).all() and (res.predict(xf) == 0).all()  # float: no cost
     assert len(names) == quantization_features(space, xq[:1]).shape[1] and "weight_bits=4@0" in names
     assert QuantResidual(space).fit(xf, np.ones(len(xf))).alpha is None  # nothing quantized: nothing learned
+    # noise alone is not taken for a cost (one-standard-error rule, "no correction" a candidate) ...
+    rng = np.random.default_rng(1)
+    noise_only = QuantResidual(space).fit(xq[:80], rng.normal(0, 0.5, 80))
+    assert noise_only.alpha is None and (noise_only.coef == 0).all()
+    # ... a real one is: 1.5 points per 4-bit weight block, under the same noise
+    w4 = quantization_features(space, xq)[:, names.index("count weight_bits=4, keep=0.5")]
+    cost = QuantResidual(space).fit(xq[:80], -1.5 * w4[:80] + rng.normal(0, 0.5, 80))
+    assert cost.alpha is not None and np.corrcoef(cost.predict(xq[80:]), -w4[80:])[0, 1] > 0.8
     with pytest.raises(InputError, match="quantization residual coefficients"):
         QuantResidual(space, coef[:-1])

@@ -419,3 +419,24 @@ def test_same_seed_same_front_in_process(search_assets, tmp_path) -> None:
     a, b, c = front("a", 3), front("b", 3), front("c", 4)
     assert a == b and len(a) > 3
     assert a != c
+
+
+def test_measured_latency_is_scaled_like_its_table(tmp_path) -> None:
+    """With a load-normalized table of the same backend, a measured latency is ratio-to-reference x the table's
+    reference latency (what the table's own figures are), not a raw median; without one it is the raw median."""
+    from latency_tables.table import LatencyTable
+    from nas.search.evaluators import MeasuredEvaluator
+    from predictors import load_predictor
+
+    sp = get_space(SPACE)
+    table = LatencyTable.load(make_table(tmp_path / "t.json"))
+    table.protocol = {"warmup": 2, "repeats": 3, "rounds": 2, "interleave": 1, "reference": True}
+    for key in list(table.entries)[:3]:  # the reference model's typical latency: 1,000x anything real here
+        table.entries[key]["ref_ms"] = 1000.0
+    table._ref = None
+    assert table.normalized and table.reference_ms == 1000.0
+    pred = load_predictor(make_predictor(tmp_path / "p", n=60))
+    config = sp.smallest()
+    scaled = MeasuredEvaluator(sp, predictor=pred, table=table, backend="ort-cpu").evaluate([config]).latency_ms[0]
+    raw = MeasuredEvaluator(sp, predictor=pred, backend="ort-cpu").evaluate([config]).latency_ms[0]
+    assert 0 < raw < 50 and scaled > 20 * raw, (raw, scaled)  # ratio (a fraction of the reference) x 1,000 ms

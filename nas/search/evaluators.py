@@ -176,7 +176,10 @@ class MeasuredEvaluator(Evaluator):
     - accuracy: the supernet checkpoint `supernet` evaluated on data set `data` (`nas.train.evaluate`), or the
       predictor's estimate when no supernet is given;
     - latency: the subnet exported and run on `backend` (`latency_tables.measure_subnet`), or the table's
-      estimate when no backend is given.
+      estimate when no backend is given. With a table of the same backend as well, the subnet is measured with
+      the table's device settings and protocol, and a load-normalized table scales it the way its own figures
+      are scaled (ratio to the reference model x the reference's typical latency), so a measured value and the
+      table's prediction for it compare on a shared machine.
     At least one of the two must be measured.
     """
 
@@ -214,6 +217,12 @@ class MeasuredEvaluator(Evaluator):
             return float(np.asarray(self.table.predict(idx)).reshape(-1)[0])
         import latency_tables
 
+        if self.table is not None and self.table.backend == self.backend_name:
+            from latency_tables import device_tasks
+
+            m = device_tasks.measure_subnets(self.space.name, [config.to_dict()], self.backend_name,
+                                             self.table.backend_args, self.table.protocol)[0]
+            return float(self.table.latency_ms(m))
         if self._backend is None:
             self._backend = latency_tables.get_backend(self.backend_name)
         return float(latency_tables.measure_subnet(self.space, config, self._backend).median_ms)

@@ -14,7 +14,7 @@ def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: 
 
     sp = get_space(space)
     ev = MeasuredEvaluator(sp, predictor=load_predictor(predictor) if predictor and supernet is None else None,
-                           table=load_table(table) if table and backend is None else None,
+                           table=load_table(table) if table else None,  # with a backend: its protocol and load scale
                            backend=backend, supernet=supernet, data=data)
     return ev.evaluate([SubnetConfig.from_dict(config)]).row(0)
 
