@@ -83,11 +83,11 @@ def optuna_run(sampler: str, n: int, args, out: Path, time_cap: float) -> dict:
             "chunks": chunks, "summary_tps": res.trials_per_second}
 
 
-def ofa_run(ev, n: int, budgets: list[float], seed: int, resolutions) -> dict:
+def ofa_run(ev, n: int, budgets: list[float], seed: int, space) -> dict:
     from nas.search.evolution import evolution_search
 
     t0 = time.perf_counter()
-    idx, m = evolution_search(ev.space, ev, n, budgets, seed=seed, resolutions=resolutions)
+    idx, m = evolution_search(space, ev, n, budgets, seed=seed)
     wall = time.perf_counter() - t0
     values = np.stack([m.accuracy, m.latency_ms, m.size_bytes / 1e6], axis=1)
     return {"values": values, "n": len(values), "wall": wall, "tps": len(values) / wall}
@@ -136,7 +136,8 @@ def main() -> None:
           f"predictor: {note}", flush=True)
 
     # uniform random configs over the searched resolutions (the same gene sampler the baseline uses)
-    genes = _Genes(space, res)
+    space_r = get_space(args.space, resolutions=res)
+    genes = _Genes(space_r)
 
     def random_values(n: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -166,7 +167,7 @@ def main() -> None:
     ofa: dict[int, dict] = {}
     grid = [1000, 2000, 5000, 10000, 15000, 20000, 30000, 40000, 50000, 70000, 100000, 140000, 200000, 300000, 400000]
     for n in sorted(set(counts + [c for c in grid if c <= args.ofa_max_evals])):
-        ofa[n] = ofa_run(ev, n, lat_q, args.seed, res)
+        ofa[n] = ofa_run(ev, n, lat_q, args.seed, space_r)
         print(f"ofa-evolution {n}: {ofa[n]['wall']:.1f} s ({ofa[n]['tps']:.0f} evals/s)", flush=True)
 
     # reference front and normaliser

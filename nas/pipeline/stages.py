@@ -278,17 +278,17 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         import numpy as np
 
         from latency_tables import LatencyTable
+        from nas.budgets import Budgets
         from nas.search.api import table_resolutions
         from nas.search.evaluators import PredictedEvaluator
         from nas.search.evolution import evolution_search
-        from nas.budgets import Budgets
         from predictors import load_predictor
         from search_spaces import get_space
 
         table = LatencyTable.load(latency.outputs["table"])
         space = get_space(exp.space)
         res = table_resolutions(space, table)
-        space_r = get_space(exp.space, resolutions=res) if res else space
+        space_r = get_space(exp.space, resolutions=res)  # the resolutions the search looked at
         ev = PredictedEvaluator(space, load_predictor(predictor.outputs["predictor"]), table)
         n = exp.search.trials
         rnd_cfgs = space_r.sample_many(n, seed=exp.seed + 7, quantize=exp.search.quantize)
@@ -300,7 +300,7 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
 
         out: dict[str, Any] = {}
         lat_budgets = sorted({b.latency_ms for b in exp.budgets if b.latency_ms is not None})
-        evo = evolution_search(space, ev, n, lat_budgets, seed=exp.seed, resolutions=res,
+        evo = evolution_search(space_r, ev, n, lat_budgets, seed=exp.seed,
                                quantize=exp.search.quantize) if lat_budgets else None
         for i, b in enumerate(exp.budgets):
             row = {"random": best(rnd.accuracy, rnd.latency_ms, rnd.size_bytes, rnd.supported, b)}

@@ -282,16 +282,15 @@ def _entry(config: SubnetConfig, m: dict[str, Any], feasible: bool, trial: int) 
 
 
 def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ...],
-                     resolutions: tuple[int, ...] | None = None, quantize: bool = True) -> Normalizer:
-    """Ideal and nadir from the space's extremes under `evaluator`: the smallest and the largest subnet at every
-    bit policy the device supports (best and worst value of each objective among them). Fixed per (space,
-    evaluator, resolutions), so the hypervolumes of runs on the same table and predictor compare."""
-    lo_res = min(resolutions) if resolutions else min(space.spec.resolutions)
-    hi_res = max(resolutions) if resolutions else max(space.spec.resolutions)
+                     quantize: bool = True) -> Normalizer:
+    """Ideal and nadir from the space's extremes under `evaluator`: the smallest and the largest subnet (at the
+    space's searched resolutions) at every bit policy the device supports (best and worst value of each objective
+    among them). Fixed per (space, evaluator), so the hypervolumes of runs on the same table and predictor
+    compare."""
     cands = []
     for w, a in (space.bit_pairs if quantize else ((32, 32),)):
-        cands.append(space.smallest(weight_bits=w, act_bits=a).replace(resolution=lo_res))
-        cands.append(space.largest(weight_bits=w, act_bits=a).replace(resolution=hi_res))
+        cands.append(space.smallest(weight_bits=w, act_bits=a))
+        cands.append(space.largest(weight_bits=w, act_bits=a))
     m = evaluator.evaluate(cands)
     rows = [m.row(i) for i in range(len(cands)) if m.supported[i]]
     if not rows:
@@ -319,7 +318,8 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
     pred_eval = evaluator if isinstance(evaluator, PredictedEvaluator) else (
         PredictedEvaluator(space, predictor, table) if predictor is not None and table is not None else None)
     if pred_eval is not None:
-        norm = space_normalizer(space, pred_eval, cfg.objectives, spec.resolutions, cfg.quantize)
+        norm = space_normalizer(get_space(cfg.space, resolutions=spec.resolutions), pred_eval, cfg.objectives,
+                                cfg.quantize)
     elif n:
         norm = Normalizer.from_values(cfg.objectives, values)
     else:

@@ -21,7 +21,7 @@ Every encoding maps params -> `SubnetConfig` (`config_from_params`) and back (`p
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from search_spaces import InputError, SearchSpace, SubnetConfig
@@ -53,17 +53,12 @@ class Encoding:
     radices: tuple[int, ...] | None = None  # packed block options only (see `BlockEncoding`)
     dense = False  # every trial suggests every parameter of `distributions()` (a static search space)
 
-    def __init__(self, space: SearchSpace, quantize: bool = True, resolutions: Sequence[int] | None = None) -> None:
+    def __init__(self, space: SearchSpace, quantize: bool = True) -> None:
         self.space = space
         self.quantize = quantize
-        allowed = tuple(space.spec.resolutions)
-        if resolutions is not None:
-            bad = [r for r in resolutions if r not in allowed]
-            if bad or not resolutions:
-                raise bad_value("resolutions", list(resolutions), f"a non-empty subset of {list(allowed)}")
-            allowed = tuple(r for r in allowed if r in set(resolutions))
-        # e.g. only the resolutions a latency table was measured at
-        self.resolutions = allowed
+        # the space's searched resolutions (`get_space(name, resolutions=...)`: e.g. those a latency table has);
+        # configs and indices always use the full space's
+        self.resolutions = tuple(space.resolutions)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -84,12 +79,9 @@ class FieldEncoding(Encoding):
 
     name = "field"
 
-    def __init__(self, space: SearchSpace, quantize: bool = True, resolutions: Sequence[int] | None = None) -> None:
-        from optuna.distributions import CategoricalDistribution
-
-        super().__init__(space, quantize, resolutions)
+    def __init__(self, space: SearchSpace, quantize: bool = True) -> None:
+        super().__init__(space, quantize)
         self._dists = space.distributions(quantize)
-        self._dists["resolution"] = CategoricalDistribution(list(self.resolutions))
         self._full = self.resolutions == tuple(space.spec.resolutions)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:
@@ -123,11 +115,10 @@ class FieldEncoding(Encoding):
 class BlockEncoding(Encoding):
     """One categorical per block position over its joint choices (see the module docstring)."""
 
-    def __init__(self, space: SearchSpace, quantize: bool = True, dense: bool = False,
-                 resolutions: Sequence[int] | None = None) -> None:
+    def __init__(self, space: SearchSpace, quantize: bool = True, dense: bool = False) -> None:
         from optuna.distributions import CategoricalDistribution, IntDistribution
 
-        super().__init__(space, quantize, resolutions)
+        super().__init__(space, quantize)
         self.dense = dense
         self.name = "block-dense" if dense else "block"
         s = space.spec
@@ -209,10 +200,10 @@ class DenseFieldEncoding(Encoding):
     name = "field-dense"
     dense = True
 
-    def __init__(self, space: SearchSpace, quantize: bool = True, resolutions: Sequence[int] | None = None) -> None:
+    def __init__(self, space: SearchSpace, quantize: bool = True) -> None:
         from optuna.distributions import CategoricalDistribution as Cat
 
-        super().__init__(space, quantize, resolutions)
+        super().__init__(space, quantize)
         s = space.spec
         pairs = space.bit_pairs if quantize else ((32, 32),)
         self._pair_labels = [f"w{w}a{a}" for w, a in pairs]
@@ -272,12 +263,12 @@ class DenseFieldEncoding(Encoding):
         return dict(self._dists)
 
 
-def get_encoding(name: str, space: SearchSpace, quantize: bool = True,
-                 resolutions: Sequence[int] | None = None) -> Encoding:
+def get_encoding(name: str, space: SearchSpace, quantize: bool = True) -> Encoding:
+    """The encoding `name` of `space` (restricted to `space.resolutions`)."""
     if name == "field":
-        return FieldEncoding(space, quantize, resolutions)
+        return FieldEncoding(space, quantize)
     if name == "field-dense":
-        return DenseFieldEncoding(space, quantize, resolutions)
+        return DenseFieldEncoding(space, quantize)
     if name in ("block", "block-dense"):
-        return BlockEncoding(space, quantize, dense=name == "block-dense", resolutions=resolutions)
+        return BlockEncoding(space, quantize, dense=name == "block-dense")
     raise bad_value("encoding", name, ", ".join(ENCODINGS))

@@ -193,10 +193,10 @@ class SearchEngine:
                  study: optuna.Study | None = None) -> None:
         self.spec = spec
         self.worker = worker
-        self.space = get_space(spec.space)
-        self.encoding = get_encoding(spec.encoding, self.space, spec.quantize, spec.resolutions)
+        self.space = get_space(spec.space, resolutions=spec.resolutions)  # searches only those resolutions
+        self.encoding = get_encoding(spec.encoding, self.space, spec.quantize)
         # what the shared study records: the space's own parameters
-        self.stored = get_encoding("field", self.space, spec.quantize, spec.resolutions)
+        self.stored = get_encoding("field", self.space, spec.quantize)
         self._stored_dists = self.stored.distributions()
         self.budgets = Budgets(**spec.budgets)
         self.evaluator = evaluator if evaluator is not None else build_evaluator(spec)
@@ -223,7 +223,7 @@ class SearchEngine:
         self._seeds: list[dict[str, Any]] = []
         if spec.sampler == "nsga2" and spec.init == "spread" and not self.mirror.get_trials(deepcopy=False):
             self._seeds = [self.encoding.params_from_config(c) for c in spread_configs(
-                self.space, spec.population_size, sampler_seed, spec.resolutions, spec.quantize)]
+                self.space, spec.population_size, sampler_seed, spec.quantize)]
 
     # ---- the shared study -> mirror + cache ---------------------------------------------------------
     def sync(self) -> int:

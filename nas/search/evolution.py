@@ -12,7 +12,6 @@ evaluator scores a generation in one call.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,12 +31,12 @@ class EvolutionConfig:
 
 
 class _Genes:
-    def __init__(self, space: SearchSpace, resolutions: Sequence[int] | None = None, quantize: bool = True) -> None:
+    def __init__(self, space: SearchSpace, quantize: bool = True) -> None:
         s = space.spec
         self.space = space
         pairs = space.bit_pairs if quantize else ((32, 32),)
-        # the resolution gene indexes the allowed resolutions (e.g. those the latency table has)
-        self.res_ix = np.array([s.resolutions.index(r) for r in (resolutions or s.resolutions)])
+        # the resolution gene indexes the searched resolutions (e.g. those the latency table has)
+        self.res_ix = np.array([s.resolutions.index(r) for r in space.resolutions])
         self.S, self.P = s.n_stages, s.n_positions
         self.n_choices = np.array([len(self.res_ix)] + [len(s.depth_choices)] * self.S
                                   + [len(s.kernel_choices), len(s.expand_choices), len(s.keep_choices),
@@ -115,10 +114,9 @@ def _draw_feasible(rng: np.random.Generator, make: callable, count: _Counter, n:
 
 
 def evolve_once(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int, latency_budget: float, seed: int,
-                cfg: EvolutionConfig = EvolutionConfig(), resolutions: Sequence[int] | None = None,
-                quantize: bool = True) -> tuple[np.ndarray, Metrics]:
+                cfg: EvolutionConfig = EvolutionConfig(), quantize: bool = True) -> tuple[np.ndarray, Metrics]:
     """One OFA evolution under `latency <= latency_budget`; returns every evaluated config (indices) and metrics."""
-    genes = _Genes(space, resolutions, quantize)
+    genes = _Genes(space, quantize)
     rng = np.random.default_rng(seed)
     count = _Counter(evaluator, genes, n_evals)
     P = cfg.population_size
@@ -150,13 +148,14 @@ def evolve_once(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int,
 
 def evolution_search(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int, latency_budgets: list[float],
                      seed: int = 0, cfg: EvolutionConfig = EvolutionConfig(),
-                     resolutions: Sequence[int] | None = None, quantize: bool = True) -> tuple[np.ndarray, Metrics]:
-    """OFA's evolution once per latency budget, `n_evals` split evenly; every evaluated config and its metrics."""
+                     quantize: bool = True) -> tuple[np.ndarray, Metrics]:
+    """OFA's evolution once per latency budget, `n_evals` split evenly, over `space.resolutions`; every evaluated
+    config and its metrics."""
     per = [n_evals // len(latency_budgets) + (1 if i < n_evals % len(latency_budgets) else 0)
            for i in range(len(latency_budgets))]
     idx, ms = [], []
     for i, (b, n) in enumerate(zip(latency_budgets, per)):
-        x, m = evolve_once(space, evaluator, n, b, seed * 1000 + i, cfg, resolutions, quantize)
+        x, m = evolve_once(space, evaluator, n, b, seed * 1000 + i, cfg, quantize)
         idx.append(x)
         ms.append(m)
     return np.concatenate(idx), Metrics(*(np.concatenate([getattr(x, f) for x in ms]) for f in

@@ -41,11 +41,11 @@ def _knob_index(rng: np.random.Generator, n_choices: int, knob: float, size: int
     return rng.binomial(n_choices - 1, knob, size=size)
 
 
-def spread_configs(space: SearchSpace, n: int, seed: int, resolutions: Sequence[int] | None = None,
-                   quantize: bool = True) -> list[SubnetConfig]:
-    """`n` distinct valid configs spanning the space from its smallest to its largest subnet (see module doc)."""
+def spread_configs(space: SearchSpace, n: int, seed: int, quantize: bool = True) -> list[SubnetConfig]:
+    """`n` distinct valid configs spanning the space from its smallest to its largest subnet (see module doc),
+    at the space's searched resolutions."""
     s = space.spec
-    res = sorted(resolutions or s.resolutions)
+    res = sorted(space.resolutions)
     pairs = list(space.bit_pairs) if quantize else [(32, 32)]
     out: list[SubnetConfig] = []
     seen: set[SubnetConfig] = set()
@@ -57,8 +57,8 @@ def spread_configs(space: SearchSpace, n: int, seed: int, resolutions: Sequence[
             out.append(c)
 
     for w, a in pairs:
-        add(space.smallest(weight_bits=w, act_bits=a).replace(resolution=res[0]))
-        add(space.largest(weight_bits=w, act_bits=a).replace(resolution=res[-1]))
+        add(space.smallest(weight_bits=w, act_bits=a))  # at the lowest searched resolution
+        add(space.largest(weight_bits=w, act_bits=a))
     rng = np.random.default_rng(seed)
     m = max(1, n - len(out))
     # a 2-D Latin hypercube over (architecture knob, bits knob)
