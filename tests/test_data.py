@@ -98,6 +98,20 @@ def test_folder_loader(tmp_path):
     assert rgb.channels == 3 and rgb.at("test", 20)[0].shape == (6, 3, 20, 20)
 
 
+def test_generated_shapes_tree_loads_as_a_folder(tmp_path):
+    """experiments/make_shapes writes a deterministic tree the folder loader reads (the benchmark's data set
+    with a large holdout)."""
+    from experiments.make_shapes import CLASSES, write_tree
+
+    write_tree(tmp_path / "shapes", n_train=40, n_val=20, seed=1)
+    d = load_data(f"folder:{tmp_path / 'shapes'}", seed=0, in_channels=1, holdout=0.45, image_size=32)
+    assert d.classes == sorted(CLASSES) and d.split_sizes() == {"train": 20, "holdout": 20, "test": 20}
+    write_tree(tmp_path / "again", n_train=40, n_val=20, seed=1)
+    a = sorted((tmp_path / "shapes").rglob("*.png"))
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in sorted((tmp_path / "again").rglob("*.png"))]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary tree left behind"
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(InputError, match="existing directory"):
         load_data(f"folder:{tmp_path / 'missing'}")
