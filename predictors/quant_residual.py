@@ -118,8 +118,10 @@ class QuantResidual:
         at = 0
         for field, choices, quantized in _fields(self.space):
             n_bits = len(choices)
-            by_pos = np.zeros((n_pos + 1, n_bits + 1))   # [position, bits] (last row / column: inactive, float)
-            by_keep = np.zeros((n_bits + 1, n_keep + 1))  # [bits, keep]
+            # [position, bits] and [bits, keep]; the extra last column / row is "inactive block" (cost 0), and a
+            # float choice keeps its zeros
+            by_pos = np.zeros((n_pos, n_bits + 1))
+            by_keep = np.zeros((n_bits + 1, n_keep + 1))
             for j in quantized:
                 by_pos[:n_pos, j] = self.coef[at : at + n_pos]
                 by_keep[j, :n_keep] = self.coef[at + n_pos : at + n_pos + n_keep]
