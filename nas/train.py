@@ -405,8 +405,10 @@ def load_for_eval(path: str | os.PathLike[str], data_name: str | None = None, sp
     if not name:
         raise InputError(f"--data: {path} does not record its data set, allowed: give --data NAME")
     seed = meta.get("data_seed", 0) if data_seed is None else data_seed
-    data = load_data(name, seed=int(seed), in_channels=net.spec.in_channels, holdout=float(meta.get("holdout", 0.2)),
-                     test=float(meta.get("test", 0.2)), image_size=max(net.spec.resolutions))
+    # checkpoints from before --holdout / --test were trained on the defaults
+    holdout, test = (float(meta.get(k, getattr(TrainConfig, k))) for k in ("holdout", "test"))
+    data = load_data(name, seed=int(seed), in_channels=net.spec.in_channels, holdout=holdout, test=test,
+                     image_size=max(net.spec.resolutions))
     check_compatible(net, data)
     return net, data, meta
 

@@ -71,12 +71,13 @@ class QuantResidual:
     """Ridge regression of (label - fp prediction) on `quantization_features`, without an intercept."""
 
     def __init__(self, space: SearchSpace, coef: np.ndarray | None = None, alpha: float | None = None) -> None:
+        n = len(feature_names(space))
         self.space = space
-        self.coef = np.zeros(len(feature_names(space))) if coef is None else np.asarray(coef, dtype=np.float64)
+        self.coef = np.zeros(n) if coef is None else np.asarray(coef, dtype=np.float64)
         self.alpha = alpha
-        if self.coef.shape != (len(feature_names(space)),):
+        if self.coef.shape != (n,):
             raise bad_value("quantization residual coefficients", self.coef.shape,
-                            f"({len(feature_names(space))},), one per feature of {space.name}")
+                            f"({n},), one per feature of {space.name}")
 
     def fit(self, idx: np.ndarray, residual: np.ndarray, weight: np.ndarray | None = None) -> QuantResidual:
         """Fit on the rows that have quantized blocks (the others carry no information without an intercept).

@@ -17,6 +17,7 @@ from search_spaces.errors import bad_value
 
 from nas.budgets import Budgets
 from nas.front import FrontEntry
+from nas.ray_session import ray_session
 from nas.search.encoding import ENCODINGS
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 from nas.search.evaluators import Evaluator, MeasuredEvaluator, PredictedEvaluator
@@ -215,11 +216,10 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
     before = count_complete(study)
     target = cfg.trials
     worker_info: dict[str, Any] = {"workers": cfg.workers}
-    with contextlib.ExitStack() as stack:
-        if cfg.workers and cfg.verify_top and before < target:  # both use Ray: start it once, not twice
-            from nas.ray_session import ray_session
-
-            worker_info["ray_started"] = stack.enter_context(ray_session(cfg.ray_address))
+    shared_ray = bool(cfg.workers and cfg.verify_top and before < target)  # both use Ray: start it once, not twice
+    with ray_session(cfg.ray_address) if shared_ray else contextlib.nullcontext(None) as started:
+        if started is not None:
+            worker_info["ray_started"] = started
         return _run_and_finish(cfg, spec, study, space, evaluator, predictor, table, before, target, progress,
                                worker_info)
 
