@@ -5,7 +5,9 @@
 
 1. Kendall tau and RMSE of each fp predictor kind at 100 / 300 / 1,000 float training samples.
 2. The quantization-aware predictor: transferred from the fp `mlp` vs trained from scratch, at 50 / 100 / 200
-   quantized samples (scratch also at 4x those, to see what transfer saves).
+   quantized samples (scratch also at 4x those, to see what transfer saves); and, with `stack` among the kinds, the
+   two models `predictor fit --kind stack` chooses between by cross-validation (`predictors.quant_fit`): the fp stack
+   plus a fitted quantization cost, and a stack with bit features on the float plus the quantized samples.
 3. Inference time of 100,000 configs from the `to_indices` matrix (best of 3).
 4. With a dataset whose records carry `accuracy_halves`: how noisy the labels are -- the split-half agreement and
    the Kendall tau a perfect predictor would reach against them (`predictors.label_reliability`), next to each
@@ -25,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from predictors import (
-    AccuracyPredictor, QuantAwareMLPPredictor, create_predictor, label_reliability, load_accuracy_dataset,
-    rank_metrics, synthetic_accuracy,
+    AccuracyPredictor, QuantAwareMLPPredictor, ResidualTransferPredictor, create_predictor, label_reliability,
+    load_accuracy_dataset, rank_metrics, synthetic_accuracy,
 )
 from predictors.qa import replay_weights
 from search_spaces import get_space
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-test", type=int, default=1000, help="held-out subnets per pool (synthetic)")
     ap.add_argument("--sizes", default="100,300,1000")
     ap.add_argument("--q-sizes", default="50,100,200")
-    ap.add_argument("--kinds", default="mlp,gbt")
+    ap.add_argument("--kinds", default="mlp,gbt,ridge,stack")
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.q_sizes = [int(s) for s in args.q_sizes.split(",")]
@@ -160,24 +162,33 @@ def main(argv: list[str] | None = None) -> None:
               "(Kendall tau / RMSE on held-out quantized subnets)\n")
         before = _score(fp, pools["q_test"])
         print(f"fp mlp alone on quantized subnets (bits ignored; = either transfer before fitting): {_fmt(before)}\n")
+        stack = fitted.get("stack")  # what `predictor fit --kind stack` chooses between (predictors.quant_fit)
+        extra = " stack: transfer (residual) | stack: joint, with bits, float + quantized samples |" if stack else ""
         print("| quantized samples | transfer: residual (default) | transfer: APQ fine-tune + fp replay | scratch "
-              "| scratch at 4x samples |")
-        print("|---|---|---|---|---|")
+              "| scratch at 4x samples |" + extra)
+        print("|---|---|---|---|---|" + ("---|---|" if stack else ""))
         fx, fy = pools["fp_train"][0][:n_fp], pools["fp_train"][1][:n_fp]
         for n in args.q_sizes:
             row = []
-            for how, m in (("residual", n), ("finetune", n), ("scratch", n), ("scratch", 4 * n)):
-                if m > len(pools["q_train"][1]):
+            for how, m in (("residual", n), ("finetune", n), ("scratch", n), ("scratch", 4 * n),
+                           ("stack-transfer", n), ("stack-joint", n)):
+                if m > len(pools["q_train"][1]) or (how.startswith("stack") and stack is None):
                     row.append(None)
                     continue
                 x, y = pools["q_train"][0][:m], pools["q_train"][1][:m]
                 if how == "scratch":
                     qa = create_predictor("mlp-qa", sp, seed=args.seed).fit(x, y)
+                elif how == "stack-transfer":
+                    qa = ResidualTransferPredictor.from_fp(stack).fit(x, y)
+                elif how == "stack-joint":
+                    qa = create_predictor("stack", sp, quant=True, seed=args.seed).fit(
+                        np.concatenate([x, fx]), np.concatenate([y, fy]))
                 else:  # what `predictor fit` passes: the quantized samples, then the float ones as replay
                     qa = QuantAwareMLPPredictor.from_fp(fp, transfer=how).fit(
                         np.concatenate([x, fx]), np.concatenate([y, fy]), sample_weight=replay_weights(m, n_fp))
                 row.append(_score(qa, pools["q_test"]))
-            print(f"| {n} | {_fmt(row[0])} | {_fmt(row[1])} | {_fmt(row[2])} | {_fmt(row[3])} ({4 * n}) |")
+            print(f"| {n} | {_fmt(row[0])} | {_fmt(row[1])} | {_fmt(row[2])} | {_fmt(row[3])} ({4 * n}) |"
+                  + (f" {_fmt(row[4])} | {_fmt(row[5])} |" if stack else ""))
             sys.stdout.flush()
         print()
 

@@ -46,7 +46,8 @@ class AccuracySection(_Section):
 
 
 class PredictorSection(_Section):
-    kind: Literal["mlp", "gbt", "auto"] = "mlp"  # predictors.bundle.fit_predictor; auto: by cross-validation
+    # predictors.bundle.fit_predictor; auto: the kind that ranks best in cross-validation on the collected data
+    kind: Literal["mlp", "gbt", "ridge", "stack", "auto"] = "auto"
 
 
 class SearchSection(_Section):

@@ -81,8 +81,13 @@ class Predictor(ABC):
         self._fit(idx, t, w)
         self.fitted = True
         self.train_info = {**self.train_info, "n_train": int(idx.shape[0]),
-                           "fit_seconds": round(time.perf_counter() - start, 3)}
+                           "fit_seconds": round(time.perf_counter() - start, 3),
+                           "label_range": self._label_range(t)}
         return self
+
+    def _label_range(self, y: np.ndarray) -> list[float]:
+        """The accuracies predictions are clipped to: the range trained on (a transfer adds its fp model's)."""
+        return [float(y.min()), float(y.max())]
 
     def predict(self, x: ConfigsOrIndices) -> np.ndarray:
         """Predicted top-1 accuracy (percent), float64, one per config."""
@@ -100,7 +105,13 @@ class Predictor(ABC):
         idx = self.indices(x)
         if idx.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
-        return self._predict(idx)
+        mean, std = self._predict(idx)
+        bounds = self.train_info.get("label_range")
+        if bounds is not None:
+            # no extrapolation past the accuracies trained on: a search maximises predicted accuracy, and a linear
+            # model (or an MLP's linear tails) scored unseen combinations above 100 % in the quickstart's search
+            mean = np.clip(mean, bounds[0], bounds[1])
+        return mean, std
 
     # ---- persistence --------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -145,6 +156,29 @@ class Predictor(ABC):
 
 
 PREDICTORS: Registry[type[Predictor]] = Registry("predictor kind")
+
+
+def pack_members(models: list[Predictor]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """The states of the predictors a composite one is made of, as one flat dict of arrays (member j's arrays
+    under "j.NAME") and a list of their metadata -- so composites persist like any predictor, without pickle."""
+    tensors: dict[str, np.ndarray] = {}
+    metas: list[dict[str, Any]] = []
+    for j, model in enumerate(models):
+        arrays, meta = model.state()
+        tensors.update({f"{j}.{k}": v for k, v in arrays.items()})
+        metas.append(meta)
+    return tensors, metas
+
+
+def unpack_members(space: str | SearchSpace, tensors: dict[str, np.ndarray],
+                   metas: list[dict[str, Any]]) -> list[Predictor]:
+    """The inverse of `pack_members`: each member rebuilt by its own kind's `from_state` (which checks its layout)."""
+    models = []
+    for j, meta in enumerate(metas):
+        prefix = f"{j}."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        models.append(PREDICTORS.get(meta["kind"]).from_state(space, own, meta))
+    return models
 
 
 def list_predictors() -> list[str]:

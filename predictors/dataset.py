@@ -61,12 +61,17 @@ class AccuracyDataset:
 
     def split(self, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(train rows, test rows): held-out *architectures* -- a subnet's float and quantized versions fall on the
-        same side -- chosen deterministically from `seed` (stable under appending records)."""
+        same side -- chosen deterministically from `seed` (stable under appending records). Each side comes in an
+        order set by the configs, not by the file: parallel collection writes records in whatever order its
+        workers finish, and the same records must give the same predictor."""
         if not 0 < test_fraction < 1:
             raise bad_value("test_fraction", test_fraction, "a number strictly between 0 and 1")
         keys = [zlib.crc32(f"{seed}:{c.float_version().to_json()}".encode()) / 2**32 for c in self.configs]
         test = np.asarray(keys) < test_fraction
-        return np.flatnonzero(~test), np.flatnonzero(test)
+        texts = [c.to_json() for c in self.configs]
+        order = np.asarray(sorted(range(len(texts)), key=lambda i: (zlib.crc32(texts[i].encode()), texts[i],
+                                                                    self.accuracy[i])), dtype=np.int64)
+        return order[~test[order]], order[test[order]]
 
 
 def _record(line_no: int, obj: Any, path: str) -> tuple[SubnetConfig, float, bool, dict[str, Any]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,3 +64,17 @@ def label_reliability(halves: Any) -> dict[str, float]:
     return {"split_half_tau": float(stats.kendalltau(h[:, 0], h[:, 1]).statistic), "split_half_pearson": r,
             "reliability": rel, "tau_ceiling": float(2 / math.pi * math.asin(math.sqrt(min(rel, 1.0)))),
             "n": int(len(h))}
+
+
+def cv_kendall_tau(fit: Callable[[np.ndarray], Any], rows: np.ndarray, idx: np.ndarray, y: np.ndarray,
+                   folds: int, seed: int) -> float:
+    """Mean held-out Kendall tau over `folds` folds of `rows` (shuffled by `seed`): `fit(training rows)` returns a
+    fitted model whose `predict` is scored on the held-out fold -- how `auto` and the quantization-aware choice
+    compare candidates on the user's own records."""
+    order = rows[np.random.default_rng(seed).permutation(len(rows))]
+    scores = []
+    for f in range(folds):
+        held = order[f::folds]
+        model = fit(rows[~np.isin(rows, held)])  # the caller's order, not the file's
+        scores.append(rank_metrics(y[held], model.predict(idx[held]))["kendall_tau"])
+    return round(float(np.mean(scores)), 4)

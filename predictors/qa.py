@@ -26,12 +26,11 @@ from search_spaces.errors import bad_value
 
 from predictors.base import PREDICTORS
 from predictors.mlp import MLPPredictor
-from predictors.quant_residual import QuantResidual
+from predictors.quant_residual import COEF_KEY, QuantResidual
 
 
 ANCHOR_SAMPLES = 100  # `anchor` is the fine-tuning prior's strength up to this many samples
 TRANSFERS = ("residual", "finetune")
-RESIDUAL_KEY = "quant_residual.coef"  # not a network weight: kept apart from the ensemble's arrays
 
 
 @PREDICTORS.register("mlp-qa")
@@ -62,6 +61,7 @@ class QuantAwareMLPPredictor(MLPPredictor):
         self.finetune_weight_decay = float(finetune_weight_decay)
         self.finetune_epochs, self.finetune_lr, self.anchor = finetune_epochs, float(finetune_lr), float(anchor)
         self.transferred = False
+        self._fp_label_range: list[float] | None = None
 
     @classmethod
     def from_fp(cls, fp: MLPPredictor, **options: Any) -> QuantAwareMLPPredictor:
@@ -92,7 +92,8 @@ class QuantAwareMLPPredictor(MLPPredictor):
         qa.transferred = True
         qa.fitted = True
         qa.train_info = {"transferred_from": {"kind": fp.kind, "n_train": fp.train_info.get("n_train")},
-                         "y_mean": qa.y_mean, "y_std": qa.y_std}
+                         "y_mean": qa.y_mean, "y_std": qa.y_std, "label_range": fp.train_info.get("label_range")}
+        qa._fp_label_range = fp.train_info.get("label_range")
         return qa
 
     def _fit(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> None:
@@ -113,6 +114,12 @@ class QuantAwareMLPPredictor(MLPPredictor):
         self.train_info = {**self.train_info, "transfer": "finetune", "finetune_train_loss": loss,
                            "n_finetune": int(idx.shape[0]), "effective_anchor": anchor}
 
+    def _label_range(self, y: np.ndarray) -> list[float]:
+        lo, hi = super()._label_range(y)
+        if self.transferred and self._fp_label_range:  # float configs keep the fp prediction: its range too
+            lo, hi = min(lo, self._fp_label_range[0]), max(hi, self._fp_label_range[1])
+        return [lo, hi]
+
     def _predict(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, std = super()._predict(idx)
         if self.residual is not None:
@@ -122,13 +129,13 @@ class QuantAwareMLPPredictor(MLPPredictor):
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         tensors, extra = super()._state()
         if self.residual is not None:
-            tensors = {**tensors, RESIDUAL_KEY: self.residual.coef}
+            tensors = {**tensors, COEF_KEY: self.residual.coef}
         return tensors, {**extra, "transferred": self.transferred,
                          "residual_alpha": None if self.residual is None else self.residual.alpha}
 
     def _load_state(self, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         tensors = dict(tensors)
-        coef = tensors.pop(RESIDUAL_KEY, None)
+        coef = tensors.pop(COEF_KEY, None)
         super()._load_state(tensors, meta)
         self.transferred = bool(meta.get("transferred", False))
         self.residual = None if coef is None else QuantResidual(self.search_space, coef, meta.get("residual_alpha"))

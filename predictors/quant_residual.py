@@ -23,6 +23,7 @@ from search_spaces.errors import bad_value
 from search_spaces.space import ELASTIC_FIELDS
 
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
+COEF_KEY = "quant_residual.coef"  # the name its coefficients are saved under, next to the model it corrects
 FLOAT_BITS = 32  # a bit-width of 32 means "not quantized" (search_spaces.quant)
 
 
@@ -141,4 +142,4 @@ class QuantResidual:
         return [(names[i], round(float(self.coef[i]), 4)) for i in order]
 
 
-__all__ = ["QuantResidual", "feature_names", "quantization_features"]
+__all__ = ["COEF_KEY", "QuantResidual", "feature_names", "quantization_features"]

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from predictors import (
-    PREDICTORS, AccuracyPredictor, FeatureLayout, QuantAwareMLPPredictor, create_predictor, fit_predictor,
-    label_reliability, load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
+    PREDICTORS, AccuracyPredictor, FeatureLayout, QuantAwareMLPPredictor, ResidualTransferPredictor, create_predictor,
+    fit_predictor, label_reliability, load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
 )
 from predictors.bundle import MANIFEST
 from search_spaces import HwnasError, InputError, get_space
@@ -51,16 +51,28 @@ def _tiny_float(space):
     return idx, synthetic_accuracy(space, idx)
 
 
+def _new(kind, space, data):
+    """A new predictor of `kind`; `qa-residual` only exists on top of a fitted fp model."""
+    if kind == "qa-residual":
+        return ResidualTransferPredictor.from_fp(create_predictor("ridge", space).fit(*data["fp_train"]))
+    return create_predictor(kind, space, seed=0, **FAST.get(kind, {}))
+
+
 # ---- the contract every registered kind passes ---------------------------------------------------------------
 @pytest.mark.parametrize("kind", PREDICTORS.names())
 def test_predictor_contract(kind, space, data, tmp_path):
-    model = create_predictor(kind, space, seed=0, **FAST.get(kind, {}))
+    model = _new(kind, space, data)
     train, test = ("q_train", "q_test") if model.quant else ("fp_train", "fp_test")
     x, y = data[train]
     xt, yt = data[test]
     model.fit(x, y)
     pred = model.predict(xt)
     assert pred.shape == (len(yt),) and pred.dtype == np.float64 and np.isfinite(pred).all()
+    # no extrapolation past the trained-on accuracies, even far outside the training distribution
+    extreme = np.vstack([space.to_indices([space.largest(), space.smallest()]) if not model.quant else
+                         space.to_indices([space.largest(4, 8), space.smallest(4, 8)]), xt])
+    lo, hi = model.train_info["label_range"]  # what it trained on (a transfer: and its fp model)
+    assert lo <= y.min() and y.max() <= hi and lo <= model.predict(extreme).min() <= model.predict(extreme).max() <= hi
     m = rank_metrics(yt, pred)
     const = rank_metrics(yt, np.full(len(yt), y.mean()))
     assert m["kendall_tau"] > 0.5 > const["kendall_tau"], (kind, m)
@@ -78,8 +90,7 @@ def test_predictor_contract(kind, space, data, tmp_path):
     np.testing.assert_array_equal(again.predict(xt), pred)
     assert not list(tmp_path.glob(".p.*")), "temporary directories left behind"
     # seeded: fitting again gives the same model
-    np.testing.assert_array_equal(create_predictor(kind, space, seed=0, **FAST.get(kind, {})).fit(x, y).predict(xt),
-                                  pred)
+    np.testing.assert_array_equal(_new(kind, space, data).fit(x, y).predict(xt), pred)
 
 
 def test_mlp_spread_and_batched_fast_path(space, data):
@@ -136,6 +147,50 @@ def test_qa_transfer_starts_as_fp_and_improves(space, data, transfer):
         QuantAwareMLPPredictor.from_fp(fp, transfer="magic")
     with pytest.raises(HwnasError, match="not fitted"):
         QuantAwareMLPPredictor.from_fp(create_predictor("mlp", space))
+
+
+def test_residual_transfer_from_any_fp_kind(space, data):
+    fp = create_predictor("gbt", space, max_iter=80).fit(*data["fp_train"])
+    qa = ResidualTransferPredictor.from_fp(fp)
+    xq, yq = data["q_test"]
+    np.testing.assert_array_equal(qa.predict(xq), fp.predict(xq))  # before fitting: the fp model
+    before = rank_metrics(yq, qa.predict(xq))["kendall_tau"]
+    qa.fit(*(a[:100] for a in data["q_train"]))
+    assert rank_metrics(yq, qa.predict(xq))["kendall_tau"] > before + 0.1
+    xf = data["fp_test"][0]
+    np.testing.assert_array_equal(qa.predict(xf), fp.predict(xf))  # float configs: no correction
+    with pytest.raises(HwnasError, match="from_fp"):
+        create_predictor("qa-residual", space).fit(*data["q_train"])
+    with pytest.raises(HwnasError, match="not fitted"):
+        ResidualTransferPredictor.from_fp(create_predictor("gbt", space))
+    with pytest.raises(InputError, match="fp: got"):
+        ResidualTransferPredictor.from_fp(create_predictor("gbt", space, quant=True).fit(*data["q_train"]))
+
+
+def test_quantization_aware_model_is_chosen_by_cross_validation(space, data):
+    from predictors.quant_fit import fit_quant_model
+
+    fx, fy = data["fp_train"]
+    qx, qy = data["q_train"]
+    idx, y = np.concatenate([fx, qx]), np.concatenate([fy, qy])
+    fp_rows, q_rows = np.arange(len(fy)), len(fy) + np.arange(len(qy))
+    fp = create_predictor("gbt", space, max_iter=80).fit(fx, fy)
+    # the synthetic target charges for 4-bit blocks: the frozen fp model plus a fitted cost ranks far better than
+    # trees that must find the bit-widths among all features
+    qa, sel = fit_quant_model(fp, idx, y, fp_rows, q_rows[:120])
+    assert sel["cv_folds"] == 4 and sel["chosen"] == "transfer" == max(sel["kendall_tau"], key=sel["kendall_tau"].get)
+    assert isinstance(qa, ResidualTransferPredictor) and sel["kendall_tau"]["transfer"] > sel["kendall_tau"]["joint"]
+    # where quantization costs nothing, the quantized records are more architecture samples for a joint model
+    s = space.spec
+    as_float = qx.copy()
+    for col, choices in ((4, s.weight_bit_choices), (5, s.act_bit_choices)):  # bit columns of each position
+        bits = as_float[:, s.n_stages + col :: 5]
+        bits[bits >= 0] = choices.index(32)
+    free = synthetic_accuracy(space, as_float, seed=0, noise=0.1)
+    _, sel_free = fit_quant_model(fp, idx, np.concatenate([fy, free]), fp_rows, q_rows)
+    assert sel_free["chosen"] == "joint", sel_free
+    few, sel_few = fit_quant_model(fp, idx, y, fp_rows, q_rows[:5])  # too few to cross-validate: the transfer
+    assert sel_few == {"cv_folds": 0, "kendall_tau": {}, "chosen": "transfer"} and few.kind == "qa-residual"
 
 
 def test_sample_weights_and_replay(space, data):
@@ -257,6 +312,10 @@ def test_dataset_reader(space, tmp_path):
     train, test = ds.split(0.3, seed=0)
     assert len(set(train) & set(test)) == 0 and len(train) + len(test) == 50
     assert np.array_equal(ds.split(0.3, seed=0)[1], test)
+    # the same records in another order (parallel collection) split into the same configs, in the same order
+    shuffled = ds.subset(np.random.default_rng(1).permutation(len(ds)))
+    for a, b in zip(ds.split(0.3, seed=0), shuffled.split(0.3, seed=0)):
+        assert [ds.configs[i] for i in a] == [shuffled.configs[i] for i in b]
     with pytest.raises(InputError, match="dataset space: got 'mbv3-tiny', allowed: 'mbv3'"):
         load_accuracy_dataset(p, space="mbv3")
 
@@ -313,11 +372,49 @@ def test_auto_kind_is_chosen_by_cross_validation(space, tmp_path):
     _write_dataset(p, space, 160, 60)
     bundle, report = fit_predictor(load_accuracy_dataset(p), kind="auto", seed=0, test_fraction=0.25)
     sel = report["kind_selection"]
-    assert sel["cv_folds"] == 4 and set(sel["kendall_tau"]) == {"mlp", "gbt"}
+    assert sel["cv_folds"] == 4 and set(sel["kendall_tau"]) == {"mlp", "stack"}
     # on the synthetic target the mlp ranks far better than gbt (bench_predictors: 0.92 vs 0.77 at 300 samples)
     assert sel["chosen"] == "mlp" == report["kind"] == bundle.kind, sel
-    assert sel["kendall_tau"]["mlp"] > sel["kendall_tau"]["gbt"] + 0.05, sel
+    assert sel["kendall_tau"]["mlp"] > sel["kendall_tau"]["stack"] + 0.03, sel
     assert fit_predictor(load_accuracy_dataset(p), kind="mlp", seed=0)[1]["kind_selection"] is None
+
+
+def test_ridge_learns_effects_that_change_with_resolution(space):
+    """The kernel helps at the largest resolution and hurts at the smallest (as measured on the shapes supernet):
+    the resolution-varying ridge ranks that, the constant-effect one (degree 0) cannot."""
+    s = space.spec
+    idx = space.to_indices(space.sample_many(600, 7, quantize=False))
+    r = (np.asarray(s.resolutions, float)[idx[:, 0]] - np.mean(s.resolutions)) / np.std(s.resolutions)
+    kernel = idx[:, 1 + s.n_stages :: 5]  # kernel index per position, -1 inactive
+    y = 70 + 3 * r + r * np.where(kernel >= 0, kernel - 1, 0).sum(axis=1)
+    y = y + np.random.default_rng(0).normal(0, 0.2, len(y))
+    taus = {}
+    for degree in (0, 2):
+        model = create_predictor("ridge", space, degree=degree).fit(idx[:400], y[:400])
+        taus[degree] = rank_metrics(y[400:], model.predict(idx[400:]))["kendall_tau"]
+    assert taus[2] > 0.8 and taus[2] > taus[0] + 0.25, taus
+
+
+def test_stack_weights_follow_cross_validation(space, data):
+    x, y = data["fp_train"]
+    stack = create_predictor("stack", space, members=["gbt", "ridge"]).fit(x, y)
+    info = stack.train_info
+    assert info["cv_folds"] == 4 and set(info["cv_kendall_tau"]) == {"gbt", "ridge", "blend"}
+    assert sum(info["weights"].values()) == pytest.approx(1.0)
+    # the chosen blend ranks the out-of-fold predictions at least as well as either member alone
+    assert info["cv_kendall_tau"]["blend"] >= max(info["cv_kendall_tau"]["gbt"], info["cv_kendall_tau"]["ridge"])
+    # a member whose predictions carry no ranking information gets no weight
+    noise = np.random.default_rng(0).permutation(y)
+    mixed = create_predictor("stack", space, members=["ridge"]).fit(x, noise)
+    assert mixed.train_info["weights"] == {"ridge": 1.0}
+    few = create_predictor("stack", space).fit(x[:3], y[:3])  # too few to cross-validate: equal weights
+    assert few.train_info["weights"] == {"gbt": 0.5, "ridge": 0.5}
+    for bad, message in ((["gbt", "gbt"], "distinct kinds"), (["svm"], "distinct kinds"), ("gbt", "a list"),
+                         ([], "a list")):
+        with pytest.raises(InputError, match=f"members: got .*{message}"):
+            create_predictor("stack", space, members=bad)
+    with pytest.raises(InputError, match="folds: got 1"):
+        create_predictor("stack", space, folds=1)
 
 
 # ---- the CLI ---------------------------------------------------------------------------------------------------
@@ -335,13 +432,16 @@ def test_cli_predictor_fit(space, tmp_path):
     for key in ("kendall_tau", "spearman", "rmse", "n_train", "n_test"):
         assert key in report
     assert report["n_train"] + report["n_test"] == 180 and report["kendall_tau"] > 0.3
-    assert report["models"]["fp"]["kind"] == "gbt" and report["models"]["qa"]["kind"] == "gbt"
+    sel = report["qa_selection"]
+    assert sel["cv_folds"] == 4 and sel["chosen"] == max(sel["kendall_tau"], key=sel["kendall_tau"].get)
+    qa_kind = {"transfer": "qa-residual", "joint": "gbt"}[sel["chosen"]]
+    assert report["models"]["fp"]["kind"] == "gbt" and report["models"]["qa"]["kind"] == qa_kind
     pred = load_predictor(out)
-    assert pred.kind == "gbt" and pred.qa is not None
+    assert pred.kind == "gbt" and pred.qa is not None and pred.qa.kind == qa_kind
     assert json.loads((out / MANIFEST).read_text())["metrics"]["n_test"] == report["n_test"]
     bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(data), "--out", str(tmp_path / "x"),
                               "--kind", "svm"])
-    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt, auto" in bad.output
+    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt, ridge, stack, auto" in bad.output
     assert not (tmp_path / "x").exists()
     garbage = tmp_path / "g.jsonl"
     garbage.write_text("not json\n")

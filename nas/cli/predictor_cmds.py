@@ -15,9 +15,11 @@ def predictor() -> None:
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(dir_okay=False),
               help="JSON-lines accuracy dataset (from `hwnas predictor dataset`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write (atomically).")
-@click.option("--kind", default="mlp", show_default=True,
-              help="Full-precision model: mlp (ensemble; the qa model is transferred from it), gbt (trees), or auto "
-                   "(whichever ranks better in 4-fold cross-validation on the training records).")
+@click.option("--kind", default="auto", show_default=True,
+              help="Full-precision model: mlp (ensemble), gbt (trees), ridge (linear, effects varying with the "
+                   "resolution), stack (gbt + ridge blended by cross-validation), or auto (mlp or stack, whichever "
+                   "ranks better in 4-fold cross-validation on the training records). The quantization-aware model "
+                   "is transferred from it or fitted jointly on all records, whichever cross-validates better.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the models.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of architectures held out for the reported metrics.")
@@ -25,8 +27,8 @@ def predictor() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the held-out report as one JSON object.")
 def fit(dataset_path: str, out: str, kind: str, seed: int, test_fraction: float, space: str | None,
         as_json: bool) -> None:
-    """Fit the fp predictor on float samples and the quantization-aware one (by transfer) on quantized samples;
-    report Kendall tau, Spearman and RMSE (accuracy points) on held-out subnets."""
+    """Fit the fp predictor on float samples and the quantization-aware one on quantized samples; report Kendall
+    tau, Spearman and RMSE (accuracy points) on held-out subnets."""
     from predictors import fit_predictor, load_accuracy_dataset
 
     ds = load_accuracy_dataset(dataset_path, space=space)
@@ -42,6 +44,11 @@ def fit(dataset_path: str, out: str, kind: str, seed: int, test_fraction: float,
     if sel:
         taus = ", ".join(f"{k} tau {v:.3f}" for k, v in sel["kendall_tau"].items())
         click.echo(f"  kind chosen by {sel['cv_folds']}-fold cross-validation: {taus}")
+    qsel = report.get("qa_selection")
+    if qsel and qsel["kendall_tau"]:
+        taus = ", ".join(f"{k} tau {v:.3f}" for k, v in qsel["kendall_tau"].items())
+        click.echo(f"  quantization-aware model by {qsel['cv_folds']}-fold cross-validation on quantized records: "
+                   f"{qsel['chosen']} ({taus})")
     click.echo(f"  all  kendall_tau {report['kendall_tau']:.3f}  spearman {report['spearman']:.3f}  "
                f"rmse {report['rmse']:.3f} points")
     for role, m in report["models"].items():

@@ -34,13 +34,9 @@ def _check_here(exp) -> None:  # type: ignore[no-untyped-def]
     """What a dry run can check on this machine without the cluster: names resolve, backend availability."""
     from latency_tables import BACKENDS
     from nas.data import DATASETS
-    from predictors.bundle import FP_KINDS
-    from search_spaces import InputError
 
     BACKENDS.get(exp.latency.backend)
     DATASETS.get(exp.data.partition(":")[0])
-    if exp.predictor.kind not in FP_KINDS:
-        raise InputError(f"predictor.kind: got {exp.predictor.kind!r}, allowed: one of {', '.join(FP_KINDS)}")
     ok, reason = BACKENDS.get(exp.latency.backend).available()
     click.echo(f"experiment {exp.name}: valid; workdir {exp.workdir_path}; store {exp.store_url}")
     click.echo(f"backend {exp.latency.backend}: " + ("available here" if ok else f"not available here ({reason})"))

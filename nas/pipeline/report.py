@@ -128,10 +128,15 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
                                  "MAPE": _f(un.get("mape"), "{:.3f}")}], markdown=True), ""]
     pr = results["predictor"].outputs.get("report") or {}
     if pr:
-        keys = ("kendall_tau", "spearman", "rmse", "n_train", "n_test")
-        lines += ["## Accuracy predictor (held-out subnets)", "",
-                  format_table([{k: str(round(pr[k], 3)) if isinstance(pr.get(k), float) else str(pr.get(k))
-                                 for k in keys}], markdown=True), ""]
+        keys = ("kind", "kendall_tau", "spearman", "rmse", "n_train", "n_test")
+        row = {k: str(round(pr[k], 3)) if isinstance(pr.get(k), float) else str(pr.get(k)) for k in keys}
+        row["quantized subnets"] = str((pr.get("models", {}).get("qa") or {}).get("kind"))
+        lines += ["## Accuracy predictor (held-out subnets)", "", format_table([row], markdown=True), ""]
+        for what, sel in (("kind", pr.get("kind_selection")), ("quantization-aware model", pr.get("qa_selection"))):
+            if sel and sel.get("kendall_tau"):
+                taus = ", ".join(f"{k} {v:.3f}" for k, v in sel["kendall_tau"].items())
+                lines += [f"{what.capitalize()} chosen by {sel['cv_folds']}-fold cross-validated Kendall tau: "
+                          f"**{sel['chosen']}** ({taus}).", ""]
     se = results["search"].outputs
     lines += ["## Search", "", f"{se['n_trials']} trials, {se['n_pareto']} on the front, hypervolume "
               f"{se['hypervolume']:.4f}, {se['trials_per_second']:.0f} trials/s; study `{se['study']}`.", "",
