@@ -379,15 +379,21 @@ def test_auto_kind_is_chosen_by_cross_validation(space, tmp_path):
     assert fit_predictor(load_accuracy_dataset(p), kind="mlp", seed=0)[1]["kind_selection"] is None
 
 
-def test_ridge_learns_effects_that_change_with_resolution(space):
-    """The kernel helps at the largest resolution and hurts at the smallest (as measured on the shapes supernet):
-    the resolution-varying ridge ranks that, the constant-effect one (degree 0) cannot."""
+def _kernel_flips_with_resolution(space, n=600, seed=7):
+    """Configs and an accuracy where a larger kernel helps at the largest resolution and hurts at the smallest, as
+    measured on the shapes supernet."""
     s = space.spec
-    idx = space.to_indices(space.sample_many(600, 7, quantize=False))
+    idx = space.to_indices(space.sample_many(n, seed, quantize=False))
     r = (np.asarray(s.resolutions, float)[idx[:, 0]] - np.mean(s.resolutions)) / np.std(s.resolutions)
     kernel = idx[:, 1 + s.n_stages :: 5]  # kernel index per position, -1 inactive
     y = 70 + 3 * r + r * np.where(kernel >= 0, kernel - 1, 0).sum(axis=1)
-    y = y + np.random.default_rng(0).normal(0, 0.2, len(y))
+    return idx, y + np.random.default_rng(0).normal(0, 0.2, len(y))
+
+
+def test_ridge_learns_effects_that_change_with_resolution(space):
+    """The resolution-varying ridge ranks an effect that flips sign with the resolution; the constant-effect one
+    (degree 0) cannot."""
+    idx, y = _kernel_flips_with_resolution(space)
     taus = {}
     for degree in (0, 2):
         model = create_predictor("ridge", space, degree=degree).fit(idx[:400], y[:400])
@@ -403,10 +409,15 @@ def test_stack_weights_follow_cross_validation(space, data):
     assert sum(info["weights"].values()) == pytest.approx(1.0)
     # the chosen blend ranks the out-of-fold predictions at least as well as either member alone
     assert info["cv_kendall_tau"]["blend"] >= max(info["cv_kendall_tau"]["gbt"], info["cv_kendall_tau"]["ridge"])
-    # a member whose predictions carry no ranking information gets no weight
-    noise = np.random.default_rng(0).permutation(y)
-    mixed = create_predictor("stack", space, members=["ridge"]).fit(x, noise)
-    assert mixed.train_info["weights"] == {"ridge": 1.0}
+    # where one member fits the target's form and the other does not, the weight goes to the one that fits
+    idx, yk = _kernel_flips_with_resolution(space)
+    skewed = create_predictor("stack", space).fit(idx[:400], yk[:400])
+    ridge = create_predictor("ridge", space).fit(idx[:400], yk[:400])
+    assert skewed.train_info["weights"]["ridge"] >= 0.7, skewed.train_info
+    assert (rank_metrics(yk[400:], skewed.predict(idx[400:]))["kendall_tau"]
+            >= rank_metrics(yk[400:], ridge.predict(idx[400:]))["kendall_tau"] - 0.02)
+    one = create_predictor("stack", space, members=["ridge"]).fit(x, y)  # one member: nothing to weigh
+    assert one.train_info["weights"] == {"ridge": 1.0} and one.train_info["cv_folds"] == 0
     few = create_predictor("stack", space).fit(x[:3], y[:3])  # too few to cross-validate: equal weights
     assert few.train_info["weights"] == {"gbt": 0.5, "ridge": 0.5}
     for bad, message in ((["gbt", "gbt"], "distinct kinds"), (["svm"], "distinct kinds"), ("gbt", "a list"),
