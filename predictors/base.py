@@ -35,6 +35,7 @@ class Predictor(ABC):
         self.seed = int(seed)
         self.fitted = False
         self.train_info: dict[str, Any] = {}
+        self._fp_label_range: list[float] | None = None  # a transfer's: the range of the fp model it starts from
 
     @property
     def quant(self) -> bool:
@@ -86,8 +87,20 @@ class Predictor(ABC):
         return self
 
     def _label_range(self, y: np.ndarray) -> list[float]:
-        """The accuracies predictions are clipped to: the range trained on (a transfer adds its fp model's)."""
-        return [float(y.min()), float(y.max())]
+        """The accuracies predictions are clipped to: the range trained on, and for a transfer its fp model's too
+        (float configs keep the fp prediction)."""
+        lo, hi = float(y.min()), float(y.max())
+        if self._fp_label_range:
+            lo, hi = min(lo, self._fp_label_range[0]), max(hi, self._fp_label_range[1])
+        return [lo, hi]
+
+    def _start_as_transfer_of(self, fp: Predictor) -> None:
+        """Mark this (quantization-aware) model as transferred from the fitted float `fp`: it counts as fitted --
+        it predicts what `fp` predicts until fitted -- and keeps `fp`'s label range."""
+        self._fp_label_range = fp.train_info.get("label_range")
+        self.fitted = True
+        self.train_info = {"transferred_from": {"kind": fp.kind, "n_train": fp.train_info.get("n_train")},
+                           "label_range": self._fp_label_range}
 
     def predict(self, x: ConfigsOrIndices) -> np.ndarray:
         """Predicted top-1 accuracy (percent), float64, one per config."""

@@ -61,7 +61,6 @@ class QuantAwareMLPPredictor(MLPPredictor):
         self.finetune_weight_decay = float(finetune_weight_decay)
         self.finetune_epochs, self.finetune_lr, self.anchor = finetune_epochs, float(finetune_lr), float(anchor)
         self.transferred = False
-        self._fp_label_range: list[float] | None = None
 
     @classmethod
     def from_fp(cls, fp: MLPPredictor, **options: Any) -> QuantAwareMLPPredictor:
@@ -90,10 +89,8 @@ class QuantAwareMLPPredictor(MLPPredictor):
         qa._table = None
         qa.net.eval()
         qa.transferred = True
-        qa.fitted = True
-        qa.train_info = {"transferred_from": {"kind": fp.kind, "n_train": fp.train_info.get("n_train")},
-                         "y_mean": qa.y_mean, "y_std": qa.y_std, "label_range": fp.train_info.get("label_range")}
-        qa._fp_label_range = fp.train_info.get("label_range")
+        qa._start_as_transfer_of(fp)
+        qa.train_info.update(y_mean=qa.y_mean, y_std=qa.y_std)
         return qa
 
     def _fit(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> None:
@@ -105,7 +102,7 @@ class QuantAwareMLPPredictor(MLPPredictor):
             fp_mean, _ = super()._predict(idx)
             self.residual = QuantResidual(self.search_space).fit(idx, y - fp_mean, weight)
             self.train_info = {**self.train_info, "transfer": "residual", "n_finetune": int(idx.shape[0]),
-                               "ridge_alpha": self.residual.alpha, "largest_costs": self.residual.largest()}
+                               **self.residual.summary()}
             return
         # the pull towards the transferred weights is a prior: it weakens as the data grows (anchor * 100 / n)
         anchor = self.anchor * min(1.0, ANCHOR_SAMPLES / idx.shape[0])
@@ -113,12 +110,6 @@ class QuantAwareMLPPredictor(MLPPredictor):
                            weight_decay=self.finetune_weight_decay)
         self.train_info = {**self.train_info, "transfer": "finetune", "finetune_train_loss": loss,
                            "n_finetune": int(idx.shape[0]), "effective_anchor": anchor}
-
-    def _label_range(self, y: np.ndarray) -> list[float]:
-        lo, hi = super()._label_range(y)
-        if self.transferred and self._fp_label_range:  # float configs keep the fp prediction: its range too
-            lo, hi = min(lo, self._fp_label_range[0]), max(hi, self._fp_label_range[1])
-        return [lo, hi]
 
     def _predict(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, std = super()._predict(idx)

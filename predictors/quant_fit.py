@@ -24,15 +24,14 @@ import numpy as np
 
 from predictors.base import Predictor, create_predictor
 from predictors.metrics import cv_kendall_tau
+from predictors.mlp import MLPPredictor
+from predictors.qa import QuantAwareMLPPredictor, replay_weights
+from predictors.residual_transfer import ResidualTransferPredictor
 
 QA_CHOICES = ("transfer", "joint")
 
 
 def _transfer(fp: Predictor, idx: np.ndarray, y: np.ndarray, q_rows: np.ndarray, fp_rows: np.ndarray) -> Predictor:
-    from predictors.mlp import MLPPredictor
-    from predictors.qa import QuantAwareMLPPredictor, replay_weights
-    from predictors.residual_transfer import ResidualTransferPredictor
-
     if isinstance(fp, MLPPredictor):
         # the float samples go along as replay, which the `finetune` transfer uses (weighted so the quantized carry
         # >= 1/3) and the default `residual` one ignores (no quantized blocks: nothing to correct)

@@ -135,6 +135,11 @@ class QuantResidual:
             out += by_keep.ravel().take(b * (n_keep + 1) + k).sum(axis=1)
         return out
 
+    def summary(self) -> dict[str, object]:
+        """What a fit found, for a predictor's `train_info`: the ridge strength (None: no correction) and the
+        largest costs."""
+        return {"ridge_alpha": self.alpha, "largest_costs": self.largest()}
+
     def largest(self, k: int = 5) -> list[tuple[str, float]]:
         """The `k` largest costs (most negative coefficients), for reports: where quantization hurts most."""
         names = feature_names(self.space)

@@ -39,9 +39,7 @@ class ResidualTransferPredictor(Predictor):
             raise HwnasError(f"fp: the {fp.kind!r} predictor is not fitted; fit it before transferring")
         qa = cls(fp.search_space, seed=fp.seed)
         qa.fp = fp
-        qa.fitted = True
-        qa.train_info = {"transferred_from": {"kind": fp.kind, "n_train": fp.train_info.get("n_train")},
-                         "label_range": fp.train_info.get("label_range")}
+        qa._start_as_transfer_of(fp)
         return qa
 
     def _fit(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> None:
@@ -49,15 +47,7 @@ class ResidualTransferPredictor(Predictor):
             raise HwnasError("qa-residual: build it with ResidualTransferPredictor.from_fp(a fitted fp predictor), "
                              "then fit it on quantized samples")
         self.residual = QuantResidual(self.search_space).fit(idx, y - self.fp.predict(idx), weight)
-        self.train_info = {**self.train_info, "n_finetune": int(idx.shape[0]), "ridge_alpha": self.residual.alpha,
-                           "largest_costs": self.residual.largest()}
-
-    def _label_range(self, y: np.ndarray) -> list[float]:
-        lo, hi = super()._label_range(y)
-        fp_range = self.fp.train_info.get("label_range") if self.fp is not None else None
-        if fp_range:  # float configs keep the fp prediction: its range too
-            lo, hi = min(lo, fp_range[0]), max(hi, fp_range[1])
-        return [lo, hi]
+        self.train_info = {**self.train_info, "n_finetune": int(idx.shape[0]), **self.residual.summary()}
 
     def _predict(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.fp is not None
@@ -77,4 +67,5 @@ class ResidualTransferPredictor(Predictor):
         if coef is None or not isinstance(metas, list) or len(metas) != 1:
             raise bad_value("qa-residual state", sorted(tensors), f"one fp model's state and {COEF_KEY!r}")
         (self.fp,) = unpack_members(self.search_space, tensors, metas)
+        self._fp_label_range = self.fp.train_info.get("label_range")
         self.residual = QuantResidual(self.search_space, coef, meta.get("residual_alpha"))
