@@ -32,6 +32,8 @@ from nas.front import FrontEntry
 from search_spaces import HwnasError, InputError, SubnetConfig
 
 DEFAULT_STORE = "hwnas-results.db"
+# URL schemes (before any +driver) an hwnas store or study may use: SQLAlchemy's bundled dialects
+URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()

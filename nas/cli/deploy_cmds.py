@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nas.cli.options import echo_json
+from nas.cli.options import PERCENT, POSITIVE, SEED, echo_json
 
 STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
 OBJECTIVE_CHOICES = ("accuracy", "latency", "size")
@@ -19,9 +19,9 @@ def budget_options(f: Any, predictor_flag: str = "--predictor") -> Any:
     f = click.option("--dataset", default=None, help="Data set of the fronts (needed when several exist).")(f)
     f = click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default="accuracy", show_default=True,
                      help="Best by this metric among the subnets meeting every budget.")(f)
-    f = click.option("--min-accuracy", type=float, default=None, help="Predicted top-1 floor, percent (>=).")(f)
-    f = click.option("--size-mb", type=float, default=None, help="Size budget, MB = 10^6 bytes (<=).")(f)
-    f = click.option("--latency-ms", type=float, default=None, help="Latency budget in ms (<=).")(f)
+    f = click.option("--min-accuracy", type=PERCENT, default=None, help="Predicted top-1 floor, percent (>=).")(f)
+    f = click.option("--size-mb", type=POSITIVE, default=None, help="Size budget, MB = 10^6 bytes (<=).")(f)
+    f = click.option("--latency-ms", type=POSITIVE, default=None, help="Latency budget in ms (<=).")(f)
     f = click.option("--device", default=None, help="Device tag the fronts were searched for.")(f)
     return f
 
@@ -104,7 +104,7 @@ def serve(store: str | None, host: str, port: int, log_level: str) -> None:
 @click.option("--table", type=click.Path(dir_okay=False), default=None, help="Latency table for predicted latency.")
 @click.option("--predictor", "predictor_dir", type=click.Path(file_okay=False), default=None,
               help="Accuracy predictor directory for predicted accuracy.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration batches.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the calibration batches.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification summary as JSON.")
 def export(supernet: str, config_file: str | None, use_query: bool, store: str | None, space: str | None,
            device: str | None, latency_ms: float | None, size_mb: float | None, min_accuracy: float | None,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from nas.cli.options import echo_json
+from nas.cli.options import MAX_POPULATION, PERCENT, POSITIVE, SEED, echo_json
 
 
 @click.command("search")
@@ -15,28 +15,28 @@ from nas.cli.options import echo_json
 @click.option("--table", default=None, help="Latency table file of the target device.")
 @click.option("--objectives", default="accuracy,latency,size", show_default=True,
               help="Two or more of accuracy, latency, size.")
-@click.option("--latency-ms", type=float, default=None, help="Latency budget (constraint), ms.")
-@click.option("--size-mb", type=float, default=None, help="Size budget (constraint), MB = 10^6 bytes.")
-@click.option("--min-accuracy", type=float, default=None, help="Accuracy floor (constraint), percent.")
+@click.option("--latency-ms", type=POSITIVE, default=None, help="Latency budget (constraint), ms.")
+@click.option("--size-mb", type=POSITIVE, default=None, help="Size budget (constraint), MB = 10^6 bytes.")
+@click.option("--min-accuracy", type=PERCENT, default=None, help="Accuracy floor (constraint), percent.")
 @click.option("--sampler", default="nsga2", show_default=True, help="nsga2, tpe or random.")
-@click.option("--trials", type=int, default=2000, show_default=True,
+@click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Complete trials the study should hold (a rerun continues up to this).")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Ray worker actors; default 0 (in this process) for predicted, 1 for measured.")
 @click.option("--ray-address", default=None, help="Ray cluster address; default: start a local Ray.")
 @click.option("--storage", default=None, help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
 @click.option("--study", "study", default=None, help="Study name; default hwnas-SPACE-DEVICE.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--evaluator", default="predicted", show_default=True, help="predicted or measured.")
-@click.option("--verify-top", type=int, default=0, show_default=True,
+@click.option("--verify-top", type=click.IntRange(min=0), default=0, show_default=True,
               help="Re-score the K most accurate front entries with the measured evaluator.")
 @click.option("--backend", default=None, help="Backend for measured latency (e.g. ort-cpu).")
 @click.option("--supernet", default=None, help="Supernet checkpoint for measured accuracy.")
 @click.option("--data", default=None, help="Data set for measured accuracy.")
 @click.option("--encoding", default=None, help="block, block-dense, field or field-dense; default per sampler "
               "(nsga2: field-dense, random: block, tpe: field).")
-@click.option("--batch-size", type=int, default=None, help="Trials asked per batch (default per sampler).")
-@click.option("--population-size", type=int, default=50, show_default=True, help="NSGA-II population.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_POPULATION), default=None, help="Trials asked per batch (default per sampler).")
+@click.option("--population-size", type=click.IntRange(2, MAX_POPULATION), default=50, show_default=True, help="NSGA-II population.")
 @click.option("--store", default=None, help="Results store URL/path: add the front to it (hwnas query reads it).")
 @click.option("--dataset", default=None, help="Data set name recorded with the front in --store "
               "(default: the one the predictor was fitted on).")
