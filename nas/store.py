@@ -163,6 +163,9 @@ class ResultsStore:
             url = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError:
             raise InputError(f"store: got {os.fspath(store)!r}, allowed: a file path or an SQLAlchemy URL") from None
+        if url.get_backend_name() not in URL_SCHEMES:
+            raise InputError(f"store: got scheme {url.get_backend_name()!r}, allowed: a file path or one of "
+                             f"{', '.join(s + '://' for s in URL_SCHEMES)}")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             path = Path(url.database)
             if not create and not path.is_file():
@@ -179,8 +182,12 @@ class ResultsStore:
                     if conn.execute(sa.select(revision_table.c.id)).first() is None:
                         conn.execute(revision_table.insert().values(id=1, revision=0, schema_version=SCHEMA_VERSION))
             self._check_schema()
+        except ImportError as e:  # the dialect's DBAPI driver is not installed
+            raise InputError(f"store: {url.get_backend_name()} needs its database driver ({e}); install it, e.g. "
+                             "pip install 'hwnas[postgres]' for PostgreSQL") from None
         except sa.exc.SQLAlchemyError as e:
-            raise HwnasError(f"store: cannot open {self.url} ({type(e).__name__}: {e.args[0] if e.args else e})") from None
+            raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
+                             f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
         self._lock = threading.Lock()
         self._fronts_rev = -1
         self._fronts: list[FrontInfo] = []
@@ -329,6 +336,7 @@ class ResultsStore:
         else:
             z = np.zeros(0)
             cols = _Columns(z.astype(np.int64), z.astype(np.int64), z, z, z)
+        _check_columns(cols)
         with self._lock:
             if len(self._columns) > 64:
                 self._columns.clear()
@@ -336,7 +344,23 @@ class ResultsStore:
         return cols
 
 
+def _check_columns(cols: _Columns) -> None:
+    """Refuse stored metrics no search can have written (edited or corrupt rows): an answer built on a negative
+    latency or a 250 % accuracy would be silently wrong."""
+    bad = ~(np.isfinite(cols.accuracy) & (cols.accuracy >= 0) & (cols.accuracy <= 100)
+            & np.isfinite(cols.latency_ms) & (cols.latency_ms >= 0) & np.isfinite(cols.size_bytes) & (cols.size_bytes >= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise HwnasError(f"store: entry {int(cols.ids[i])} (front {int(cols.front_ids[i])}) is corrupt: accuracy "
+                         f"{cols.accuracy[i]!r}, latency_ms {cols.latency_ms[i]!r}, size_bytes {cols.size_bytes[i]!r}; "
+                         f"allowed: accuracy in [0, 100], latency and size >= 0 ({int(bad.sum())} such entries; "
+                         "remove the front and store it again)")
+
+
 def _entry(r: Mapping[str, Any]) -> FrontEntry:
+    cols = _Columns(np.array([r["id"]]), np.array([r["front_id"]]), np.array([r["accuracy"]], dtype=np.float64),
+                    np.array([r["latency_ms"]], dtype=np.float64), np.array([r["size_bytes"]], dtype=np.float64))
+    _check_columns(cols)
     return FrontEntry(config=SubnetConfig.from_json(r["config"]), accuracy=float(r["accuracy"]),
                       latency_ms=float(r["latency_ms"]), size_bytes=int(r["size_bytes"]), macs=int(r["macs"]),
                       feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]))

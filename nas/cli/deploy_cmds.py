@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nas.cli.options import PERCENT, POSITIVE, SEED, echo_json
+from nas.cli.options import SEED, echo_json
 
 STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
 OBJECTIVE_CHOICES = ("accuracy", "latency", "size")
@@ -19,9 +19,9 @@ def budget_options(f: Any, predictor_flag: str = "--predictor") -> Any:
     f = click.option("--dataset", default=None, help="Data set of the fronts (needed when several exist).")(f)
     f = click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default="accuracy", show_default=True,
                      help="Best by this metric among the subnets meeting every budget.")(f)
-    f = click.option("--min-accuracy", type=PERCENT, default=None, help="Predicted top-1 floor, percent (>=).")(f)
-    f = click.option("--size-mb", type=POSITIVE, default=None, help="Size budget, MB = 10^6 bytes (<=).")(f)
-    f = click.option("--latency-ms", type=POSITIVE, default=None, help="Latency budget in ms (<=).")(f)
+    f = click.option("--min-accuracy", type=float, default=None, help="Predicted top-1 floor, percent (>=).")(f)
+    f = click.option("--size-mb", type=float, default=None, help="Size budget, MB = 10^6 bytes (<=).")(f)
+    f = click.option("--latency-ms", type=float, default=None, help="Latency budget in ms (<=).")(f)
     f = click.option("--device", default=None, help="Device tag the fronts were searched for.")(f)
     return f
 

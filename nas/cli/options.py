@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +10,7 @@ import click
 from search_spaces import InputError, SubnetConfig
 
 
-class FiniteFloat(click.FloatRange):
-    """A float option that refuses inf and nan (click's FloatRange lets `inf` through an open upper end)."""
-
-    name = "finite float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        v = super().convert(value, param, ctx)
-        if v is not None and not math.isfinite(v):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return v
-
-
 SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negative seed is bad input, not a traceback
-POSITIVE = FiniteFloat(min=0, min_open=True)  # budgets (ms, MB) and learning rates
-PERCENT = FiniteFloat(0, 100)  # accuracy floors
 # Things that are allocated up front: bounded so a typo (`--population-size 1000000000`) is refused, not a 7 GiB
 # allocation or an endless run.
 MAX_SAMPLES = 10**6

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import FiniteFloat, SEED, echo_json
+from nas.cli.options import SEED, echo_json
 
 
 @click.group()
@@ -21,7 +21,7 @@ def predictor() -> None:
                    "ranks better in 4-fold cross-validation on the training records). The quantization-aware model "
                    "is transferred from it or fitted jointly on all records, whichever cross-validates better.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split and the models.")
-@click.option("--test-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.2, show_default=True,
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of architectures held out for the reported metrics.")
 @click.option("--space", default=None, help="Expected search space (checked against the dataset).")
 @click.option("--json", "as_json", is_flag=True, help="Print the held-out report as one JSON object.")

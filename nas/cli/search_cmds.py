@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from nas.cli.options import MAX_POPULATION, PERCENT, POSITIVE, SEED, echo_json
+from nas.cli.options import MAX_POPULATION, SEED, echo_json
 
 
 @click.command("search")
@@ -15,20 +15,20 @@ from nas.cli.options import MAX_POPULATION, PERCENT, POSITIVE, SEED, echo_json
 @click.option("--table", default=None, help="Latency table file of the target device.")
 @click.option("--objectives", default="accuracy,latency,size", show_default=True,
               help="Two or more of accuracy, latency, size.")
-@click.option("--latency-ms", type=POSITIVE, default=None, help="Latency budget (constraint), ms.")
-@click.option("--size-mb", type=POSITIVE, default=None, help="Size budget (constraint), MB = 10^6 bytes.")
-@click.option("--min-accuracy", type=PERCENT, default=None, help="Accuracy floor (constraint), percent.")
+@click.option("--latency-ms", type=float, default=None, help="Latency budget (constraint), ms.")
+@click.option("--size-mb", type=float, default=None, help="Size budget (constraint), MB = 10^6 bytes.")
+@click.option("--min-accuracy", type=float, default=None, help="Accuracy floor (constraint), percent.")
 @click.option("--sampler", default="nsga2", show_default=True, help="nsga2, tpe or random.")
-@click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--trials", type=int, default=2000, show_default=True,
               help="Complete trials the study should hold (a rerun continues up to this).")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
+@click.option("--workers", type=int, default=None,
               help="Ray worker actors; default 0 (in this process) for predicted, 1 for measured.")
 @click.option("--ray-address", default=None, help="Ray cluster address; default: start a local Ray.")
 @click.option("--storage", default=None, help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
 @click.option("--study", "study", default=None, help="Study name; default hwnas-SPACE-DEVICE.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--evaluator", default="predicted", show_default=True, help="predicted or measured.")
-@click.option("--verify-top", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--verify-top", type=int, default=0, show_default=True,
               help="Re-score the K most accurate front entries with the measured evaluator.")
 @click.option("--backend", default=None, help="Backend for measured latency (e.g. ort-cpu).")
 @click.option("--supernet", default=None, help="Supernet checkpoint for measured accuracy.")

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from nas.cli.options import POSITIVE, SEED, echo_json, read_config
+from nas.cli.options import SEED, echo_json, read_config
 
 
 @click.group()
@@ -61,7 +61,7 @@ def supernet() -> None:
               show_default=True,
               help="Fraction of the images for the reported test accuracy (folder: uses val/).")
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
-@click.option("--lr", type=POSITIVE, default=4e-3, show_default=True)
+@click.option("--lr", type=float, default=4e-3, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--n-random", type=click.IntRange(min=0), default=2, show_default=True,
               help="Random subnets per step besides the largest and the smallest.")
