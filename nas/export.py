@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
-from search_spaces.files import atomic_write_json, sha256_file
+from search_spaces.files import publish_pair, sha256_file
 
 CARD_FORMAT = "hwnas-model-card"
 CARD_VERSION = 1
@@ -287,8 +287,10 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
             "export_seconds": None,
         }
         card["export_seconds"] = round(time.perf_counter() - t_start, 2)
-        os.replace(model_path, out)
-        atomic_write_json(card_path, card)
+        card_tmp = tmpdir / "card.json"
+        card_tmp.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        # the old card goes before the new model arrives: a reader never sees a new model beside an old card
+        publish_pair(model_path, out, card_tmp, card_path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return ExportReport(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import select
 import sys
-import time
 
 import psutil
 

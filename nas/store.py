@@ -352,7 +352,8 @@ def _check_columns(cols: _Columns) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise HwnasError(f"store: entry {int(cols.ids[i])} (front {int(cols.front_ids[i])}) is corrupt: accuracy "
-                         f"{cols.accuracy[i]!r}, latency_ms {cols.latency_ms[i]!r}, size_bytes {cols.size_bytes[i]!r}; "
+                         f"{float(cols.accuracy[i])!r}, latency_ms {float(cols.latency_ms[i])!r}, size_bytes "
+                         f"{float(cols.size_bytes[i]):.0f}; "
                          f"allowed: accuracy in [0, 100], latency and size >= 0 ({int(bad.sum())} such entries; "
                          "remove the front and store it again)")
 

@@ -189,8 +189,8 @@ def _load_model(d: Path, role: str, entry: Any, sp: Any) -> Predictor:
         if probe.shape != (2,) or not np.isfinite(probe).all():
             raise ValueError(f"predicts {probe!r:.80} for 2 configs")
         return model
-    except InputError:
-        raise
+    except InputError as e:
+        raise InputError(f"predictor: {path}: {e}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
         raise InputError(f"{field}: does not match {path.name} ({type(e).__name__}: {str(e)[:200]}); "
                          "refit it with `hwnas predictor fit`") from None

@@ -16,16 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-_UMASK: list[int] = []
-
-
 def umask() -> int:
-    """The process umask (read once: `os.umask` can only be read by setting it)."""
-    if not _UMASK:
-        m = os.umask(0o022)
-        os.umask(m)
-        _UMASK.append(m)
-    return _UMASK[0]
+    """The process umask (`os.umask` can only be read by setting it; it is set back at once)."""
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
 
 
 def shared_mode(path: str | os.PathLike[str]) -> None:

@@ -79,12 +79,13 @@ def query(store: str | None, space: str, device: str | None, latency_ms: float |
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
-def serve(store: str | None, host: str, port: int, log_level: str) -> None:
+@click.option("--disclose-paths", is_flag=True, help="Keep absolute paths and host names in answers (local use).")
+def serve(store: str | None, host: str, port: int, log_level: str, disclose_paths: bool) -> None:
     """Serve GET /subnets?space=&device=&latency_ms=&size_mb=&min_accuracy=&objective= over HTTP
     (OpenAPI schema at /openapi.json, docs at /docs)."""
     from nas.serve import serve as run_server
 
-    run_server(store, host=host, port=port, log_level=log_level)
+    run_server(store, host=host, port=port, log_level=log_level, disclose=disclose_paths)
 
 
 @click.command()

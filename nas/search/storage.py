@@ -87,8 +87,8 @@ def open_journal(path: Path) -> JournalStorage:
 
     A writer killed mid-append leaves a last line without its newline; the next append would glue onto it, and
     Optuna then fails on that line with a `JSONDecodeError` and cannot read the study at all. So, holding the
-    journal's own lock (no append is in progress then), a tail that does not end a line is cut off before the
-    study opens; and if Optuna still cannot decode the journal, it is cut back to its longest decodable prefix.
+    journal's own lock (no append is in progress then), a last line that is torn (no newline, or not JSON) is cut
+    off before the study opens; and if Optuna still cannot decode the journal, it is cut back to its longest decodable prefix.
     What is cut is appended to `<journal>.torn` and named in a `JournalRepairWarning`."""
     lock = optuna.storages.journal.JournalFileOpenLock(str(path))
     _repair_journal(path, lock, full=False)
@@ -100,18 +100,13 @@ def open_journal(path: Path) -> JournalStorage:
 
 
 def _repair_journal(path: Path, lock: Any, full: bool) -> None:
-    if not path.is_file() or path.stat().st_size == 0:
-        return
+    if not path.is_file() or path.stat().st_size == 0 or (not full and _tail_keep(path) is None):
+        return  # the common case: a last line that decodes, checked without the lock
     lock.acquire()
-    try:
-        with path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if not full and f.read(1) == b"\n":
-                return  # the common case costs one byte read
-            f.seek(0)
-            raw = f.read()
-        keep = _decodable_prefix(raw) if full else raw.rfind(b"\n") + 1
-        if keep >= len(raw):
+    try:  # again under the lock: what looked torn may have been an append in progress
+        raw = path.read_bytes()
+        keep = _decodable_prefix(raw) if full else _tail_keep(path)
+        if keep is None or keep >= len(raw):
             return
         dropped = raw[keep:]
         with open(f"{path}.torn", "ab") as t:
@@ -130,6 +125,28 @@ def _repair_journal(path: Path, lock: Any, full: bool) -> None:
     warnings.warn(f"study journal {path}: dropped {len(dropped)} bytes ({n_lines} record{'s' if n_lines != 1 else ''},"
                   f" {what}) after {n_kept} valid records; kept them in {path}.torn", JournalRepairWarning,
                   stacklevel=3)
+
+
+def _tail_keep(path: Path, window: int = 1 << 20) -> int | None:
+    """Where the journal should end when its last line is torn (no newline, or not JSON), else None. Optuna
+    skips such a line when reading, but the next append would glue onto it or leave it in the middle, where
+    Optuna fails on it."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        start = max(0, size - window)
+        f.seek(start)
+        tail = f.read()
+    if not tail.endswith(b"\n"):
+        nl = tail.rfind(b"\n")
+        return start + nl + 1 if nl >= 0 or start == 0 else None
+    prev = tail.rfind(b"\n", 0, len(tail) - 1)
+    if prev < 0 and start > 0:
+        return None  # a last line longer than the window: leave it to Optuna
+    try:
+        json.loads(tail[prev + 1:])
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return start + prev + 1
 
 
 def _decodable_prefix(raw: bytes) -> int:
