@@ -169,7 +169,7 @@ class ResultsStore:
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             path = Path(url.database)
             if not create and not path.is_file():
-                raise InputError(f"store: got {os.fspath(store)!r}, allowed: an existing results store "
+                raise InputError(f"store: got {os.fspath(store or DEFAULT_STORE)!r}, allowed: an existing results store "
                                  "(write one with `hwnas search --store URL`)")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -185,6 +185,12 @@ class ResultsStore:
         except ImportError as e:  # the dialect's DBAPI driver is not installed
             raise InputError(f"store: {url.get_backend_name()} needs its database driver ({e}); install it, e.g. "
                              "pip install 'hwnas[postgres]' for PostgreSQL") from None
+        except sa.exc.DatabaseError as e:
+            if url.get_backend_name() == "sqlite" and "not a database" in str(e):  # the path names another file
+                raise InputError(f"store: got {os.fspath(store or DEFAULT_STORE)!r}, allowed: an hwnas results store (SQLite); "
+                                 "this file is not a database") from None
+            raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
+                             f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
         except sa.exc.SQLAlchemyError as e:
             raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
                              f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
