@@ -311,3 +311,39 @@ def test_model_and_card_are_never_a_mismatched_pair(tmp_path, monkeypatch) -> No
     with pytest.raises(OSError):
         files.publish_pair(new_model, model, new_card, card)
     assert model.read_text() == "new model" and not card.exists()  # no old card beside the new model
+
+
+# ---- accuracy data set --------------------------------------------------------------------------------------
+def _records(n: int) -> list[str]:
+    from search_spaces import get_space
+
+    return [json.dumps({"config": c.to_dict(), "accuracy": 90.0 + i / 10, "quantized": c.is_quantized,
+                        "split": "holdout", "data": "d", "supernet": "sha256:x", "seconds": 0.1})
+            for i, c in enumerate(get_space(SPACE).sample_many(n, 0))]
+
+
+def test_accuracy_dataset_torn_tail_recovers_and_bad_records_are_refused(tmp_path) -> None:
+    from predictors import load_accuracy_dataset
+
+    lines = _records(4)
+    p = tmp_path / "a.jsonl"
+    p.write_text("\n".join(lines[:3]) + "\n" + lines[3][:50])  # an interrupted append
+    ds = load_accuracy_dataset(p)
+    assert len(ds) == 3 and ds.skipped_torn_line
+    p.write_text(lines[0] + "\n" + lines[1][:50] + "\n" + lines[2] + "\n")  # damage in the middle: refused
+    with pytest.raises(InputError, match="line 2 is not JSON"):
+        load_accuracy_dataset(p)
+    bad = json.loads(lines[0])
+    bad["accuracy"] = 250.0
+    p.write_text(json.dumps(bad) + "\n" + lines[1] + "\n")
+    with pytest.raises(InputError, match="accuracy: got 250.0, allowed: a top-1 accuracy in percent"):
+        load_accuracy_dataset(p)
+
+
+@pytest.mark.parametrize("url, needle", [("postgresql+pg8000://u@localhost/x", "needs its database driver"),
+                                         ("foo://x", "allowed: a journal file path")])
+def test_study_storage_url_without_driver_or_unknown_scheme_is_one_line(url, needle) -> None:
+    from nas.search.storage import open_storage
+
+    with pytest.raises(InputError, match=needle):
+        open_storage(url)
