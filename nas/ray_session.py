@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,24 +12,7 @@ from typing import Any
 
 from search_spaces import HwnasError, InputError
 
-CONNECT_TIMEOUT_S = 5.0
 _REAPER: list[subprocess.Popen[bytes]] = []  # the watchdog of the local Ray this process started (if any)
-
-
-def _check_reachable(address: str) -> None:
-    """Fail within seconds for a `host:port` nobody listens on: `ray.init` would wait minutes without a word."""
-    target = address.removeprefix("ray://")
-    if address in ("auto", "local") or ":" not in target:
-        return
-    host, _, port = target.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"--ray-address: got {address!r}, allowed: auto, HOST:PORT or ray://HOST:PORT")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as e:
-        raise HwnasError(f"--ray-address: cannot reach {address} within {CONNECT_TIMEOUT_S:g} s "
-                         f"({e.strerror or type(e).__name__}); is the head node up (ray start --head)?") from None
 
 
 def _start_reaper() -> None:
@@ -77,12 +59,11 @@ def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
-        _check_reachable(address)
+        from latency_tables.executor import check_ray_address  # one probe for every part of hwnas that joins Ray
+
+        check_ray_address(address)
     try:
         if address:
-            # Ray retries a GCS that does not answer for ~20 s (minutes behind some proxies), silently; bound it
-            # (~1 s an attempt) unless the operator chose a budget
-            os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(CONNECT_TIMEOUT_S)))
             ray.init(address=address, **kw)
         else:  # a new local instance, even when another Ray runs on this machine
             ray.init(address="local", num_cpus=num_cpus, **kw)

@@ -97,14 +97,14 @@ def test_a_device_resource_no_node_has_is_a_clear_error(ray_local) -> None:
 
 
 def test_unreachable_ray_address_fails_within_seconds() -> None:
-    from nas.ray_session import _check_reachable
+    from latency_tables.executor import check_ray_address
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.perf_counter()
     with pytest.raises(HwnasError, match=f"cannot reach 127.0.0.1:{port} within 5 s"):
-        _check_reachable(f"127.0.0.1:{port}")
+        check_ray_address(f"127.0.0.1:{port}")
     assert time.perf_counter() - t0 < 10
 
 
