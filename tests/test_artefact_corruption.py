@@ -14,15 +14,14 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_search import SPACE, _config, make_predictor, make_table  # noqa: E402
+from test_search import SPACE, _config, search_assets  # noqa: E402,F401
 
 from search_spaces import HwnasError, InputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    d = tmp_path_factory.mktemp("corrupt-assets")
-    return {"table": make_table(d / "table.json"), "predictor": make_predictor(d / "pred"), "dir": d}
+def assets(search_assets):  # noqa: F811  (test_search's session fixture: built once for the session)
+    return {"table": Path(search_assets["table"]), "predictor": Path(search_assets["predictor"])}
 
 
 # ---- latency table ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_search import SPACE, make_predictor, make_table  # noqa: E402
+from test_search import SPACE, search_assets  # noqa: E402,F401
 from tiny_experiment import tiny_experiment  # noqa: E402
 
 from nas.cli.main import cli  # noqa: E402
@@ -43,9 +43,8 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fuzz-assets")
-    return {"table": str(make_table(d / "table.json")), "predictor": str(make_predictor(d / "pred")), "dir": d}
+def assets(search_assets):  # noqa: F811  (test_search's session fixture: built once for the session)
+    return search_assets
 
 
 # ---- the experiment YAML -------------------------------------------------------------------------------------
