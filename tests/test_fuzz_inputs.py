@@ -324,3 +324,14 @@ def test_http_paths_and_hosts_only_on_request(client, store) -> None:
     assert str(store.parent) not in r.text and platform.node() not in r.text
     local = TestClient(create_app(store, disclose=True)).get("/subnets", params={"space": SPACE, "device": "dev"})
     assert str(store.parent) in local.text and platform.node() in local.text
+
+
+@pytest.mark.parametrize("opt, value", [("--lr", "inf"), ("--lr", "nan"), ("--lr", "-1"), ("--epochs", "0"),
+                                        ("--seed", "-5"), ("--data-seed", "-1"), ("--batch-size", "1e9"),
+                                        ("--holdout", "nan"), ("--kd-weight", "inf")])
+def test_train_numbers_are_exit_2_before_training(runner, tmp_path, opt, value) -> None:
+    args = ["supernet", "train", "--space", SPACE, "--data", "synthetic", "--epochs", "1", "--out",
+            str(tmp_path / "s.pt"), opt, value]
+    r = runner.invoke(cli, args)
+    assert_clean(r, ok=())
+    assert opt.lstrip("-").split("-")[0] in r.output and not (tmp_path / "s.pt").exists()
