@@ -141,7 +141,7 @@ class Budget(_Section):
 class ExportSection(_Section):
     float: bool = True
     quantized: bool = True
-    verify_n: PosInt = 256  # test images for ORT vs PyTorch agreement
+    verify_n: PosInt = 1000  # test images the ONNX model is compared with PyTorch on (accuracy: all of them)
 
 
 class RaySection(_Section):
