@@ -4,7 +4,8 @@ append one JSON object per line, so an interrupted collection resumes where it s
 Line schema (the predictors read exactly this):
     {"config": SubnetConfig.to_dict(), "accuracy": top-1 percent, "accuracy_halves": [top-1 on the even images,
      on the odd images] (how noisy the labels are: `predictors.label_reliability`), "quantized": config.is_quantized,
-     "split": "holdout", "data": data set name, "supernet": "sha256:<hex>" of the checkpoint, "seconds": eval time}
+     "split": "holdout", "data": data set name, "supernet": "sha256:<hex>" of the checkpoint, "seconds": eval time,
+     "max_images": the first N images of the split it was measured on (null: all), "images": how many that was}
 
 Whole lines only: each record is written with its newline in one `write`, flushed and fsynced; on resume a torn
 last line (no newline, or not JSON) is cut off, configs already present are skipped. The configs are a fixed
@@ -135,7 +136,7 @@ def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_na
 
 def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str, data_seed: int,
                    configs: list[dict[str, Any]], split: str, calib_batches: int,
-                   threads: int | None) -> list[dict[str, Any]]:
+                   threads: int | None, max_images: int | None = None) -> list[dict[str, Any]]:
     """Records for `configs` (dicts); the supernet and data are loaded once per process."""
     from nas.train import evaluate_detailed, set_threads
 
@@ -145,11 +146,12 @@ def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str
     for d in configs:
         c = SubnetConfig.from_dict(d)
         t0 = time.perf_counter()
-        ev = evaluate_detailed(net, c, data, split, calib_batches=calib_batches)
+        ev = evaluate_detailed(net, c, data, split, calib_batches=calib_batches, max_images=max_images)
         out.append({"config": c.to_dict(), "accuracy": round(ev["accuracy"], 4),
                     "accuracy_halves": [round(a, 4) for a in ev["accuracy_halves"]], "quantized": c.is_quantized,
                     "split": split, "data": data_name, "supernet": ckpt_id,
-                    "seconds": round(time.perf_counter() - t0, 4)})
+                    "seconds": round(time.perf_counter() - t0, 4), "max_images": max_images,
+                    "images": ev["n_images"]})
     return out
 
 
@@ -161,10 +163,12 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
 def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out: str | os.PathLike[str],
             seed: int = 0, quantized_fraction: float = 0.5, split: str = "holdout", workers: int = 1,
             ray_address: str | None = None, calib_batches: int = 8, chunk_size: int = 8, progress: bool = True,
-            threads: int | None = None, resolutions: Sequence[int] | None = None) -> dict[str, Any]:
+            threads: int | None = None, resolutions: Sequence[int] | None = None,
+            max_images: int | None = None) -> dict[str, Any]:
     """Evaluate `n` sampled subnets of `supernet` on `split` and append their records to `out` (resuming).
     `resolutions`: sample only these (the ones a search will look at, e.g. its latency table's), so no label is
-    spent where the search never goes. Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
+    spent where the search never goes. `max_images`: measure each subnet on the first N images of the split only
+    (more subnets for the same time; a larger split stays for verifying chosen subnets). Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
     from nas.checkpoint import read_checkpoint
 
     if not isinstance(n, int) or n < 1:
@@ -173,6 +177,8 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
         raise bad_value("--split", split, "one of train, holdout, test")
     if workers < 1:
         raise bad_value("--workers", workers, "an integer >= 1")
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 2):
+        raise bad_value("--max-images", max_images, "an integer >= 2 (both halves need images)")
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--out: {out} is a directory, allowed: a .jsonl file path")
@@ -189,10 +195,11 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
 
     existing = read_records(out, repair=True)
     for i, r in enumerate(existing):
-        if r.get("supernet") != ckpt_id or r.get("data") != data_name or r.get("split") != split:
+        if r.get("supernet") != ckpt_id or r.get("data") != data_name or r.get("split") != split \
+                or r.get("max_images") != max_images:
             raise InputError(f"--out: {out} line {i + 1} is for supernet {r.get('supernet')}, data {r.get('data')!r}, "
-                             f"split {r.get('split')!r}; allowed: records of {ckpt_id}, {data_name!r}, {split!r} "
-                             "(use another --out)")
+                             f"split {r.get('split')!r}, max_images {r.get('max_images')}; allowed: records of "
+                             f"{ckpt_id}, {data_name!r}, {split!r}, max_images {max_images} (use another --out)")
     done = {_config_key(r["config"]) for r in existing}
     todo = [c.to_dict() for c in sample_configs(space, n, seed, quantized_fraction)]
     todo = [d for d in todo if _config_key(d) not in done]
@@ -215,11 +222,11 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
 
     if todo and (workers > 1 or ray_address):
         _collect_ray(supernet, ckpt_id, data_name, data_seed, todo, split, calib_batches, chunk_size, workers,
-                     ray_address, write)
+                     ray_address, write, max_images)
     else:
         for chunk in _chunks(todo, chunk_size):
             write(evaluate_chunk(str(supernet), None, ckpt_id, data_name, data_seed, chunk, split, calib_batches,
-                                 threads))
+                                 threads, max_images))
     if bar is not None:
         bar.close()
     return {"out": str(out), "n": len(existing) + len(accs), "existing": len(existing), "new": len(accs),
@@ -229,7 +236,8 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
 
 def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str, data_seed: int,
                  todo: list[dict[str, Any]], split: str, calib_batches: int, chunk_size: int, workers: int,
-                 ray_address: str | None, write: Callable[[list[dict[str, Any]]], None]) -> None:
+                 ray_address: str | None, write: Callable[[list[dict[str, Any]]], None],
+                 max_images: int | None = None) -> None:
     import ray
 
     from nas.ray_session import ray_session, remote_once
@@ -237,7 +245,7 @@ def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str,
     with ray_session(ray_address, num_cpus=workers):
         remote = remote_once(evaluate_chunk, num_cpus=1)
         blob = ray.put(Path(supernet).read_bytes())
-        pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1)
+        pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1, max_images)
                    for chunk in _chunks(todo, chunk_size)]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

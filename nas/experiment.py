@@ -88,6 +88,9 @@ class AccuracySection(_Section):
     quantized_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
     workers: PosInt = 1
     calib_batches: PosInt = 8  # training batches (of 128) that recalibrate each subnet's BatchNorm statistics
+    # label each subnet on the first N holdout images only (None: all): more subnets for the same time, while the
+    # whole holdout split still verifies the subnets chosen for export
+    label_images: Annotated[int, Field(ge=2)] | None = None
 
 
 class PredictorSection(_Section):

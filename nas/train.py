@@ -107,9 +107,18 @@ def calibration_batches(data: DataSet, resolution: int, n_batches: int = 8, batc
 
 
 @torch.no_grad()
-def correct_mask(model: nn.Module, data: DataSet, split: str, resolution: int, batch_size: int = 512) -> torch.Tensor:
-    """Per image of the split (in its stored order): did `model` (eval mode expected) classify it right."""
-    hits = [model(x).argmax(1) == y for x, y in data.batches(split, resolution, batch_size)]
+def correct_mask(model: nn.Module, data: DataSet, split: str, resolution: int, batch_size: int = 512,
+                 max_images: int | None = None) -> torch.Tensor:
+    """Per image of the split (in its stored order; the first `max_images` of it): did `model` (eval mode
+    expected) classify it right."""
+    hits, seen = [], 0
+    for x, y in data.batches(split, resolution, batch_size):
+        if max_images is not None and seen + len(y) > max_images:
+            x, y = x[: max_images - seen], y[: max_images - seen]
+        hits.append(model(x).argmax(1) == y)
+        seen += len(y)
+        if max_images is not None and seen >= max_images:
+            break
     return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
 
 
@@ -163,13 +172,15 @@ def evaluate(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, split:
 
 
 def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, split: str = "test",
-                      calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> dict[str, Any]:
-    """`evaluate`, plus the top-1 of each half of the split ({"accuracy", "accuracy_halves"})."""
+                      calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
+                      max_images: int | None = None) -> dict[str, Any]:
+    """`evaluate` (on the first `max_images` of the split), plus the top-1 of each half of those images
+    ({"accuracy", "accuracy_halves"})."""
     sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed)
-    hits = correct_mask(sub, data, split, config.resolution)
+    hits = correct_mask(sub, data, split, config.resolution, max_images=max_images)
     del sub
     trim_heap()  # each config leaves differently shaped buffers behind (see nas.heap)
-    return {"accuracy": percent_correct(hits), "accuracy_halves": half_accuracies(hits)}
+    return {"accuracy": percent_correct(hits), "accuracy_halves": half_accuracies(hits), "n_images": len(hits)}
 
 
 def reference_configs(space: SearchSpace, n_random: int = 0, seed: int = 0) -> dict[str, SubnetConfig]:

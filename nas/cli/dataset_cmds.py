@@ -24,18 +24,21 @@ from nas.cli.options import SEED, echo_json, parse_ints
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads when evaluating here.")
 @click.option("--resolutions", default=None,
               help="Sample only these resolutions, e.g. 32 (those the search will look at; default: all).")
+@click.option("--max-images", type=click.IntRange(min=2), default=None,
+              help="Measure each subnet on the first N images of the split only (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dataset(supernet_path: str, data_name: str | None, n: int, out: str, seed: int, quantized_fraction: float,
             split: str, calib_batches: int, workers: int, ray_address: str | None, threads: int | None,
-            resolutions: str | None, as_json: bool, quiet: bool) -> None:
+            resolutions: str | None, max_images: int | None, as_json: bool, quiet: bool) -> None:
     """Evaluate N sampled subnets (float and quantized) on the holdout split, appending to OUT; rerunning
     resumes (configs already in OUT are skipped)."""
     from nas.accuracy_dataset import collect
 
     res = collect(supernet_path, data_name, n, out, seed=seed, quantized_fraction=quantized_fraction, split=split,
                   workers=workers, ray_address=ray_address, calib_batches=calib_batches, progress=not quiet,
-                  threads=threads, resolutions=parse_ints(resolutions, "--resolutions"))
+                  threads=threads, resolutions=parse_ints(resolutions, "--resolutions"),
+                  max_images=max_images)
     if as_json:
         echo_json(res)
     else:

@@ -138,7 +138,8 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
     a = exp.accuracy
     # labels only where the search looks: the latency table's resolutions
     settings = {"data": exp.data, "n": a.n, "quantized_fraction": a.quantized_fraction, "seed": exp.seed,
-                "resolutions": exp.latency.resolutions, "calib_batches": a.calib_batches}
+                "resolutions": exp.latency.resolutions, "calib_batches": a.calib_batches,
+                "label_images": a.label_images}
 
     def collect_(folder: Path) -> dict[str, Any]:
         from nas.accuracy_dataset import collect
@@ -147,7 +148,8 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
         info = collect(supernet.outputs["checkpoint"], exp.data, a.n, out, seed=exp.seed,
                        quantized_fraction=a.quantized_fraction if exp.search.quantize else 0.0,
                        workers=a.workers, ray_address=ray_address if a.workers > 1 else None,
-                       progress=progress, resolutions=exp.latency.resolutions, calib_batches=a.calib_batches)
+                       progress=progress, resolutions=exp.latency.resolutions, calib_batches=a.calib_batches,
+                       max_images=a.label_images)
         return {"dataset": str(out.resolve()), "n": a.n, "mean_accuracy": info.get("mean_accuracy")}
 
     return run.run("accuracy", settings, [supernet], collect_)
