@@ -122,8 +122,8 @@ class Experiment(_Section):
         kind, sep, arg = v.partition(":")
         if kind not in DATASETS:
             raise ValueError(DATASETS.unknown_message(kind))
-        if kind == "folder" and not arg:
-            raise ValueError("folder data needs a path: folder:PATH (PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg)")
+        if kind in ("folder", "folder-mem") and not arg:
+            raise ValueError(f"{kind} data needs a path: {kind}:PATH (PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg)")
         return v
 
     @model_validator(mode="after")

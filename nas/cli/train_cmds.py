@@ -21,7 +21,7 @@ def data_list(as_json: bool) -> None:
     from nas.data import list_datasets
 
     for src in list_datasets():
-        name = "folder:PATH" if src.name == "folder" else src.name
+        name = f"{src.name}:PATH" if src.name in ("folder", "folder-mem") else src.name
         if as_json:
             echo_json({"name": name, "description": src.description, "extra": src.optional})
         else:
