@@ -21,11 +21,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DeviceName = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+Amp = Literal["bf16", "fp16", "off"]
+
+
 class SupernetSection(_Section):
     epochs: PosInt = 8
-    batch_size: PosInt = 128
+    batch_size: PosInt = 128  # the global batch (data-parallel workers split it)
     lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
     checkpoint: str | None = None  # use this trained supernet instead of training one
+    import_ofa: str | None = None  # or convert Once-for-All's published supernet (space mbv3 / mbv3-w1.2)
+    workers: PosInt = 1  # > 1: data-parallel on Ray Train
+    use_gpu: bool = False  # one GPU per Ray Train worker
+    device: DeviceName = "auto"  # in-process training and the reference evaluations
+    amp: Amp | None = None  # None: bf16 on CUDA, off on the CPU
+    data_workers: Annotated[int, Field(ge=0)] = 0  # DataLoader processes decoding a streamed folder:PATH
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SupernetSection:
+        if self.checkpoint is not None and self.import_ofa is not None:
+            raise ValueError("supernet: give one of checkpoint (an hwnas supernet) or import_ofa (Once-for-All's), "
+                             "not both")
+        return self
 
 
 class LatencySection(_Section):
@@ -43,6 +60,9 @@ class AccuracySection(_Section):
     n: PosInt = 400
     quantized_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
     workers: PosInt = 1
+    device: DeviceName = "auto"
+    amp: Amp | None = None
+    gpus_per_task: Annotated[float, Field(gt=0, le=1)] | None = None  # Ray tasks on GPUs; None: 1 on CUDA
 
 
 class PredictorSection(_Section):
@@ -134,6 +154,15 @@ class Experiment(_Section):
             if bad or not self.latency.resolutions:
                 raise ValueError(f"latency.resolutions: got {self.latency.resolutions}, allowed: a non-empty "
                                  f"subset of {list(allowed)}")
+        return self
+
+    @model_validator(mode="after")
+    def _ofa_space(self) -> Experiment:
+        from nas.ofa_import import OFA_SPACES
+
+        if self.supernet.import_ofa is not None and self.space not in OFA_SPACES:
+            raise ValueError(f"supernet.import_ofa: space is {self.space!r}, allowed: one of {', '.join(OFA_SPACES)} "
+                             "(Once-for-All's published MobileNetV3 supernets)")
         return self
 
     @property

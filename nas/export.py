@@ -133,7 +133,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                   quantize: bool = False, data: str | None = None, backend: str | None = "ort-cpu",
                   table: Any = None, predictor: Any = None, entry: Any = None,
                   query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
-                  calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> ExportReport:
+                  calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
+                  device: str = "auto") -> ExportReport:
     """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
 
     quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
@@ -141,10 +142,12 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     verification (test split). backend: latency backend name (`ort-cpu`, ...) or None to skip measuring.
     table / predictor: a LatencyTable / predictor object or path, for predicted latency / accuracy.
     entry: the stored `FrontEntry` this config came from (its predictions are used when no table / predictor
-    is given); query_provenance: where the query found it (goes into the card)."""
+    is given); query_provenance: where the query found it (goes into the card). device: where BN statistics and
+    activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX export and checks)."""
     import onnx
     import torch
 
+    from nas.device import Runtime, resolve_device
     from nas.train import calibration_batches, load_for_eval
     from search_spaces.onnx_export import export_onnx
     from search_spaces.supernet import recalibrate
@@ -168,8 +171,10 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     input_shape = space.input_shape(deployed, batch=1)
 
     # 1. extract + recalibrate (the PyTorch reference is the fake-quantized subnet the predictor predicts)
-    calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed)
-    ref = recalibrate(net.extract(deployed, fake_quant=True), calib).eval()
+    runtime = Runtime(resolve_device(device))
+    calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed, runtime)
+    ref = recalibrate(net.extract(deployed, fake_quant=True).to(runtime.device), calib).eval().cpu()
+    calib = [b.cpu() for b in calib]
     policy = ref.quant_policy() if quantize else {}
     is_quant = bool(policy)
     float_sub = ref

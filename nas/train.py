@@ -16,6 +16,7 @@ ranges on a few training batches, and returns top-1 accuracy in percent.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -301,7 +302,8 @@ class Shard:
     rank: int
     world: int
     average_gradients: Callable[[nn.Module], None]
-    save: Callable[[Path, int], None] | None = None  # how rank 0 publishes a checkpoint (Ray Train's reporting)
+    # after each epoch: (checkpoint path, record, writer of the checkpoint) -> report it
+    save: Callable[[Path, dict[str, Any], Callable[[], None]], None] | None = None
 
 
 def step_resolution(space: SearchSpace, cfg: TrainConfig, epoch: int, elastic: bool) -> Callable[[int], int]:
@@ -382,7 +384,8 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
     res_max = max(space.spec.resolutions)
     n_train = len(data.labels_of("train"))
     world = shard.world if shard else 1
-    steps_per_epoch = math.ceil(math.ceil(n_train / world) / cfg.batch_size)
+    batch_size = max(1, cfg.batch_size // world)  # cfg.batch_size is the global batch: the workers split it
+    steps_per_epoch = math.ceil(math.ceil(n_train / world) / batch_size)
     teacher = space.largest()
     elastic = bool(getattr(data, "streaming", False))
     for epoch in range(start_epoch, cfg.epochs):
@@ -394,13 +397,16 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         net.train()
         only_largest = epoch < cfg.largest_only_epochs
         stats = {"loss": 0.0, "student_loss": 0.0, "correct": 0, "seen": 0}
+        digest = hashlib.sha256() if shard is not None else None  # which subnets this worker trained
         indices = None
-        if shard is not None:  # DistributedSampler's shard of this epoch's permutation (same seed on every worker)
-            dsampler = torch.utils.data.DistributedSampler(range(n_train), num_replicas=shard.world, rank=shard.rank,
-                                                           shuffle=True, seed=cfg.seed, drop_last=False)
-            dsampler.set_epoch(epoch)
-            indices = list(dsampler)
-        batches = data.batches("train", step_resolution(space, cfg, epoch, elastic), cfg.batch_size, shuffle=True,
+        if shard is not None:
+            # the epoch's permutation (the same on every worker, and the one a single process would use), dealt out by
+            # DistributedSampler: a global step's batch holds the images a one-process step would
+            perm = torch.randperm(n_train, generator=g).tolist()
+            indices = list(torch.utils.data.DistributedSampler(perm, num_replicas=shard.world, rank=shard.rank,
+                                                                shuffle=False, drop_last=False))
+            indices = [perm[i] for i in indices]
+        batches = data.batches("train", step_resolution(space, cfg, epoch, elastic), batch_size, shuffle=True,
                                generator=g, augment=cfg.augment, indices=indices, pin_memory=runtime.cuda)
         bar = _bar(progress and (shard is None or shard.rank == 0), steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
         for i, (x, y) in enumerate(batches):
@@ -411,6 +417,8 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
             optimizer.zero_grad(set_to_none=True)
             # every worker draws the same subnets: `rng` is seeded by (seed, epoch) and advanced alike per step
             students = [] if only_largest else sampler.students(rng)
+            if digest is not None:
+                digest.update("".join(c.to_json() for c in students).encode())
             _sandwich_step(net, cfg, teacher, students, x, y, res_max, elastic, runtime, scaler, stats)
             if shard is not None:
                 shard.average_gradients(net)
@@ -430,13 +438,14 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         record = {"epoch": epoch + 1, "loss": stats["loss"] / n, "student_loss": stats["student_loss"] / n,
                   "train_acc": 100.0 * stats["correct"] / n, "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(seconds, 2)}
+        if digest is not None:
+            record.update(subnets_sha256=digest.hexdigest()[:16], rank=shard.rank, workers=shard.world)
         history.append(record)
         if shard is None:
             _save(out, net, cfg, optimizer, epoch + 1, history, seconds, data, runtime)
-        elif shard.save is not None:
-            if shard.rank == 0:
-                _save(out, net, cfg, optimizer, epoch + 1, history, seconds, data, runtime)
-            shard.save(out, epoch + 1)
+        elif shard.save is not None:  # checks and reports; calls the writer on rank 0
+            shard.save(out, record, lambda: _save(out, net, cfg, optimizer, epoch + 1, history, seconds, data,
+                                                  runtime))
         if on_epoch is not None:
             on_epoch(record)
     if shard is None and start_epoch >= cfg.epochs and not out.exists():  # nothing to do but the file must exist

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import echo_json
+from nas.cli.options import device_options, echo_json
 
 
 @click.command("dataset")
@@ -24,16 +24,19 @@ from nas.cli.options import echo_json
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads when evaluating here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@device_options
+@click.option("--gpus-per-task", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="GPUs each Ray evaluation task requests (a fraction shares one; default 1 on CUDA).")
 def dataset(supernet_path: str, data_name: str | None, n: int, out: str, seed: int, quantized_fraction: float,
             split: str, calib_batches: int, workers: int, ray_address: str | None, threads: int | None,
-            as_json: bool, quiet: bool) -> None:
+            as_json: bool, quiet: bool, device: str, amp: str | None, gpus_per_task: float | None) -> None:
     """Evaluate N sampled subnets (float and quantized) on the holdout split, appending to OUT; rerunning
     resumes (configs already in OUT are skipped)."""
     from nas.accuracy_dataset import collect
 
     res = collect(supernet_path, data_name, n, out, seed=seed, quantized_fraction=quantized_fraction, split=split,
                   workers=workers, ray_address=ray_address, calib_batches=calib_batches, progress=not quiet,
-                  threads=threads)
+                  threads=threads, device=device, amp=amp, gpus_per_task=gpus_per_task)
     if as_json:
         echo_json(res)
     else:
