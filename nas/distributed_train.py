@@ -118,8 +118,8 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike[str], workers: in
     from nas.checkpoint import read_checkpoint
     from nas.ray_session import ray_session
 
-    if not isinstance(workers, int) or workers < 2:
-        raise bad_value("--workers", workers, "an integer >= 2 (1 trains in this process)")
+    if not isinstance(workers, int) or workers < 1:
+        raise bad_value("--workers", workers, "an integer >= 1")
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--out: {out} is a directory, allowed: a checkpoint file path")

@@ -109,8 +109,6 @@ def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bo
     if workers > 1 or ray_address:
         from nas.distributed_train import train_distributed
 
-        if workers < 2:
-            raise click.UsageError("--ray-address trains data-parallel: give --workers N (N >= 2) too")
         res = train_distributed(cfg, out, workers, use_gpu=use_gpu, ray_address=ray_address, resume=resume,
                                 overwrite=overwrite, amp=amp, data_workers=data_workers, init_from=init_from,
                                 threads=threads, progress=not quiet)
