@@ -203,6 +203,30 @@ class ImageFiles(torch.utils.data.Dataset):
         return (self.decode(i, resolution, seed) - self.mean) / self.std, int(self.labels[i])
 
 
+class _BatchKeys:
+    """The epoch's batches as DataLoader `batch_sampler`: lists of (index, resolution, seed), made as the loader
+    asks for them (two int64 tensors of the split's length are all it keeps, not a Python object per image)."""
+
+    def __init__(self, order: torch.Tensor, batch_size: int, resolution: int | Callable[[int], int],
+                 limit: int | None, seeds: torch.Tensor | None) -> None:
+        self.order, self.batch_size, self.resolution, self.seeds = order, batch_size, resolution, seeds
+        n = (len(order) + batch_size - 1) // batch_size
+        self.n = n if limit is None else min(n, limit)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        for b in range(self.n):
+            r = self.resolution(b) if callable(self.resolution) else self.resolution
+            if not isinstance(r, int) or r < 4:
+                raise bad_value("resolution", r, "an integer >= 4")
+            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = self.order[sl].tolist()
+            seeds = self.seeds[sl].tolist() if self.seeds is not None else [-1] * len(idx)
+            yield [(i, r, s) for i, s in zip(idx, seeds)]
+
+
 def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
 
@@ -298,17 +322,8 @@ class FolderData:
             order = torch.as_tensor(indices, dtype=torch.int64)
         else:
             order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        n_batches = (len(order) + batch_size - 1) // batch_size
-        if limit is not None:
-            n_batches = min(n_batches, limit)
-        seeds = torch.randint(0, 2**62, (len(order),), generator=generator).tolist() if augment else None
-        keys = []
-        for b in range(n_batches):
-            r = resolution(b) if callable(resolution) else resolution
-            if not isinstance(r, int) or r < 4:
-                raise bad_value("resolution", r, "an integer >= 4")
-            sl = range(b * batch_size, min(len(order), (b + 1) * batch_size))
-            keys.append([(int(order[j]), r, seeds[j] if seeds else -1) for j in sl])
+        keys = _BatchKeys(order, batch_size, resolution, limit,
+                          torch.randint(0, 2**62, (len(order),), generator=generator) if augment else None)
         loader = torch.utils.data.DataLoader(ds, batch_sampler=keys, num_workers=self.workers, collate_fn=_collate,
                                              pin_memory=pin_memory, prefetch_factor=2 if self.workers else None)
         try:
