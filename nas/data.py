@@ -29,7 +29,7 @@ from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.registry import Registry
 
 if TYPE_CHECKING:
-    from nas.folder_data import FolderData
+    from nas.folder_data import FolderData, FolderIndex
 
 SPLITS = ("train", "holdout", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -236,53 +236,34 @@ def _synthetic(seed: int, channels: int | None, holdout: float, test: float, arg
                         channels, holdout, test)
 
 
-def _read_tree(root: Path, which: str, classes: list[str] | None,
-               size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_tree(idx: FolderIndex, which: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of one tree split (its `folder_index`: checked, cached) decoded at `size` x `size`."""
     from PIL import Image, UnidentifiedImageError
 
-    d = root / which
-    if not d.is_dir():
-        raise InputError(f"data folder: {d} is missing, allowed: a tree PATH/train/CLASS/*.jpg and "
-                         "PATH/val/CLASS/*.jpg")
-    found = sorted(p.name for p in d.iterdir() if p.is_dir())
-    if classes is None:
-        classes = found
-        if len(classes) < 2:
-            raise InputError(f"data folder: {d} has {len(classes)} class folders, allowed: at least 2")
-    else:
-        extra = sorted(set(found) - set(classes))
-        if extra:
-            raise InputError(f"data folder: {d} has class {extra[0]!r} that {root / 'train'} lacks, allowed: "
-                             f"{', '.join(classes)}")
-    xs, ys = [], []
-    for ci, c in enumerate(classes):
-        cdir = d / c
-        if not cdir.is_dir():
-            continue
-        for p in sorted(cdir.iterdir()):
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(p) as im:
-                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-                    xs.append(np.asarray(im, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError) as e:
-                raise HwnasError(f"data folder: cannot read image {p} ({e})") from None
-            ys.append(ci)
-    if not xs:
-        raise InputError(f"data folder: {d} has no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    xs = []
+    for rel in idx.files[which]:
+        p = idx.root / str(rel)
+        try:
+            with Image.open(p) as im:
+                xs.append(np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as e:
+            raise HwnasError(f"data folder: cannot read image {p} ({e})") from None
     x = np.stack(xs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    return x, np.asarray(ys, dtype=np.int64), classes
+    return x, idx.labels[which]
 
 
 def _folder(seed: int, channels: int | None, holdout: float, test: float, arg: str | None, size: int = 64) -> DataSet:
     if not arg:
         raise InputError("data: got 'folder:', allowed: folder:PATH (a tree PATH/train/CLASS/*.jpg, PATH/val/...)")
+    from nas.folder_data import folder_index
+
     root = Path(arg).expanduser()
     if not root.is_dir():
         raise InputError(f"data folder: got {arg!r}, allowed: an existing directory with train/ and val/")
-    x, y, classes = _read_tree(root, "train", None, size)
-    xt, yt, _ = _read_tree(root, "val", classes, size)
+    idx = folder_index(root)
+    classes = list(idx.classes)
+    x, y = _read_tree(idx, "train", size)
+    xt, yt = _read_tree(idx, "val", size)
     rest, hold, _ = stratified_split(y, (holdout, 0.0), seed)
     parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt, yt)}
     return from_arrays(f"folder-mem:{arg}", parts, classes, seed, channels)

@@ -24,9 +24,11 @@ def test_two_ray_train_workers_resume_and_match_one_process(tmp_path, ray_local)
     resumed = train_distributed(TrainConfig(epochs=2, **CFG), out, workers=2, resume=True, progress=False)
     assert resumed.epochs_done == 2 and [h["epoch"] for h in resumed.history] == [1, 2]
     assert resumed.history[0] == first.history[0]  # continued from the checkpoint, not restarted
-    # the one-process run at equal epochs (same protocol: 1 epoch, then resumed to 2; resuming is exact there)
-    train_supernet(TrainConfig(epochs=1, **CFG), tmp_path / "w1.pt", progress=False)
-    train_supernet(TrainConfig(epochs=2, **CFG), tmp_path / "w1.pt", resume=True, progress=False)
+    # the one-process run at equal epochs (same protocol: 1 epoch, then resumed to 2), with one torch thread like each
+    # Ray worker: the thread count alone changes float sums enough to move this 2-epoch figure by ~2.5 points
+    # (experiments/results/training.md), more than the 1-point bar
+    train_supernet(TrainConfig(epochs=1, **CFG), tmp_path / "w1.pt", progress=False, threads=1)
+    train_supernet(TrainConfig(epochs=2, **CFG), tmp_path / "w1.pt", resume=True, progress=False, threads=1)
     largest = get_space("mbv3-tiny").largest()
     acc = {}
     for name in ("w1", "w2"):

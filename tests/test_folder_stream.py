@@ -110,7 +110,11 @@ def test_bad_trees_name_the_file_or_folder(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_in_memory_sets_share_the_interface():
+def test_in_memory_sets_share_the_interface(tmp_path):
+    root = jpeg_tree(tmp_path / "t")
+    mem, stream = load_data(f"folder-mem:{root}", seed=3, image_size=16), load_data(f"folder:{root}", seed=3)
+    assert not mem.streaming and mem.classes == stream.classes and mem.split_sizes() == stream.split_sizes()
+    assert torch.equal(mem.labels_of("holdout"), stream.labels_of("holdout"))
     for name in ("digits", "synthetic"):
         d = load_data(name)
         assert not d.streaming and set(d.normalization) == {"mean", "std"}

@@ -18,9 +18,10 @@ except ImportError:  # tests/ not a package on sys.path
 
 try:
     OFAMobileNetV3 = ofa_mbv3_class()
+    OFA_MISSING = ""
 except ImportError as e:  # pragma: no cover - depends on the environment
-    pytest.skip(f"Once-for-All's `ofa` package cannot be imported here ({e}); pip install ofa --no-deps",
-                allow_module_level=True)
+    OFAMobileNetV3, OFA_MISSING = None, f"Once-for-All's `ofa` package cannot be imported here ({e}): pip install ofa"
+needs_ofa = pytest.mark.skipif(bool(OFA_MISSING), reason=OFA_MISSING or "ofa imports")
 
 KS, E, D = [3, 5, 7], [3, 4, 6], [2, 3, 4]
 
@@ -58,6 +59,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
+@needs_ofa
 @pytest.mark.slow
 @pytest.mark.parametrize("width,space", [(1.0, "mbv3"), (1.2, "mbv3-w1.2")])
 def test_extract_equals_ofa_get_active_subnet(tmp_path, width, space):
@@ -90,6 +92,7 @@ def test_extract_equals_ofa_get_active_subnet(tmp_path, width, space):
     assert len(checked) == 30
 
 
+@needs_ofa
 def test_bad_state_dicts_name_the_keys():
     sd = _ofa_net(1.0, seed=1).state_dict()
     supernet_from_ofa_state_dict(dict(sd), "mbv3")  # the full one converts
@@ -107,6 +110,7 @@ def test_bad_state_dicts_name_the_keys():
         supernet_from_ofa_state_dict(_ofa_net(1.2, seed=2).state_dict(), "mbv3")
 
 
+@needs_ofa
 def test_old_key_spellings_convert():
     """Older OFA checkpoints spell `conv` as `mobile_inverted_conv`, and DataParallel adds `module.`."""
     sd = _ofa_net(1.0, seed=3).state_dict()
@@ -114,3 +118,72 @@ def test_old_key_spellings_convert():
     a = supernet_from_ofa_state_dict(sd, "mbv3").state_dict()
     b = supernet_from_ofa_state_dict(old, "mbv3").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@needs_ofa
+def test_cli_import_ofa(tmp_path):
+    from click.testing import CliRunner
+
+    from nas.cli.main import cli
+
+    sd = _ofa_net(1.0, seed=4).state_dict()
+    torch.save({"state_dict": sd}, tmp_path / "ofa.pth")
+    r = CliRunner().invoke(cli, ["supernet", "import-ofa", str(tmp_path / "ofa.pth"), "--space", "mbv3",
+                                 "--out", str(tmp_path / "sn.pt"), "--json"])
+    assert r.exit_code == 0, r.output
+    net, meta = load_supernet(tmp_path / "sn.pt", space="mbv3")
+    assert meta["keep"] == 1.0 and meta["ofa_checkpoint"] == "ofa.pth"
+    assert torch.equal(net.state_dict()["blocks.0.dw_w"], sd["blocks.1.conv.depth_conv.conv.conv.weight"])
+    sd.pop("feature_mix_layer.conv.weight")
+    torch.save(sd, tmp_path / "bad.pth")
+    r = CliRunner().invoke(cli, ["supernet", "import-ofa", str(tmp_path / "bad.pth"), "--space", "mbv3",
+                                 "--out", str(tmp_path / "bad.pt")])
+    assert r.exit_code == 2 and "missing keys: feature_mix_layer.conv.weight" in r.output
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_experiment_import_ofa_validates():
+    from pathlib import Path
+
+    from nas.experiment import load_experiment, parse_experiment
+
+    root = Path(__file__).resolve().parents[1]
+    exp = load_experiment(root / "experiments" / "imagenet-mbv3-ofa.yaml")
+    assert exp.supernet.import_ofa and exp.space == "mbv3" and exp.accuracy.gpus_per_task == 0.25
+    base = {"name": "x", "space": "mbv3-tiny", "data": "digits", "budgets": [{"latency_ms": 1.0}]}
+    with pytest.raises(InputError, match="supernet.import_ofa: space is 'mbv3-tiny', allowed: one of mbv3, mbv3-w1.2"):
+        parse_experiment({**base, "supernet": {"import_ofa": "ofa.pth"}})
+    with pytest.raises(InputError, match="not both"):
+        parse_experiment({**base, "space": "mbv3", "supernet": {"import_ofa": "a", "checkpoint": "b"}})
+    with pytest.raises(InputError, match="supernet.device"):
+        parse_experiment({**base, "supernet": {"device": "gpu"}})
+    c = parse_experiment({**base, "supernet": {"workers": 2, "use_gpu": True, "amp": "bf16"}})
+    assert c.supernet.workers == 2 and c.supernet.use_gpu
+
+
+def test_ofa_variant_dry_runs_here():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "nas.cli.main", "run", "experiments/imagenet-mbv3-ofa.yaml", "--dry-run"],
+                       capture_output=True, text=True, timeout=300, cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert "experiment imagenet-mbv3-ofa: valid" in r.stdout and "[supernet] would run" in r.stdout
+
+
+@needs_ofa
+def test_run_pipeline_supernet_stage_imports(tmp_path):
+    """`hwnas run` with `supernet: {import_ofa: PATH}`: the supernet stage converts instead of training."""
+    from nas.experiment import parse_experiment
+    from nas.pipeline.cache import StageRunner
+    from nas.pipeline.stages import supernet_stage
+
+    torch.save({"state_dict": _ofa_net(1.2, seed=5).state_dict()}, tmp_path / "ofa12.pth")
+    exp = parse_experiment({"name": "x", "space": "mbv3-w1.2", "data": "folder:/nowhere", "workdir": str(tmp_path / "w"),
+                            "budgets": [{"latency_ms": 5.0}], "supernet": {"import_ofa": str(tmp_path / "ofa12.pth")}})
+    res = supernet_stage(StageRunner(tmp_path / "w", log=lambda m: None), exp, progress=False)
+    assert res.outputs["trained_here"] is False and res.outputs["imported_from"].endswith("ofa12.pth")
+    net, meta = load_supernet(res.outputs["checkpoint"], space="mbv3-w1.2")
+    assert meta["source"] == "once-for-all"
