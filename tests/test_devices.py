@@ -97,3 +97,27 @@ def test_ray_train_ddp_on_one_gpu(tmp_path, ray_local):
     res = train_distributed(cfg, tmp_path / "sn.pt", workers=1, use_gpu=True, progress=False)
     assert res.epochs_done == 1 and res.history[-1]["subnets_same_on_all_workers"]
     assert read_checkpoint(tmp_path / "sn.pt")["meta"]["trained_on"]["device"].startswith("cuda")
+
+
+def test_gpu_fraction_is_validated(tmp_path):
+    from nas.accuracy_dataset import collect
+
+    with pytest.raises(InputError, match="--gpus-per-task: got 1.5"):
+        collect(tmp_path / "none.pt", "digits", 4, tmp_path / "a.jsonl", gpus_per_task=1.5)
+
+
+@pytest.mark.gpu
+@pytest.mark.ray
+@needs_cuda
+def test_accuracy_tasks_share_a_gpu(tmp_path, ray_local):
+    """Two Ray evaluation tasks at half a GPU each run side by side on one GPU, on CUDA."""
+    from nas.accuracy_dataset import collect, read_records
+    from nas.train import TrainConfig, train_supernet
+
+    if not ray_local.cluster_resources().get("GPU"):
+        pytest.skip("the session's Ray instance has no GPU resource")
+    train_supernet(TrainConfig(space="mbv3-tiny", data="synthetic", epochs=1, batch_size=64), tmp_path / "sn.pt",
+                   progress=False)
+    info = collect(tmp_path / "sn.pt", None, 4, tmp_path / "a.jsonl", workers=2, gpus_per_task=0.5, chunk_size=2,
+                   progress=False, device="cuda")
+    assert info["new"] == 4 and len(read_records(tmp_path / "a.jsonl")) == 4
