@@ -129,6 +129,9 @@ def _copy_bn_stats(dst: Any, src: Any) -> None:
             m.running_var.copy_(src_bn[n].running_var)
 
 
+STREAMED_VERIFY_IMAGES = 2048  # evenly spread test images checked when the data set streams from a folder
+
+
 def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: str | os.PathLike[str], *,
                   quantize: bool = False, data: str | None = None, backend: str | None = "ort-cpu",
                   table: Any = None, predictor: Any = None, entry: Any = None,
@@ -204,7 +207,12 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         dynamic = bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value")
 
         # 3. verify against PyTorch on the test split
-        x_test, y_test = ds.at("test", res)
+        if getattr(ds, "streaming", False):  # a streamed val/ may be ImageNet's 50,000 images: check a spread of them
+            n = len(ds.labels_of("test"))
+            take = np.unique(np.linspace(0, n - 1, min(n, STREAMED_VERIFY_IMAGES)).astype(np.int64))
+            x_test, y_test = (torch.cat(t) for t in zip(*ds.batches("test", res, 256, indices=take)))
+        else:
+            x_test, y_test = ds.at("test", res)
         with torch.no_grad():
             ref_logits = torch.cat([ref(x_test[i : i + 256]) for i in range(0, len(x_test), 256)]).numpy()
         ort_logits = _run_ort(model_path, x_test.numpy().astype(np.float32))
