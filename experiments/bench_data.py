@@ -1,7 +1,10 @@
 """Data at scale: peak memory against data-set size, loader throughput, and 1 vs 2 Ray Train workers.
 
-1. Peak RSS of the process tree (DataLoader workers included) while one epoch of training batches streams from
-   generated JPEG trees of 2,000 and 50,000 images (`folder:PATH`): it must not grow with the tree.
+1. Peak RSS (and PSS) of the process tree (DataLoader workers included) while the same number of training images
+   (one epoch of the largest tree; the smaller tree repeats epochs) streams from generated JPEG trees of 2,000 and
+   50,000 images (`folder:PATH`): it must not grow with the tree. Equal work matters: a forked worker's RSS
+   climbs for its first ~150 batches as it touches pages of libtorch and Pillow it shares with its parent, so a
+   longer run shows more RSS without holding more data.
 2. Loader throughput in images/s on the same 2,000-image tree: streamed (Pillow in 0 and 2 worker processes,
    RandomResizedCrop + flip) against in memory (`folder-mem:PATH`, random affine on stored tensors).
 3. Wall time of one epoch of supernet training (mbv3-tiny on digits) in this process, on 1 Ray Train worker and on
@@ -46,39 +49,45 @@ def write_tree(root: Path, n_images: int, n_classes: int = 10, size: int = 48, v
     return root
 
 
-def _memory_child(tree: str, workers: int) -> None:
-    """Index the tree and stream one epoch of augmented training batches (what a training epoch reads)."""
+def _memory_child(tree: str, workers: int, images: int) -> None:
+    """Index the tree and stream `images` augmented training images (epoch after epoch, as training reads)."""
     import torch
 
     from nas.data import load_data
 
     d = load_data(f"folder:{tree}", workers=workers)
     g = torch.Generator().manual_seed(0)
-    n = 0
-    for x, _ in d.batches("train", RES, 128, shuffle=True, generator=g, augment=True):
-        n += len(x)
-    print(json.dumps({"images": n}))
+    n = epochs = 0
+    while n < images:
+        epochs += 1
+        for x, _ in d.batches("train", RES, 128, shuffle=True, generator=g, augment=True):
+            n += len(x)
+            if n >= images:
+                break
+    print(json.dumps({"images": n, "epochs": epochs}))
 
 
-def peak_rss(cmd: list[str]) -> tuple[float, str]:
-    """(peak summed RSS of the command's process tree in MiB, its stdout)."""
+def peak_memory(cmd: list[str]) -> tuple[float, float, str]:
+    """(peak summed RSS, peak summed PSS of the command's process tree in MiB, its stdout)."""
     import psutil
 
     from experiments.peak_memory import tree_memory
 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     root = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_pss = 0
+    tick = 0
     while proc.poll() is None:
         try:
-            peak = max(peak, tree_memory(root, pss=False)[0])
+            rss, pss, _ = tree_memory(root, pss=tick % 2 == 0)
         except psutil.NoSuchProcess:
             break
+        peak, peak_pss, tick = max(peak, rss), max(peak_pss, pss), tick + 1
         time.sleep(0.1)
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode:
         raise SystemExit(f"memory child failed: {' '.join(cmd)}")
-    return peak / 2**20, out
+    return peak / 2**20, peak_pss / 2**20, out
 
 
 def throughput(name: str, workers: int, n_batches: int = 12) -> float:
@@ -127,10 +136,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--tree-dir", default="runs/bench-data")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the memory runs")
     ap.add_argument("--skip-ray", action="store_true")
-    ap.add_argument("--memory-child", nargs=2, metavar=("TREE", "WORKERS"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-child", nargs=3, metavar=("TREE", "WORKERS", "IMAGES"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.memory_child:
-        _memory_child(a.memory_child[0], int(a.memory_child[1]))
+        _memory_child(a.memory_child[0], int(a.memory_child[1]), int(a.memory_child[2]))
         return 0
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     trees = {}
@@ -139,18 +148,20 @@ def main(argv: list[str]) -> int:
         trees[n] = write_tree(Path(a.tree_dir) / f"jpeg-{n}", n)
         print(f"tree of {n} images: {trees[n]} ({time.perf_counter() - t0:.0f} s to write)", flush=True)
 
-    print(f"\n1. peak RSS, one epoch streamed at {RES} px, batch 128, {a.workers} DataLoader workers")
-    print("| images | peak RSS (MiB) | images streamed | wall (s) |\n|---|---|---|---|")
+    from nas.folder_data import folder_index
+
+    images = int(max(trees) * 0.9 * 0.8)  # one epoch of the largest tree's train split (val 10 %, holdout 20 %)
+    print(f"\n1. peak memory while {images:,} training images stream at {RES} px, batch 128, {a.workers} "
+          "DataLoader workers")
+    print("| images in the tree | peak RSS (MiB) | peak PSS (MiB) | epochs | wall (s) |\n|---|---|---|---|---|")
     peaks = {}
     for n, tree in trees.items():
-        from nas.folder_data import folder_index
-
         folder_index(tree)  # the index is built (and cached) once; the memory run reads the cache like a rerun
         t0 = time.perf_counter()
-        peak, out = peak_rss([sys.executable, "-m", "experiments.bench_data", "--memory-child", str(tree),
-                              str(a.workers)])
+        peak, pss, out = peak_memory([sys.executable, "-m", "experiments.bench_data", "--memory-child", str(tree),
+                                      str(a.workers), str(images)])
         peaks[n] = peak
-        print(f"| {n:,} | {peak:.0f} | {json.loads(out.splitlines()[-1])['images']:,} | "
+        print(f"| {n:,} | {peak:.0f} | {pss:.0f} | {json.loads(out.splitlines()[-1])['epochs']} | "
               f"{time.perf_counter() - t0:.0f} |", flush=True)
     if len(peaks) >= 2:
         lo, hi = peaks[min(peaks)], peaks[max(peaks)]

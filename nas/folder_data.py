@@ -175,8 +175,8 @@ class ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def decode(self, i: int, resolution: int, seed: int) -> torch.Tensor:
-        """(C, r, r) float in [0, 1], not normalised."""
+    def decode(self, i: int, resolution: int, seed: int) -> np.ndarray:
+        """(C, r, r) uint8."""
         from PIL import Image
 
         p = self.root / str(self.files[i])
@@ -195,12 +195,15 @@ class ImageFiles(torch.utils.data.Dataset):
                 arr = np.asarray(im, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as e:  # truncated or damaged after the header
             raise HwnasError(f"data folder: cannot read image {p} ({e})") from None
-        t = torch.from_numpy(arr.copy()).float().div_(255.0)
-        return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
+        return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
-    def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[np.ndarray, int]:
         i, resolution, seed = key
-        return (self.decode(i, resolution, seed) - self.mean) / self.std, int(self.labels[i])
+        return self.decode(i, resolution, seed), int(self.labels[i])
+
+    def normalise(self, x: np.ndarray) -> torch.Tensor:
+        """A uint8 batch (N, C, H, W) as normalised float32."""
+        return torch.from_numpy(x).float().div_(255.0).sub_(self.mean).div_(self.std)
 
 
 class _BatchKeys:
@@ -227,8 +230,23 @@ class _BatchKeys:
             yield [(i, r, s) for i, s in zip(idx, seeds)]
 
 
-def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
+class _EpochKeys:
+    """A DataLoader's `batch_sampler` that iterates whatever `_BatchKeys` the current call put in it."""
+
+    keys: _BatchKeys | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys) if self.keys is not None else 0
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        return iter(self.keys) if self.keys is not None else iter(())
+
+
+def _collate(items: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Batches leave the workers as uint8 numpy arrays: pickled through the pipe, 4x smaller than float, and freed
+    when sent. (Tensors would go through shared memory, and a worker then kept ~64 batches mapped: its memory grew by
+    ~380 MiB over its first ~120 batches; experiments/results/training.md.)"""
+    return np.stack([x for x, _ in items]), np.array([y for _, y in items], dtype=np.int64)
 
 
 def _first_line(e: BaseException) -> str:
@@ -271,6 +289,7 @@ class FolderData:
         if len(self.normalization["mean"]) != self.channels or len(self.normalization["std"]) != self.channels:
             raise bad_value("normalization", self.normalization, f"mean and std with {self.channels} values each")
         self._sets: dict[str, ImageFiles] = {}
+        self._loaders: dict[str, tuple[_EpochKeys, torch.utils.data.DataLoader]] = {}
 
     @property
     def size(self) -> int:
@@ -299,7 +318,7 @@ class FolderData:
     def _measure_normalization(self, n: int = 256) -> dict[str, list[float]]:
         raw = self._files("train", (0.0,) * self.channels, (1.0,) * self.channels)
         take = np.linspace(0, len(raw) - 1, min(n, len(raw))).astype(int)
-        x = torch.stack([raw.decode(int(i), 64, -1) for i in take])
+        x = raw.normalise(np.stack([raw.decode(int(i), 64, -1) for i in take]))
         return {"mean": x.mean(dim=(0, 2, 3)).tolist(), "std": x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()}
 
     def dataset(self, split: str) -> ImageFiles:
@@ -324,12 +343,24 @@ class FolderData:
             order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         keys = _BatchKeys(order, batch_size, resolution, limit,
                           torch.randint(0, 2**62, (len(order),), generator=generator) if augment else None)
-        loader = torch.utils.data.DataLoader(ds, batch_sampler=keys, num_workers=self.workers, collate_fn=_collate,
-                                             pin_memory=pin_memory, prefetch_factor=2 if self.workers else None)
+        holder, loader = self._loader(split)
+        holder.keys = keys
         try:
-            yield from loader
+            for xb, yb in loader:
+                x = ds.normalise(xb)
+                yield (x.pin_memory() if pin_memory else x), torch.from_numpy(yb)
         except HwnasError as e:
             raise HwnasError(_first_line(e)) from None
+
+    def _loader(self, split: str) -> tuple[_EpochKeys, torch.utils.data.DataLoader]:
+        """One DataLoader per split whose worker processes live as long as this object (persistent workers: an
+        epoch does not start processes, and memory does not churn); each call swaps in its own batches."""
+        if split not in self._loaders:
+            holder = _EpochKeys()
+            kw: dict[str, Any] = {"persistent_workers": True, "prefetch_factor": 2} if self.workers else {}
+            self._loaders[split] = holder, torch.utils.data.DataLoader(
+                self.dataset(split), batch_sampler=holder, num_workers=self.workers, collate_fn=_collate, **kw)
+        return self._loaders[split]
 
     def at(self, split: str, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole split decoded at `resolution` (evaluation transform): for small splits only (it is in memory)."""
