@@ -12,6 +12,13 @@ from search_spaces import HwnasError, InputError
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; torch sees none here")
 
 
+@pytest.fixture
+def ray_with_gpu(ray_local):
+    if not ray_local.cluster_resources().get("GPU"):
+        pytest.skip("the session's Ray instance has no GPU resource")
+    return ray_local
+
+
 def test_device_and_amp_choices():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -86,13 +93,11 @@ def test_cuda_autocast_training_step_and_evaluation(tmp_path):
 @pytest.mark.ray
 @pytest.mark.slow
 @needs_cuda
-def test_ray_train_ddp_on_one_gpu(tmp_path, ray_local):
+def test_ray_train_ddp_on_one_gpu(tmp_path, ray_with_gpu):
     from nas.checkpoint import read_checkpoint
     from nas.distributed_train import train_distributed
     from nas.train import TrainConfig
 
-    if not ray_local.cluster_resources().get("GPU"):
-        pytest.skip("the session's Ray instance has no GPU resource")
     cfg = TrainConfig(space="mbv3-tiny", data="digits", epochs=1, batch_size=128, n_random=1)
     res = train_distributed(cfg, tmp_path / "sn.pt", workers=1, use_gpu=True, progress=False)
     assert res.epochs_done == 1 and res.history[-1]["subnets_same_on_all_workers"]
@@ -109,13 +114,11 @@ def test_gpu_fraction_is_validated(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.ray
 @needs_cuda
-def test_accuracy_tasks_share_a_gpu(tmp_path, ray_local):
+def test_accuracy_tasks_share_a_gpu(tmp_path, ray_with_gpu):
     """Two Ray evaluation tasks at half a GPU each run side by side on one GPU, on CUDA."""
     from nas.accuracy_dataset import collect, read_records
     from nas.train import TrainConfig, train_supernet
 
-    if not ray_local.cluster_resources().get("GPU"):
-        pytest.skip("the session's Ray instance has no GPU resource")
     train_supernet(TrainConfig(space="mbv3-tiny", data="synthetic", epochs=1, batch_size=64), tmp_path / "sn.pt",
                    progress=False)
     info = collect(tmp_path / "sn.pt", None, 4, tmp_path / "a.jsonl", workers=2, gpus_per_task=0.5, chunk_size=2,
