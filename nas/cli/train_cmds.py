@@ -26,7 +26,7 @@ def data_list(as_json: bool) -> None:
             echo_json({"name": name, "description": src.description, "extra": src.optional})
         else:
             extra = f"  (needs hwnas[{src.optional}])" if src.optional else ""
-            click.echo(f"{name:<12} {src.description}{extra}")
+            click.echo(f"{name:<16} {src.description}{extra}")
 
 
 @data.command("show")
