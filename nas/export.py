@@ -6,7 +6,7 @@
    subnet (BN statistics of the quantized one) and quantize it with `latency_tables.quantize.quantize_onnx`:
    static QDQ per-channel, per-layer bits from `Subnet.quant_policy()`, 32-bit layers left float;
 3. verify: onnxruntime vs the PyTorch subnet (the fake-quantized one for a quantized export) -- max abs / rel
-   diff and top-1 agreement on the test split; test accuracy vs predicted; latency measured on the backend vs
+   diff and top-1 agreement on the test split; test (and holdout) accuracy vs predicted; latency measured on the backend vs
    predicted from the latency table (or the stored front entry);
 4. write `model.onnx` and `model.card.json` atomically (built in a temporary folder beside `out`, renamed).
 """
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
-from search_spaces.files import atomic_write_json, sha256_file
+from search_spaces.files import publish_pair, sha256_file
 
 CARD_FORMAT = "hwnas-model-card"
 CARD_VERSION = 1
@@ -49,11 +49,12 @@ class ExportReport:
     config: SubnetConfig  # the config deployed (float version of the requested one without `quantize`)
     quantized: bool
     opset: int
-    max_abs_diff: float  # onnxruntime vs PyTorch subnet, logits, test split
+    max_abs_diff: float  # onnxruntime vs PyTorch subnet, logits, the first `verify_n` test images
     max_rel_diff: float  # max_abs_diff / max |PyTorch logit|
-    top1_agreement: float  # percent of test images where both pick the same class
-    accuracy: float  # onnxruntime, test split, percent
-    torch_accuracy: float  # the PyTorch subnet, test split, percent
+    top1_agreement: float  # percent of those images where both pick the same class
+    accuracy: float  # onnxruntime, the whole test split, percent
+    torch_accuracy: float  # the PyTorch subnet, the first `verify_n` test images, percent
+    holdout_accuracy: float  # onnxruntime, holdout split (where the predictor's labels come from), percent
     predicted_accuracy: float | None
     latency_ms: float | None  # measured on the backend
     predicted_latency_ms: float | None
@@ -129,7 +130,20 @@ def _copy_bn_stats(dst: Any, src: Any) -> None:
             m.running_var.copy_(src_bn[n].running_var)
 
 
-STREAMED_VERIFY_IMAGES = 2048  # evenly spread test images checked when the data set streams from a folder
+STREAMED_VERIFY_IMAGES = 2048  # evenly spread images per split measured when the data set streams from a folder
+
+
+def _split_images(ds: Any, split: str, res: int) -> tuple[Any, Any]:
+    """A split's images at `res`: all of an in-memory set; an even spread of a streamed one (a streamed split may
+    be ImageNet's 50,000 val or 256,000 holdout images: decoding them all into memory is what streaming avoids)."""
+    import torch
+
+    if not getattr(ds, "streaming", False):
+        return ds.at(split, res)
+    n = len(ds.labels_of(split))
+    take = np.unique(np.linspace(0, n - 1, min(n, STREAMED_VERIFY_IMAGES)).astype(np.int64))
+    x, y = zip(*ds.batches(split, res, 256, indices=take))
+    return torch.cat(x), torch.cat(y)
 
 
 def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: str | os.PathLike[str], *,
@@ -137,7 +151,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                   table: Any = None, predictor: Any = None, entry: Any = None,
                   query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
                   calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                  device: str = "auto") -> ExportReport:
+                  verify_n: int | None = None, device: str = "auto") -> ExportReport:
     """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
 
     quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
@@ -145,8 +159,10 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     verification (test split). backend: latency backend name (`ort-cpu`, ...) or None to skip measuring.
     table / predictor: a LatencyTable / predictor object or path, for predicted latency / accuracy.
     entry: the stored `FrontEntry` this config came from (its predictions are used when no table / predictor
-    is given); query_provenance: where the query found it (goes into the card). device: where BN statistics and
-    activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX export and checks)."""
+    is given); query_provenance: where the query found it (goes into the card). verify_n: test images the ONNX
+    model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way). device:
+    where BN statistics and activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX
+    export and checks)."""
     import onnx
     import torch
 
@@ -161,7 +177,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--out: got {str(out)!r} (a directory), allowed: a file path such as model.onnx")
-    for name, v in (("calib_batches", calib_batches), ("calib_batch_size", calib_batch_size)):
+    for name, v in (("calib_batches", calib_batches), ("calib_batch_size", calib_batch_size),
+                    ("verify_n", 1 if verify_n is None else verify_n)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
     torch.manual_seed(seed)
@@ -207,22 +224,23 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         dynamic = bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value")
 
         # 3. verify against PyTorch on the test split
-        if getattr(ds, "streaming", False):  # a streamed val/ may be ImageNet's 50,000 images: check a spread of them
-            n = len(ds.labels_of("test"))
-            take = np.unique(np.linspace(0, n - 1, min(n, STREAMED_VERIFY_IMAGES)).astype(np.int64))
-            x_test, y_test = (torch.cat(t) for t in zip(*ds.batches("test", res, 256, indices=take)))
-        else:
-            x_test, y_test = ds.at("test", res)
+        x_test, y_test = _split_images(ds, "test", res)
+        n_ref = len(x_test) if verify_n is None else min(verify_n, len(x_test))
         with torch.no_grad():
-            ref_logits = torch.cat([ref(x_test[i : i + 256]) for i in range(0, len(x_test), 256)]).numpy()
+            ref_logits = torch.cat([ref(x_test[i : min(i + 256, n_ref)]) for i in range(0, n_ref, 256)]).numpy()
         ort_logits = _run_ort(model_path, x_test.numpy().astype(np.float32))
-        diff = np.abs(ort_logits - ref_logits)
+        diff = np.abs(ort_logits[:n_ref] - ref_logits)
         max_abs = float(diff.max())
         max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
-        agree = 100.0 * float((ort_logits.argmax(1) == ref_logits.argmax(1)).mean())
+        agree = 100.0 * float((ort_logits[:n_ref].argmax(1) == ref_logits.argmax(1)).mean())
         labels = y_test.numpy()
         acc = 100.0 * float((ort_logits.argmax(1) == labels).mean())
-        torch_acc = 100.0 * float((ref_logits.argmax(1) == labels).mean())
+        torch_acc = 100.0 * float((ref_logits.argmax(1) == labels[:n_ref]).mean())
+        # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
+        # a gap between prediction and holdout the predictor's
+        x_hold, y_hold = _split_images(ds, "holdout", res)
+        holdout_acc = 100.0 * float((_run_ort(model_path, x_hold.numpy().astype(np.float32)).argmax(1)
+                                     == y_hold.numpy()).mean())
 
         # predictions
         from_entry = _predicted_from_entry(entry, deployed)
@@ -291,22 +309,27 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
             "predicted": {"accuracy": pred_acc, "accuracy_source": acc_source, "latency_ms": pred_lat,
                           "latency_source": lat_source, "size_bytes": prof.size_bytes, "macs": prof.macs,
                           "params": prof.params},
-            "measured": {"accuracy": acc, "torch_accuracy": torch_acc, "latency_ms": measured_lat,
+            "measured": {"accuracy": acc, "accuracy_split": "test", "n_test_images": int(len(labels)),
+                         "torch_accuracy": torch_acc,
+                         "holdout_accuracy": holdout_acc, "latency_ms": measured_lat,
                          "latency": measurement, "size_bytes": size_bytes},
             "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
-                             "split": "test", "n_images": int(len(labels)), "max_abs_diff": max_abs,
+                             "split": "test", "n_images": n_ref, "max_abs_diff": max_abs,
                              "max_rel_diff": max_rel, "top1_agreement": agree,
                              "onnx_checker": "passed (full_check)"},
             "export_seconds": None,
         }
         card["export_seconds"] = round(time.perf_counter() - t_start, 2)
-        os.replace(model_path, out)
-        atomic_write_json(card_path, card)
+        card_tmp = tmpdir / "card.json"
+        card_tmp.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        # the old card goes before the new model arrives: a reader never sees a new model beside an old card
+        publish_pair(model_path, out, card_tmp, card_path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return ExportReport(
         onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=is_quant, opset=opset,
         max_abs_diff=max_abs, max_rel_diff=max_rel, top1_agreement=agree, accuracy=acc, torch_accuracy=torch_acc,
+        holdout_accuracy=holdout_acc,
         predicted_accuracy=pred_acc, latency_ms=measured_lat, predicted_latency_ms=pred_lat, size_bytes=size_bytes,
         predicted_size_bytes=prof.size_bytes, card=card)
 
