@@ -154,7 +154,7 @@ def test_experiment_import_ofa_validates():
     with pytest.raises(InputError, match="supernet.import_ofa: space is 'mbv3-tiny', allowed: one of mbv3, mbv3-w1.2"):
         parse_experiment({**base, "supernet": {"import_ofa": "ofa.pth"}})
     with pytest.raises(InputError, match="not both"):
-        parse_experiment({**base, "space": "mbv3", "supernet": {"import_ofa": "a", "checkpoint": "b"}})
+        parse_experiment({**base, "space": "mbv3", "supernet": {"import_ofa": "a", "checkpoint": __file__}})
     with pytest.raises(InputError, match="supernet.device"):
         parse_experiment({**base, "supernet": {"device": "gpu"}})
     c = parse_experiment({**base, "supernet": {"workers": 2, "use_gpu": True, "amp": "bf16"}})
