@@ -10,7 +10,9 @@ Line schema (the predictors read exactly this):
 Whole lines only: each record is written with its newline in one `write`, flushed and fsynced; on resume a torn
 last line (no newline, or not JSON) is cut off, configs already present are skipped. The configs are a fixed
 seeded sequence (`sample_configs`), so asking for more later extends the same sequence.
-Evaluation runs here, or as Ray tasks (`workers > 1` or `ray_address`), each task a chunk of configs.
+Evaluation runs here, or as Ray tasks (`workers > 1` or `ray_address`), each task a chunk of configs. The checkpoint
+is put into the object store once and every task gets that one reference (a worker process loads it once and keeps
+it); on GPUs each task asks Ray for `gpus_per_task` (a fraction lets several evaluations share one GPU).
 """
 from __future__ import annotations
 
@@ -113,12 +115,12 @@ def append_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
 
 
 # ---- evaluation, here or in a Ray worker ----------------------------------------------------------------------
-_WORKER_CACHE: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_WORKER_CACHE: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
 
 def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str,
-          data_seed: int) -> tuple[Any, Any]:
-    key = (ckpt_id, data_name, data_seed)
+          data_seed: int, runtime: Any) -> tuple[Any, Any]:
+    key = (ckpt_id, data_name, data_seed, str(runtime))
     if key not in _WORKER_CACHE:
         from nas.train import load_for_eval
 
@@ -126,9 +128,10 @@ def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_na
             with tempfile.TemporaryDirectory() as d:
                 p = Path(d) / "supernet.pt"
                 p.write_bytes(ckpt_bytes)
-                net, data, _ = load_for_eval(p, data_name, data_seed=data_seed)
+                net, data, _ = load_for_eval(p, data_name, data_seed=data_seed, runtime=runtime)
         else:
-            net, data, _ = load_for_eval(ckpt_path, data_name, data_seed=data_seed)  # type: ignore[arg-type]
+            net, data, _ = load_for_eval(ckpt_path, data_name, data_seed=data_seed,  # type: ignore[arg-type]
+                                         runtime=runtime)
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = (net, data)
     return _WORKER_CACHE[key]
@@ -136,17 +139,21 @@ def _load(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_na
 
 def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str, data_name: str, data_seed: int,
                    configs: list[dict[str, Any]], split: str, calib_batches: int,
-                   threads: int | None, max_images: int | None = None) -> list[dict[str, Any]]:
-    """Records for `configs` (dicts); the supernet and data are loaded once per process."""
+                   threads: int | None, device: str = "cpu", amp: str | None = None,
+                   max_images: int | None = None) -> list[dict[str, Any]]:
+    """Records for `configs` (dicts); the supernet and data are loaded once per process, on `device`."""
+    from nas.device import Runtime
     from nas.train import evaluate_detailed, set_threads
 
     set_threads(threads)
-    net, data = _load(ckpt_path, ckpt_bytes, ckpt_id, data_name, data_seed)
+    runtime = Runtime.from_options(device, amp)
+    net, data = _load(ckpt_path, ckpt_bytes, ckpt_id, data_name, data_seed, runtime)
     out = []
     for d in configs:
         c = SubnetConfig.from_dict(d)
         t0 = time.perf_counter()
-        ev = evaluate_detailed(net, c, data, split, calib_batches=calib_batches, max_images=max_images)
+        ev = evaluate_detailed(net, c, data, split, calib_batches=calib_batches, runtime=runtime,
+                               max_images=max_images)
         out.append({"config": c.to_dict(), "accuracy": round(ev["accuracy"], 4),
                     "accuracy_halves": [round(a, 4) for a in ev["accuracy_halves"]], "quantized": c.is_quantized,
                     "split": split, "data": data_name, "supernet": ckpt_id,
@@ -163,12 +170,16 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
 def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out: str | os.PathLike[str],
             seed: int = 0, quantized_fraction: float = 0.5, split: str = "holdout", workers: int = 1,
             ray_address: str | None = None, calib_batches: int = 8, chunk_size: int = 8, progress: bool = True,
-            threads: int | None = None, resolutions: Sequence[int] | None = None,
+            threads: int | None = None, resolutions: Sequence[int] | None = None, device: str = "auto",
+            amp: str | None = None, gpus_per_task: float | None = None,
             max_images: int | None = None) -> dict[str, Any]:
     """Evaluate `n` sampled subnets of `supernet` on `split` and append their records to `out` (resuming).
     `resolutions`: sample only these (the ones a search will look at, e.g. its latency table's), so no label is
-    spent where the search never goes. `max_images`: measure each subnet on the first N images of the split only
-    (more subnets for the same time; a larger split stays for verifying chosen subnets). Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
+    spent where the search never goes. `device` / `amp`: where each evaluation runs; Ray tasks that use GPUs
+    (`gpus_per_task`, default 1 when the device here is CUDA; a fraction shares a GPU) request that many from Ray
+    and evaluate on CUDA. `max_images`: measure each subnet on the first N images of the split only (more subnets
+    for the same time; the whole split stays for verifying chosen subnets).
+    Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
     from nas.checkpoint import read_checkpoint
 
     if not isinstance(n, int) or n < 1:
@@ -179,6 +190,11 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
         raise bad_value("--workers", workers, "an integer >= 1")
     if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 2):
         raise bad_value("--max-images", max_images, "an integer >= 2 (both halves need images)")
+    if gpus_per_task is not None and not 0 < gpus_per_task <= 1:
+        raise bad_value("--gpus-per-task", gpus_per_task, "a fraction in (0, 1]")
+    from nas.device import resolve_amp, resolve_device
+
+    resolve_amp(amp, resolve_device(device))  # a bad or unavailable device fails here, before any task starts
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--out: {out} is a directory, allowed: a .jsonl file path")
@@ -221,12 +237,14 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
             bar.set_postfix(acc=f"{np.mean(accs):.2f}")
 
     if todo and (workers > 1 or ray_address):
+        if gpus_per_task is None and resolve_device(device).type == "cuda":
+            gpus_per_task = 1.0
         _collect_ray(supernet, ckpt_id, data_name, data_seed, todo, split, calib_batches, chunk_size, workers,
-                     ray_address, write, max_images)
+                     ray_address, write, gpus_per_task or 0.0, amp, device, max_images)
     else:
         for chunk in _chunks(todo, chunk_size):
             write(evaluate_chunk(str(supernet), None, ckpt_id, data_name, data_seed, chunk, split, calib_batches,
-                                 threads, max_images))
+                                 threads, device, amp, max_images))
     if bar is not None:
         bar.close()
     return {"out": str(out), "n": len(existing) + len(accs), "existing": len(existing), "new": len(accs),
@@ -236,17 +254,21 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
 
 def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str, data_seed: int,
                  todo: list[dict[str, Any]], split: str, calib_batches: int, chunk_size: int, workers: int,
-                 ray_address: str | None, write: Callable[[list[dict[str, Any]]], None],
-                 max_images: int | None = None) -> None:
+                 ray_address: str | None, write: Callable[[list[dict[str, Any]]], None], gpus_per_task: float = 0.0,
+                 amp: str | None = None, device: str = "auto", max_images: int | None = None) -> None:
     import ray
 
     from nas.ray_session import ray_session, remote_once
 
     with ray_session(ray_address, num_cpus=workers):
         remote = remote_once(evaluate_chunk, num_cpus=1)
-        blob = ray.put(Path(supernet).read_bytes())
-        pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1, max_images)
-                   for chunk in _chunks(todo, chunk_size)]
+        if gpus_per_task:  # Ray sets CUDA_VISIBLE_DEVICES for the task: its cuda is the GPU it was given
+            remote, device = remote.options(num_gpus=gpus_per_task), "cuda"
+        elif device.startswith("cuda"):
+            device = "cpu"  # tasks without GPUs see none
+        blob = ray.put(Path(supernet).read_bytes())  # once: every task gets this reference
+        pending = [remote.remote(None, blob, ckpt_id, data_name, data_seed, chunk, split, calib_batches, 1, device,
+                                 amp, max_images) for chunk in _chunks(todo, chunk_size)]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:

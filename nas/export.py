@@ -130,12 +130,28 @@ def _copy_bn_stats(dst: Any, src: Any) -> None:
             m.running_var.copy_(src_bn[n].running_var)
 
 
+STREAMED_VERIFY_IMAGES = 2048  # evenly spread images per split measured when the data set streams from a folder
+
+
+def _split_images(ds: Any, split: str, res: int) -> tuple[Any, Any]:
+    """A split's images at `res`: all of an in-memory set; an even spread of a streamed one (a streamed split may
+    be ImageNet's 50,000 val or 256,000 holdout images: decoding them all into memory is what streaming avoids)."""
+    import torch
+
+    if not getattr(ds, "streaming", False):
+        return ds.at(split, res)
+    n = len(ds.labels_of(split))
+    take = np.unique(np.linspace(0, n - 1, min(n, STREAMED_VERIFY_IMAGES)).astype(np.int64))
+    x, y = zip(*ds.batches(split, res, 256, indices=take))
+    return torch.cat(x), torch.cat(y)
+
+
 def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: str | os.PathLike[str], *,
                   quantize: bool = False, data: str | None = None, backend: str | None = "ort-cpu",
                   table: Any = None, predictor: Any = None, entry: Any = None,
                   query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
                   calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                  verify_n: int | None = None) -> ExportReport:
+                  verify_n: int | None = None, device: str = "auto") -> ExportReport:
     """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
 
     quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
@@ -144,10 +160,13 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     table / predictor: a LatencyTable / predictor object or path, for predicted latency / accuracy.
     entry: the stored `FrontEntry` this config came from (its predictions are used when no table / predictor
     is given); query_provenance: where the query found it (goes into the card). verify_n: test images the ONNX
-    model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way)."""
+    model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way). device:
+    where BN statistics and activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX
+    export and checks)."""
     import onnx
     import torch
 
+    from nas.device import Runtime, resolve_device
     from nas.train import calibration_batches, load_for_eval
     from search_spaces.onnx_export import export_onnx
     from search_spaces.supernet import recalibrate
@@ -172,8 +191,10 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     input_shape = space.input_shape(deployed, batch=1)
 
     # 1. extract + recalibrate (the PyTorch reference is the fake-quantized subnet the predictor predicts)
-    calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed)
-    ref = recalibrate(net.extract(deployed, fake_quant=True), calib).eval()
+    runtime = Runtime(resolve_device(device))
+    calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed, runtime)
+    ref = recalibrate(net.extract(deployed, fake_quant=True).to(runtime.device), calib).eval().cpu()
+    calib = [b.cpu() for b in calib]
     policy = ref.quant_policy() if quantize else {}
     is_quant = bool(policy)
     float_sub = ref
@@ -203,7 +224,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         dynamic = bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value")
 
         # 3. verify against PyTorch on the test split
-        x_test, y_test = ds.at("test", res)
+        x_test, y_test = _split_images(ds, "test", res)
         n_ref = len(x_test) if verify_n is None else min(verify_n, len(x_test))
         with torch.no_grad():
             ref_logits = torch.cat([ref(x_test[i : min(i + 256, n_ref)]) for i in range(0, n_ref, 256)]).numpy()
@@ -217,7 +238,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         torch_acc = 100.0 * float((ref_logits.argmax(1) == labels[:n_ref]).mean())
         # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
         # a gap between prediction and holdout the predictor's
-        x_hold, y_hold = ds.at("holdout", res)
+        x_hold, y_hold = _split_images(ds, "holdout", res)
         holdout_acc = 100.0 * float((_run_ort(model_path, x_hold.numpy().astype(np.float32)).argmax(1)
                                      == y_hold.numpy()).mean())
 

@@ -16,6 +16,7 @@ ranges on a few training batches, and returns top-1 accuracy in percent.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -31,12 +32,15 @@ from torch import nn
 
 from nas.checkpoint import load_supernet, read_checkpoint, save_supernet
 from nas.data import DataSet, load_data, resize
+from nas.device import CPU, Runtime, tensors_to_cpu
+from nas.folder_data import FolderData
 from nas.heap import trim_heap
 from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import bad_value
 from search_spaces.supernet import Subnet, Supernet, permute, recalibrate
 
 OPTIMIZERS = ("adamw", "sgd")
+AnyData = DataSet | FolderData  # in memory, or streamed from a folder
 
 
 @dataclass(frozen=True)
@@ -99,23 +103,27 @@ class TrainConfig:
 
 
 # ---- evaluation -----------------------------------------------------------------------------------------
-def calibration_batches(data: DataSet, resolution: int, n_batches: int = 8, batch_size: int = 128,
-                        seed: int = 0) -> list[torch.Tensor]:
-    """The same `n_batches` training batches (no augmentation) for every subnet at this resolution."""
+def calibration_batches(data: AnyData, resolution: int, n_batches: int = 8, batch_size: int = 128,
+                        seed: int = 0, runtime: Runtime = CPU) -> list[torch.Tensor]:
+    """The same `n_batches` training batches (no augmentation) for every subnet at this resolution, on the
+    runtime's device."""
     g = torch.Generator().manual_seed(seed)
-    return [x for x, _ in data.batches("train", resolution, batch_size, shuffle=True, generator=g, limit=n_batches)]
+    return [runtime.put(x)[0] for x, _ in data.batches("train", resolution, batch_size, shuffle=True, generator=g,
+                                                        limit=n_batches, pin_memory=runtime.cuda)]
 
 
 @torch.no_grad()
-def correct_mask(model: nn.Module, data: DataSet, split: str, resolution: int, batch_size: int = 512,
-                 max_images: int | None = None) -> torch.Tensor:
+def correct_mask(model: nn.Module, data: AnyData, split: str, resolution: int, batch_size: int = 512,
+                 runtime: Runtime = CPU, max_images: int | None = None) -> torch.Tensor:
     """Per image of the split (in its stored order; the first `max_images` of it): did `model` (eval mode
-    expected) classify it right."""
+    expected, on the runtime's device) classify it right. Returned on the CPU."""
     hits, seen = [], 0
-    for x, y in data.batches(split, resolution, batch_size):
+    for x, y in data.batches(split, resolution, batch_size, pin_memory=runtime.cuda):
         if max_images is not None and seen + len(y) > max_images:
             x, y = x[: max_images - seen], y[: max_images - seen]
-        hits.append(model(x).argmax(1) == y)
+        x, y = runtime.put(x, y)
+        with runtime.autocast():
+            hits.append((model(x).argmax(1) == y).cpu())
         seen += len(y)
         if max_images is not None and seen >= max_images:
             break
@@ -138,7 +146,7 @@ def half_accuracies(hits: torch.Tensor) -> tuple[float, float]:
     return percent_correct(hits[0::2]), percent_correct(hits[1::2])
 
 
-def check_compatible(net: Supernet, data: DataSet) -> None:
+def check_compatible(net: Supernet, data: AnyData) -> None:
     s = net.spec
     if data.num_classes != s.num_classes:
         raise InputError(f"data: {data.name} has {data.num_classes} classes, the supernet {s.num_classes} "
@@ -148,9 +156,10 @@ def check_compatible(net: Supernet, data: DataSet) -> None:
                          f"(load the data with in_channels={s.in_channels})")
 
 
-def prepare_subnet(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, calib_batches: int = 8,
-                   calib_batch_size: int = 128, seed: int = 0) -> Subnet:
-    """The standalone subnet of `config`, BN statistics and activation ranges recalibrated, in eval mode."""
+def prepare_subnet(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, calib_batches: int = 8,
+                   calib_batch_size: int = 128, seed: int = 0, runtime: Runtime = CPU) -> Subnet:
+    """The standalone subnet of `config` on the runtime's device, BN statistics and activation ranges recalibrated
+    there (in float32: statistics are sums that bf16 would round), in eval mode."""
     if isinstance(net, Supernet):
         check_compatible(net, data)
         sub = net.extract(config)
@@ -160,24 +169,25 @@ def prepare_subnet(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, 
         sub = net
     else:
         raise bad_value("net", type(net).__name__, "a Supernet or a Subnet")
-    recalibrate(sub, calibration_batches(data, config.resolution, calib_batches, calib_batch_size, seed))
+    sub = sub.to(runtime.device)
+    recalibrate(sub, calibration_batches(data, config.resolution, calib_batches, calib_batch_size, seed, runtime))
     return sub.eval()
 
 
-def evaluate(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, split: str = "test",
-             calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> float:
+def evaluate(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, split: str = "test",
+             calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0, runtime: Runtime = CPU) -> float:
     """Top-1 accuracy (percent, 0-100) of the subnet `config` on `split`, as extracted with BN statistics and
     activation ranges recalibrated on `calib_batches` fixed training batches (the supernet is not modified)."""
-    return evaluate_detailed(net, config, data, split, calib_batches, calib_batch_size, seed)["accuracy"]
+    return evaluate_detailed(net, config, data, split, calib_batches, calib_batch_size, seed, runtime)["accuracy"]
 
 
-def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: DataSet, split: str = "test",
+def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, split: str = "test",
                       calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                      max_images: int | None = None) -> dict[str, Any]:
+                      runtime: Runtime = CPU, max_images: int | None = None) -> dict[str, Any]:
     """`evaluate` (on the first `max_images` of the split), plus the top-1 of each half of those images
-    ({"accuracy", "accuracy_halves"})."""
-    sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed)
-    hits = correct_mask(sub, data, split, config.resolution, max_images=max_images)
+    ({"accuracy", "accuracy_halves", "n_images"})."""
+    sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed, runtime)
+    hits = correct_mask(sub, data, split, config.resolution, runtime=runtime, max_images=max_images)
     del sub
     trim_heap()  # each config leaves differently shaped buffers behind (see nas.heap)
     return {"accuracy": percent_correct(hits), "accuracy_halves": half_accuracies(hits), "n_images": len(hits)}
@@ -199,10 +209,11 @@ def reference_configs(space: SearchSpace, n_random: int = 0, seed: int = 0) -> d
     return out
 
 
-def evaluate_references(net: Supernet, data: DataSet, split: str = "test", n_random: int = 0,
-                        seed: int = 0) -> dict[str, float]:
+def evaluate_references(net: Supernet, data: AnyData, split: str = "test", n_random: int = 0,
+                        seed: int = 0, runtime: Runtime = CPU) -> dict[str, float]:
     space = get_space(net.spec.name, num_classes=net.spec.num_classes, in_channels=net.spec.in_channels)
-    return {name: evaluate(net, c, data, split) for name, c in reference_configs(space, n_random, seed).items()}
+    return {name: evaluate(net, c, data, split, runtime=runtime)
+            for name, c in reference_configs(space, n_random, seed).items()}
 
 
 # ---- training -------------------------------------------------------------------------------------------------
@@ -289,29 +300,78 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(max(1, n))
 
 
+@dataclass
+class Shard:
+    """This process's part of a data-parallel run (Ray Train): its rank, the world size, and how gradients are
+    averaged across the workers after a step's backward passes."""
+
+    rank: int
+    world: int
+    average_gradients: Callable[[nn.Module], None]
+    # after each epoch: (checkpoint path, record, writer of the checkpoint) -> report it
+    save: Callable[[Path, dict[str, Any], Callable[[], None]], None] | None = None
+
+
+def step_resolution(space: SearchSpace, cfg: TrainConfig, epoch: int, elastic: bool) -> Callable[[int], int]:
+    """The resolution of each batch of an epoch: the largest for in-memory data (subnets resize it to theirs);
+    for streamed data one drawn per step from the space's resolutions, as Once-for-All does, the same on every
+    worker (seeded by (seed, epoch, step))."""
+    res = list(space.spec.resolutions)
+    if not elastic:
+        return lambda _b: res[-1]
+    return lambda b: res[int(np.random.default_rng([cfg.seed, epoch, b, 41]).integers(len(res)))]
+
+
+def load_training_data(cfg: TrainConfig, in_channels: int, data_workers: int = 0,
+                       normalization: dict[str, list[float]] | None = None) -> AnyData:
+    space0 = get_space(cfg.space)
+    return load_data(cfg.data, seed=cfg.data_seed, in_channels=in_channels, holdout=cfg.holdout, test=cfg.test,
+                     image_size=max(space0.spec.resolutions), workers=data_workers, normalization=normalization)
+
+
 def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool = False, overwrite: bool = False,
                    progress: bool = True, threads: int | None = None,
                    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                   data: DataSet | None = None) -> TrainResult:
+                   data: AnyData | None = None, runtime: Runtime = CPU, data_workers: int = 0,
+                   init_from: str | os.PathLike[str] | None = None, shard: Shard | None = None,
+                   resume_payload: dict[str, Any] | None = None) -> TrainResult:
     """Train a supernet for `cfg.epochs` epochs, checkpointing to `out` after each; `resume` continues the run
-    stored in `out` (same space, data and seed). Returns the per-epoch history."""
+    stored in `out` (same space, data and seed). Returns the per-epoch history.
+
+    `runtime`: device and autocast; `data_workers`: DataLoader processes for streamed folders; `init_from`: start
+    from this supernet's weights (e.g. an imported Once-for-All supernet, for quantization-aware fine-tuning);
+    `shard`: this process is one worker of a data-parallel run (`nas.distributed_train`), training on its shard of
+    every epoch; `resume_payload`: the checkpoint to resume from when it does not lie at `out`."""
     out = Path(out)
     set_threads(threads)
     space0 = get_space(cfg.space)  # unknown space fails here, before any data is loaded
-    if out.exists() and not (resume or overwrite):
+    if shard is None and out.exists() and not (resume or overwrite):
         raise InputError(f"--out: {out} exists, allowed: a new path, or --resume to continue it")
     if out.is_dir():
         raise InputError(f"--out: {out} is a directory, allowed: a checkpoint file path")
+    init_payload = read_checkpoint(init_from) if init_from is not None else None
     if data is None:
-        data = load_data(cfg.data, seed=cfg.data_seed, in_channels=space0.spec.in_channels,
-                         holdout=cfg.holdout, test=cfg.test, image_size=max(space0.spec.resolutions))
+        norm = (init_payload or {}).get("meta", {}).get("normalization")
+        data = load_training_data(cfg, space0.spec.in_channels, data_workers, norm)
     space = get_space(cfg.space, num_classes=data.num_classes, in_channels=data.channels)
     torch.manual_seed(cfg.seed)
     net = space.build_supernet()  # seeded initialisation
+    if init_payload is not None:
+        if init_payload["space"] != cfg.space:
+            raise InputError(f"--init-from: {init_from} is a supernet of space {init_payload['space']!r}, "
+                             f"allowed: one of {cfg.space!r}")
+        try:
+            net.load_state_dict(init_payload["state_dict"])
+        except RuntimeError as e:
+            raise InputError(f"--init-from: {init_from} does not fit this data set's supernet "
+                             f"({str(e).splitlines()[0]})") from None
+    net.to(runtime.device)
     optimizer = make_optimizer(net, cfg)
+    scaler = runtime.grad_scaler()
     start_epoch, history, seconds = 0, [], 0.0
-    if resume and out.exists():
-        payload = read_checkpoint(out)
+    payload = resume_payload if resume_payload is not None else (
+        read_checkpoint(out) if resume and out.exists() else None)
+    if payload is not None:
         state = payload.get("train_state")
         if not isinstance(state, dict):
             raise InputError(f"--resume: {out} has no training state (a finished export?), allowed: a checkpoint "
@@ -322,15 +382,17 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
                 raise InputError(f"--resume: {f} got {getattr(cfg, f)!r}, allowed: {getattr(old, f)!r} "
                                  f"(what {out} was trained with)")
         net.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["optimizer"])
+        optimizer.load_state_dict(payload["optimizer"])  # moves the state to the parameters' device
         start_epoch = int(state["epoch"])
         history = list(state.get("history", []))
         seconds = float(state.get("seconds", 0.0))
     sampler = SubnetSampler(space, cfg)
-    res_max = max(space.spec.resolutions)
-    x_all, _ = data.at("train", res_max)
-    steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
+    n_train = len(data.labels_of("train"))
+    world = shard.world if shard else 1
+    batch_size = max(1, cfg.batch_size // world)  # cfg.batch_size is the global batch: the workers split it
+    steps_per_epoch = math.ceil(math.ceil(n_train / world) / batch_size)
     teacher = space.largest()
+    elastic = bool(getattr(data, "streaming", False))
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         rng, g = _epoch_streams(cfg, epoch)
@@ -340,39 +402,36 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         net.train()
         only_largest = epoch < cfg.largest_only_epochs
         stats = {"loss": 0.0, "student_loss": 0.0, "correct": 0, "seen": 0}
-        batches = data.batches("train", res_max, cfg.batch_size, shuffle=True, generator=g, augment=cfg.augment)
-        bar = _bar(progress, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
+        digest = hashlib.sha256() if shard is not None else None  # which subnets this worker trained
+        indices = None
+        if shard is not None:
+            # the epoch's permutation (the same on every worker, and the one a single process would use), dealt out by
+            # DistributedSampler: a global step's batch holds the images a one-process step would
+            perm = torch.randperm(n_train, generator=g).tolist()
+            indices = list(torch.utils.data.DistributedSampler(perm, num_replicas=shard.world, rank=shard.rank,
+                                                                shuffle=False, drop_last=False))
+            indices = [perm[i] for i in indices]
+        batches = data.batches("train", step_resolution(space, cfg, epoch, elastic), batch_size, shuffle=True,
+                               generator=g, augment=cfg.augment, indices=indices, pin_memory=runtime.cuda)
+        bar = _bar(progress and (shard is None or shard.rank == 0), steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
         for i, (x, y) in enumerate(batches):
+            x, y = runtime.put(x, y)
             step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step, steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
-            net.set_active(teacher)
-            logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            _check_finite(loss, epoch, i, cfg)
-            loss.backward()
-            stats["loss"] += float(loss.detach()) * len(y)
-            stats["correct"] += int((logits.argmax(1) == y).sum())
-            stats["seen"] += len(y)
-            if not only_largest:
-                soft = F.softmax(logits.detach() / cfg.kd_temperature, dim=1)
-                students = sampler.students(rng)
-                s_loss = 0.0
-                for c in students:
-                    net.set_active(c)
-                    xs = x if c.resolution == res_max else resize(x, c.resolution)
-                    out_s = net(xs)
-                    ls = cfg.kd_weight * _kd_loss(out_s, soft, cfg.kd_temperature)
-                    if cfg.kd_weight < 1:
-                        ls = ls + (1 - cfg.kd_weight) * F.cross_entropy(out_s, y, label_smoothing=cfg.label_smoothing)
-                    _check_finite(ls, epoch, i, cfg)
-                    ls.backward()
-                    s_loss += float(ls.detach())
-                stats["student_loss"] += s_loss / len(students) * len(y)
+            # every worker draws the same subnets: `rng` is seeded by (seed, epoch) and advanced alike per step
+            students = [] if only_largest else sampler.students(rng)
+            if digest is not None:
+                digest.update("".join(c.to_json() for c in students).encode())
+            _sandwich_step(net, cfg, teacher, students, x, y, elastic, runtime, scaler, stats, (epoch, i))
+            if shard is not None:
+                shard.average_gradients(net)
+            scaler.unscale_(optimizer)
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats['loss'] / stats['seen']:.3f}",
@@ -384,13 +443,52 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         record = {"epoch": epoch + 1, "loss": stats["loss"] / n, "student_loss": stats["student_loss"] / n,
                   "train_acc": 100.0 * stats["correct"] / n, "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(seconds, 2)}
+        if digest is not None:
+            record.update(subnets_sha256=digest.hexdigest()[:16], rank=shard.rank, workers=shard.world)
         history.append(record)
-        _save(out, net, cfg, optimizer, epoch + 1, history, seconds)
+        if shard is None:
+            _save(out, net, cfg, optimizer, epoch + 1, history, seconds, data, runtime)
+        elif shard.save is not None:  # checks and reports; calls the writer on rank 0
+            shard.save(out, record, lambda: _save(out, net, cfg, optimizer, epoch + 1, history, seconds, data,
+                                                  runtime))
         if on_epoch is not None:
             on_epoch(record)
-    if start_epoch >= cfg.epochs and not out.exists():  # nothing to do but the file must exist
-        _save(out, net, cfg, optimizer, start_epoch, history, seconds)
+    if shard is None and start_epoch >= cfg.epochs and not out.exists():  # nothing to do but the file must exist
+        _save(out, net, cfg, optimizer, start_epoch, history, seconds, data, runtime)
     return TrainResult(out, max(start_epoch, cfg.epochs), history, seconds)
+
+
+def _sandwich_step(net: Supernet, cfg: TrainConfig, teacher: SubnetConfig, students: list[SubnetConfig],
+                   x: torch.Tensor, y: torch.Tensor, elastic: bool, runtime: Runtime,
+                   scaler: torch.amp.GradScaler, stats: dict[str, float], where: tuple[int, int]) -> None:
+    """The largest subnet on the labels, then each student on the largest's soft labels plus the labels; gradients
+    accumulate in `net` (the caller steps the optimizer). Streamed batches come at the step's resolution, which
+    every subnet of the step uses; in-memory batches come at the largest and students resize them to theirs."""
+    net.set_active(teacher)
+    with runtime.autocast():
+        logits = net(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+    _check_finite(loss, *where, cfg)
+    scaler.scale(loss).backward()
+    stats["loss"] += float(loss.detach()) * len(y)
+    stats["correct"] += int((logits.argmax(1) == y).sum())
+    stats["seen"] += len(y)
+    if not students:
+        return
+    soft = F.softmax(logits.detach().float() / cfg.kd_temperature, dim=1)
+    s_loss = 0.0
+    for c in students:
+        net.set_active(c)
+        xs = x if elastic or c.resolution == x.shape[-1] else resize(x, c.resolution)
+        with runtime.autocast():
+            out_s = net(xs).float()
+            ls = cfg.kd_weight * _kd_loss(out_s, soft, cfg.kd_temperature)
+            if cfg.kd_weight < 1:
+                ls = ls + (1 - cfg.kd_weight) * F.cross_entropy(out_s, y, label_smoothing=cfg.label_smoothing)
+        _check_finite(ls, *where, cfg)
+        scaler.scale(ls).backward()
+        s_loss += float(ls.detach())
+    stats["student_loss"] += s_loss / len(students) * len(y)
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, cfg: TrainConfig) -> None:
@@ -402,13 +500,16 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, cfg: TrainConfig) -
 
 
 def _save(out: Path, net: Supernet, cfg: TrainConfig, optimizer: torch.optim.Optimizer, epoch: int,
-          history: list[dict[str, Any]], seconds: float) -> None:
+          history: list[dict[str, Any]], seconds: float, data: AnyData | None = None,
+          runtime: Runtime = CPU) -> None:
     if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
         raise HwnasError(f"training diverged: non-finite weights at the end of epoch {epoch}; not saving {out} "
                          f"(lr {cfg.lr:g}); lower --lr and train again")
     meta = {"data": cfg.data, "data_seed": cfg.data_seed, "holdout": cfg.holdout, "test": cfg.test, "epochs": epoch,
-            "train_config": cfg.to_dict(), "train_seconds": round(seconds, 2)}
-    extra = {"optimizer": optimizer.state_dict(),
+            "train_config": cfg.to_dict(), "train_seconds": round(seconds, 2), "trained_on": runtime.describe()}
+    if data is not None and getattr(data, "normalization", None):
+        meta["normalization"] = data.normalization
+    extra = {"optimizer": tensors_to_cpu(optimizer.state_dict()),
              "train_state": {"epoch": epoch, "config": cfg.to_dict(), "history": history, "seconds": seconds}}
     save_supernet(out, net, meta, extra)
 
@@ -422,8 +523,10 @@ def _bar(progress: bool, total: int, desc: str):  # type: ignore[no-untyped-def]
 
 
 def load_for_eval(path: str | os.PathLike[str], data_name: str | None = None, space: str | None = None,
-                  data_seed: int | None = None) -> tuple[Supernet, DataSet, dict[str, Any]]:
-    """(supernet, data it was trained on or `data_name`, meta) ready for `evaluate`."""
+                  data_seed: int | None = None, runtime: Runtime = CPU,
+                  data_workers: int = 0) -> tuple[Supernet, AnyData, dict[str, Any]]:
+    """(supernet on the runtime's device, data it was trained on or `data_name`, meta) ready for `evaluate`.
+    A streamed folder is normalised as the checkpoint states (an imported OFA supernet: ImageNet's)."""
     net, meta = load_supernet(path, space=space)
     name = data_name or meta.get("data")
     if not name:
@@ -432,11 +535,13 @@ def load_for_eval(path: str | os.PathLike[str], data_name: str | None = None, sp
     # checkpoints from before --holdout / --test were trained on the defaults
     holdout, test = (float(meta.get(k, getattr(TrainConfig, k))) for k in ("holdout", "test"))
     data = load_data(name, seed=int(seed), in_channels=net.spec.in_channels, holdout=holdout, test=test,
-                     image_size=max(net.spec.resolutions))
+                     image_size=max(net.spec.resolutions), workers=data_workers,
+                     normalization=meta.get("normalization") if name.startswith("folder:") else None)
     check_compatible(net, data)
-    return net, data, meta
+    return net.to(runtime.device), data, meta
 
 
-__all__ = ["TrainConfig", "TrainResult", "accuracy", "calibration_batches", "correct_mask", "evaluate",
+__all__ = ["AnyData", "Shard", "TrainConfig", "TrainResult", "accuracy", "calibration_batches", "correct_mask", "evaluate",
            "evaluate_detailed", "evaluate_references", "half_accuracies",
-           "load_for_eval", "prepare_subnet", "reference_configs", "sort_channels", "train_supernet"]
+           "load_for_eval", "load_training_data", "prepare_subnet", "reference_configs", "sort_channels",
+           "step_resolution", "train_supernet"]

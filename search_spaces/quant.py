@@ -51,7 +51,7 @@ class ActRange(nn.Module):
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> None:
-        lo, hi = x.min(), x.max()
+        lo, hi = x.min().float(), x.max().float()  # float32 buffers, also under bf16 / fp16 autocast
         n = int(self.count)
         if n == 0:
             self.lo.copy_(lo)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see search_spaces/__init__.py
 os.environ.setdefault("TQDM_DISABLE", "1")
+# folder-index caches of the trees tests generate go to a throwaway folder, not the user's ~/.cache
+os.environ.setdefault("HWNAS_CACHE", tempfile.mkdtemp(prefix="hwnas-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import SEED, echo_json, parse_ints
+from nas.cli.options import SEED, device_options, echo_json, parse_ints
 
 
 @click.command("dataset")
@@ -28,17 +28,21 @@ from nas.cli.options import SEED, echo_json, parse_ints
               help="Measure each subnet on the first N images of the split only (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@device_options
+@click.option("--gpus-per-task", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="GPUs each Ray evaluation task requests (a fraction shares one; default 1 on CUDA).")
 def dataset(supernet_path: str, data_name: str | None, n: int, out: str, seed: int, quantized_fraction: float,
             split: str, calib_batches: int, workers: int, ray_address: str | None, threads: int | None,
-            resolutions: str | None, max_images: int | None, as_json: bool, quiet: bool) -> None:
+            resolutions: str | None, max_images: int | None, as_json: bool, quiet: bool, device: str,
+            amp: str | None, gpus_per_task: float | None) -> None:
     """Evaluate N sampled subnets (float and quantized) on the holdout split, appending to OUT; rerunning
     resumes (configs already in OUT are skipped)."""
     from nas.accuracy_dataset import collect
 
     res = collect(supernet_path, data_name, n, out, seed=seed, quantized_fraction=quantized_fraction, split=split,
                   workers=workers, ray_address=ray_address, calib_batches=calib_batches, progress=not quiet,
-                  threads=threads, resolutions=parse_ints(resolutions, "--resolutions"),
-                  max_images=max_images)
+                  threads=threads, resolutions=parse_ints(resolutions, "--resolutions"), device=device, amp=amp,
+                  gpus_per_task=gpus_per_task, max_images=max_images)
     if as_json:
         echo_json(res)
     else:

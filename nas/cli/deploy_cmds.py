@@ -107,11 +107,14 @@ def serve(store: str | None, host: str, port: int, log_level: str, disclose_path
               help="Accuracy predictor directory for predicted accuracy.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the calibration batches.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification summary as JSON.")
+@click.option("--torch-device", default="auto", show_default=True,
+              help="Where BN statistics are recalibrated: auto, cpu, cuda or cuda:N (export itself runs on the CPU; "
+                   "--device is the latency target of --query).")
 def export(supernet: str, config_file: str | None, use_query: bool, store: str | None, space: str | None,
            device: str | None, latency_ms: float | None, size_mb: float | None, min_accuracy: float | None,
            objective: str, dataset: str | None, predictor_name: str | None, out: str, quantize: bool,
            data: str | None, backend: str, table: str | None, predictor_dir: str | None, seed: int,
-           as_json: bool) -> None:
+           as_json: bool, torch_device: str) -> None:
     """Extract a subnet, recalibrate BN, export ONNX (opset 17, dynamic batch; quantized per its policy with
     --quantize), verify it against PyTorch, the predictor and the latency table, and write OUT plus
     OUT's .card.json."""
@@ -139,7 +142,7 @@ def export(supernet: str, config_file: str | None, use_query: bool, store: str |
         config = read_config(space, config_file, None)
     report = export_subnet(supernet, config, out, quantize=quantize, data=data,
                            backend=None if backend == "none" else backend, table=table, predictor=predictor_dir,
-                           entry=entry, query_provenance=provenance, seed=seed)
+                           entry=entry, query_provenance=provenance, seed=seed, device=torch_device)
     if as_json:
         echo_json(report.summary())
     else:

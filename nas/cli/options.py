@@ -17,6 +17,19 @@ MAX_SAMPLES = 10**6
 MAX_POPULATION = 100_000
 
 
+def device_options(f: Any) -> Any:
+    """`--device` and `--amp`, shared by every command that runs a network for accuracy."""
+    f = click.option("--amp", type=click.Choice(["bf16", "fp16", "off"]), default=None,
+                     help="Mixed precision (default: bf16 on CUDA, off on the CPU).")(f)
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (CUDA when available), cpu, cuda or cuda:N.")(f)
+
+
+def data_workers_option(f: Any) -> Any:
+    return click.option("--data-workers", type=click.IntRange(min=0), default=0, show_default=True,
+                        help="DataLoader processes decoding a streamed folder:PATH (0: decode here).")(f)
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=None, separators=(", ", ": ")))
 

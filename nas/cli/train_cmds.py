@@ -6,7 +6,7 @@ import time
 
 import click
 
-from nas.cli.options import SEED, echo_json, read_config
+from nas.cli.options import SEED, data_workers_option, device_options, echo_json, read_config
 
 
 @click.group()
@@ -21,12 +21,12 @@ def data_list(as_json: bool) -> None:
     from nas.data import list_datasets
 
     for src in list_datasets():
-        name = "folder:PATH" if src.name == "folder" else src.name
+        name = f"{src.name}:PATH" if src.name in ("folder", "folder-mem") else src.name
         if as_json:
             echo_json({"name": name, "description": src.description, "extra": src.optional})
         else:
             extra = f"  (needs hwnas[{src.optional}])" if src.optional else ""
-            click.echo(f"{name:<12} {src.description}{extra}")
+            click.echo(f"{name:<16} {src.description}{extra}")
 
 
 @data.command("show")
@@ -77,12 +77,22 @@ def supernet() -> None:
               help="Evaluate largest / smallest (float and 8-bit) on the test split at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@device_options
+@data_workers_option
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Start from this supernet's weights (e.g. `hwnas supernet import-ofa`) instead of a random init.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Data-parallel Ray Train workers (1: train in this process). --batch-size is the global batch.")
+@click.option("--use-gpu", is_flag=True, help="One GPU per Ray Train worker (NCCL); else CPU workers (gloo).")
+@click.option("--ray-address", default=None, help="Run the Ray Train workers on this cluster (e.g. auto).")
 def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bool, overwrite: bool, seed: int,
                    data_seed: int, holdout: float, test_fraction: float, batch_size: int, lr: float, optimizer: str,
                    n_random: int, quant_prob: float,
                    kd_weight: float, sort_every: int, largest_only_epochs: int, threads: int | None,
-                   do_eval: bool, as_json: bool, quiet: bool) -> None:
+                   do_eval: bool, as_json: bool, quiet: bool, device: str, amp: str | None, data_workers: int,
+                   init_from: str | None, workers: int, use_gpu: bool, ray_address: str | None) -> None:
     """Train a supernet: sandwich rule, in-place distillation, quantization-aware steps, channel sorting."""
+    from nas.device import Runtime
     from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
 
     cfg = TrainConfig(space=space, data=data_name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -96,14 +106,28 @@ def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bo
                        f"train acc {rec['train_acc']:.1f} %  {rec['seconds']:.0f} s", err=True)
 
     t0 = time.perf_counter()
-    res = train_supernet(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet, threads=threads,
-                         on_epoch=line)
+    if workers > 1 or ray_address:
+        from nas.distributed_train import train_distributed
+
+        res = train_distributed(cfg, out, workers, use_gpu=use_gpu, ray_address=ray_address, resume=resume,
+                                overwrite=overwrite, amp=amp, data_workers=data_workers, init_from=init_from,
+                                threads=threads, progress=not quiet)
+        for rec in res.history:
+            line(rec)
+        runtime = Runtime.from_options(device, amp)
+    else:
+        if use_gpu:
+            raise click.UsageError("--use-gpu is for Ray Train workers (--workers N); here use --device cuda")
+        runtime = Runtime.from_options(device, amp)
+        res = train_supernet(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet, threads=threads,
+                             on_epoch=line, runtime=runtime, data_workers=data_workers, init_from=init_from)
     summary = {"out": str(res.path), "epochs": res.epochs_done, "train_seconds": round(res.seconds, 1),
                "wall_seconds": round(time.perf_counter() - t0, 1),
                "final": res.history[-1] if res.history else None}
     if do_eval:
-        net, d, _ = load_for_eval(out)
-        summary["test_accuracy"] = {k: round(v, 2) for k, v in evaluate_references(net, d, "test").items()}
+        net, d, _ = load_for_eval(out, runtime=runtime, data_workers=data_workers)
+        summary["test_accuracy"] = {k: round(v, 2) for k, v in
+                                    evaluate_references(net, d, "test", runtime=runtime).items()}
     if as_json:
         echo_json(summary)
     else:
@@ -123,24 +147,49 @@ def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bo
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@device_options
+@data_workers_option
 def supernet_eval(path: str, data_name: str | None, split: str, config_file: str | None, ofa: str | None,
-                  n_random: int, seed: int, threads: int | None, as_json: bool) -> None:
+                  n_random: int, seed: int, threads: int | None, as_json: bool, device: str, amp: str | None,
+                  data_workers: int) -> None:
     """Top-1 accuracy (%) of subnets as extracted (BN + activation ranges recalibrated): one config, or the
     largest / smallest float, w8a8 and w4a8 (plus --random N)."""
+    from nas.device import Runtime
     from nas.train import evaluate, evaluate_references, load_for_eval, set_threads
 
     set_threads(threads)
-    net, d, meta = load_for_eval(path, data_name)
+    runtime = Runtime.from_options(device, amp)
+    net, d, meta = load_for_eval(path, data_name, runtime=runtime, data_workers=data_workers)
     t0 = time.perf_counter()
     if config_file is not None or ofa is not None:
         cfg = read_config(net.spec.name, config_file, ofa)
-        acc = {"config": round(evaluate(net, cfg, d, split, seed=seed), 2)}
+        acc = {"config": round(evaluate(net, cfg, d, split, seed=seed, runtime=runtime), 2)}
     else:
-        acc = {k: round(v, 2) for k, v in evaluate_references(net, d, split, n_random, seed).items()}
-    out = {"supernet": path, "data": d.name, "split": split, "accuracy": acc,
+        acc = {k: round(v, 2) for k, v in evaluate_references(net, d, split, n_random, seed, runtime).items()}
+    out = {"supernet": path, "data": d.name, "split": split, "accuracy": acc, **runtime.describe(),
            "seconds": round(time.perf_counter() - t0, 2), "epochs": meta.get("epochs")}
     if as_json:
         click.echo(json.dumps(out))
     else:
         for k, v in acc.items():
             click.echo(f"{k:<16} {v:6.2f} % {split}")
+
+
+@supernet.command("import-ofa")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--space", type=click.Choice(["mbv3", "mbv3-w1.2"]), required=True,
+              help="mbv3 for ofa_mbv3_d234_e346_k357_w1.0, mbv3-w1.2 for ..._w1.2.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="hwnas supernet checkpoint to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def supernet_import_ofa(checkpoint: str, space: str, out: str, as_json: bool) -> None:
+    """Convert a Once-for-All MobileNetV3 supernet checkpoint (its model zoo's file) into an hwnas supernet:
+    float weights, keep ratio 1.0, ImageNet normalisation stated. Evaluate with `supernet eval --data folder:...`,
+    fine-tune quantization-aware with `supernet train --init-from OUT`."""
+    from nas.ofa_import import import_ofa
+
+    meta = import_ofa(checkpoint, space, out)
+    summary = {"out": out, "space": space, **meta}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"wrote {out}: Once-for-All {meta['ofa_checkpoint']} as space {space} (float, keep 1.0)")

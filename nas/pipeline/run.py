@@ -25,7 +25,7 @@ def run_experiment(exp: Experiment, dry_run: bool = False, progress: bool = True
     wd.mkdir(parents=True, exist_ok=True) if not dry_run else None
     run = StageRunner(wd, log=log, dry_run=dry_run)
     ray_address = ray_address_for(exp)
-    supernet = supernet_stage(run, exp, progress)
+    supernet = supernet_stage(run, exp, progress, ray_address)
     latency = latency_stage(run, exp, progress, ray_address)
     if dry_run and not supernet.cached:
         log("[accuracy] [predictor] [search] [store] [export] [baselines] would run after the supernet")

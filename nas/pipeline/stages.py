@@ -48,7 +48,7 @@ def in_child(target: str, folder: Path, **kwargs: Any) -> dict[str, Any]:
     return out["ok"]
 
 
-def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageResult:
+def supernet_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None = None) -> StageResult:
     s = exp.supernet
     if s.checkpoint is not None:
         settings: dict[str, Any] = {"checkpoint": str(Path(s.checkpoint).resolve()), "sha256": sha256_file(s.checkpoint)}
@@ -60,28 +60,54 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRe
             return {"checkpoint": settings["checkpoint"], "trained_here": False}
 
         return run.run("supernet", settings, [], use)
+    if s.import_ofa is not None:
+        settings = {"import_ofa": str(Path(s.import_ofa).resolve()), "space": exp.space,
+                    "sha256": sha256_file(s.import_ofa) if Path(s.import_ofa).is_file() else "missing"}
+
+        def convert(folder: Path) -> dict[str, Any]:
+            from nas.ofa_import import import_ofa
+
+            out = folder / "supernet.pt"
+            import_ofa(s.import_ofa, exp.space, out)
+            return {"checkpoint": str(out.resolve()), "trained_here": False, "imported_from": settings["import_ofa"]}
+
+        return run.run("supernet", settings, [], convert)
     settings = {"space": exp.space, "data": exp.data, "seed": exp.seed, "epochs": s.epochs,
                 "batch_size": s.batch_size, "lr": s.lr, "holdout": s.holdout}
+    if s.workers > 1 or s.use_gpu or s.amp is not None:  # only then: keeps the cache keys of existing runs
+        settings.update(workers=s.workers, use_gpu=s.use_gpu, amp=s.amp)
 
     def train(folder: Path) -> dict[str, Any]:
         return in_child("nas.pipeline.stages:train_supernet_stage", folder, exp_dict=exp.model_dump(),
-                        ckpt=str(folder / "supernet.pt"), progress=progress)
+                        ckpt=str(folder / "supernet.pt"), progress=progress, ray_address=ray_address)
 
     return run.run("supernet", settings, [], train)
 
 
-def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool) -> dict[str, Any]:
+def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
+                         ray_address: str | None = None) -> dict[str, Any]:
     """Train (or resume) the experiment's supernet and evaluate its reference subnets (runs in a child)."""
+    from nas.device import Runtime
     from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
 
     exp = Experiment.model_validate(exp_dict)
     s = exp.supernet
     cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size, holdout=s.holdout,
                       seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
-    res = train_supernet(cfg, ckpt, resume=Path(ckpt).exists(), progress=progress)
-    net, data, _ = load_for_eval(ckpt)
+    runtime = Runtime.from_options(s.device, s.amp)
+    if s.workers > 1:
+        from nas.distributed_train import train_distributed
+
+        res = train_distributed(cfg, ckpt, s.workers, use_gpu=s.use_gpu, ray_address=ray_address,
+                                resume=Path(ckpt).exists(), amp=s.amp, data_workers=s.data_workers,
+                                progress=progress)
+    else:
+        res = train_supernet(cfg, ckpt, resume=Path(ckpt).exists(), progress=progress, runtime=runtime,
+                             data_workers=s.data_workers)
+    net, data, _ = load_for_eval(ckpt, runtime=runtime, data_workers=s.data_workers)
     return {"checkpoint": str(Path(ckpt).resolve()), "trained_here": True, "epochs": res.epochs_done,
-            "train_seconds": res.seconds, "test_accuracy": evaluate_references(net, data, split="test")}
+            "train_seconds": res.seconds,
+            "test_accuracy": evaluate_references(net, data, split="test", runtime=runtime)}
 
 
 def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | None, progress: bool) -> dict[str, Any]:
@@ -149,7 +175,7 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
                        quantized_fraction=a.quantized_fraction if exp.search.quantize else 0.0,
                        workers=a.workers, ray_address=ray_address if a.workers > 1 else None,
                        progress=progress, resolutions=exp.latency.resolutions, calib_batches=a.calib_batches,
-                       max_images=a.label_images)
+                       device=a.device, amp=a.amp, gpus_per_task=a.gpus_per_task, max_images=a.label_images)
         return {"dataset": str(out.resolve()), "n": a.n, "mean_accuracy": info.get("mean_accuracy")}
 
     return run.run("accuracy", settings, [supernet], collect_)
