@@ -97,13 +97,15 @@ def test_build_reload_predict(table_path) -> None:
     raw = t.predict(HELD_OUT, calibrated=False)
     assert t.normalized and t.reference_ms > 0  # load-normalized: every entry carries its ratio to the reference
     assert all(e["ref_ratio"] > 0 for e in t.entries.values())
-    by_hand = [sum(e["ref_ratio"] * t.reference_ms for e in (t.entries[b.key] for b in sp.blocks(c)))
-               for c in HELD_OUT]
+    # uncalibrated: every block less the per-call overhead, plus that overhead once for the whole model
+    by_hand = [t.overhead_ms + sum(e["ref_ratio"] * t.reference_ms - t.overhead_ms
+                                   for e in (t.entries[b.key] for b in sp.blocks(c))) for c in HELD_OUT]
     np.testing.assert_allclose(raw, by_hand, rtol=1e-9)
     np.testing.assert_allclose(t.predict(sp.to_indices(HELD_OUT)), t.predict(HELD_OUT))
-    assert t.calibration.method == "scale"  # the default: ms = b * sum(block - overhead)
-    x = t.block_sums(HELD_OUT).sum(axis=1)
-    np.testing.assert_allclose(t.predict(HELD_OUT), t.calibration.params["b"] * x)
+    sel = t.calibration.fitted_on["selection"]  # chosen by leave-one-out error among the candidates it can fit
+    assert set(sel["cv_mape"]) == {"none", "scale"} and sel["chosen"] == t.calibration.method
+    assert t.reference_model["kind"] == "subnet"  # a whole subnet of the space is the load reference
+    np.testing.assert_allclose(t.predict(HELD_OUT), t.calibration.apply(t.block_sums(HELD_OUT)))
     assert t.supported(HELD_OUT).all()
 
 
