@@ -34,35 +34,50 @@ HELD_OUT_SEED = 7
 
 
 def plain_timing(models: list[tuple[Path, tuple[int, ...]]], threads: int, warmup: int = 20, runs: int = 120,
-                 rounds: int = 6) -> tuple[list[float], list[float]]:
-    """Median ms of each model as a user times it: default session options but the thread count, `warmup`
-    untimed runs, then `rounds` round-robin passes of `runs / rounds` timed runs each. Returns the wall-clock
-    medians (what the user sees) and, from the same runs, the calling thread's CPU-time medians (what the runs
-    would take on a core of their own; equal to wall on a quiet machine)."""
+                 rounds: int = 6, companions: list[tuple[Path, tuple[int, ...]]] = ()) -> dict[str, np.ndarray]:
+    """Each model as a user times it: default session options but the thread count, `warmup` untimed runs, then
+    `rounds` round-robin passes of `runs / rounds` timed runs each; medians in ms. `wall` is what the user sees;
+    `cpu`, from the same runs, the calling thread's CPU time (what the runs take on a core of their own; equal to
+    wall on a quiet machine). Each companion (the table's reference subnet, the old reference block) is timed
+    for a quarter as many runs right after every model's runs: `companion_wall[i, j]` is companion j's median
+    next to model i, to see whether it moves as that model does."""
     import onnxruntime as ort
 
-    sessions = []
-    for path, shape in models:
+    def session(path: Path, shape: tuple[int, ...]):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         feed = {s.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-        sessions.append((s, feed))
-    for s, feed in sessions:
+        return lambda: s.run(None, feed)
+
+    def timed(run, n: int, wall: list[float], cpu: list[float]) -> None:
+        for _ in range(n):
+            t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+            run()
+            c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
+            wall.append((t1 - t0) / 1e6)
+            cpu.append((c1 - c0) / 1e6)
+
+    runs_m = [session(*m) for m in models]
+    runs_c = [session(*m) for m in companions]
+    for run in runs_m + runs_c:
         for _ in range(warmup):
-            s.run(None, feed)
-    wall: list[list[float]] = [[] for _ in sessions]
-    cpu: list[list[float]] = [[] for _ in sessions]
+            run()
     per_round = max(1, runs // rounds)
+    w = [[] for _ in runs_m]
+    c = [[] for _ in runs_m]
+    cw = [[[] for _ in runs_c] for _ in runs_m]
+    cc = [[[] for _ in runs_c] for _ in runs_m]
     for _ in range(rounds):
-        for i, (s, feed) in enumerate(sessions):
-            for _ in range(per_round):
-                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-                s.run(None, feed)
-                c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
-                wall[i].append((t1 - t0) / 1e6)
-                cpu[i].append((c1 - c0) / 1e6)
-    return [float(np.median(t)) for t in wall], [float(np.median(t)) for t in cpu]
+        for i, run in enumerate(runs_m):
+            timed(run, per_round, w[i], c[i])
+            for j, comp in enumerate(runs_c):
+                timed(comp, max(1, per_round // 4), cw[i][j], cc[i][j])
+    def medians(per_model: list) -> np.ndarray:
+        return np.array([np.median(t, axis=-1) for t in per_model]).reshape(len(runs_m), -1)
+
+    return {"wall": medians(w)[:, 0], "cpu": medians(c)[:, 0], "companion_wall": medians(cw),
+            "companion_cpu": medians(cc)}
 
 
 def stats(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
@@ -101,8 +116,8 @@ def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_
         ref_dir, legacy_dir = Path(tmp) / "ref", Path(tmp) / "legacy"
         ref_dir.mkdir()
         legacy_dir.mkdir()
-        models.append(export_reference_model(ref_dir, 1, table.reference_model))
-        models.append(export_reference_model(legacy_dir, 1, LEGACY_REFERENCE))
+        companions = [export_reference_model(ref_dir, 1, table.reference_model),
+                      export_reference_model(legacy_dir, 1, LEGACY_REFERENCE)]
         for r in range(2):
             if r:
                 wait = gap_min * 60 - (time.time() - summary["rounds"][0]["at"])
@@ -110,9 +125,8 @@ def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_
                     print(f"waiting {wait / 60:.1f} min before the second timing round", flush=True)
                     time.sleep(wait)
             load = load_average()
-            meas, cpu = plain_timing(models, table.backend_args["threads"], runs=runs, rounds=rounds)
-            y, ref_ms, legacy_ms = np.array(meas[:-2]), meas[-2], meas[-1]
-            yc = np.array(cpu[:-2])
+            t = plain_timing(models, table.backend_args["threads"], runs=runs, rounds=rounds, companions=companions)
+            y, yc = t["wall"], t["cpu"]
             by_policy = {p: stats(pred[m], y[m]) for p in dict.fromkeys(pols)
                          for m in [np.array([q == p for q in pols])]}
             summary["rounds"].append({"at": time.time(), "minutes_after_build": (time.time() - built_at) / 60,
@@ -120,20 +134,20 @@ def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_
                                       "uncalibrated": stats(raw, y), "by_policy": by_policy,
                                       "calibrated_vs_cpu_time": stats(pred, yc),
                                       "wall_over_cpu_median": float(np.median(y / yc)),
-                                      "reference_subnet_ms": ref_ms, "legacy_reference_block_ms": legacy_ms,
-                                      "reference_subnet_cpu_ms": cpu[-2], "legacy_reference_block_cpu_ms": cpu[-1],
-                                      "measured_ms": y.tolist(), "measured_cpu_ms": yc.tolist()})
+                                      "measured_ms": y.tolist(), "measured_cpu_ms": yc.tolist(),
+                                      "companions_ms": t["companion_wall"].tolist(),
+                                      "companions_cpu_ms": t["companion_cpu"].tolist()})
             print(markdown_round(summary, r), flush=True)
     a, b = summary["rounds"]
-    ya, yb = np.array(a["measured_ms"]), np.array(b["measured_ms"])
-    summary["drift"] = {"minutes": (b["at"] - a["at"]) / 60, "whole_models": float(np.median(yb / ya)) - 1,
-                        "reference_subnet": b["reference_subnet_ms"] / a["reference_subnet_ms"] - 1,
-                        "legacy_reference_block": b["legacy_reference_block_ms"] / a["legacy_reference_block_ms"] - 1}
-    ca, cb = np.array(a["measured_cpu_ms"]), np.array(b["measured_cpu_ms"])
-    summary["drift_cpu"] = {"whole_models": float(np.median(cb / ca)) - 1,
-                            "reference_subnet": b["reference_subnet_cpu_ms"] / a["reference_subnet_cpu_ms"] - 1,
-                            "legacy_reference_block": b["legacy_reference_block_cpu_ms"]
-                            / a["legacy_reference_block_cpu_ms"] - 1}
+    summary["drift"] = {"minutes": (b["at"] - a["at"]) / 60}
+    for clock, key, comp in (("wall", "measured_ms", "companions_ms"), ("cpu", "measured_cpu_ms", "companions_cpu_ms")):
+        model = np.array(b[key]) / np.array(a[key])  # per subnet: how much it moved between the rounds
+        near = np.array(b[comp]) / np.array(a[comp])  # the companions timed next to it, same rounds
+        summary["drift"][clock] = {
+            "whole_models": float(np.median(model)) - 1,
+            **{name: {"moved": float(np.median(near[:, j])) - 1,
+                      "tracking_error": float(np.median(np.abs(near[:, j] / model - 1)))}
+               for j, name in enumerate(("reference_subnet", "legacy_reference_block"))}}
     summary["subnets"] = [{"config": c.to_dict(), "policy": p, "predicted_ms": float(q), "uncalibrated_ms": float(u)}
                           for c, p, q, u in zip(configs, pols, pred, raw)]
     summary["total_s"] = time.time() - t0
@@ -159,13 +173,18 @@ def markdown_round(s: dict[str, Any], r: int) -> str:
 def markdown_summary(s: dict[str, Any]) -> str:
     c = s["calibration"] or {}
     cv = ", ".join(f"{m} {v:.1%}" for m, v in (c.get("cv_mape") or {}).items())
-    d, dc = s["drift"], s["drift_cpu"]
-    return (f"\n{s['space']} @ {s['resolution']}: calibration **{c.get('method')}** "
-            f"({'applied' if c.get('applied') else 'skipped'}), leave-one-out MAPE on {c.get('n')} calibration "
-            f"subnets: {cv}\ndrift over {d['minutes']:.0f} min, wall: whole models {d['whole_models']:+.1%} (median), "
-            f"reference subnet {d['reference_subnet']:+.1%}, old reference block {d['legacy_reference_block']:+.1%}"
-            f"\n  CPU time: whole models {dc['whole_models']:+.1%}, reference subnet {dc['reference_subnet']:+.1%}, "
-            f"old reference block {dc['legacy_reference_block']:+.1%}"
+    d = s["drift"]
+    lines = [f"\n{s['space']} @ {s['resolution']}: calibration **{c.get('method')}** "
+             f"({'applied' if c.get('applied') else 'skipped'}), leave-one-out MAPE on {c.get('n')} calibration "
+             f"subnets: {cv}", f"drift between the rounds ({d['minutes']:.0f} min apart), median over subnets; "
+             "tracking error = median |companion's move / the subnet's move - 1|:"]
+    for clock in ("wall", "cpu"):
+        x = d[clock]
+        lines.append(f"  {clock}: whole models {x['whole_models']:+.1%}; reference subnet "
+                     f"{x['reference_subnet']['moved']:+.1%} (tracking error {x['reference_subnet']['tracking_error']:.1%}); "
+                     f"old reference block {x['legacy_reference_block']['moved']:+.1%} "
+                     f"(tracking error {x['legacy_reference_block']['tracking_error']:.1%})")
+    return ("\n".join(lines) +
             f"\nbuild {s['build_s'] / 60:.1f} min, benchmark {s['total_s'] / 60:.1f} min")
 
 

@@ -96,3 +96,25 @@ def test_sampled_subnets_cover_float_uniform_and_mixed_policies() -> None:
     no_w4 = lambda cs: np.array([4 not in c.weight_bits for c in cs])  # noqa: E731
     cfgs = sample_configs(sp, 8, seed=3, resolutions=[32], supported=no_w4)
     assert len(cfgs) == 8 and "w4a8" not in {policy_of(c) for c in cfgs}
+
+
+def test_cpu_clock_ignores_time_the_thread_does_not_run() -> None:
+    """ort-cpu at one thread times runs by the thread's CPU time: waiting for a core (here: sleeping) does not
+    count; other backends and thread counts, and tables written before the clock existed, use wall time."""
+    import time
+
+    from latency_tables import Protocol, get_backend
+    from latency_tables.backends.base import _measure_interleaved
+
+    assert get_backend("ort-cpu").clock(Protocol()) is time.thread_time_ns
+    assert get_backend("ort-cpu", threads=2).clock(Protocol()) is time.perf_counter_ns
+    assert get_backend("ort-cpu").clock(Protocol(clock="wall")) is time.perf_counter_ns
+    old = {k: v for k, v in Protocol().to_dict().items() if k != "clock"}
+    assert Protocol.from_dict(old).clock == "wall"
+    with pytest.raises(InputError, match="protocol.clock: got 'gps'"):
+        Protocol(clock="gps")
+    proto = Protocol(warmup=0, repeats=3, rounds=1)
+    waits = [lambda: time.sleep(0.005)]
+    cpu = _measure_interleaved(waits, None, proto, time.thread_time_ns)[0]
+    wall = _measure_interleaved(waits, None, proto, time.perf_counter_ns)[0]
+    assert wall.median_ms >= 5.0 and cpu.median_ms < 1.0

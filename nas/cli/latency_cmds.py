@@ -47,16 +47,19 @@ def latency() -> None:
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True, help="Interleaved rounds.")
 @click.option("--statistic", type=click.Choice(["median", "trimmed_mean", "min_of_round_medians"]), default="median",
               show_default=True)
+@click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
+              help="cpu: time each run by its thread's CPU time where the backend computes on the calling thread "
+                   "(ort-cpu, 1 thread), so other work on the machine does not inflate it; wall: elapsed time.")
 @click.option("--no-reference", is_flag=True,
               help="Do not time the reference model alongside (no load normalization; for dedicated devices).")
 def build(space: str, backend: str, out: str, resolutions: str | None, threads: int, batch_size: int,
           ray_address: str | None, device_tag: str | None, calibrate: int, calibration_method: str, float_only: bool,
-          warmup: int, repeats: int, rounds: int, statistic: str, no_reference: bool) -> None:
+          warmup: int, repeats: int, rounds: int, statistic: str, clock: str, no_reference: bool) -> None:
     """Measure every block SPACE can produce on this device (or on the Ray nodes of --device-tag)."""
     from latency_tables import Protocol, build_table
     from latency_tables.validate import calibration_summary
 
-    protocol = Protocol(warmup=warmup, repeats=repeats, rounds=rounds, statistic=statistic,
+    protocol = Protocol(warmup=warmup, repeats=repeats, rounds=rounds, statistic=statistic, clock=clock,
                         reference=not no_reference)
     t = build_table(space, backend, out, resolutions=_ints(resolutions, "--resolutions"), threads=threads,
                     batch_size=batch_size, protocol=protocol, device_tag=device_tag, ray_address=ray_address,
