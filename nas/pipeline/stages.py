@@ -116,9 +116,11 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
 
         def reuse(folder: Path) -> dict[str, Any]:
             from latency_tables import LatencyTable
+            from latency_tables.validate import calibration_summary
 
             t = LatencyTable.load(lat.table, space=exp.space)
-            return {"table": settings["table"], "device_tag": t.device_tag, "built_here": False}
+            return {"table": settings["table"], "device_tag": t.device_tag, "built_here": False,
+                    "calibration": calibration_summary(t)}
 
         return run.run("latency", settings, [], reuse)
     # a table belongs to a machine: the host and the backend's fingerprint are part of its key
