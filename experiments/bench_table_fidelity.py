@@ -127,12 +127,15 @@ def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_
             load = load_average()
             t = plain_timing(models, table.backend_args["threads"], runs=runs, rounds=rounds, companions=companions)
             y, yc = t["wall"], t["cpu"]
-            by_policy = {p: stats(pred[m], y[m]) for p in dict.fromkeys(pols)
-                         for m in [np.array([q == p for q in pols])]}
+            masks = {p: np.array([q == p for q in pols]) for p in dict.fromkeys(pols)}
+            by_policy = {p: stats(pred[m], y[m]) for p, m in masks.items()}
+            by_policy_cpu = {p: {"calibrated": stats(pred[m], yc[m]), "uncalibrated": stats(raw[m], yc[m])}
+                             for p, m in masks.items()}
             summary["rounds"].append({"at": time.time(), "minutes_after_build": (time.time() - built_at) / 60,
                                       "load_average": load, "calibrated": stats(pred, y),
                                       "uncalibrated": stats(raw, y), "by_policy": by_policy,
-                                      "calibrated_vs_cpu_time": stats(pred, yc),
+                                      "calibrated_vs_cpu_time": stats(pred, yc), "by_policy_cpu": by_policy_cpu,
+                                      "uncalibrated_vs_cpu_time": stats(raw, yc),
                                       "wall_over_cpu_median": float(np.median(y / yc)),
                                       "measured_ms": y.tolist(), "measured_cpu_ms": yc.tolist(),
                                       "companions_ms": t["companion_wall"].tolist(),
@@ -163,7 +166,9 @@ def markdown_round(s: dict[str, Any], r: int) -> str:
     rows = [("calibrated (table default)", rd["calibrated"]), ("uncalibrated", rd["uncalibrated"])]
     rows += [(f"calibrated, {p}", v) for p, v in rd["by_policy"].items()]
     rows += [(f"calibrated vs the same runs' CPU time (wall / CPU {rd['wall_over_cpu_median']:.2f})",
-              rd["calibrated_vs_cpu_time"])]
+              rd["calibrated_vs_cpu_time"]), ("uncalibrated vs CPU time", rd["uncalibrated_vs_cpu_time"])]
+    rows += [(f"{kind} vs CPU time, {p}", v[kind]) for p, v in rd["by_policy_cpu"].items()
+             for kind in ("calibrated", "uncalibrated")]
     for label, v in rows:
         lines.append(f"| {label} | {v['n']} | {v['within_5pct']:.0%} | {v['within_10pct']:.0%} | {v['mape']:.1%} | "
                      f"{v['signed_median']:+.1%} |")
