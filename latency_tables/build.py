@@ -17,10 +17,11 @@ import numpy as np
 
 from latency_tables import device_tasks
 from latency_tables.backends.base import BACKENDS, device_tag_from_fingerprint
-from latency_tables.calibration import METHODS, Calibration
+from latency_tables.calibration import AUTO, METHODS, Calibration, select
 from latency_tables.executor import LocalExecutor, RayExecutor
+from latency_tables.models import reference_model_spec
 from latency_tables.protocol import Protocol
-from latency_tables.sampling import sample_configs
+from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.table import LatencyTable
 from latency_tables.validate import measure_configs
 from search_spaces import SearchSpace, SubnetConfig, get_space
@@ -63,19 +64,21 @@ def _check_resume(table: LatencyTable, space: str, backend: str, fp: dict[str, A
 def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[str],
                 resolutions: Sequence[int] | None = None, threads: int = 1, batch_size: int = 1,
                 protocol: Protocol | None = None, device_tag: str | None = None, ray_address: str | None = None,
-                calibrate: int = 8, calibration_method: str = "scale", quantize: bool = True,
+                calibrate: int = 12, calibration_method: str = AUTO, quantize: bool = True,
                 keys: Sequence[str] | None = None, calibration_configs: Sequence[SubnetConfig] | None = None,
                 progress: bool = True, on_chunk: Callable[[int, int], None] | None = None) -> LatencyTable:
     """Measure (or finish measuring) the table at `out` and return it.
 
     keys: measure only these block keys (tests, partial tables); default every key of the space at
     `resolutions` (default: all of the space's). calibrate: how many random whole subnets to measure for the
-    calibration (0: none). calibration_configs: measure these instead of random ones.
+    calibration (0: none), spread over bit-width policies and sizes (`sampling.sample_configs`).
+    calibration_configs: measure these instead. calibration_method: `auto` (the candidate with the lowest
+    cross-validated error, `calibration.select`) or one of `calibration.METHODS` to force it.
     """
     sp = get_space(space) if isinstance(space, str) else space
     BACKENDS.get(backend)  # unknown names fail here, listing the known ones
-    if calibration_method not in METHODS:
-        raise bad_value("calibration_method", calibration_method, f"one of {', '.join(METHODS)}")
+    if calibration_method != AUTO and calibration_method not in METHODS:
+        raise bad_value("calibration_method", calibration_method, f"one of {AUTO}, {', '.join(METHODS)}")
     if not isinstance(calibrate, int) or calibrate < 0:
         raise bad_value("calibrate", calibrate, "an integer >= 0")
     protocol = protocol or Protocol()
@@ -97,7 +100,8 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
         table.resolutions = sorted(set(table.resolutions) | set(res))
     else:
         table = LatencyTable(sp.name, device_tag or device_tag_from_fingerprint(fp), backend, fp,
-                             protocol.to_dict(), res)
+                             protocol.to_dict(), res,
+                             reference_model=reference_model_spec(sp, res) if protocol.reference else None)
     table.expected_keys = max(len(set(all_keys) | set(table.entries) | set(table.unsupported)),
                               table.expected_keys or 0)
     todo = [k for k in all_keys if k not in table.entries and k not in table.unsupported]
@@ -113,7 +117,7 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
 
     bar = tqdm(total=len(todo), unit="block", desc=f"{sp.name} on {table.device_tag}", disable=not progress or None)
     try:
-        calls = [(sp.name, c, backend, args, protocol.to_dict()) for c in chunks]
+        calls = [(sp.name, c, backend, args, protocol.to_dict(), table.reference_model) for c in chunks]
         for _, result in ex.map(device_tasks.measure_blocks, calls):
             for key, r in result.items():
                 if "measurement" in r:
@@ -127,7 +131,8 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
     finally:
         bar.close()
     if table.overhead is None:
-        table.overhead = ex.call(device_tasks.measure_overhead, backend, args, protocol.to_dict())
+        table.overhead = ex.call(device_tasks.measure_overhead, backend, args, protocol.to_dict(),
+                                 table.reference_model)
         table._dense = None
         save()
     if calibrate or calibration_configs:
@@ -137,16 +142,18 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
     return table
 
 
-def calibrate_table(table: LatencyTable, n: int, method: str = "scale", seed: int = CALIBRATION_SEED,
+def calibrate_table(table: LatencyTable, n: int, method: str = AUTO, seed: int = CALIBRATION_SEED,
                     executor: LocalExecutor | RayExecutor | None = None,
                     configs: Sequence[SubnetConfig] | None = None, progress: bool = True) -> Calibration:
-    """Measure whole subnets end to end (reusing any already stored) and fit the table's calibration."""
+    """Measure whole subnets end to end (reusing any already stored) and choose the table's calibration by
+    cross-validation on them (`calibration.select`; `method` other than `auto` forces one, its rivals' errors
+    still recorded). Random subnets are spread over the policies and over the table's own size range."""
     sp = table.search_space
     ex = executor or LocalExecutor()
     sampled = configs is None
     if configs is None:
         configs = sample_configs(sp, n, seed, table.resolutions, supported=table.supported,
-                                 quantize=table.quantized)
+                                 quantize=table.quantized, spread_by=lambda cs: table.predict(cs, calibrated=False))
     have = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     todo = [c for c in configs if c.to_json() not in have]
     for c, m in zip(todo, measure_configs(ex, table, todo, "calibration", progress)):
@@ -156,8 +163,9 @@ def calibrate_table(table: LatencyTable, n: int, method: str = "scale", seed: in
     cfgs = [SubnetConfig.from_dict(m["config"]) for m in used]
     y = np.array([table.latency_ms(m) for m in used])
     before = np.abs(table.predict(cfgs, calibrated=False) - y) / y
-    cal = Calibration.fit(table.block_sums(cfgs), y, method,
-                          fitted_on={"seed": seed if sampled else None, "overhead_ms": table.overhead_ms,
-                                     "mape_before": float(before.mean())})
+    info = {"seed": seed if sampled else None, "overhead_ms": table.overhead_ms, "mape_before": float(before.mean()),
+            "policies": sorted({policy_of(c) for c in cfgs})}
+    cal = select(table.block_sums(cfgs), y, table.overhead_ms, fitted_on=info,
+                 force=None if method == AUTO else method)
     table.calibration = cal
     return cal

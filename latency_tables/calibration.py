@@ -1,19 +1,23 @@
-"""Calibration: a small, explainable correction from the sum of isolated blocks to the whole model.
+"""Calibration: a small, explainable correction from the sum of isolated blocks to the whole model, applied only
+when it predicts held-out whole models better than the plain sum.
 
 Summing isolated block latencies misses what the runtime does across block boundaries (fusion, memory reuse)
 and counts the per-inference overhead (session call, input copy) once per block instead of once per model.
-So each block's contribution is its median minus the measured per-call overhead, and the correction is fitted
-on a few end-to-end measurements:
+So each block's contribution is its median minus the measured per-call overhead (x below), and the candidates are
 
+  none:      ms = o + x                          o = the measured per-call overhead, paid once per model
   scale:     ms = b * x                          x = sum over blocks of (median - overhead)
   affine:    ms = a + b * x
   per-bits:  ms = a + b_fp * x_fp + b_8 * x_8 + b_4 * x_4   (x split by the blocks' weight bits)
 
-`scale` (the default) takes b as the median of measured / x: one parameter, robust to one bad measurement. On
-this machine `affine` fitted negative intercepts (-0.06 ms at 32 px, -1.3 ms at 224 px) -- noise, not physics --
-and validated slightly worse (experiments/results/latency.md). The others are
+`scale` takes b as the median of measured / x (one parameter, robust to one bad measurement); the others are
 fitted by least squares on the *relative* error (what validation reports), so small and large models count
-alike. `a` absorbs the per-model overhead, `b` the cross-block effects.
+alike. A few end-to-end measurements fit any of them, but a fit that matches its own calibration subnets can
+still predict other subnets worse than the plain sum (fitting noise: negative intercepts, slopes chasing one
+outlier). So `select` (the default, `auto`) cross-validates every candidate on the calibration subnets
+(leave-one-out) and keeps the one with the lowest held-out relative error, preferring the simpler one on a
+near-tie; `none` wins unless a correction really lowers the held-out error. The table records all candidates'
+errors (`fitted_on["selection"]`).
 """
 from __future__ import annotations
 
@@ -25,8 +29,12 @@ import numpy as np
 
 from search_spaces.errors import bad_value
 
-METHODS = ("affine", "scale", "per-bits")
+METHODS = ("none", "scale", "affine", "per-bits")  # simplest first: the order near-ties are broken in
+AUTO = "auto"
 GROUPS = ("fp", "w8", "w4")  # per-bits feature groups, by a block's weight bits
+# a more complex candidate must lower the cross-validated MAPE by more than this (relative, plus absolute) to win
+NEAR_TIE_REL, NEAR_TIE_ABS = 0.05, 0.001
+_NEEDS = {"none": ("a",), "scale": ("b",), "affine": ("a", "b"), "per-bits": ("a", "b_fp", "b_w8", "b_w4")}
 
 
 def group_of(weight_bits: int) -> int:
@@ -45,15 +53,21 @@ class Calibration:
 
     @property
     def formula(self) -> str:
-        if self.method == "affine":
-            return "ms = a + b * sum(block median_ms - overhead_ms)"
-        if self.method == "scale":
-            return "ms = b * sum(block median_ms - overhead_ms)"
-        return "ms = a + b_fp * x_fp + b_w8 * x_w8 + b_w4 * x_w4, x_g = sum over blocks with weight bits g of (median_ms - overhead_ms)"
+        x = "sum(block median_ms - overhead_ms)"
+        return {"none": f"ms = overhead_ms + {x}", "affine": f"ms = a + b * {x}", "scale": f"ms = b * {x}",
+                "per-bits": "ms = a + b_fp * x_fp + b_w8 * x_w8 + b_w4 * x_w4, x_g = sum over blocks with weight "
+                            "bits g of (median_ms - overhead_ms)"}[self.method]
+
+    @property
+    def applied(self) -> bool:
+        """False when the selection kept the plain (overhead-corrected) block sum."""
+        return self.method != "none"
 
     def apply(self, x_groups: np.ndarray) -> np.ndarray:
         """x_groups: (n, 3) overhead-corrected block sums per group (fp, w8, w4)."""
         p = self.params
+        if self.method == "none":
+            return p["a"] + x_groups.sum(axis=1)
         if self.method in ("affine", "scale"):
             return p.get("a", 0.0) + p["b"] * x_groups.sum(axis=1)
         return p["a"] + x_groups @ np.array([p["b_fp"], p["b_w8"], p["b_w4"]])
@@ -65,9 +79,10 @@ class Calibration:
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
         if not isinstance(d, Mapping) or "method" not in d or not isinstance(d.get("params"), Mapping):
             raise bad_value("calibration", d, "an object with method and params")
+        if d["method"] not in METHODS:
+            raise bad_value("calibration.method", d["method"], f"one of {', '.join(METHODS)}")
         params = {str(k): float(v) for k, v in d["params"].items()}
-        need = {"affine": ("a", "b"), "scale": ("b",)}.get(d["method"], ("a", "b_fp", "b_w8", "b_w4"))
-        for k in need:
+        for k in _NEEDS[d["method"]]:
             if k not in params or not np.isfinite(params[k]):
                 raise bad_value(f"calibration.params.{k}", params.get(k), "a finite number")
             if k.startswith("b") and params[k] <= 0:  # a slope <= 0 makes bigger models faster (or negative)
@@ -76,42 +91,85 @@ class Calibration:
 
     @classmethod
     def fit(cls, x_groups: np.ndarray, measured_ms: np.ndarray, method: str = "affine",
-            fitted_on: Mapping[str, Any] | None = None) -> Calibration:
+            fitted_on: Mapping[str, Any] | None = None, overhead_ms: float = 0.0) -> Calibration:
         """Least squares on relative error. Groups with no block in any calibration model keep slope 1 (the
-        table as measured); with too few models for `per-bits`, fall back to `affine`."""
+        table as measured); with too few models for `per-bits`, fall back to `affine`. `none` fits nothing:
+        `overhead_ms` is its intercept."""
         x = np.asarray(x_groups, dtype=np.float64)
         y = np.asarray(measured_ms, dtype=np.float64)
         if method not in METHODS:
             raise bad_value("calibration method", method, f"one of {', '.join(METHODS)}")
-        if y.size < (1 if method == "scale" else 2):
+        if y.size < (1 if method in ("none", "scale") else 2):
             raise bad_value("calibration measurements", int(y.size), "at least 2 end-to-end measurements "
                             "(1 for the scale method)")
         info = dict(fitted_on or {})
         present = [g for g in range(3) if np.any(x[:, g] > 0)]
         if method == "per-bits" and y.size < len(present) + 3:
             method, info["note"] = "affine", f"per-bits needs >= {len(present) + 3} models; fitted affine"
-        if method == "scale":
-            cal = cls(method, {"b": float(np.median(y / x.sum(axis=1)))}, info)
-            cal.fitted_on.update({"n": int(y.size), "fit": "median of measured / block sum",
-                                  "mape_after": float(np.mean(np.abs(cal.apply(x) - y) / y))})
-            return cal
-        if method == "affine":
-            feats = np.column_stack([np.ones_like(y), x.sum(axis=1)])
+        if method == "none":
+            cal, how = cls(method, {"a": float(overhead_ms)}, info), "nothing fitted: the overhead-corrected sum"
+        elif method == "scale":
+            cal, how = cls(method, {"b": float(np.median(y / x.sum(axis=1)))}, info), "median of measured / block sum"
         else:
-            feats = np.column_stack([np.ones_like(y)] + [x[:, g] for g in present])
-        w = 1.0 / y
-        theta, *_ = np.linalg.lstsq(feats * w[:, None], y * w, rcond=None)
-        if method == "affine":
-            params = {"a": float(theta[0]), "b": float(theta[1])}
-        else:
-            params = {"a": float(theta[0]), "b_fp": 1.0, "b_w8": 1.0, "b_w4": 1.0}
-            for j, g in enumerate(present):
-                params[f"b_{GROUPS[g]}"] = float(theta[1 + j])
-        if any(v <= 0 for k, v in params.items() if k.startswith("b")):  # noise, not physics: loading refuses it
-            info["note"] = f"{method} fitted a slope <= 0 ({params}); fitted scale"
-            return cls.fit(x, y, "scale", info)
-        cal = cls(method, params, info)
-        after = np.abs(cal.apply(x) - y) / y
-        cal.fitted_on.update({"n": int(y.size), "fit": "least squares on relative error",
-                              "mape_after": float(after.mean())})
+            if method == "affine":
+                feats = np.column_stack([np.ones_like(y), x.sum(axis=1)])
+            else:
+                feats = np.column_stack([np.ones_like(y)] + [x[:, g] for g in present])
+            w = 1.0 / y
+            theta, *_ = np.linalg.lstsq(feats * w[:, None], y * w, rcond=None)
+            if method == "affine":
+                params = {"a": float(theta[0]), "b": float(theta[1])}
+            else:
+                params = {"a": float(theta[0]), "b_fp": 1.0, "b_w8": 1.0, "b_w4": 1.0}
+                for j, g in enumerate(present):
+                    params[f"b_{GROUPS[g]}"] = float(theta[1 + j])
+            if any(v <= 0 for k, v in params.items() if k.startswith("b")):  # noise, not physics: loading refuses it
+                info["note"] = f"{method} fitted a slope <= 0 ({params}); fitted scale"
+                return cls.fit(x, y, "scale", info, overhead_ms)
+            cal, how = cls(method, params, info), "least squares on relative error"
+        cal.fitted_on.update({"n": int(y.size), "fit": how,
+                              "mape_after": float(np.mean(np.abs(cal.apply(x) - y) / y))})
         return cal
+
+
+def cross_validated_mape(x_groups: np.ndarray, measured_ms: np.ndarray, method: str,
+                         overhead_ms: float = 0.0) -> float:
+    """Leave-one-out mean relative error of `method`: each subnet predicted by a fit on all the others."""
+    x = np.asarray(x_groups, dtype=np.float64)
+    y = np.asarray(measured_ms, dtype=np.float64)
+    errs = []
+    for i in range(y.size):
+        keep = np.arange(y.size) != i
+        cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms)
+        errs.append(abs(float(cal.apply(x[i : i + 1])[0]) - y[i]) / y[i])
+    return float(np.mean(errs))
+
+
+def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
+           candidates: tuple[str, ...] = METHODS, fitted_on: Mapping[str, Any] | None = None,
+           force: str | None = None) -> Calibration:
+    """The candidate with the lowest leave-one-out relative error, fitted on all measurements. A candidate
+    replaces a simpler one only when it beats it by more than a near-tie (5 % of the error + 0.1 point), so
+    `none` -- the plain overhead-corrected sum -- stays unless a correction clearly helps held-out subnets.
+    `force`: fit that method whatever the cross-validation says (the errors are recorded all the same)."""
+    if force is not None and force not in METHODS:
+        raise bad_value("calibration method", force, f"one of {', '.join(METHODS)}")
+    y = np.asarray(measured_ms, dtype=np.float64)
+    unknown = [c for c in candidates if c not in METHODS]
+    if unknown or not candidates:
+        raise bad_value("calibration candidates", unknown or list(candidates), f"some of {', '.join(METHODS)}")
+    order = [m for m in METHODS if m in candidates]
+    groups = int(np.sum(np.any(np.asarray(x_groups) > 0, axis=0)))
+    # enough subnets that every leave-one-out fit has more measurements than parameters
+    usable = [m for m in order if y.size >= {"none": 1, "scale": 2, "affine": 4, "per-bits": groups + 4}[m]]
+    cv = {m: cross_validated_mape(x_groups, y, m, overhead_ms) for m in usable if y.size >= 2}
+    chosen = usable[0] if usable else "none"
+    for m in usable[1:]:
+        if m in cv and cv[m] < cv[chosen] * (1 - NEAR_TIE_REL) - NEAR_TIE_ABS:
+            chosen = m
+    info = dict(fitted_on or {})
+    info["selection"] = {"cv": "leave-one-out", "cv_mape": cv, "chosen": chosen, "candidates": order,
+                         "forced": force,
+                         "rule": f"lowest cross-validated MAPE; a more complex candidate must beat the chosen one "
+                                 f"by > {NEAR_TIE_REL:.0%} of its error + {NEAR_TIE_ABS:.1%}"}
+    return Calibration.fit(x_groups, y, force or chosen, fitted_on=info, overhead_ms=overhead_ms)

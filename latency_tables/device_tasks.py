@@ -13,10 +13,26 @@ from search_spaces import BlockSpec, SubnetConfig, get_space
 from search_spaces.errors import HwnasError
 
 
-def _subdir(tmp: str) -> Path:
-    d = Path(tmp) / "reference"
-    d.mkdir(exist_ok=True)
-    return d
+_REFERENCE_FILES: dict[str, tuple[bytes, tuple[int, ...]]] = {}
+
+
+def _reference(tmp: str, batch: int, reference: dict[str, Any] | None) -> tuple[Path, tuple[int, ...]]:
+    """The table's reference model as ONNX in `tmp`, exported once per process (a whole subnet takes seconds,
+    and every chunk of blocks is timed next to it)."""
+    import json
+
+    from latency_tables.models import export_reference_model
+
+    key = json.dumps([reference, batch], sort_keys=True)
+    if key not in _REFERENCE_FILES:
+        d = Path(tmp) / "reference"
+        d.mkdir(exist_ok=True)
+        path, shape = export_reference_model(d, batch, reference)
+        _REFERENCE_FILES[key] = (path.read_bytes(), tuple(shape))
+    data, shape = _REFERENCE_FILES[key]
+    out = Path(tmp) / "reference.onnx"
+    out.write_bytes(data)
+    return out, shape
 
 
 def device_fingerprint(backend: str, backend_args: dict[str, Any]) -> dict[str, Any]:
@@ -24,9 +40,10 @@ def device_fingerprint(backend: str, backend_args: dict[str, Any]) -> dict[str, 
 
 
 def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict[str, Any],
-                   protocol: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """key -> {"measurement": {...}} or {"unsupported": reason}; the keys are measured interleaved."""
-    from latency_tables.models import export_block, export_reference_model  # torch + onnx: only to measure
+                   protocol: dict[str, Any], reference: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """key -> {"measurement": {...}} or {"unsupported": reason}; the keys are measured interleaved, next to
+    `reference` (the table's `reference_model`) when the protocol times one."""
+    from latency_tables.models import export_block  # torch + onnx: only to measure
 
     be = get_backend(backend, **backend_args)
     sp = get_space(space)
@@ -42,7 +59,7 @@ def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict
                 continue
             path, shape = export_block(sp, b, tmp, batch=be.batch_size)
             items.append((key, path, shape))
-        ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
+        ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
         results = be.measure_many([(p, s) for _, p, s in items], proto, ref)
         for (key, _, _), r in zip(items, results):
             out[key] = {"unsupported": f"{be.name} cannot run it: {one_line(r)}"} if isinstance(r, Exception) \
@@ -50,14 +67,15 @@ def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict
     return out
 
 
-def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
-    from latency_tables.models import export_overhead_model, export_reference_model
+def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[str, Any],
+                     reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    from latency_tables.models import export_overhead_model
 
     be = get_backend(backend, **backend_args)
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         path, shape = export_overhead_model(f"{tmp}/overhead.onnx", be.batch_size)
         proto = Protocol.from_dict(protocol)
-        ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
+        ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
         r = be.measure_many([(path, shape)], proto, ref)[0]
         if isinstance(r, Exception):
             raise HwnasError(f"{be.name}: cannot run the overhead model: {one_line(r)}")
@@ -65,16 +83,16 @@ def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[
 
 
 def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, backend_args: dict[str, Any],
-                    protocol: dict[str, Any]) -> list[dict[str, Any]]:
+                    protocol: dict[str, Any], reference: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Whole subnets end to end (exported, quantized per policy), measured interleaved."""
-    from latency_tables.models import export_reference_model, export_subnet
+    from latency_tables.models import export_subnet
 
     be = get_backend(backend, **backend_args)
     sp = get_space(space)
     proto = Protocol.from_dict(protocol)
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         items = [export_subnet(sp, SubnetConfig.from_dict(c), tmp, batch=be.batch_size) for c in configs]
-        ref = export_reference_model(_subdir(tmp), be.batch_size) if proto.reference else None
+        ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
         results = be.measure_many(items, proto, ref)
     out = []
     for c, r in zip(configs, results):

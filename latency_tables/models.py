@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -93,15 +95,43 @@ def export_subnet(space: SearchSpace, config: SubnetConfig, directory: str | os.
     return q_path, shape
 
 
-REFERENCE_BLOCK = "mbconv:in16x16:c16-48-16:k3:s1:relu:se0:w32a32"
+REFERENCE_BLOCK = "mbconv:in16x16:c16-48-16:k3:s1:relu:se0:w32a32"  # tables written before `reference_model`
 
 
-def export_reference_model(directory: str | os.PathLike[str], batch: int = 1) -> tuple[Path, tuple[int, ...]]:
-    """The fixed model timed alongside everything (protocol.reference): one float inverted-residual block,
-    the same on every space and device, seed 0."""
+def reference_config(space: SearchSpace, resolutions: Sequence[int]) -> SubnetConfig:
+    """The reference timed alongside everything a table measures (protocol.reference): a whole, mid-sized float
+    subnet of the table's own space (the middle depth, kernel, expand and keep choice everywhere) at the middle
+    of the table's resolutions. A whole model of the same kind as the ones predicted slows down with the
+    machine's load as they do; a tiny block mostly times the per-call overhead, which does not (measured:
+    experiments/results/latency.md)."""
+    s = space.spec
+    mid = lambda choices: sorted(choices)[(len(choices) - 1) // 2]  # noqa: E731
+    res = sorted(resolutions)
+    n = mid(s.depth_choices) * s.n_stages
+    return SubnetConfig(space.name, res[(len(res) - 1) // 2], (mid(s.depth_choices),) * s.n_stages,
+                        (mid(s.kernel_choices),) * n, (mid(s.expand_choices),) * n, (mid(s.keep_choices),) * n,
+                        (32,) * n, (32,) * n)
+
+
+def reference_model_spec(space: SearchSpace, resolutions: Sequence[int]) -> dict[str, Any]:
+    """What a new table stores as its `reference_model`."""
+    return {"kind": "subnet", "config": reference_config(space, resolutions).to_dict()}
+
+
+LEGACY_REFERENCE = {"kind": "block", "key": REFERENCE_BLOCK}
+
+
+def export_reference_model(directory: str | os.PathLike[str], batch: int = 1,
+                           reference: Mapping[str, Any] | None = None) -> tuple[Path, tuple[int, ...]]:
+    """The reference model of a table (`reference_model_spec`), seed 0; without one, the fixed float block that
+    tables written before whole-subnet references used."""
     from search_spaces import get_space
 
-    return export_block(get_space("mbv3-tiny"), BlockSpec.from_key(REFERENCE_BLOCK), directory, batch=batch)
+    ref = dict(reference or LEGACY_REFERENCE)
+    if ref.get("kind") == "subnet":
+        config = SubnetConfig.from_dict(ref["config"])
+        return export_subnet(get_space(config.space), config, directory, batch=batch)
+    return export_block(get_space("mbv3-tiny"), BlockSpec.from_key(ref["key"]), directory, batch=batch)
 
 
 def export_overhead_model(path: str | os.PathLike[str], batch: int = 1) -> tuple[Path, tuple[int, int, int, int]]:

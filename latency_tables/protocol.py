@@ -10,6 +10,7 @@ from search_spaces.errors import bad_value
 
 PROTOCOL_VERSION = 1
 STATISTICS = ("median", "trimmed_mean", "min_of_round_medians")
+CLOCKS = ("cpu", "wall")
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,17 @@ class Protocol:
     machine hits all of them alike instead of one. statistic: how the `rounds * repeats` timings become one
     number (`median` by default; `min_of_round_medians` for very noisy machines). cpu_mem_arena: ONNX Runtime's
     CPU arena (off gave tighter runs, FACTS.md). interleave: how many models are measured together.
-    reference: also time a fixed reference model in every round and store each model's latency *relative* to it
-    (`ref_ratio`); a table then uses ratio x the reference's typical latency, which cancels slow changes of
-    machine load between the time blocks were measured and the time a whole model is (on a shared machine these
-    swing by +-50 %; ratios of alternated runs are stable, FACTS.md). On a dedicated device it changes ~nothing."""
+    reference: also time the table's reference model (a mid-sized whole subnet of its space,
+    `models.reference_config`) between rounds and store each model's latency *relative* to it (`ref_ratio`); a
+    table then uses ratio x the reference's typical latency, which cancels slow changes of machine load between
+    the time blocks were measured and the time a whole model is (on a shared machine these swing by +-50 %; ratios
+    of alternated runs are stable, FACTS.md). On a dedicated device it changes ~nothing.
+    clock: `cpu` times each run by the CPU time of the thread that runs it, where the backend computes on the
+    calling thread (ort-cpu with 1 thread; other backends and thread counts use `wall`). On a machine with more
+    runnable threads than cores, wall time inflates every run longer than a scheduler slice (a 3 ms model took
+    8.8 ms wall, 3.3 ms CPU, while its 0.1-0.4 ms blocks were barely touched), so block sums could not match
+    whole models; CPU time is what the model costs on a core of its own, which a user's quiet-machine timing
+    sees. `wall`: the plain elapsed time (tables written before `clock` existed)."""
 
     warmup: int = 10
     repeats: int = 20
@@ -31,6 +39,7 @@ class Protocol:
     interleave: int = 8
     cpu_mem_arena: bool = False
     reference: bool = True
+    clock: str = "cpu"
     version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
@@ -39,6 +48,8 @@ class Protocol:
             low = 0 if name == "warmup" else 1
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise bad_value(f"protocol.{name}", v, f"an integer >= {low}")
+        if self.clock not in CLOCKS:
+            raise bad_value("protocol.clock", self.clock, f"one of {', '.join(CLOCKS)}")
         if self.statistic not in STATISTICS:
             raise bad_value("protocol.statistic", self.statistic, f"one of {', '.join(STATISTICS)}")
         if not isinstance(self.reference, bool) or not isinstance(self.cpu_mem_arena, bool):
@@ -57,7 +68,7 @@ class Protocol:
         unknown = sorted(set(d) - known)
         if unknown:
             raise bad_value(f"protocol key {unknown[0]!r}", d[unknown[0]], f"keys {', '.join(sorted(known))}")
-        return cls(**dict(d))
+        return cls(**{"clock": "wall", **dict(d)})  # without a clock: written before it existed, wall time
 
     @classmethod
     def quick(cls) -> Protocol:

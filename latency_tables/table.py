@@ -54,6 +54,18 @@ def _entry(key: str, d: Any) -> dict[str, float | int]:
     return e
 
 
+def _reference_model(d: Any) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    if not isinstance(d, Mapping) or d.get("kind") not in ("subnet", "block"):
+        raise bad_value("reference_model", d, "an object with kind subnet (and config) or block (and key)")
+    if d["kind"] == "subnet":
+        SubnetConfig.from_dict(d["config"])
+    else:
+        BlockSpec.from_key(d["key"])
+    return dict(d)
+
+
 class LatencyTable:
     """Block latencies (ms) of `space` measured by `backend` on the device `device_tag`."""
 
@@ -62,7 +74,8 @@ class LatencyTable:
                  | None = None, unsupported: Mapping[str, str] | None = None,
                  overhead: Mapping[str, Any] | None = None, calibration: Calibration | None = None,
                  calibration_measurements: Sequence[Mapping[str, Any]] | None = None,
-                 expected_keys: int | None = None, build_seconds: float = 0.0) -> None:
+                 expected_keys: int | None = None, build_seconds: float = 0.0,
+                 reference_model: Mapping[str, Any] | None = None) -> None:
         self.space = space
         self.device_tag = device_tag
         self.backend = backend
@@ -76,6 +89,9 @@ class LatencyTable:
         self.calibration_measurements = [dict(m) for m in (calibration_measurements or [])]
         self.expected_keys = expected_keys
         self.build_seconds = float(build_seconds)
+        # the model timed alongside every measurement (protocol.reference): a whole subnet of this space; None in
+        # tables written before it existed, which used a fixed float block (models.LEGACY_REFERENCE)
+        self.reference_model = dict(reference_model) if reference_model else None
         self._dense: dict[str, Any] | None = None
         self._ref: tuple[float | None] | None = None
 
@@ -138,7 +154,8 @@ class LatencyTable:
         return {
             "format": FORMAT, "version": VERSION, "space": self.space, "device_tag": self.device_tag,
             "backend": self.backend, "resolutions": self.resolutions, "fingerprint": self.fingerprint,
-            "protocol": self.protocol, "reference_ms": self.reference_ms, "overhead": self.overhead, "expected_keys": self.expected_keys,
+            "protocol": self.protocol, "reference_model": self.reference_model, "reference_ms": self.reference_ms,
+            "overhead": self.overhead, "expected_keys": self.expected_keys,
             "build_seconds": round(self.build_seconds, 3), "complete": self.complete,
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "calibration_measurements": self.calibration_measurements,
@@ -197,7 +214,7 @@ class LatencyTable:
             return cls(tspace, str(d["device_tag"]), str(d["backend"]), dict(d["fingerprint"]), dict(d["protocol"]),
                        resolutions, clean, {str(k): str(v) for k, v in unsupported.items()}, overhead, cal,
                        list(d.get("calibration_measurements") or []), d.get("expected_keys"),
-                       float(d.get("build_seconds") or 0.0))
+                       float(d.get("build_seconds") or 0.0), _reference_model(d.get("reference_model")))
         except InputError as e:
             if str(e).startswith(source):
                 raise
@@ -295,13 +312,14 @@ class LatencyTable:
 
     def predict(self, configs: Sequence[SubnetConfig] | np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Predicted whole-model latency in ms (float64), inf where a block is unsupported on this device.
-        Uncalibrated: the plain sum of the blocks' measured latencies. Calibrated (when the table has a
-        calibration): the fitted correction of the overhead-corrected sum (see `calibration.py`)."""
+        Uncalibrated: the overhead-corrected block sum (each block's latency less the per-call overhead, plus that
+        overhead once for the model). Calibrated: the table's calibration (see `calibration.py`), which is that
+        same sum when the calibration's cross-validation kept it (method `none`)."""
         g = self._gather(configs)
         if calibrated and self.calibration is not None:
             out = self.calibration.apply(g["groups"])
         else:
-            out = g["groups"].sum(axis=1) + g["n_blocks"] * self.overhead_ms
+            out = g["groups"].sum(axis=1) + self.overhead_ms
         bad = ~g["unsupported"] & ~(np.isfinite(out) & (out > 0))
         if bad.any():  # a latency <= 0 is never a measurement: refuse it rather than let a search rank by it
             i = int(np.argmax(bad))

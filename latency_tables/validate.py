@@ -1,6 +1,7 @@
 """Validation: how close is the table's prediction to what the device really does with the whole model?
-Random subnets (never those used for calibration) are exported whole, quantized per policy, measured end to end
-with the table's backend and protocol, and compared to the prediction before and after calibration."""
+Random subnets (never those used for calibration), float, uniformly quantized (w8a8, w4a8) and mixed in turn,
+are exported whole, quantized per policy, measured end to end with the table's backend and protocol, and
+compared to the prediction before and after calibration, overall and per policy."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from latency_tables import device_tasks
 from latency_tables.backends.base import BACKENDS
 from latency_tables.executor import LocalExecutor, RayExecutor
 from latency_tables.protocol import Protocol
-from latency_tables.sampling import sample_configs
+from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.table import LatencyTable
 from search_spaces import SubnetConfig
 from search_spaces.errors import HwnasError, bad_value
@@ -23,6 +24,17 @@ def error_stats(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]
     rel = np.abs(predicted - measured) / measured
     return {"within_5pct": float(np.mean(rel <= 0.05)), "within_10pct": float(np.mean(rel <= 0.10)),
             "mape": float(rel.mean()), "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2)))}
+
+
+def calibration_summary(table: LatencyTable) -> dict[str, Any] | None:
+    """Which calibration the table applies and the cross-validated MAPE of every candidate (None: none fitted)."""
+    cal = table.calibration
+    if cal is None:
+        return None
+    sel = cal.fitted_on.get("selection") or {}
+    return {"method": cal.method, "applied": cal.applied, "params": cal.params, "cv_mape": sel.get("cv_mape"),
+            "chosen_by": "forced" if sel.get("forced") else "cross-validation" if sel else "fixed when built",
+            "n": cal.fitted_on.get("n"), "policies": cal.fitted_on.get("policies")}
 
 
 def measure_configs(ex: LocalExecutor | RayExecutor, table: LatencyTable, configs: Sequence[SubnetConfig],
@@ -37,7 +49,7 @@ def measure_configs(ex: LocalExecutor | RayExecutor, table: LatencyTable, config
         for i in range(0, len(configs), step):
             part = configs[i : i + step]
             out += ex.call(device_tasks.measure_subnets, table.search_space.name, [c.to_dict() for c in part],
-                           table.backend, table.backend_args, table.protocol)
+                           table.backend, table.backend_args, table.protocol, table.reference_model)
             bar.update(len(part))
     return out
 
@@ -45,7 +57,8 @@ def measure_configs(ex: LocalExecutor | RayExecutor, table: LatencyTable, config
 def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str | None = None,
                    configs: Sequence[SubnetConfig] | None = None, progress: bool = True) -> dict[str, Any]:
     """Measure `n` random held-out subnets end to end and report prediction errors, calibrated and not.
-    Returns {n, within_5pct, within_10pct, mape, rmse_ms, uncalibrated: {...}, calibrated: bool, subnets}."""
+    Returns {n, within_5pct, within_10pct, mape, rmse_ms, uncalibrated: {...}, calibrated: bool,
+    calibration: the table's choice and its cross-validated errors, by_policy: {policy: stats}, subnets}."""
     if not isinstance(n, int) or n < 1:
         raise bad_value("n", n, "an integer >= 1")
     sp = table.search_space
@@ -74,13 +87,19 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
     y_raw = np.array([m["median_ms"] for m in measured])
     raw = table.predict(configs, calibrated=False)
     cal = table.predict(configs, calibrated=True)
+    pols = [policy_of(c) for c in configs]
+    by_policy = {p: {"n": pols.count(p), **error_stats(cal[m], y[m]), "uncalibrated": error_stats(raw[m], y[m])}
+                 for p in dict.fromkeys(pols) for m in [np.array([q == p for q in pols])]}
     report: dict[str, Any] = {"n": len(configs), **error_stats(cal, y), "uncalibrated": error_stats(raw, y),
-                              "calibrated": table.calibration is not None, "load_normalized": table.normalized,
+                              "calibrated": table.calibration is not None and table.calibration.applied,
+                              "calibration": calibration_summary(table), "by_policy": by_policy,
+                              "load_normalized": table.normalized,
                               "space": table.space, "device_tag": table.device_tag, "backend": table.backend,
                               "seed": seed}
     if table.normalized:  # the same predictions against the plain medians, load swings included
         report["raw_medians"] = {"calibrated": error_stats(cal, y_raw), "uncalibrated": error_stats(raw, y_raw)}
-    report["subnets"] = [{"config": c.to_dict(), "measured_ms": float(v), "median_ms": m["median_ms"],
+    report["subnets"] = [{"config": c.to_dict(), "policy": policy_of(c), "measured_ms": float(v),
+                          "median_ms": m["median_ms"],
                           "p90_ms": m["p90_ms"], "ref_ms": m.get("ref_ms"), "predicted_ms": float(p),
                           "predicted_uncalibrated_ms": float(r)}
                          for c, v, m, p, r in zip(configs, y, measured, cal, raw)]
@@ -103,4 +122,4 @@ def measure_subnet(space: Any, config: SubnetConfig, backend: Any, protocol: Pro
         return be.measure(path, shape, protocol)
 
 
-__all__ = ["error_stats", "measure_subnet", "validate_table"]
+__all__ = ["calibration_summary", "error_stats", "measure_subnet", "validate_table"]

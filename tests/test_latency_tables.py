@@ -36,6 +36,7 @@ def _configs(seed: int, n: int) -> list[SubnetConfig]:
 
 CALIB = _configs(1, 3)
 HELD_OUT = _configs(2, 2)
+UNIFORM = [HELD_OUT[1].with_bits(w, a) for w, a in ((32, 32), (8, 8), (4, 8))]  # what users mostly deploy
 
 
 def _keys(configs: list[SubnetConfig]) -> list[str]:
@@ -46,8 +47,8 @@ def _keys(configs: list[SubnetConfig]) -> list[str]:
 @pytest.fixture(scope="module")
 def table_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("lt") / "tiny.json"
-    build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=PROTOCOL, keys=_keys(CALIB + HELD_OUT),
-                calibration_configs=CALIB, calibrate=0, progress=False)
+    build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=PROTOCOL,
+                keys=_keys(CALIB + HELD_OUT + UNIFORM), calibration_configs=CALIB, calibrate=0, progress=False)
     return path
 
 
@@ -89,7 +90,7 @@ def test_build_reload_predict(table_path) -> None:
     t = LatencyTable.load(table_path, space="mbv3-tiny")
     d = json.loads(table_path.read_text())
     assert d["format"] == "hwnas-latency-table" and d["version"] == 1
-    assert set(d["entries"]) == set(_keys(CALIB + HELD_OUT)) and d["complete"]
+    assert set(d["entries"]) == set(_keys(CALIB + HELD_OUT + UNIFORM)) and d["complete"]
     assert all(set(e) >= {"median_ms", "std_ms", "count"} for e in d["entries"].values())
     assert t.fingerprint["backend"] == "ort-cpu" and t.protocol == PROTOCOL.to_dict()
     assert t.overhead_ms > 0 and t.calibration is not None and t.calibration.fitted_on["n"] == 3
@@ -97,13 +98,15 @@ def test_build_reload_predict(table_path) -> None:
     raw = t.predict(HELD_OUT, calibrated=False)
     assert t.normalized and t.reference_ms > 0  # load-normalized: every entry carries its ratio to the reference
     assert all(e["ref_ratio"] > 0 for e in t.entries.values())
-    by_hand = [sum(e["ref_ratio"] * t.reference_ms for e in (t.entries[b.key] for b in sp.blocks(c)))
-               for c in HELD_OUT]
+    # uncalibrated: every block less the per-call overhead, plus that overhead once for the whole model
+    by_hand = [t.overhead_ms + sum(e["ref_ratio"] * t.reference_ms - t.overhead_ms
+                                   for e in (t.entries[b.key] for b in sp.blocks(c))) for c in HELD_OUT]
     np.testing.assert_allclose(raw, by_hand, rtol=1e-9)
     np.testing.assert_allclose(t.predict(sp.to_indices(HELD_OUT)), t.predict(HELD_OUT))
-    assert t.calibration.method == "scale"  # the default: ms = b * sum(block - overhead)
-    x = t.block_sums(HELD_OUT).sum(axis=1)
-    np.testing.assert_allclose(t.predict(HELD_OUT), t.calibration.params["b"] * x)
+    sel = t.calibration.fitted_on["selection"]  # chosen by leave-one-out error among the candidates it can fit
+    assert set(sel["cv_mape"]) == {"none", "scale"} and sel["chosen"] == t.calibration.method
+    assert t.reference_model["kind"] == "subnet"  # a whole subnet of the space is the load reference
+    np.testing.assert_allclose(t.predict(HELD_OUT), t.calibration.apply(t.block_sums(HELD_OUT)))
     assert t.supported(HELD_OUT).all()
 
 
@@ -147,6 +150,32 @@ def test_validate_on_held_out_subnets(table_path) -> None:
     measured = [s["measured_ms"] for s in r["subnets"]]
     assert all(m > 0 for m in measured)
     assert r["uncalibrated"]["mape"] < 1.0  # block sums are the right order of magnitude of real runs
+    assert r["calibration"]["method"] == t.calibration.method and r["calibration"]["chosen_by"] == "cross-validation"
+
+
+def test_validation_reports_float_and_uniform_policies(table_path) -> None:
+    t = LatencyTable.load(table_path)
+    r = validate_table(t, 4, configs=UNIFORM + HELD_OUT[:1], progress=False)
+    assert list(r["by_policy"]) == ["float", "w8a8", "w4a8", "mixed"]
+    assert all(s["n"] == 1 and 0 <= s["mape"] < 1.0 for s in r["by_policy"].values())
+    assert [s["policy"] for s in r["subnets"]] == ["float", "w8a8", "w4a8", "mixed"]
+
+
+def test_tables_written_before_the_selection_still_load(table_path) -> None:
+    """A table from before the whole-subnet reference, the CPU clock and the calibration selection: it loads,
+    predicts with its fixed calibration, and is measured again with the reference block and wall clock."""
+    from latency_tables.models import LEGACY_REFERENCE
+    from latency_tables.validate import calibration_summary
+
+    d = json.loads(table_path.read_text())
+    del d["reference_model"], d["protocol"]["clock"]
+    d["calibration"] = {"method": "scale", "params": {"b": 1.1}, "fitted_on": {"n": 3}}
+    old = LatencyTable.from_dict(d)
+    assert old.reference_model is None and Protocol.from_dict(old.protocol).clock == "wall"
+    np.testing.assert_allclose(old.predict(HELD_OUT), 1.1 * old.block_sums(HELD_OUT).sum(axis=1))
+    assert calibration_summary(old)["chosen_by"] == "fixed when built"
+    r = validate_table(old, 1, configs=HELD_OUT[:1], progress=False)
+    assert r["n"] == 1 and r["subnets"][0]["ref_ms"] > 0 and LEGACY_REFERENCE["kind"] == "block"
 
 
 def test_interrupt_and_resume(tmp_path) -> None:
@@ -210,7 +239,7 @@ def test_cli_show_validate_errors(table_path, tmp_path) -> None:
 
     runner = CliRunner()
     r = runner.invoke(cli, ["latency", "show", "--table", str(table_path), "--json"])
-    assert r.exit_code == 0 and json.loads(r.output)["entries"] == len(_keys(CALIB + HELD_OUT))
+    assert r.exit_code == 0 and json.loads(r.output)["entries"] == len(_keys(CALIB + HELD_OUT + UNIFORM))
     (tmp_path / "bad.json").write_text("{")
     r = runner.invoke(cli, ["latency", "validate", "--table", str(tmp_path / "bad.json"), "--n", "1"])
     assert r.exit_code == 2 and "not valid JSON" in r.output

@@ -89,6 +89,17 @@ class Backend(ABC):
     def default_device_tag(self) -> str:
         return device_tag_from_fingerprint(self.fingerprint())
 
+    def computes_on_calling_thread(self) -> bool:
+        """True when `open`'s runner computes on the thread that calls it, so that thread's CPU time is the
+        model's cost (`Protocol.clock == "cpu"`); False (the default) times wall clock."""
+        return False
+
+    def clock(self, protocol: Protocol) -> Callable[[], int]:
+        """The nanosecond clock runs are timed with under `protocol` (see `Protocol.clock`)."""
+        if protocol.clock == "cpu" and self.computes_on_calling_thread():
+            return time.thread_time_ns
+        return time.perf_counter_ns
+
     def supports(self, weight_bits: int, act_bits: int) -> tuple[bool, str]:
         """Whether blocks at these bits can run at all here (False marks them unsupported in the table)."""
         return True, ""
@@ -113,9 +124,10 @@ class Backend(ABC):
                      ) -> list[Measurement | Exception]:
         """Measure several models interleaved (round-robin). A model the backend cannot open gives its
         exception in place of a measurement, so one unsupported block does not stop a build. With `reference`,
-        that model is timed (warm, `repeats` runs) right before and right after each model's runs in every round,
-        so each model's round median is divided by the reference's median around the same moment
-        (`Measurement.ref_ratio`)."""
+        that model is timed (warm, `reference_runs(protocol)` runs) before the first round, between rounds and
+        after the last, so each model's round median is divided by the median of the reference runs right before
+        and right after that round (`Measurement.ref_ratio`). The reference is a whole subnet (milliseconds), so
+        it brackets rounds rather than each model's runs: that keeps its cost near the blocks' own."""
         protocol = protocol or Protocol()
         runners: list[Runner | Exception] = []
         ref_run: Runner | None = None
@@ -130,7 +142,7 @@ class Backend(ABC):
                     ref_run = self.open(reference[0], tuple(reference[1]), protocol)
                 except Exception as e:  # noqa: BLE001
                     raise HwnasError(f"{self.name}: cannot run the reference model: {one_line(e)}") from None
-            return _measure_interleaved(runners, ref_run, protocol)
+            return _measure_interleaved(runners, ref_run, protocol, self.clock(protocol))
         finally:
             for r in [*runners, ref_run]:
                 close = getattr(r, "close", None)
@@ -138,8 +150,13 @@ class Backend(ABC):
                     close()
 
 
-def _measure_interleaved(runners: list[Runner | Exception], ref_run: Runner | None,
-                         protocol: Protocol) -> list[Measurement | Exception]:
+def reference_runs(protocol: Protocol) -> int:
+    """Timed runs of the reference at each round boundary."""
+    return max(5, protocol.repeats // 2)
+
+
+def _measure_interleaved(runners: list[Runner | Exception], ref_run: Runner | None, protocol: Protocol,
+                         clock: Callable[[], int] = time.perf_counter_ns) -> list[Measurement | Exception]:
     """Warm every runner, then time them round-robin (see `Backend.measure_many`)."""
     live = [(i, r) for i, r in enumerate(runners) if not isinstance(r, Exception)]
     for _, run in live + ([(-1, ref_run)] if ref_run is not None else []):
@@ -147,7 +164,6 @@ def _measure_interleaved(runners: list[Runner | Exception], ref_run: Runner | No
             run()
     timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
     ref_timings: dict[int, list[list[float]]] = {i: [] for i, _ in live}
-    clock = time.perf_counter_ns
 
     def timed(run: Runner, n: int) -> list[float]:
         ts = []
@@ -157,12 +173,15 @@ def _measure_interleaved(runners: list[Runner | Exception], ref_run: Runner | No
             ts.append((clock() - t0) / 1e6)
         return ts
 
+    k = reference_runs(protocol)
+    before = timed(ref_run, k) if ref_run is not None else []
     for _ in range(protocol.rounds):
         for i, run in live:
-            before = timed(ref_run, protocol.repeats) if ref_run is not None else []
             timings[i].append(timed(run, protocol.repeats))
-            after = timed(ref_run, protocol.repeats) if ref_run is not None else []
+        after = timed(ref_run, k) if ref_run is not None else []
+        for i, _ in live:
             ref_timings[i].append(before + after)
+        before = after
     out: list[Measurement | Exception] = []
     for i, r in enumerate(runners):
         if isinstance(r, Exception):

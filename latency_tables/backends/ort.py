@@ -74,6 +74,10 @@ class OrtBackend(Backend):
     def provider_list(self) -> list[Any]:
         return [self.provider]
 
+    def computes_on_calling_thread(self) -> bool:
+        # one intra-op thread on CPU: ONNX Runtime runs every kernel inline in the caller's thread
+        return self.provider == "CPUExecutionProvider" and self.threads == 1
+
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
         import onnxruntime as ort
 

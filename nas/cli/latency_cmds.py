@@ -23,32 +23,39 @@ def latency() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ray-address", help="Measure on the Ray cluster's nodes carrying device:TAG (e.g. auto).")
 @click.option("--device-tag", help="Name of the device (default: derived from the fingerprint).")
-@click.option("--calibrate", type=click.IntRange(min=0), default=8, show_default=True,
-              help="Whole subnets measured end to end to fit the calibration (0: none).")
-@click.option("--calibration-method", type=click.Choice(["scale", "affine", "per-bits"]), default="scale",
-              show_default=True, help="How whole-model latency is fitted from block sums (see calibration.py).")
+@click.option("--calibrate", type=click.IntRange(min=0), default=12, show_default=True,
+              help="Whole subnets (float, w8a8, w4a8 and mixed; small to large) measured end to end to choose and "
+                   "fit the calibration (0: none).")
+@click.option("--calibration-method", type=click.Choice(["auto", "none", "scale", "affine", "per-bits"]),
+              default="auto", show_default=True,
+              help="auto: the correction of the block sum with the lowest leave-one-out error on the calibration "
+                   "subnets, none unless one clearly helps; or force one (see calibration.py).")
 @click.option("--float-only", is_flag=True, help="Measure float blocks only (no quantized bit-widths).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per round.")
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True, help="Interleaved rounds.")
 @click.option("--statistic", type=click.Choice(["median", "trimmed_mean", "min_of_round_medians"]), default="median",
               show_default=True)
+@click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
+              help="cpu: time each run by its thread's CPU time where the backend computes on the calling thread "
+                   "(ort-cpu, 1 thread), so other work on the machine does not inflate it; wall: elapsed time.")
 @click.option("--no-reference", is_flag=True,
               help="Do not time the reference model alongside (no load normalization; for dedicated devices).")
 def build(space: str, backend: str, out: str, resolutions: str | None, threads: int, batch_size: int,
           ray_address: str | None, device_tag: str | None, calibrate: int, calibration_method: str, float_only: bool,
-          warmup: int, repeats: int, rounds: int, statistic: str, no_reference: bool) -> None:
+          warmup: int, repeats: int, rounds: int, statistic: str, clock: str, no_reference: bool) -> None:
     """Measure every block SPACE can produce on this device (or on the Ray nodes of --device-tag)."""
     from latency_tables import Protocol, build_table
+    from latency_tables.validate import calibration_summary
 
-    protocol = Protocol(warmup=warmup, repeats=repeats, rounds=rounds, statistic=statistic,
+    protocol = Protocol(warmup=warmup, repeats=repeats, rounds=rounds, statistic=statistic, clock=clock,
                         reference=not no_reference)
     t = build_table(space, backend, out, resolutions=parse_ints(resolutions, "--resolutions"), threads=threads,
                     batch_size=batch_size, protocol=protocol, device_tag=device_tag, ray_address=ray_address,
                     calibrate=calibrate, calibration_method=calibration_method, quantize=not float_only)
-    cal = t.calibration.to_dict()["params"] if t.calibration else None
     click.echo(f"{out}: {len(t.entries)} blocks measured, {len(t.unsupported)} unsupported, device {t.device_tag}, "
-               f"{t.build_seconds:.0f} s, calibration {cal}")
+               f"{t.build_seconds:.0f} s")
+    click.echo(_calibration_line(calibration_summary(t)))
 
 
 @latency.command()
@@ -73,6 +80,20 @@ def validate(table_path: str, n: int, seed: int, ray_address: str | None, as_jso
     click.echo(f"n={r['n']}  calibrated: within 5% {r['within_5pct']:.0%}, 10% {r['within_10pct']:.0%}, "
                f"MAPE {r['mape']:.1%}, RMSE {r['rmse_ms']:.3f} ms  |  uncalibrated: within 5% {u['within_5pct']:.0%}, "
                f"10% {u['within_10pct']:.0%}, MAPE {u['mape']:.1%}, RMSE {u['rmse_ms']:.3f} ms")
+    for policy, s in r["by_policy"].items():
+        click.echo(f"  {policy:<6} n={s['n']}: within 5% {s['within_5pct']:.0%}, 10% {s['within_10pct']:.0%}, "
+                   f"MAPE {s['mape']:.1%}")
+    click.echo(_calibration_line(r["calibration"]))
+
+
+def _calibration_line(c: dict | None) -> str:
+    """The calibration the table applies, how it was chosen, and every candidate's cross-validated MAPE."""
+    if c is None:
+        return "calibration: none fitted (plain overhead-corrected block sum)"
+    cv = ", ".join(f"{m} {v:.1%}" for m, v in (c.get("cv_mape") or {}).items())
+    params = ", ".join(f"{k}={v:.4g}" for k, v in c["params"].items())
+    return (f"calibration: {c['method']} ({'applied' if c['applied'] else 'skipped: block sum kept'}; {params}), "
+            f"{c['chosen_by']}" + (f"; leave-one-out MAPE on {c['n']} subnets: {cv}" if cv else ""))
 
 
 @latency.command()

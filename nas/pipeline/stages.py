@@ -113,6 +113,7 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
 def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | None, progress: bool) -> dict[str, Any]:
     """Build (or resume) the latency table, then validate it on held-out subnets (runs in a child)."""
     from latency_tables import build_table, validate_table
+    from latency_tables.validate import calibration_summary
 
     exp = Experiment.model_validate(exp_dict)
     lat = exp.latency
@@ -124,8 +125,11 @@ def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | Non
         v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address, progress=progress)
         validation = {k: v[k] for k in ("n", "within_5pct", "within_10pct", "mape", "rmse_ms") if k in v}
         validation["uncalibrated"] = v.get("uncalibrated")
+        validation["calibration"] = v.get("calibration")  # chosen method, applied or not, candidates' CV MAPE
+        validation["by_policy"] = {p: {k: s[k] for k in ("n", "within_5pct", "within_10pct", "mape")}
+                                   for p, s in v.get("by_policy", {}).items()}
     return {"table": str(Path(out).resolve()), "device_tag": table.device_tag, "built_here": True,
-            "keys": len(table.entries), "validation": validation}
+            "keys": len(table.entries), "validation": validation, "calibration": calibration_summary(table)}
 
 
 def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
@@ -135,9 +139,11 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
 
         def reuse(folder: Path) -> dict[str, Any]:
             from latency_tables import LatencyTable
+            from latency_tables.validate import calibration_summary
 
             t = LatencyTable.load(lat.table, space=exp.space)
-            return {"table": settings["table"], "device_tag": t.device_tag, "built_here": False}
+            return {"table": settings["table"], "device_tag": t.device_tag, "built_here": False,
+                    "calibration": calibration_summary(t)}
 
         return run.run("latency", settings, [], reuse)
     # a table belongs to a machine: the host and the backend's fingerprint are part of its key
