@@ -36,11 +36,26 @@ def gpu_facts(device_id: int = 0) -> dict[str, Any]:
     return {"gpu": name.strip(), "driver": driver.strip()}
 
 
+def convert_to_fp16(onnx_path: str | os.PathLike[str]) -> str:
+    """`<stem>.fp16.onnx` beside `onnx_path`: float initializers and ops in fp16, graph inputs/outputs fp32,
+    Quantize/DequantizeLinear left in fp32 (their scales stay float). Needs onnxconverter-common (hwnas[gpu])."""
+    import onnx
+    from onnxconverter_common import float16
+
+    out = str(onnx_path).removesuffix(".onnx") + ".fp16.onnx"
+    model = float16.convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True,
+                                             op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST)
+                                             + ["QuantizeLinear", "DequantizeLinear"])
+    onnx.save(model, out)
+    return out
+
+
 class OrtBackend(Backend):
     """Shared ONNX Runtime code; subclasses pick the execution provider."""
 
     provider: ClassVar[str]
     install_hint: ClassVar[str]
+    resume_keys = ("execution_provider", "onnxruntime")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -74,10 +89,14 @@ class OrtBackend(Backend):
     def provider_list(self) -> list[Any]:
         return [self.provider]
 
+    def model_for_precision(self, onnx_path: str | os.PathLike[str]) -> str:
+        return str(onnx_path)
+
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
         import onnxruntime as ort
 
-        sess = ort.InferenceSession(str(onnx_path), self.session_options(protocol), providers=self.provider_list())
+        sess = ort.InferenceSession(self.model_for_precision(onnx_path), self.session_options(protocol),
+                                    providers=self.provider_list())
         name = sess.get_inputs()[0].name
         x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         if self.provider == "CPUExecutionProvider":
@@ -110,6 +129,15 @@ class OrtCudaBackend(OrtBackend):
     name = "ort-cuda"
     provider = "CUDAExecutionProvider"
     install_hint = "install onnxruntime-gpu (pip install hwnas[gpu]) on a machine with an NVIDIA GPU"
+    precisions = ("fp32", "fp16")
+    resume_keys = OrtBackend.resume_keys + ("gpu", "driver")
+
+    def model_for_precision(self, onnx_path: str | os.PathLike[str]) -> str:
+        """The model as an fp16 deployment runs it: float tensors converted to fp16 (inputs and outputs stay
+        fp32, so the same feed works); written next to the original. fp32: the file as it is."""
+        if self.precision != "fp16":
+            return str(onnx_path)
+        return convert_to_fp16(onnx_path)
 
     def _device(self) -> dict[str, Any]:
         d = super()._device()
@@ -127,6 +155,9 @@ class OrtTrtBackend(OrtCudaBackend):
     provider = "TensorrtExecutionProvider"
     install_hint = ("needs onnxruntime-gpu and TensorRT libraries already installed (their wheels download from "
                     "NVIDIA's index at install time)")
+
+    def model_for_precision(self, onnx_path: str | os.PathLike[str]) -> str:
+        return str(onnx_path)  # TensorRT lowers to fp16 itself (trt_fp16_enable)
 
     def provider_list(self) -> list[Any]:
         opts = {"device_id": self.device_id, "trt_fp16_enable": self.precision == "fp16", "trt_int8_enable": True}

@@ -36,6 +36,8 @@ def _check(result: Any) -> Any:
 @BACKENDS.register("tensorrt")
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    precisions = ("fp32", "fp16")
+    resume_keys = ("execution_provider", "tensorrt", "gpu", "driver")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
