@@ -122,6 +122,21 @@ class Backend(ABC):
         """Whether blocks at these bits can run at all here (False marks them unsupported in the table)."""
         return True, ""
 
+    # ---- deploying ------------------------------------------------------------------------------
+    def deployable(self, onnx_path: str | os.PathLike[str]) -> str:
+        """The file a user of this runtime deploys for the model at `onnx_path` (what `open` runs): the ONNX as it
+        is, or a converted copy beside it (fp16 for ort-cuda)."""
+        return str(onnx_path)
+
+    def deployment(self) -> dict[str, Any]:
+        """How to run the exported model so it behaves as measured (written into the model card)."""
+        return {"runtime": self.name, "precision": self.precision, "threads": self.threads}
+
+    def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
+        """The model's first output for the batch `x` (float32 NCHW) as this runtime computes it, to verify an
+        export where it is deployed; None where the backend has no such path (verification then uses ORT CPU)."""
+        return None
+
     # ---- measuring -------------------------------------------------------------------------------
     @abstractmethod
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:

@@ -71,12 +71,27 @@ class OpenVinoCpuBackend(Backend):
                 "inference_precision_hint": _HINT[self.precision], "performance_hint": "LATENCY",
                 "capabilities": self.capabilities()}
 
-    def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
-        import openvino as ov
-
+    def _check_bf16(self) -> None:
         if self.precision == "bf16" and "BF16" not in self.capabilities():
             raise HwnasError(f"{self.name}: this CPU reports {', '.join(self.capabilities())}, no BF16; "
                              "use precision fp32")
+
+    def deployment(self) -> dict[str, Any]:
+        cfg = compile_config(self.threads, self.precision)
+        return {**super().deployment(), "compile_config": cfg,
+                "how": f"openvino.Core().compile_model('model.onnx', 'CPU', {cfg}) then a synchronous infer request"}
+
+    def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
+        self._check_bf16()
+        compiled = self.core.compile_model(str(onnx_path), "CPU", compile_config(self.threads, self.precision))
+        out = compiled.output(0)
+        return np.concatenate([compiled(np.ascontiguousarray(x[i : i + 256], np.float32))[out]
+                               for i in range(0, len(x), 256)])
+
+    def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
+        import openvino as ov
+
+        self._check_bf16()
         model = self.core.read_model(str(onnx_path))
         model.reshape({model.input(0): ov.PartialShape(list(input_shape))})
         compiled = self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))

@@ -89,14 +89,25 @@ class OrtBackend(Backend):
     def provider_list(self) -> list[Any]:
         return [self.provider]
 
-    def model_for_precision(self, onnx_path: str | os.PathLike[str]) -> str:
-        return str(onnx_path)
+    def deployment(self) -> dict[str, Any]:
+        return {**super().deployment(), "providers": [p if isinstance(p, str) else p[0] for p in self.provider_list()],
+                "session_options": {"intra_op_num_threads": self.threads, "graph_optimization_level": "ORT_ENABLE_ALL"}}
+
+    def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
+        sess = self._session(onnx_path, None)
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+
+    def _session(self, onnx_path: str | os.PathLike[str], protocol: Protocol | None) -> Any:
+        import onnxruntime as ort
+
+        return ort.InferenceSession(self.deployable(onnx_path), self.session_options(protocol or Protocol()),
+                                    providers=self.provider_list())
 
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
         import onnxruntime as ort
 
-        sess = ort.InferenceSession(self.model_for_precision(onnx_path), self.session_options(protocol),
-                                    providers=self.provider_list())
+        sess = self._session(onnx_path, protocol)
         name = sess.get_inputs()[0].name
         x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         if self.provider == "CPUExecutionProvider":
@@ -132,7 +143,7 @@ class OrtCudaBackend(OrtBackend):
     precisions = ("fp32", "fp16")
     resume_keys = OrtBackend.resume_keys + ("gpu", "driver")
 
-    def model_for_precision(self, onnx_path: str | os.PathLike[str]) -> str:
+    def deployable(self, onnx_path: str | os.PathLike[str]) -> str:
         """The model as an fp16 deployment runs it: float tensors converted to fp16 (inputs and outputs stay
         fp32, so the same feed works); written next to the original. fp32: the file as it is."""
         if self.precision != "fp16":
@@ -156,7 +167,7 @@ class OrtTrtBackend(OrtCudaBackend):
     install_hint = ("needs onnxruntime-gpu and TensorRT libraries already installed (their wheels download from "
                     "NVIDIA's index at install time)")
 
-    def model_for_precision(self, onnx_path: str | os.PathLike[str]) -> str:
+    def deployable(self, onnx_path: str | os.PathLike[str]) -> str:
         return str(onnx_path)  # TensorRT lowers to fp16 itself (trt_fp16_enable)
 
     def provider_list(self) -> list[Any]:

@@ -62,6 +62,10 @@ class TensorRTBackend(Backend):
         d["device"] = d.get("gpu", d["device"])
         return d
 
+    def deployment(self) -> dict[str, Any]:
+        return {**super().deployment(), "build": "trtexec --onnx=model.onnx" + (" --fp16" if self.precision == "fp16"
+                                                                                 else "") + " (INT8 from the QDQ nodes)"}
+
     def supports(self, weight_bits: int, act_bits: int) -> tuple[bool, str]:
         if weight_bits == 4:
             return False, "TensorRT has no INT4 convolution (INT4 is weight-only for MatMul/Gemm)"
