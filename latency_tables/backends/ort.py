@@ -42,10 +42,15 @@ def convert_to_fp16(onnx_path: str | os.PathLike[str]) -> str:
     import onnx
     from onnxconverter_common import float16
 
+    from search_spaces.errors import HwnasError
+
     out = str(onnx_path).removesuffix(".onnx") + ".fp16.onnx"
-    model = float16.convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True,
-                                             op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST)
-                                             + ["QuantizeLinear", "DequantizeLinear"])
+    try:
+        model = float16.convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True,
+                                                 op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST)
+                                                 + ["QuantizeLinear", "DequantizeLinear"])
+    except ValueError as e:  # onnxconverter-common 1.16 cannot clean up the casts around QDQ pairs
+        raise HwnasError(f"no fp16 version of {os.path.basename(onnx_path)}: onnxconverter-common: {e}") from None
     onnx.save(model, out)
     return out
 
