@@ -120,3 +120,37 @@ def test_measure_many_closes_every_runner_it_opened(tmp_path) -> None:
     with pytest.raises(HwnasError, match="cannot run the reference model"):
         be.measure_many([("a.onnx", (1,))], PROTOCOL, reference=("broken-ref.onnx", (1,)))
     assert closed == ["a.onnx"]
+
+
+def test_cli_bad_backend_input_is_one_line(tmp_path) -> None:
+    """An unknown backend, a precision the backend does not run, a table of another runtime for --backend: one
+    line each, exit 2, nothing written."""
+    from click.testing import CliRunner
+
+    from latency_tables import LatencyTable
+    from nas.cli.main import cli
+
+    runner = CliRunner()
+    out = tmp_path / "t.json"
+    cases = [
+        (["latency", "build", "--space", "mbv3-tiny", "--backend", "openvino", "--out", str(out)],
+         "unknown latency backend 'openvino'; known: ", "(closest: openvino-cpu)"),
+        (["latency", "build", "--space", "mbv3-tiny", "--backend", "ort-cpu", "--precision", "bf16", "--out",
+          str(out)], "precision: got 'bf16', allowed: for ort-cpu: fp32", ""),
+        (["latency", "build", "--space", "mbv3-tiny", "--backend", "openvino-cpu", "--precision", "fp16", "--out",
+          str(out)], "precision: got 'fp16', allowed: for openvino-cpu: fp32 or bf16", ""),
+    ]
+    fp = {"backend": "ort-cpu", "device": "test", "threads": 1, "batch_size": 1, "precision": "fp32"}
+    table = tmp_path / "ort.json"
+    LatencyTable("mbv3-tiny", "test-cpu", "ort-cpu", fp, PROTOCOL.to_dict(), [32]).save(table)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    cases.append((["search", "--space", "mbv3-tiny", "--predictor", str(pred), "--table", str(table),
+                   "--backend", "openvino-cpu", "--out", str(tmp_path / "s")],
+                  "--backend: got 'openvino-cpu', but the latency table was measured with 'ort-cpu'", ""))
+    for args, want, tail in cases:
+        res = runner.invoke(cli, args)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert want in lines[0] and lines[0].endswith(tail), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ort.json", "pred"]
