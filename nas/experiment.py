@@ -30,6 +30,10 @@ class SupernetSection(_Section):
 
 class LatencySection(_Section):
     backend: str = "ort-cpu"
+    # several devices: one table, one front and one export per backend (each in <workdir>/<backend>), sharing the
+    # supernet, the accuracy data set, the predictor and the store; `backend` is then not used
+    backends: Annotated[list[str], Field(min_length=1)] | None = None
+    precision: str = "fp32"  # the backend's float format: fp32, or its 16-bit one (bf16 on openvino-cpu)
     threads: PosInt = 1
     batch_size: PosInt = 1
     resolutions: list[int] | None = None  # None: all of the space's resolutions
@@ -135,6 +139,31 @@ class Experiment(_Section):
                 raise ValueError(f"latency.resolutions: got {self.latency.resolutions}, allowed: a non-empty "
                                  f"subset of {list(allowed)}")
         return self
+
+    @model_validator(mode="after")
+    def _backends_known(self) -> Experiment:
+        from latency_tables import BACKENDS
+
+        names = self.latency.backends or [self.latency.backend]
+        if len(set(names)) != len(names):
+            raise ValueError(f"latency.backends: got {names}, allowed: each backend once")
+        for i, name in enumerate(names):
+            field = f"latency.backends[{i}]" if self.latency.backends else "latency.backend"
+            if name not in BACKENDS:
+                raise ValueError(f"{field}: {BACKENDS.unknown_message(name)}")
+            if self.latency.precision not in BACKENDS.get(name).precisions:
+                raise ValueError(f"latency.precision: got {self.latency.precision!r}, allowed for {name}: "
+                                 f"{' or '.join(BACKENDS.get(name).precisions)}")
+        return self
+
+    def per_device(self) -> list[Experiment]:
+        """This experiment once per latency backend (`latency.backends`), each in its own workdir with the shared
+        store; the experiment itself when it names one backend."""
+        if not self.latency.backends:
+            return [self]
+        return [self.model_copy(update={"latency": self.latency.model_copy(update={"backend": b, "backends": None}),
+                                        "workdir": str(self.workdir_path / b), "store": self.store_url})
+                for b in self.latency.backends]
 
     @property
     def workdir_path(self) -> Path:

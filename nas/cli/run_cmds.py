@@ -35,8 +35,8 @@ def _check_here(exp) -> None:  # type: ignore[no-untyped-def]
     from latency_tables import BACKENDS
     from nas.data import DATASETS
 
-    BACKENDS.get(exp.latency.backend)
     DATASETS.get(exp.data.partition(":")[0])
-    ok, reason = BACKENDS.get(exp.latency.backend).available()
     click.echo(f"experiment {exp.name}: valid; workdir {exp.workdir_path}; store {exp.store_url}")
-    click.echo(f"backend {exp.latency.backend}: " + ("available here" if ok else f"not available here ({reason})"))
+    for name in exp.latency.backends or [exp.latency.backend]:
+        ok, reason = BACKENDS.get(name).available()
+        click.echo(f"backend {name}: " + ("available here" if ok else f"not available here ({reason})"))
