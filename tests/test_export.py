@@ -244,7 +244,7 @@ def test_export_runs_on_openvino_with_top1_agreement(trained, tmp_path, bits, pr
     assert card["verification"]["runtime"] == "openvino-cpu"
     hint = {"fp32": "f32", "bf16": "bf16"}[precision]
     assert card["deployment"]["compile_config"] == {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY",
-                                                    "INFERENCE_PRECISION_HINT": hint}
+                                                    "INFERENCE_PRECISION_HINT": hint, "ENABLE_CPU_PINNING": False}
     assert card["provenance"]["backend"]["fingerprint"]["precision"] == precision
     if precision == "bf16":  # 16-bit changes the numbers a little, not the answers
         assert 0 < r.max_rel_diff < 0.1

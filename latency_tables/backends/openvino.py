@@ -23,9 +23,14 @@ _HINT = {"fp32": "f32", "bf16": "bf16"}
 
 
 def compile_config(threads: int, precision: str) -> dict[str, Any]:
-    """The compile properties every measurement (and a deployment that wants the measured latency) uses."""
+    """The compile properties every measurement (and a deployment that wants the measured latency) uses.
+
+    No CPU pinning: the plugin's default under the latency hint pins its threads to cores, and on a machine that
+    other work shares, a pinned thread waits for its busy core instead of moving -- with pinning, whole subnets
+    measured 0.6-15.7x their blocks' sum on one loaded 2-core machine, without it 0.6-1.5x
+    (experiments/results/latency.md). ONNX Runtime does not pin either."""
     return {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": _HINT[precision]}
+            "INFERENCE_PRECISION_HINT": _HINT[precision], "ENABLE_CPU_PINNING": False}
 
 
 def _core() -> Any:
@@ -38,7 +43,7 @@ def _core() -> Any:
 class OpenVinoCpuBackend(Backend):
     name = "openvino-cpu"
     precisions = ("fp32", "bf16")
-    resume_keys = ("openvino", "inference_precision_hint", "performance_hint")
+    resume_keys = ("openvino", "inference_precision_hint", "performance_hint", "cpu_pinning")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -69,6 +74,7 @@ class OpenVinoCpuBackend(Backend):
         return {"device": str(self.core.get_property("CPU", "FULL_DEVICE_NAME")), "cores": os.cpu_count(),
                 "openvino": ov.get_version(), "execution_provider": "openvino:CPU",
                 "inference_precision_hint": _HINT[self.precision], "performance_hint": "LATENCY",
+                "cpu_pinning": False,
                 "capabilities": self.capabilities()}
 
     def _check_bf16(self) -> None:
