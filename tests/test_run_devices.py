@@ -43,3 +43,25 @@ def test_one_table_front_and_export_per_device(tmp_path):
     assert len(tags) == 2
     with ResultsStore(exp.store_url, create=False) as st:  # both fronts in the one store, by device
         assert {f.device_tag for f in st.fronts()} == tags
+
+
+def test_devices_in_the_experiment_file_are_checked_before_anything_runs(tmp_path):
+    from search_spaces import InputError
+
+    base = tiny_experiment(tmp_path)
+    exp = parse_experiment({**base, "latency": {"backends": ["ort-cpu", "openvino-cpu", "openvino-cpu:bf16"]}})
+    assert [(d.latency.backend, d.latency.precision, d.workdir_path.name) for d in exp.per_device()] == [
+        ("ort-cpu", "fp32", "ort-cpu"), ("openvino-cpu", "fp32", "openvino-cpu"),
+        ("openvino-cpu", "bf16", "openvino-cpu-bf16")]
+    assert {d.store_url for d in exp.per_device()} == {exp.store_url}
+    for latency, want in [
+        ({"backend": "openvino"}, "latency.backend: unknown latency backend 'openvino'; known: "),
+        ({"backends": ["ort-cpu", "ort-cpu"]}, "latency.backends: got ['ort-cpu', 'ort-cpu'], allowed: each device"),
+        ({"backend": "ort-cpu", "precision": "bf16"}, "latency.precision: precision 'bf16' is not run by ort-cpu; "
+                                                      "allowed: fp32"),
+        ({"backends": ["openvino-cpu", "ort-cpu:fp16"]}, "latency.backends[1]: precision 'fp16' is not run by "
+                                                         "ort-cpu; allowed: fp32"),
+    ]:
+        with pytest.raises(InputError, match="^experiment: " + want.replace("[", r"\[").replace("]", r"\]")
+                           .replace("(", r"\(").replace(")", r"\)")):
+            parse_experiment({**base, "latency": latency})

@@ -37,6 +37,7 @@ def _check_here(exp) -> None:  # type: ignore[no-untyped-def]
 
     DATASETS.get(exp.data.partition(":")[0])
     click.echo(f"experiment {exp.name}: valid; workdir {exp.workdir_path}; store {exp.store_url}")
-    for name in exp.latency.backends or [exp.latency.backend]:
+    for name, precision in exp.devices():
         ok, reason = BACKENDS.get(name).available()
-        click.echo(f"backend {name}: " + ("available here" if ok else f"not available here ({reason})"))
+        at = "" if precision == "fp32" else f" at {precision}"
+        click.echo(f"backend {name}{at}: " + ("available here" if ok else f"not available here ({reason})"))

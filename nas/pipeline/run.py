@@ -37,10 +37,10 @@ def run_experiment(exp: Experiment, dry_run: bool = False, progress: bool = True
         predictor = predictor_stage(run, exp, accuracy)
     results = {}
     for d in devices:
-        log(f"== device {d.latency.backend} ({d.workdir_path})")
+        log(f"== device {d.latency.backend} at {d.latency.precision} ({d.workdir_path})")
         d.workdir_path.mkdir(parents=True, exist_ok=True) if not dry_run else None
         d_run = StageRunner(d.workdir_path, log=log, dry_run=dry_run)
-        results[d.latency.backend] = _device_stages(d, run, d_run, supernet, accuracy, predictor, dry_run,
+        results[d.workdir_path.name] = _device_stages(d, run, d_run, supernet, accuracy, predictor, dry_run,
                                                     progress, log, ray_address)
     return {"workdir": str(wd), "devices": results}
 
