@@ -25,6 +25,8 @@ class SupernetSection(_Section):
     epochs: PosInt = 8
     batch_size: PosInt = 128
     lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
+    # fraction of the images held out for the predictor's labels (more: steadier labels, less to train on)
+    holdout: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
     checkpoint: str | None = None  # use this trained supernet instead of training one
 
 
@@ -48,6 +50,7 @@ class AccuracySection(_Section):
     n: PosInt = 400
     quantized_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
     workers: PosInt = 1
+    calib_batches: PosInt = 8  # training batches (of 128) that recalibrate each subnet's BatchNorm statistics
 
 
 class PredictorSection(_Section):

@@ -6,7 +6,7 @@
    subnet (BN statistics of the quantized one) and quantize it with `latency_tables.quantize.quantize_onnx`:
    static QDQ per-channel, per-layer bits from `Subnet.quant_policy()`, 32-bit layers left float;
 3. verify: onnxruntime vs the PyTorch subnet (the fake-quantized one for a quantized export) -- max abs / rel
-   diff and top-1 agreement on the test split; test accuracy vs predicted; latency measured on the backend vs
+   diff and top-1 agreement on the test split; test (and holdout) accuracy vs predicted; latency measured on the backend vs
    predicted from the latency table (or the stored front entry);
 4. write `model.onnx` and `model.card.json` atomically (built in a temporary folder beside `out`, renamed).
 """
@@ -54,6 +54,7 @@ class ExportReport:
     top1_agreement: float  # percent of test images where both pick the same class
     accuracy: float  # onnxruntime, test split, percent
     torch_accuracy: float  # the PyTorch subnet, test split, percent
+    holdout_accuracy: float  # onnxruntime, holdout split (where the predictor's labels come from), percent
     predicted_accuracy: float | None
     latency_ms: float | None  # measured on the backend
     predicted_latency_ms: float | None
@@ -236,6 +237,11 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         labels = y_test.numpy()
         acc = 100.0 * float((ort_logits.argmax(1) == labels).mean())
         torch_acc = 100.0 * float((ref_logits.argmax(1) == labels).mean())
+        # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
+        # a gap between prediction and holdout the predictor's
+        x_hold, y_hold = ds.at("holdout", res)
+        holdout_acc = 100.0 * float((_run_ort(model_path, x_hold.numpy().astype(np.float32)).argmax(1)
+                                     == y_hold.numpy()).mean())
 
         # predictions
         from_entry = _predicted_from_entry(entry, deployed)
@@ -300,7 +306,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
             "predicted": {"accuracy": pred_acc, "accuracy_source": acc_source, "latency_ms": pred_lat,
                           "latency_source": lat_source, "size_bytes": prof.size_bytes, "macs": prof.macs,
                           "params": prof.params},
-            "measured": {"accuracy": acc, "torch_accuracy": torch_acc, "latency_ms": measured_lat,
+            "measured": {"accuracy": acc, "accuracy_split": "test", "torch_accuracy": torch_acc,
+                         "holdout_accuracy": holdout_acc, "latency_ms": measured_lat,
                          "latency": measurement, "size_bytes": size_bytes},
             "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
                              "runtime": verified_on,
@@ -317,6 +324,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     return ExportReport(
         onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=is_quant, opset=opset,
         max_abs_diff=max_abs, max_rel_diff=max_rel, top1_agreement=agree, accuracy=acc, torch_accuracy=torch_acc,
+        holdout_accuracy=holdout_acc,
         predicted_accuracy=pred_acc, latency_ms=measured_lat, predicted_latency_ms=pred_lat, size_bytes=size_bytes,
         predicted_size_bytes=prof.size_bytes, card=card)
 

@@ -32,7 +32,7 @@ from nas.front import FrontEntry
 from search_spaces import HwnasError, InputError, SubnetConfig
 
 DEFAULT_STORE = "hwnas-results.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: hwnas_entries.accuracy_lower (a v1 store gains the column when opened for writing)
 
 metadata = sa.MetaData()
 
@@ -59,6 +59,7 @@ entries_table = sa.Table(
     sa.Column("space", sa.String(64), nullable=False),
     sa.Column("device_tag", sa.String(128), nullable=False),
     sa.Column("accuracy", sa.Float, nullable=False),
+    sa.Column("accuracy_lower", sa.Float, nullable=True),  # FrontEntry.accuracy_lower (None: no bound known)
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("macs", sa.BigInteger, nullable=False),
@@ -134,6 +135,7 @@ class _Columns:
     accuracy: np.ndarray
     latency_ms: np.ndarray
     size_bytes: np.ndarray
+    accuracy_for_budget: np.ndarray  # FrontEntry.accuracy_for_budget: the lower bound, else the accuracy
 
 
 def _check_entry(i: int, e: FrontEntry) -> None:
@@ -145,6 +147,10 @@ def _check_entry(i: int, e: FrontEntry) -> None:
             raise InputError(f"entries[{i}].{name}: got {v!r}, allowed: a finite number")
     if e.latency_ms < 0:
         raise InputError(f"entries[{i}].latency_ms: got {e.latency_ms!r}, allowed: >= 0")
+    lo = e.accuracy_lower
+    if lo is not None and (isinstance(lo, bool) or not isinstance(lo, (int, float)) or not math.isfinite(lo)
+                           or lo > e.accuracy):
+        raise InputError(f"entries[{i}].accuracy_lower: got {lo!r}, allowed: None or a finite number <= accuracy")
     for name in ("size_bytes", "macs"):
         v = getattr(e, name)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -176,6 +182,8 @@ class ResultsStore:
                 with self.engine.begin() as conn:
                     if conn.execute(sa.select(revision_table.c.id)).first() is None:
                         conn.execute(revision_table.insert().values(id=1, revision=0, schema_version=SCHEMA_VERSION))
+            if sa.inspect(self.engine).has_table("hwnas_revision"):
+                self._migrate()
             self._check_schema()
         except sa.exc.SQLAlchemyError as e:
             raise HwnasError(f"store: cannot open {self.url} ({type(e).__name__}: {e.args[0] if e.args else e})") from None
@@ -183,6 +191,15 @@ class ResultsStore:
         self._fronts_rev = -1
         self._fronts: list[FrontInfo] = []
         self._columns: dict[tuple[int, ...], tuple[int, _Columns]] = {}
+
+    def _migrate(self) -> None:
+        """v1 -> v2: add the nullable `accuracy_lower` column (old entries keep no bound); readers too, so a query
+        on an old store answers instead of refusing it."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(revision_table.c.schema_version)).first()
+            if row is not None and row[0] == 1:
+                conn.execute(sa.text("ALTER TABLE hwnas_entries ADD COLUMN accuracy_lower FLOAT"))
+                conn.execute(revision_table.update().values(schema_version=2))
 
     def _check_schema(self) -> None:
         insp = sa.inspect(self.engine)
@@ -240,6 +257,7 @@ class ResultsStore:
             )).inserted_primary_key[0]
             rows = [{
                 "front_id": front_id, "space": space, "device_tag": device_tag, "accuracy": float(e.accuracy),
+                "accuracy_lower": None if e.accuracy_lower is None else float(e.accuracy_lower),
                 "latency_ms": float(e.latency_ms), "size_bytes": int(e.size_bytes), "macs": int(e.macs),
                 "feasible": bool(e.feasible), "trial": None if e.trial is None else int(e.trial),
                 "config": e.config.to_json(), "measured": json.dumps(dict(e.measured), sort_keys=True),
@@ -316,17 +334,18 @@ class ResultsStore:
                 return hit[1]
         t = entries_table
         with self.engine.connect() as conn:
-            result = conn.execute(sa.select(t.c.id, t.c.front_id, t.c.accuracy, t.c.latency_ms, t.c.size_bytes)
-                                  .where(t.c.front_id.in_(key)))
+            lower = sa.func.coalesce(t.c.accuracy_lower, t.c.accuracy)
+            result = conn.execute(sa.select(t.c.id, t.c.front_id, t.c.accuracy, t.c.latency_ms, t.c.size_bytes,
+                                            lower).where(t.c.front_id.in_(key)))
             rows = result.cursor.fetchall()  # plain DBAPI tuples: ~50x faster into numpy than Row objects
             result.close()
         if rows:
             arr = np.array(rows, dtype=np.float64)
             cols = _Columns(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2].copy(),
-                            arr[:, 3].copy(), arr[:, 4].copy())
+                            arr[:, 3].copy(), arr[:, 4].copy(), arr[:, 5].copy())
         else:
             z = np.zeros(0)
-            cols = _Columns(z.astype(np.int64), z.astype(np.int64), z, z, z)
+            cols = _Columns(z.astype(np.int64), z.astype(np.int64), z, z, z, z)
         with self._lock:
             if len(self._columns) > 64:
                 self._columns.clear()
@@ -337,7 +356,8 @@ class ResultsStore:
 def _entry(r: Mapping[str, Any]) -> FrontEntry:
     return FrontEntry(config=SubnetConfig.from_json(r["config"]), accuracy=float(r["accuracy"]),
                       latency_ms=float(r["latency_ms"]), size_bytes=int(r["size_bytes"]), macs=int(r["macs"]),
-                      feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]))
+                      feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]),
+                      accuracy_lower=None if r["accuracy_lower"] is None else float(r["accuracy_lower"]))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -30,6 +30,7 @@ from predictors.dataset import AccuracyDataset
 from predictors.features import ConfigsOrIndices, FeatureLayout
 from predictors.metrics import cv_kendall_tau, label_reliability, rank_metrics
 from predictors.quant_fit import fit_quant_model
+from predictors.uncertainty import Margins
 
 MANIFEST = "predictor.json"
 FORMAT = "hwnas-accuracy-predictor"
@@ -70,6 +71,24 @@ class AccuracyPredictor:
         wb, ab = idx[:, base + 3 :: 5], idx[:, base + 4 :: 5]
         quantized = (((wb >= 0) & (wb != w32)) | ((ab >= 0) & (ab != a32))).any(axis=1)
         return idx, quantized
+
+    @property
+    def margins(self) -> Margins | None:
+        """Held-out residuals (`fit_predictor` records them); None for a predictor saved without them."""
+        u = self.info.get("uncertainty")
+        return None if u is None else Margins.from_dict(u)
+
+    def lower_bound(self, x: ConfigsOrIndices, confidence: float = 0.9) -> np.ndarray:
+        """Per config, the accuracy (percent) it reaches with probability >= `confidence`: the prediction minus
+        the split-conformal margin of its role's held-out residuals (`predictors.uncertainty`)."""
+        margins = self.margins
+        if margins is None:
+            raise InputError("predictor: it records no held-out residuals, allowed: a predictor fitted by this "
+                             "hwnas (hwnas predictor fit)")
+        idx, quantized = self._route(x)
+        mean = self._predict(idx, with_std=False)[0]
+        # residuals are per kind of subnet (float / quantized held-out records), whichever model scored them
+        return mean - np.where(quantized, margins.margin("qa", confidence), margins.margin("fp", confidence))
 
     def predict_with_std(self, x: ConfigsOrIndices) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) top-1 accuracy in percent; quantized configs go to the qa model when there is one."""
@@ -241,7 +260,10 @@ def fit_predictor(dataset: AccuracyDataset, kind: str = AUTO, seed: int = 0, tes
     # how far the held-out tau can go with these labels (all records: the noise is the data set's, not the split's)
     reliability = label_reliability(dataset.halves)
     report["label_reliability"] = reliability if reliability["n"] >= 3 else None
-    bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources}}
+    margins = Margins.from_held_out(pred, y[test], q[test])
+    report["margin_90"] = {r: round(margins.margin(r, 0.9), 4) for r in ("fp", "qa") if r in margins.residuals}
+    bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources},
+                   "uncertainty": margins.to_dict()}
     return bundle, report
 
 

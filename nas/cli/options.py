@@ -14,6 +14,18 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=None, separators=(", ", ": ")))
 
 
+def parse_ints(text: str | None, field: str) -> list[int] | None:
+    """'160,224' (or '160 224') -> [160, 224]; None or '' -> None."""
+    if not text:
+        return None
+    from search_spaces.errors import bad_value
+
+    try:
+        return [int(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise bad_value(field, text, "integers separated by commas, e.g. 160,224") from None
+
+
 def read_config(space: str, config_file: str | None, ofa: str | None) -> SubnetConfig:
     """One config from `--config FILE` (hwnas or OFA JSON) or `--ofa JSON`; exactly one must be given."""
     if (config_file is None) == (ofa is None):

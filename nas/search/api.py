@@ -16,7 +16,7 @@ from search_spaces import HwnasError, InputError, SubnetConfig, get_space, list_
 from search_spaces.errors import bad_value
 
 from nas.budgets import Budgets
-from nas.front import FrontEntry
+from nas.front import FrontEntry, with_lower_bounds
 from nas.ray_session import ray_session
 from nas.search.encoding import ENCODINGS
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
@@ -318,6 +318,7 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
             continue
         seen.add(configs[i])
         front.append(_entry(configs[i], metrics[i], True, trials[i].number))
+    front = with_lower_bounds(front, predictor)
     pred_eval = evaluator if isinstance(evaluator, PredictedEvaluator) else (
         PredictedEvaluator(space, predictor, table) if predictor is not None and table is not None else None)
     if pred_eval is not None:
