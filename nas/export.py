@@ -225,11 +225,13 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         x_test, y_test = ds.at("test", res)
         with torch.no_grad():
             ref_logits = torch.cat([ref(x_test[i : i + 256]) for i in range(0, len(x_test), 256)]).numpy()
-        x_np = x_test.numpy().astype(np.float32)
-        ort_logits = b.infer(model_path, x_np) if b is not None else None
-        verified_on = b.name if ort_logits is not None else "ort-cpu"
-        if ort_logits is None:
-            ort_logits = _run_ort(model_path, x_np)
+
+        def run_deployed(x: np.ndarray) -> tuple[np.ndarray, str]:
+            """Logits from the target runtime where its backend can compute them here, else ONNX Runtime CPU."""
+            out = b.infer(model_path, x) if b is not None else None
+            return (out, b.name) if out is not None else (_run_ort(model_path, x), "ort-cpu")
+
+        ort_logits, verified_on = run_deployed(x_test.numpy().astype(np.float32))
         diff = np.abs(ort_logits - ref_logits)
         max_abs = float(diff.max())
         max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
@@ -240,7 +242,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
         # a gap between prediction and holdout the predictor's
         x_hold, y_hold = ds.at("holdout", res)
-        holdout_acc = 100.0 * float((_run_ort(model_path, x_hold.numpy().astype(np.float32)).argmax(1)
+        holdout_acc = 100.0 * float((run_deployed(x_hold.numpy().astype(np.float32))[0].argmax(1)
                                      == y_hold.numpy()).mean())
 
         # predictions
