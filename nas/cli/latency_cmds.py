@@ -105,5 +105,7 @@ def backends() -> None:
     from latency_tables import BACKENDS
 
     for name in BACKENDS.names():
-        ok, reason = BACKENDS.get(name).available()
-        click.echo(f"{name:<12} {'available' if ok else 'unavailable: ' + reason}")
+        cls = BACKENDS.get(name)
+        ok, reason = cls.available()
+        click.echo(f"{name:<12} {'available' if ok else 'unavailable: ' + reason}"
+                   + (f" (precisions: {', '.join(cls.precisions)})" if ok else ""))
