@@ -34,6 +34,8 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         d = self.entry.to_dict()
         d["size_mb"] = self.entry.size_bytes / 1e6
+        if self.entry.accuracy_lower is not None:
+            d["accuracy_lower_confidence"] = CONFIDENCE
         d["entry_id"] = self.entry_id
         d["provenance"] = self.front.to_dict()
         if self.violations:

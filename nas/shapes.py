@@ -13,6 +13,7 @@ built-in data set `shapes` (`nas.data`) and by `experiments/make_shapes.py`, whi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -26,16 +27,32 @@ def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: flo
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in points]
 
 
-def draw_shape(rng: np.random.Generator, cls: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Style:
+    """How hard the images are: ranges (low, high) drawn uniformly per image."""
+
+    distractors: tuple[int, int]  # strokes, integers in [low, high)
+    contrast: tuple[int, int]  # |shape - background| grey levels, integers in [low, high)
+    half_size: tuple[float, float]  # pixels
+    noise: tuple[float, float]  # Gaussian noise sd, grey levels
+
+
+# `folder:` benchmark trees (experiments/make_shapes.py): small subnets fall to ~60 %, large ones reach ~84 %
+HARD = Style(distractors=(1, 4), contrast=(50, 140), half_size=(4.5, 10.0), noise=(8.0, 28.0))
+# the built-in `shapes` data set: learnable in the quickstart's few minutes of training
+EASY = Style(distractors=(0, 1), contrast=(90, 160), half_size=(6.5, 11.0), noise=(2.0, 6.0))
+
+
+def draw_shape(rng: np.random.Generator, cls: str, style: Style = HARD) -> np.ndarray:
     """One SIZE x SIZE uint8 image of class `cls`."""
     bg = int(rng.integers(30, 110))
     im = Image.new("L", (SIZE, SIZE), bg)
     d = ImageDraw.Draw(im)
-    for _ in range(int(rng.integers(1, 4))):  # distractor strokes
+    for _ in range(int(rng.integers(*style.distractors))):  # distractor strokes
         p = rng.uniform(0, SIZE, 4)
         d.line([(p[0], p[1]), (p[2], p[3])], fill=int(rng.integers(0, 256)), width=1)
-    fg = int(np.clip(bg + rng.choice([-1, 1]) * rng.integers(50, 140), 0, 255))
-    r = float(rng.uniform(4.5, 10.0))  # half-size
+    fg = int(np.clip(bg + rng.choice([-1, 1]) * rng.integers(*style.contrast), 0, 255))
+    r = float(rng.uniform(*style.half_size))  # half-size
     cx, cy = rng.uniform(r + 1, SIZE - r - 1, 2)
     a = float(rng.uniform(0, math.pi))
     w = max(1, int(round(r / 3.5)))
@@ -61,16 +78,17 @@ def draw_shape(rng: np.random.Generator, cls: str) -> np.ndarray:
         t = {"hbars": 0.0, "vbars": math.pi / 2, "dbars": math.pi / 4}[cls] + float(rng.uniform(-0.2, 0.2))
         for off in (-r * 0.6, 0.0, r * 0.6):
             d.line(_rotated([(-r, off), (r, off)], cx, cy, t), fill=fg, width=max(1, w - 1))
-    x = np.asarray(im, dtype=np.float32) + rng.normal(0, float(rng.uniform(8, 28)), (SIZE, SIZE))
+    x = np.asarray(im, dtype=np.float32) + rng.normal(0, float(rng.uniform(*style.noise)), (SIZE, SIZE))
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def generate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def generate(n: int, seed: int, style: Style = EASY) -> tuple[np.ndarray, np.ndarray]:
     """`n` images (uint8, (n, SIZE, SIZE)) and their labels, classes in turn (balanced), from `seed`."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
-    images = np.stack([draw_shape(rng, CLASSES[c]) for c in labels]) if n else np.zeros((0, SIZE, SIZE), np.uint8)
+    images = (np.stack([draw_shape(rng, CLASSES[c], style) for c in labels]) if n
+              else np.zeros((0, SIZE, SIZE), np.uint8))
     return images, labels
 
 
-__all__ = ["CLASSES", "SIZE", "draw_shape", "generate"]
+__all__ = ["CLASSES", "EASY", "HARD", "SIZE", "Style", "draw_shape", "generate"]

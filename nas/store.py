@@ -32,6 +32,8 @@ from nas.front import FrontEntry
 from search_spaces import HwnasError, InputError, SubnetConfig
 
 DEFAULT_STORE = "hwnas-results.db"
+# URL schemes (before any +driver) an hwnas store or study may use: SQLAlchemy's bundled dialects
+URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 SCHEMA_VERSION = 2  # 2: hwnas_entries.accuracy_lower (a v1 store gains the column when opened for writing)
 
 metadata = sa.MetaData()
@@ -167,10 +169,13 @@ class ResultsStore:
             url = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError:
             raise InputError(f"store: got {os.fspath(store)!r}, allowed: a file path or an SQLAlchemy URL") from None
+        if url.get_backend_name() not in URL_SCHEMES:
+            raise InputError(f"store: got scheme {url.get_backend_name()!r}, allowed: a file path or one of "
+                             f"{', '.join(s + '://' for s in URL_SCHEMES)}")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             path = Path(url.database)
             if not create and not path.is_file():
-                raise InputError(f"store: got {os.fspath(store)!r}, allowed: an existing results store "
+                raise InputError(f"store: got {os.fspath(store or DEFAULT_STORE)!r}, allowed: an existing results store "
                                  "(write one with `hwnas search --store URL`)")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -185,8 +190,18 @@ class ResultsStore:
             if sa.inspect(self.engine).has_table("hwnas_revision"):
                 self._migrate()
             self._check_schema()
+        except ImportError as e:  # the dialect's DBAPI driver is not installed
+            raise InputError(f"store: {url.get_backend_name()} needs its database driver ({e}); install it, e.g. "
+                             "pip install 'hwnas[postgres]' for PostgreSQL") from None
+        except sa.exc.DatabaseError as e:
+            if url.get_backend_name() == "sqlite" and "not a database" in str(e):  # the path names another file
+                raise InputError(f"store: got {os.fspath(store or DEFAULT_STORE)!r}, allowed: an hwnas results store (SQLite); "
+                                 "this file is not a database") from None
+            raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
+                             f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
         except sa.exc.SQLAlchemyError as e:
-            raise HwnasError(f"store: cannot open {self.url} ({type(e).__name__}: {e.args[0] if e.args else e})") from None
+            raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
+                             f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
         self._lock = threading.Lock()
         self._fronts_rev = -1
         self._fronts: list[FrontInfo] = []
@@ -346,6 +361,7 @@ class ResultsStore:
         else:
             z = np.zeros(0)
             cols = _Columns(z.astype(np.int64), z.astype(np.int64), z, z, z, z)
+        _check_columns(cols)
         with self._lock:
             if len(self._columns) > 64:
                 self._columns.clear()
@@ -353,7 +369,27 @@ class ResultsStore:
         return cols
 
 
+def _check_columns(cols: _Columns) -> None:
+    """Refuse stored metrics no search can have written (edited or corrupt rows): an answer built on a negative
+    latency or a 250 % accuracy would be silently wrong."""
+    bad = ~(np.isfinite(cols.accuracy) & (cols.accuracy >= 0) & (cols.accuracy <= 100)
+            & np.isfinite(cols.accuracy_for_budget) & (cols.accuracy_for_budget <= cols.accuracy)
+            & np.isfinite(cols.latency_ms) & (cols.latency_ms >= 0) & np.isfinite(cols.size_bytes) & (cols.size_bytes >= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise HwnasError(f"store: entry {int(cols.ids[i])} (front {int(cols.front_ids[i])}) is corrupt: accuracy "
+                         f"{float(cols.accuracy[i])!r}, latency_ms {float(cols.latency_ms[i])!r}, size_bytes "
+                         f"{float(cols.size_bytes[i]):.0f}; "
+                         f"allowed: accuracy in [0, 100], latency and size >= 0 ({int(bad.sum())} such entries; "
+                         "remove the front and store it again)")
+
+
 def _entry(r: Mapping[str, Any]) -> FrontEntry:
+    acc = np.array([r["accuracy"]], dtype=np.float64)
+    lower = acc if r.get("accuracy_lower") is None else np.array([r["accuracy_lower"]], dtype=np.float64)
+    cols = _Columns(np.array([r["id"]]), np.array([r["front_id"]]), acc,
+                    np.array([r["latency_ms"]], dtype=np.float64), np.array([r["size_bytes"]], dtype=np.float64), lower)
+    _check_columns(cols)
     return FrontEntry(config=SubnetConfig.from_json(r["config"]), accuracy=float(r["accuracy"]),
                       latency_ms=float(r["latency_ms"]), size_bytes=int(r["size_bytes"]), macs=int(r["macs"]),
                       feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import echo_json, parse_ints
+from nas.cli.options import SEED, echo_json, parse_ints
 
 
 @click.command("dataset")
@@ -12,7 +12,7 @@ from nas.cli.options import echo_json, parse_ints
 @click.option("--data", "data_name", default=None, help="Data set (default: the one the supernet was trained on).")
 @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of subnets in the file when done.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON-lines file (appended, resumable).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled config sequence.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampled config sequence.")
 @click.option("--quantized-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Fraction of subnets sampled with quantized blocks.")
 @click.option("--split", type=click.Choice(["holdout", "test", "train"]), default="holdout", show_default=True)

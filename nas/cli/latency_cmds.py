@@ -6,7 +6,7 @@ import json
 
 import click
 
-from nas.cli.options import echo_json, parse_ints
+from nas.cli.options import SEED, echo_json, parse_ints
 
 
 @click.group()
@@ -59,7 +59,7 @@ def build(space: str, backend: str, out: str, resolutions: str | None, threads: 
 @latency.command()
 @click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="Table file.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="Held-out subnets.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--ray-address", help="Measure on the Ray nodes carrying the table's device:TAG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (without per-subnet rows).")
 @click.option("--details", is_flag=True, help="Include every subnet's measured and predicted latency.")

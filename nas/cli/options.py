@@ -10,6 +10,13 @@ import click
 from search_spaces import InputError, SubnetConfig
 
 
+SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negative seed is bad input, not a traceback
+# Things that are allocated up front: bounded so a typo (`--population-size 1000000000`) is refused, not a 7 GiB
+# allocation or an endless run.
+MAX_SAMPLES = 10**6
+MAX_POPULATION = 100_000
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=None, separators=(", ", ": ")))
 

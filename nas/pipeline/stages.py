@@ -307,7 +307,8 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                                     folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
                                     backend=exp.latency.backend, table=latency.outputs["table"],
                                     predictor=predictor.outputs["predictor"], entry=chosen.entry,
-                                    query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib)
+                                    query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
+                                    verify_n=exp.export.verify_n)
                 row[name] = rep.summary()
             out[slug] = row
         return {"budgets": out}
