@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	# torch first, on its own: the CPU wheel; letting pip resolve it later pulls several GB of CUDA packages
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test,mnist,dashboard]"
+	$(PIP) -e ".[test,mnist,dashboard,openvino]"
 	touch $(STAMP)
 
 venv: $(STAMP)

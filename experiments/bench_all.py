@@ -2,7 +2,8 @@
 
 The search benchmarks read the `mbv3` table the latency benchmark writes; the export half of the deployment
 benchmark needs a trained supernet (run `make demo` first, then see experiments/results/deploy.md).
-Takes about 30-40 minutes on a 2-core machine; pass benchmark names to run a subset.
+Takes about 30-40 minutes on a 2-core machine without `latency-devices` / `devices` (which need openvino, and add
+about 40 minutes: four more tables); pass benchmark names to run a subset.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ BENCHES: dict[str, list[str]] = {
     "search": ["experiments.bench_search", "--table", "runs/bench-latency/mbv3-r224-ort-cpu.json"],
     "search-scaling": ["experiments.bench_search_scaling", "--table", "runs/bench-latency/mbv3-r224-ort-cpu.json"],
     "query": ["experiments.bench_query_export", "query", "--entries", "100000", "--http"],
+    # both CPU runtimes (ort-cpu, openvino-cpu) at 32 / 160 px, then their device-specific fronts (issue 18)
+    "latency-devices": ["experiments.bench_latency", "--backends", "ort-cpu,openvino-cpu", "--resolutions",
+                        "mbv3=160", "--n", "40", "--calibrate", "10", "--out-dir", "runs/bench-latency-ov"],
+    "devices": ["experiments.bench_devices", "--tables", "runs/bench-latency-ov/mbv3-r160-ort-cpu.json,"
+                "runs/bench-latency-ov/mbv3-r160-openvino-cpu.json", "--out", "runs/bench-devices-mbv3"],
 }
 
 

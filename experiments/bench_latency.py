@@ -1,8 +1,10 @@
-"""Benchmark of latency tables on this machine (`ort-cpu`, 1 thread): build the table of `mbv3-tiny` (32 px)
-and of `mbv3` (224 px), validate each on held-out subnets measured end to end, and time the vectorised
+"""Benchmark of latency tables on this machine (`ort-cpu` by default, 1 thread): build the table of `mbv3-tiny`
+(32 px) and of `mbv3` (224 px), validate each on held-out subnets measured end to end, and time the vectorised
 prediction. Prints a markdown table and writes a JSON summary.
 
     flock /tmp/hwnas-heavy.lock .venv/bin/python -m experiments.bench_latency --n 50 --calibrate 10
+    # both CPU runtimes, mbv3 at 160 px:
+    .venv/bin/python -m experiments.bench_latency --backends ort-cpu,openvino-cpu --resolutions mbv3=160 --n 40
 
 Builds resume: rerunning reuses the tables already measured in --out-dir.
 """
@@ -35,9 +37,12 @@ def predict_rate(table: LatencyTable, n: int = 100_000, seed: int = 0) -> float:
     return n / best
 
 
-def run_case(space: str, resolution: int, out_dir: Path, n: int, calibrate: int, seed: int) -> dict:
-    path = out_dir / f"{space}-r{resolution}-ort-cpu.json"
-    table = build_table(space, "ort-cpu", path, resolutions=[resolution], calibrate=calibrate, progress=True)
+def run_case(space: str, resolution: int, out_dir: Path, n: int, calibrate: int, seed: int,
+             backend: str = "ort-cpu", precision: str = "fp32") -> dict:
+    suffix = backend if precision == "fp32" else f"{backend}-{precision}"
+    path = out_dir / f"{space}-r{resolution}-{suffix}.json"
+    table = build_table(space, backend, path, resolutions=[resolution], calibrate=calibrate, progress=True,
+                        precision=precision)
     report = validate_table(table, n, seed=seed, progress=True)
     y = np.array([s["measured_ms"] for s in report["subnets"]])
     cfgs = [SubnetConfig.from_dict(s["config"]) for s in report["subnets"]]
@@ -47,19 +52,19 @@ def run_case(space: str, resolution: int, out_dir: Path, n: int, calibrate: int,
             alt = LatencyTable.from_dict(table.to_dict())
             calibrate_table(alt, calibrate, method=method, progress=False)
             methods[method] = error_stats(alt.predict(cfgs), y)
-    row = {"space": space, "resolution": resolution, "table": str(path), "keys": len(table.entries),
+    row = {"space": space, "resolution": resolution, "backend": suffix, "table": str(path), "keys": len(table.entries),
             "unsupported": len(table.unsupported), "build_s": table.build_seconds, "calibration_n": calibrate,
             "calibration": table.calibration.to_dict(), "overhead_ms": table.overhead_ms,
             "predict_configs_per_s": predict_rate(table), "validation": report, "by_method": methods,
             "measured_ms_range": [float(y.min()), float(y.max())], "load_normalized": table.normalized,
             "reference_ms": table.reference_ms}
-    atomic_write_json(out_dir / f"{space}-r{resolution}-validation.json", row)
+    atomic_write_json(out_dir / f"{space}-r{resolution}-{suffix}-validation.json", row)
     return row
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| space | res | keys | build | predict (configs/s) | calib. | n | within ±5 % | within ±10 % | MAPE | "
-            "RMSE ms | measured ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| backend | space | res | keys | build | predict (configs/s) | calib. | n | within ±5 % | within ±10 % | "
+            "MAPE | RMSE ms | measured ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         v = r["validation"]
@@ -69,7 +74,7 @@ def markdown(rows: list[dict]) -> str:
             stats += [("none, raw medians", cal["uncalibrated"]), (f"{r['calibration']['method']}, raw medians",
                                                                   cal["calibrated"])]
         for label, s in stats:
-            lines.append(f"| {r['space']} | {r['resolution']} | {r['keys']} | {r['build_s'] / 60:.1f} min | "
+            lines.append(f"| {r.get('backend', 'ort-cpu')} | {r['space']} | {r['resolution']} | {r['keys']} | {r['build_s'] / 60:.1f} min | "
                          f"{r['predict_configs_per_s']:,.0f} | {label} | {v['n']} | {s['within_5pct']:.0%} | "
                          f"{s['within_10pct']:.0%} | {s['mape']:.1%} | {s['rmse_ms']:.3f} | "
                          f"{r['measured_ms_range'][0]:.2f}–{r['measured_ms_range'][1]:.2f} |")
@@ -83,12 +88,21 @@ def main() -> None:
     ap.add_argument("--calibrate", type=int, default=10, help="subnets measured to fit the calibration")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spaces", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--backends", default="ort-cpu",
+                    help="comma-separated backends, each optionally :PRECISION (e.g. ort-cpu,openvino-cpu:bf16)")
+    ap.add_argument("--resolutions", default="", help="SPACE=RES overrides, e.g. mbv3=160")
     a = ap.parse_args()
     out_dir = Path(a.out_dir)
+    cases = dict(CASES)
+    for item in filter(None, a.resolutions.split(",")):
+        space, _, res = item.partition("=")
+        cases[space] = int(res)
     rows = []
-    for space in a.spaces.split(","):
-        rows.append(run_case(space, CASES[space], out_dir, a.n, a.calibrate, a.seed))
-        print(markdown(rows[-1:]), flush=True)
+    for backend in a.backends.split(","):
+        name, _, precision = backend.partition(":")
+        for space in a.spaces.split(","):
+            rows.append(run_case(space, cases[space], out_dir, a.n, a.calibrate, a.seed, name, precision or "fp32"))
+            print(markdown(rows[-1:]), flush=True)
     print(markdown(rows))
     atomic_write_json(out_dir / "summary.json", rows)
 

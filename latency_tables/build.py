@@ -27,9 +27,6 @@ from latency_tables.validate import measure_configs
 from search_spaces import SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import InputError, bad_value
 
-# fingerprint fields that must match for a resumed build to extend an existing table
-_SAME_DEVICE = ("backend", "device", "threads", "batch_size", "precision", "execution_provider", "onnxruntime",
-                "tensorrt", "gpu", "driver")
 CALIBRATION_SEED = 1_000_003  # validation samples with other seeds and excludes these configs anyway
 
 
@@ -52,7 +49,7 @@ def _check_resume(table: LatencyTable, space: str, backend: str, fp: dict[str, A
     if table.space != space or table.backend != backend:
         raise InputError(f"--out: {out} holds a table for {table.space} / {table.backend}, this build is {space} / "
                          f"{backend}; choose another --out or delete it")
-    for k in _SAME_DEVICE:
+    for k in BACKENDS.get(backend).same_device_keys():  # each backend says which of its facts must match
         if table.fingerprint.get(k) != fp.get(k):
             raise InputError(f"--out: {out} was measured with {k}={table.fingerprint.get(k)!r}, this build has "
                              f"{k}={fp.get(k)!r}; choose another --out or delete it")
@@ -66,7 +63,8 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
                 protocol: Protocol | None = None, device_tag: str | None = None, ray_address: str | None = None,
                 calibrate: int = 12, calibration_method: str = AUTO, quantize: bool = True,
                 keys: Sequence[str] | None = None, calibration_configs: Sequence[SubnetConfig] | None = None,
-                progress: bool = True, on_chunk: Callable[[int, int], None] | None = None) -> LatencyTable:
+                progress: bool = True, on_chunk: Callable[[int, int], None] | None = None,
+                precision: str = "fp32") -> LatencyTable:
     """Measure (or finish measuring) the table at `out` and return it.
 
     keys: measure only these block keys (tests, partial tables); default every key of the space at
@@ -76,7 +74,7 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
     cross-validated error, `calibration.select`) or one of `calibration.METHODS` to force it.
     """
     sp = get_space(space) if isinstance(space, str) else space
-    BACKENDS.get(backend)  # unknown names fail here, listing the known ones
+    BACKENDS.get(backend).check_precision(precision)  # unknown names fail here, listing the known ones
     if calibration_method != AUTO and calibration_method not in METHODS:
         raise bad_value("calibration_method", calibration_method, f"one of {AUTO}, {', '.join(METHODS)}")
     if not isinstance(calibrate, int) or calibrate < 0:
@@ -90,6 +88,8 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
             raise bad_value("keys", unknown[0], f"block keys of {sp.name} at resolutions {res}")
         all_keys = sorted(set(keys))
     args = {"threads": threads, "batch_size": batch_size}
+    if precision != "fp32":  # fp32 tables keep the arguments (and cache keys) they had before precisions
+        args["precision"] = precision
     ex = _executor(ray_address, device_tag)
     started = time.perf_counter()
     fp = ex.call(device_tasks.device_fingerprint, backend, args)

@@ -104,10 +104,13 @@ class LatencyTable:
         return get_space(self.space)
 
     @property
-    def backend_args(self) -> dict[str, int]:
+    def backend_args(self) -> dict[str, Any]:
         """The backend settings the table was measured with (what any later measurement must use too)."""
-        return {"threads": int(self.fingerprint.get("threads", 1)),
-                "batch_size": int(self.fingerprint.get("batch_size", 1))}
+        args: dict[str, Any] = {"threads": int(self.fingerprint.get("threads", 1)),
+                                "batch_size": int(self.fingerprint.get("batch_size", 1))}
+        if self.fingerprint.get("precision", "fp32") != "fp32":  # a 16-bit table is measured at 16 bits again
+            args["precision"] = str(self.fingerprint["precision"])
+        return args
 
     @property
     def normalized(self) -> bool:

@@ -82,6 +82,11 @@ class SupernetSection(_Section):
 
 class LatencySection(_Section):
     backend: str = "ort-cpu"
+    # several devices: one table, one front and one export per entry (NAME or NAME:PRECISION, e.g. openvino-cpu:bf16;
+    # each in <workdir>/<name>[-<precision>]), sharing the supernet, the accuracy data set, the predictor and the
+    # store; `backend` is then not used
+    backends: Annotated[list[str], Field(min_length=1)] | None = None
+    precision: str = "fp32"  # the backend's float format: fp32, or its 16-bit one (bf16 on openvino-cpu)
     threads: PosInt = 1
     batch_size: PosInt = 1
     resolutions: list[int] | None = None  # None: all of the space's resolutions
@@ -230,6 +235,47 @@ class Experiment(_Section):
             raise ValueError(f"supernet.import_ofa: space is {self.space!r}, allowed: one of {', '.join(OFA_SPACES)} "
                              "(Once-for-All's published MobileNetV3 supernets)")
         return self
+
+    def devices(self) -> list[tuple[str, str]]:
+        """(backend, precision) of every device: `latency.backends` entries are NAME or NAME:PRECISION (e.g.
+        openvino-cpu:bf16, the 16-bit device of a BF16 CPU); else `latency.backend` at `latency.precision`."""
+        if not self.latency.backends:
+            return [(self.latency.backend, self.latency.precision)]
+        out = []
+        for item in self.latency.backends:
+            name, _, precision = item.partition(":")
+            out.append((name, precision or self.latency.precision))
+        return out
+
+    @model_validator(mode="after")
+    def _backends_known(self) -> Experiment:
+        from latency_tables import BACKENDS
+
+        devices = self.devices()
+        if len(set(devices)) != len(devices):
+            raise ValueError(f"latency.backends: got {self.latency.backends}, allowed: each device once")
+        for i, (name, precision) in enumerate(devices):
+            field = f"latency.backends[{i}]" if self.latency.backends else "latency.backend"
+            if name not in BACKENDS:
+                raise ValueError(f"{field}: {BACKENDS.unknown_message(name)}")
+            allowed = BACKENDS.get(name).precisions
+            if precision not in allowed:
+                field = f"latency.backends[{i}]" if self.latency.backends and ":" in self.latency.backends[i] \
+                    else "latency.precision"
+                raise ValueError(f"{field}: precision {precision!r} is not run by {name}; allowed: "
+                                 f"{' or '.join(allowed)}")
+        return self
+
+    def per_device(self) -> list[Experiment]:
+        """This experiment once per device (`latency.backends`), each in its own workdir (`<workdir>/<backend>`,
+        `<workdir>/<backend>-<precision>` for a 16-bit one) with the shared store; the experiment itself when it
+        names one backend."""
+        if not self.latency.backends:
+            return [self]
+        return [self.model_copy(update={
+            "latency": self.latency.model_copy(update={"backend": b, "precision": p, "backends": None}),
+            "workdir": str(self.workdir_path / (b if p == "fp32" else f"{b}-{p}")), "store": self.store_url})
+            for b, p in self.devices()]
 
     @property
     def workdir_path(self) -> Path:

@@ -95,10 +95,26 @@ def _load_predictor(predictor: Any) -> Any:
     return load_predictor(predictor)
 
 
-def _get_backend(name: str, threads: int = 1) -> Any:
+def _get_backend(name: str, threads: int = 1, precision: str = "fp32") -> Any:
     from latency_tables import get_backend
 
-    return get_backend(name, threads=threads)
+    return get_backend(name, threads=threads, precision=precision)
+
+
+def _target_backend(backend: str | None, table_obj: Any) -> Any:
+    """The backend to verify and measure on, under the table's conditions (threads, precision), so measured and
+    predicted compare; a table measured by another runtime is refused, in one line."""
+    if backend is None:
+        return None
+    table_fp = _fingerprint_of(table_obj) if table_obj is not None else None
+    table_fp = table_fp if isinstance(table_fp, Mapping) else {}
+    table_backend = getattr(table_obj, "backend", None)
+    if table_backend is not None and table_backend != backend:
+        raise InputError(f"--backend: got {backend!r}, but the latency table was measured with {table_backend!r}; "
+                         f"allowed: {table_backend!r} (or a table of {backend!r})")
+    threads = table_fp.get("threads", 1)
+    return _get_backend(backend, threads=int(threads) if isinstance(threads, int) and threads > 0 else 1,
+                        precision=str(table_fp.get("precision", "fp32")))
 
 
 def _fingerprint_of(obj: Any) -> Any:
@@ -181,6 +197,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                     ("verify_n", 1 if verify_n is None else verify_n)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
+    table_obj = _load_table(table)
+    b = _target_backend(backend, table_obj)  # bad --backend / table pairs fail before any work
     torch.manual_seed(seed)
     net, ds, meta = load_for_eval(supernet, data_name=data)
     if config.space != net.spec.name:
@@ -223,12 +241,22 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         batch_dim = m.graph.input[0].type.tensor_type.shape.dim[0]
         dynamic = bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value")
 
-        # 3. verify against PyTorch on the test split
+        # the file a user of the target runtime deploys (e.g. fp16 for ort-cuda at fp16)
+        if b is not None and b.deployable(model_path) != str(model_path):
+            model_path = Path(b.deployable(model_path))
+
+        # 3. verify against PyTorch on the test split, on the target runtime where it can run here
         x_test, y_test = _split_images(ds, "test", res)
         n_ref = len(x_test) if verify_n is None else min(verify_n, len(x_test))
         with torch.no_grad():
             ref_logits = torch.cat([ref(x_test[i : min(i + 256, n_ref)]) for i in range(0, n_ref, 256)]).numpy()
-        ort_logits = _run_ort(model_path, x_test.numpy().astype(np.float32))
+
+        def run_deployed(x: np.ndarray) -> tuple[np.ndarray, str]:
+            """Logits from the target runtime where its backend can compute them here, else ONNX Runtime CPU."""
+            out = b.infer(model_path, x) if b is not None else None
+            return (out, b.name) if out is not None else (_run_ort(model_path, x), "ort-cpu")
+
+        ort_logits, verified_on = run_deployed(x_test.numpy().astype(np.float32))
         diff = np.abs(ort_logits[:n_ref] - ref_logits)
         max_abs = float(diff.max())
         max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
@@ -239,7 +267,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
         # a gap between prediction and holdout the predictor's
         x_hold, y_hold = _split_images(ds, "holdout", res)
-        holdout_acc = 100.0 * float((_run_ort(model_path, x_hold.numpy().astype(np.float32)).argmax(1)
+        holdout_acc = 100.0 * float((run_deployed(x_hold.numpy().astype(np.float32))[0].argmax(1)
                                      == y_hold.numpy()).mean())
 
         # predictions
@@ -249,18 +277,13 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         if pred_obj is not None:
             pred_acc, acc_source = float(np.asarray(pred_obj.predict([deployed])).ravel()[0]), "predictor"
         pred_lat, lat_source = from_entry.get("latency_ms"), ("front entry" if "latency_ms" in from_entry else None)
-        table_obj = _load_table(table)
         if table_obj is not None:
             pred_lat, lat_source = float(np.asarray(table_obj.predict([deployed])).ravel()[0]), "latency table"
         prof = space.profile(deployed)
 
         # latency on the backend
         measured_lat, measurement, backend_fp = None, None, None
-        if backend is not None:
-            # measure under the table's conditions (thread count) so measured and predicted compare
-            table_fp = _fingerprint_of(table_obj) if table_obj is not None else None
-            threads = table_fp.get("threads", 1) if isinstance(table_fp, Mapping) else 1
-            b = _get_backend(backend, threads=int(threads) if isinstance(threads, int) and threads > 0 else 1)
+        if b is not None:
             if protocol is None:
                 from latency_tables.protocol import Protocol
 
@@ -285,6 +308,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                       "quantization": ({"method": "onnxruntime static QDQ, per-channel symmetric weights, "
                                                   "U8 activations; weight-only where act_bits = 32",
                                         "policy": {k: list(v) for k, v in policy.items()}} if is_quant else None)},
+            "deployment": None if b is None else b.deployment(),  # how to run it as it was measured
             "config": deployed.to_dict(),
             "requested_config": config.to_dict(),
             "provenance": {
@@ -314,6 +338,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                          "holdout_accuracy": holdout_acc, "latency_ms": measured_lat,
                          "latency": measurement, "size_bytes": size_bytes},
             "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
+                             "runtime": verified_on,
                              "split": "test", "n_images": n_ref, "max_abs_diff": max_abs,
                              "max_rel_diff": max_rel, "top1_agreement": agree,
                              "onnx_checker": "passed (full_check)"},

@@ -213,3 +213,53 @@ def test_export_bad_input(trained, tmp_path):
                               "--out", str(tmp_path / "z.onnx")])
     assert res.exit_code == 2 and "supernet: got" in res.output
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def _table_for(cfg: SubnetConfig, backend: str, precision: str, path: Path) -> Path:
+    """A table file of `backend` at `precision` holding exactly `cfg`'s blocks (its numbers do not matter here)."""
+    fp = {"backend": backend, "device": "test", "threads": 1, "batch_size": 1, "precision": precision}
+    blocks = get_space("mbv3-tiny").blocks(cfg)
+    LatencyTable("mbv3-tiny", "test-cpu", backend, fp, QUICK.to_dict(), [cfg.resolution],
+                 {b.key: {"median_ms": 0.01, "std_ms": 0.0, "count": 1} for b in blocks}).save(path)
+    return path
+
+
+@pytest.mark.parametrize("bits,precision", [((8, 8), "fp32"), ((32, 32), "bf16")], ids=["int8", "bf16"])
+def test_export_runs_on_openvino_with_top1_agreement(trained, tmp_path, bits, precision):
+    """The int8 QDQ model and the 16-bit deployment (the float ONNX compiled with the bf16 precision hint) run on
+    OpenVINO and agree with PyTorch on the test split; the card says how to compile it."""
+    from latency_tables import BACKENDS
+
+    ok, reason = BACKENDS.get("openvino-cpu").available()
+    if not ok:
+        pytest.skip(reason)
+    sup, cfg, _ = trained
+    q = cfg.with_bits(*bits)
+    table = _table_for(q, "openvino-cpu", precision, tmp_path / "table.json")
+    r = export_subnet(sup, q, tmp_path / "m.onnx", quantize=True, backend="openvino-cpu", table=table,
+                      protocol=QUICK)
+    assert r.top1_agreement >= 98.0, r
+    assert r.latency_ms is not None and r.latency_ms > 0
+    card = json.loads(card_path_for(tmp_path / "m.onnx").read_text())
+    assert card["verification"]["runtime"] == "openvino-cpu"
+    hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+    assert card["deployment"]["compile_config"] == {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY",
+                                                    "INFERENCE_PRECISION_HINT": hint, "ENABLE_CPU_PINNING": False}
+    assert card["provenance"]["backend"]["fingerprint"]["precision"] == precision
+    if precision == "bf16":  # 16-bit changes the numbers a little, not the answers
+        assert 0 < r.max_rel_diff < 0.1
+
+
+def test_export_refuses_a_table_of_another_runtime(trained, tmp_path):
+    sup, cfg, _ = trained
+    table = _table_for(cfg, "ort-cpu", "fp32", tmp_path / "ort.json")
+    with pytest.raises(InputError, match="^--backend: got 'openvino-cpu', but the latency table was measured with "
+                                         "'ort-cpu'; allowed: 'ort-cpu'"):
+        export_subnet(sup, cfg, tmp_path / "m.onnx", backend="openvino-cpu", table=table)
+    (tmp_path / "c.json").write_text(cfg.to_json())
+    res = CliRunner().invoke(cli, ["export", "--supernet", str(sup), "--config", str(tmp_path / "c.json"),
+                                   "--out", str(tmp_path / "m.onnx"), "--backend", "openvino-cpu",
+                                   "--table", str(table)])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "--backend: got 'openvino-cpu'" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "ort.json"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from latency_tables import BACKENDS, Protocol, get_backend, list_backends
+from latency_tables.backends.base import REQUIRED_FINGERPRINT_KEYS
 from latency_tables.models import export_block
 from search_spaces import BlockSpec, get_space
 from search_spaces.errors import HwnasError, InputError
@@ -15,7 +16,7 @@ QUANT_BLOCK = "mbconv:in8x8:c24-72-32:k3:s1:hswish:se0:w8a8"
 
 
 def test_registry_names() -> None:
-    assert set(list_backends()) >= {"ort-cpu", "ort-cuda", "ort-trt", "tensorrt"}
+    assert set(list_backends()) >= {"ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "openvino-cpu"}
     assert "ort-cpu" in list_backends(available_only=True)
     with pytest.raises(InputError, match="closest: ort-cpu"):
         get_backend("ort-cpux")
@@ -33,9 +34,13 @@ def test_backend_contract(name: str, tmp_path) -> None:
         pytest.skip(reason)
     be = get_backend(name, threads=1, batch_size=1)
     fp = be.fingerprint()
-    for field in ("backend", "device", "threads", "batch_size", "precision", "execution_provider"):
+    for field in (*REQUIRED_FINGERPRINT_KEYS, *cls.resume_keys):
         assert field in fp, field
-    assert fp["backend"] == name and fp["threads"] == 1
+    assert set(cls.same_device_keys()) >= set(REQUIRED_FINGERPRINT_KEYS)
+    assert fp["backend"] == name and fp["threads"] == 1 and fp["precision"] == "fp32"
+    assert cls.precisions[0] == "fp32"
+    with pytest.raises(InputError, match=f"precision: got 'int3', allowed: for {name}: "):
+        get_backend(name, precision="int3")
     assert be.default_device_tag().endswith(f"{name}-t1")
     sp = get_space("mbv3-tiny")
     items = []
@@ -51,6 +56,14 @@ def test_backend_contract(name: str, tmp_path) -> None:
         assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
     with pytest.raises(HwnasError, match="missing.onnx"):
         be.measure(tmp_path / "missing.onnx", (1, 24, 8, 8), PROTOCOL)
+    for precision in cls.precisions[1:]:  # every 16-bit format the backend declares runs the same blocks
+        be16 = get_backend(name, precision=precision)
+        fp16 = be16.fingerprint()
+        assert fp16["precision"] == precision and be16.default_device_tag().endswith(f"-t1-{precision}")
+        assert [k for k in cls.same_device_keys() if fp16.get(k) != fp.get(k)]  # never resumes an fp32 table
+        for m in be16.measure_many(items, PROTOCOL):
+            assert not isinstance(m, Exception), m
+            assert m.median_ms > 0
 
 
 def test_backend_bad_options() -> None:
@@ -58,6 +71,11 @@ def test_backend_bad_options() -> None:
         get_backend("ort-cpu", threads=0)
     with pytest.raises(InputError, match="precision: got 'int3'"):
         get_backend("ort-cpu", precision="int3")
+    # a 16-bit precision is offered only by the backends that run it
+    with pytest.raises(InputError, match="precision: got 'bf16', allowed: for ort-cpu: fp32$"):
+        get_backend("ort-cpu", precision="bf16")
+    assert BACKENDS.get("openvino-cpu").precisions == ("fp32", "bf16")
+    assert BACKENDS.get("ort-cuda").precisions == BACKENDS.get("tensorrt").precisions == ("fp32", "fp16")
 
 
 def test_protocol_validation() -> None:
@@ -102,3 +120,37 @@ def test_measure_many_closes_every_runner_it_opened(tmp_path) -> None:
     with pytest.raises(HwnasError, match="cannot run the reference model"):
         be.measure_many([("a.onnx", (1,))], PROTOCOL, reference=("broken-ref.onnx", (1,)))
     assert closed == ["a.onnx"]
+
+
+def test_cli_bad_backend_input_is_one_line(tmp_path) -> None:
+    """An unknown backend, a precision the backend does not run, a table of another runtime for --backend: one
+    line each, exit 2, nothing written."""
+    from click.testing import CliRunner
+
+    from latency_tables import LatencyTable
+    from nas.cli.main import cli
+
+    runner = CliRunner()
+    out = tmp_path / "t.json"
+    cases = [
+        (["latency", "build", "--space", "mbv3-tiny", "--backend", "openvino", "--out", str(out)],
+         "unknown latency backend 'openvino'; known: ", "(closest: openvino-cpu)"),
+        (["latency", "build", "--space", "mbv3-tiny", "--backend", "ort-cpu", "--precision", "bf16", "--out",
+          str(out)], "precision: got 'bf16', allowed: for ort-cpu: fp32", ""),
+        (["latency", "build", "--space", "mbv3-tiny", "--backend", "openvino-cpu", "--precision", "fp16", "--out",
+          str(out)], "precision: got 'fp16', allowed: for openvino-cpu: fp32 or bf16", ""),
+    ]
+    fp = {"backend": "ort-cpu", "device": "test", "threads": 1, "batch_size": 1, "precision": "fp32"}
+    table = tmp_path / "ort.json"
+    LatencyTable("mbv3-tiny", "test-cpu", "ort-cpu", fp, PROTOCOL.to_dict(), [32]).save(table)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    cases.append((["search", "--space", "mbv3-tiny", "--predictor", str(pred), "--table", str(table),
+                   "--backend", "openvino-cpu", "--out", str(tmp_path / "s")],
+                  "--backend: got 'openvino-cpu', but the latency table was measured with 'ort-cpu'", ""))
+    for args, want, tail in cases:
+        res = runner.invoke(cli, args)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert want in lines[0] and lines[0].endswith(tail), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ort.json", "pred"]

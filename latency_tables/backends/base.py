@@ -43,15 +43,34 @@ def slug(text: str, limit: int = 32) -> str:
 
 
 def device_tag_from_fingerprint(fp: dict[str, Any]) -> str:
-    """A short device name derived from a fingerprint, e.g. `intel-xeon-platinum-8481c-ort-cpu-t1`."""
-    return f"{slug(str(fp.get('device', 'device')), 28)}-{fp.get('backend', 'backend')}-t{fp.get('threads', 1)}"
+    """A short device name derived from a fingerprint, e.g. `intel-xeon-platinum-8481c-ort-cpu-t1`; a precision
+    other than fp32 is a device of its own (`...-openvino-cpu-t1-bf16`): its latencies differ."""
+    tag = f"{slug(str(fp.get('device', 'device')), 28)}-{fp.get('backend', 'backend')}-t{fp.get('threads', 1)}"
+    precision = fp.get("precision", "fp32")
+    return tag if precision == "fp32" else f"{tag}-{precision}"
+
+
+# every backend's fingerprint has these (the contract test checks them; tables, device tags and validation read them)
+REQUIRED_FINGERPRINT_KEYS = ("backend", "device", "threads", "batch_size", "precision")
 
 
 class Backend(ABC):
     """One way of running ONNX on one device. Subclasses set `name` and implement `available`, `_device`
-    and `open`; everything else (protocol, interleaving, statistics) is shared."""
+    and `open`; everything else (protocol, interleaving, statistics) is shared.
+
+    What the shared contract test (`tests/test_latency_backends.py`) requires of every registered backend:
+    - `available()` is (True, "") or (False, one line saying why), and `get_backend` then raises that line;
+    - `fingerprint()` has every key of `REQUIRED_FINGERPRINT_KEYS` and of `resume_keys`, `backend` is `name`;
+    - `open()` of a float block and (where `supports` says so) of an int8 QDQ block gives a runner that
+      `measure_many` times; a model that cannot be opened comes back as an exception, not a crash;
+    - a precision outside `precisions` is refused by the constructor with one line.
+    """
 
     name: ClassVar[str]
+    # what `precision` may be: the float format the device computes non-quantized layers in
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    # fingerprint keys that must be equal for a build to extend an existing table (besides REQUIRED_...)
+    resume_keys: ClassVar[tuple[str, ...]] = ()
     precision: str
 
     def __init__(self, threads: int = 1, batch_size: int = 1, device_id: int = 0, precision: str = "fp32") -> None:
@@ -61,8 +80,7 @@ class Backend(ABC):
             raise bad_value("batch_size", batch_size, "an integer >= 1")
         if not isinstance(device_id, int) or device_id < 0:
             raise bad_value("device_id", device_id, "an integer >= 0")
-        if precision not in ("fp32", "fp16"):
-            raise bad_value("precision", precision, "fp32 or fp16")
+        self.check_precision(precision)
         self.threads, self.batch_size, self.device_id, self.precision = threads, batch_size, device_id, precision
 
     def __repr__(self) -> str:
@@ -86,6 +104,17 @@ class Backend(ABC):
         fp.update(self._device())
         return fp
 
+    @classmethod
+    def check_precision(cls, precision: str) -> None:
+        """One line naming the precisions this backend runs, for any other."""
+        if precision not in cls.precisions:
+            raise bad_value("precision", precision, f"for {cls.name}: {' or '.join(cls.precisions)}")
+
+    @classmethod
+    def same_device_keys(cls) -> tuple[str, ...]:
+        """The fingerprint keys two tables must agree on to be one table (a resumed build checks them)."""
+        return REQUIRED_FINGERPRINT_KEYS + tuple(k for k in cls.resume_keys if k not in REQUIRED_FINGERPRINT_KEYS)
+
     def default_device_tag(self) -> str:
         return device_tag_from_fingerprint(self.fingerprint())
 
@@ -103,6 +132,21 @@ class Backend(ABC):
     def supports(self, weight_bits: int, act_bits: int) -> tuple[bool, str]:
         """Whether blocks at these bits can run at all here (False marks them unsupported in the table)."""
         return True, ""
+
+    # ---- deploying ------------------------------------------------------------------------------
+    def deployable(self, onnx_path: str | os.PathLike[str]) -> str:
+        """The file a user of this runtime deploys for the model at `onnx_path` (what `open` runs): the ONNX as it
+        is, or a converted copy beside it (fp16 for ort-cuda)."""
+        return str(onnx_path)
+
+    def deployment(self) -> dict[str, Any]:
+        """How to run the exported model so it behaves as measured (written into the model card)."""
+        return {"runtime": self.name, "precision": self.precision, "threads": self.threads}
+
+    def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
+        """The model's first output for the batch `x` (float32 NCHW) as this runtime computes it, to verify an
+        export where it is deployed; None where the backend has no such path (verification then uses ORT CPU)."""
+        return None
 
     # ---- measuring -------------------------------------------------------------------------------
     @abstractmethod

@@ -36,11 +36,31 @@ def gpu_facts(device_id: int = 0) -> dict[str, Any]:
     return {"gpu": name.strip(), "driver": driver.strip()}
 
 
+def convert_to_fp16(onnx_path: str | os.PathLike[str]) -> str:
+    """`<stem>.fp16.onnx` beside `onnx_path`: float initializers and ops in fp16, graph inputs/outputs fp32,
+    Quantize/DequantizeLinear left in fp32 (their scales stay float). Needs onnxconverter-common (hwnas[gpu])."""
+    import onnx
+    from onnxconverter_common import float16
+
+    from search_spaces.errors import HwnasError
+
+    out = str(onnx_path).removesuffix(".onnx") + ".fp16.onnx"
+    try:
+        model = float16.convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True,
+                                                 op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST)
+                                                 + ["QuantizeLinear", "DequantizeLinear"])
+    except ValueError as e:  # onnxconverter-common 1.16 cannot clean up the casts around QDQ pairs
+        raise HwnasError(f"no fp16 version of {os.path.basename(onnx_path)}: onnxconverter-common: {e}") from None
+    onnx.save(model, out)
+    return out
+
+
 class OrtBackend(Backend):
     """Shared ONNX Runtime code; subclasses pick the execution provider."""
 
     provider: ClassVar[str]
     install_hint: ClassVar[str]
+    resume_keys = ("execution_provider", "onnxruntime")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -78,10 +98,25 @@ class OrtBackend(Backend):
         # one intra-op thread on CPU: ONNX Runtime runs every kernel inline in the caller's thread
         return self.provider == "CPUExecutionProvider" and self.threads == 1
 
+    def deployment(self) -> dict[str, Any]:
+        return {**super().deployment(), "providers": [p if isinstance(p, str) else p[0] for p in self.provider_list()],
+                "session_options": {"intra_op_num_threads": self.threads, "graph_optimization_level": "ORT_ENABLE_ALL"}}
+
+    def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
+        sess = self._session(onnx_path, None)
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+
+    def _session(self, onnx_path: str | os.PathLike[str], protocol: Protocol | None) -> Any:
+        import onnxruntime as ort
+
+        return ort.InferenceSession(self.deployable(onnx_path), self.session_options(protocol or Protocol()),
+                                    providers=self.provider_list())
+
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
         import onnxruntime as ort
 
-        sess = ort.InferenceSession(str(onnx_path), self.session_options(protocol), providers=self.provider_list())
+        sess = self._session(onnx_path, protocol)
         name = sess.get_inputs()[0].name
         x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         if self.provider == "CPUExecutionProvider":
@@ -114,6 +149,15 @@ class OrtCudaBackend(OrtBackend):
     name = "ort-cuda"
     provider = "CUDAExecutionProvider"
     install_hint = "install onnxruntime-gpu (pip install hwnas[gpu]) on a machine with an NVIDIA GPU"
+    precisions = ("fp32", "fp16")
+    resume_keys = OrtBackend.resume_keys + ("gpu", "driver")
+
+    def deployable(self, onnx_path: str | os.PathLike[str]) -> str:
+        """The model as an fp16 deployment runs it: float tensors converted to fp16 (inputs and outputs stay
+        fp32, so the same feed works); written next to the original. fp32: the file as it is."""
+        if self.precision != "fp16":
+            return str(onnx_path)
+        return convert_to_fp16(onnx_path)
 
     def _device(self) -> dict[str, Any]:
         d = super()._device()
@@ -131,6 +175,9 @@ class OrtTrtBackend(OrtCudaBackend):
     provider = "TensorrtExecutionProvider"
     install_hint = ("needs onnxruntime-gpu and TensorRT libraries already installed (their wheels download from "
                     "NVIDIA's index at install time)")
+
+    def deployable(self, onnx_path: str | os.PathLike[str]) -> str:
+        return str(onnx_path)  # TensorRT lowers to fp16 itself (trt_fp16_enable)
 
     def provider_list(self) -> list[Any]:
         opts = {"device_id": self.device_id, "trt_fp16_enable": self.precision == "fp16", "trt_int8_enable": True}

@@ -36,6 +36,8 @@ def _check(result: Any) -> Any:
 @BACKENDS.register("tensorrt")
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    precisions = ("fp32", "fp16")
+    resume_keys = ("execution_provider", "tensorrt", "gpu", "driver")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -59,6 +61,10 @@ class TensorRTBackend(Backend):
         d.update(gpu_facts(self.device_id))
         d["device"] = d.get("gpu", d["device"])
         return d
+
+    def deployment(self) -> dict[str, Any]:
+        return {**super().deployment(), "build": "trtexec --onnx=model.onnx" + (" --fp16" if self.precision == "fp16"
+                                                                                 else "") + " (INT8 from the QDQ nodes)"}
 
     def supports(self, weight_bits: int, act_bits: int) -> tuple[bool, str]:
         if weight_bits == 4:

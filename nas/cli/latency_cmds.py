@@ -16,11 +16,15 @@ def latency() -> None:
 
 @latency.command()
 @click.option("--space", required=True, help="Search space name (see `hwnas spaces`).")
-@click.option("--backend", required=True, help="ort-cpu, ort-cuda, ort-trt or tensorrt (see `hwnas latency backends`).")
+@click.option("--backend", required=True,
+              help="ort-cpu, openvino-cpu, ort-cuda, ort-trt or tensorrt (see `hwnas latency backends`).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Table file (JSON); resumed if it exists.")
 @click.option("--resolutions", help="Input sizes to measure, e.g. 160,224 (default: all of the space's).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--precision", default="fp32", show_default=True,
+              help="Float format of the device's float layers: fp32, or the backend's 16-bit one (bf16 on "
+                   "openvino-cpu, fp16 on ort-cuda / ort-trt / tensorrt).")
 @click.option("--ray-address", help="Measure on the Ray cluster's nodes carrying device:TAG (e.g. auto).")
 @click.option("--device-tag", help="Name of the device (default: derived from the fingerprint).")
 @click.option("--calibrate", type=click.IntRange(min=0), default=12, show_default=True,
@@ -42,8 +46,9 @@ def latency() -> None:
 @click.option("--no-reference", is_flag=True,
               help="Do not time the reference model alongside (no load normalization; for dedicated devices).")
 def build(space: str, backend: str, out: str, resolutions: str | None, threads: int, batch_size: int,
-          ray_address: str | None, device_tag: str | None, calibrate: int, calibration_method: str, float_only: bool,
-          warmup: int, repeats: int, rounds: int, statistic: str, clock: str, no_reference: bool) -> None:
+          precision: str, ray_address: str | None, device_tag: str | None, calibrate: int, calibration_method: str,
+          float_only: bool, warmup: int, repeats: int, rounds: int, statistic: str, clock: str,
+          no_reference: bool) -> None:
     """Measure every block SPACE can produce on this device (or on the Ray nodes of --device-tag)."""
     from latency_tables import Protocol, build_table
     from latency_tables.validate import calibration_summary
@@ -52,7 +57,8 @@ def build(space: str, backend: str, out: str, resolutions: str | None, threads: 
                         reference=not no_reference)
     t = build_table(space, backend, out, resolutions=parse_ints(resolutions, "--resolutions"), threads=threads,
                     batch_size=batch_size, protocol=protocol, device_tag=device_tag, ray_address=ray_address,
-                    calibrate=calibrate, calibration_method=calibration_method, quantize=not float_only)
+                    calibrate=calibrate, calibration_method=calibration_method, quantize=not float_only,
+                    precision=precision)
     click.echo(f"{out}: {len(t.entries)} blocks measured, {len(t.unsupported)} unsupported, device {t.device_tag}, "
                f"{t.build_seconds:.0f} s")
     click.echo(_calibration_line(calibration_summary(t)))
@@ -121,5 +127,7 @@ def backends() -> None:
     from latency_tables import BACKENDS
 
     for name in BACKENDS.names():
-        ok, reason = BACKENDS.get(name).available()
-        click.echo(f"{name:<9} {'available' if ok else 'unavailable: ' + reason}")
+        cls = BACKENDS.get(name)
+        ok, reason = cls.available()
+        click.echo(f"{name:<12} {'available' if ok else 'unavailable: ' + reason}"
+                   + (f" (precisions: {', '.join(cls.precisions)})" if ok else ""))

@@ -35,8 +35,9 @@ def _check_here(exp) -> None:  # type: ignore[no-untyped-def]
     from latency_tables import BACKENDS
     from nas.data import DATASETS
 
-    BACKENDS.get(exp.latency.backend)
     DATASETS.get(exp.data.partition(":")[0])
-    ok, reason = BACKENDS.get(exp.latency.backend).available()
     click.echo(f"experiment {exp.name}: valid; workdir {exp.workdir_path}; store {exp.store_url}")
-    click.echo(f"backend {exp.latency.backend}: " + ("available here" if ok else f"not available here ({reason})"))
+    for name, precision in exp.devices():
+        ok, reason = BACKENDS.get(name).available()
+        at = "" if precision == "fp32" else f" at {precision}"
+        click.echo(f"backend {name}{at}: " + ("available here" if ok else f"not available here ({reason})"))

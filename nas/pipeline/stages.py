@@ -119,7 +119,8 @@ def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | Non
     lat = exp.latency
     table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
                         batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
-                        calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress)
+                        calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress,
+                        precision=lat.precision)
     validation = None
     if lat.validate_n:
         v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address, progress=progress)
@@ -152,11 +153,14 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
     if run.dry_run and not BACKENDS.get(lat.backend).available()[0]:
         fingerprint: Any = "unavailable on this machine"  # a dry run on a machine without the device
     else:
-        fingerprint = get_backend(lat.backend, threads=lat.threads, batch_size=lat.batch_size).fingerprint()
+        fingerprint = get_backend(lat.backend, threads=lat.threads, batch_size=lat.batch_size,
+                                  precision=lat.precision).fingerprint()
     settings = {"space": exp.space, "backend": lat.backend, "threads": lat.threads, "batch_size": lat.batch_size,
                 "resolutions": lat.resolutions, "calibrate": lat.calibrate, "validate_n": lat.validate_n,
                 "device_tag": lat.device_tag, "host": platform.node(), "fingerprint": fingerprint,
                 "quantize": exp.search.quantize}
+    if lat.precision != "fp32":  # fp32 keeps the key it had before precisions existed
+        settings["precision"] = lat.precision
 
     def build(folder: Path) -> dict[str, Any]:
         return in_child("nas.pipeline.stages:build_table_stage", folder, exp_dict=exp.model_dump(),

@@ -200,8 +200,11 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config.validate()
     space = get_space(config.space)
-    predictor = load_predictor(config.predictor) if config.predictor else None
     table = load_table(config.table) if config.table else None
+    if table is not None and config.backend is not None and table.backend != config.backend:
+        raise InputError(f"--backend: got {config.backend!r}, but the latency table was measured with "
+                         f"{table.backend!r}; allowed: {table.backend!r} (or a table of {config.backend!r})")
+    predictor = load_predictor(config.predictor) if config.predictor else None
     cfg = config.resolved(getattr(table, "device_tag", None))
     spec = cfg.run_spec(table_resolutions(space, table))
     if evaluator is None:
