@@ -63,7 +63,8 @@ class SearchConfig:
     encoding: str | None = None  # None: per sampler (DEFAULT_ENCODING)
     batch_size: int | None = None  # None: population size for nsga2, 500 random, 32 tpe, 1 measured
     population_size: int = 50
-    quantize: bool = True
+    quantize: bool = True  # False: float subnets only (`--float-only`)
+    pruning: bool = True  # False: every block keeps all its channels (`--no-pruning`)
     init: str = "spread"  # nsga2's first generation (`operators.INITS`); `random`: Optuna's
     # nsga2 on the packed `block`/`block-dense` encodings: field-wise mutation / crossover of a block's option
     # (`operators.MUTATIONS` / `CROSSOVERS`; `redraw` / `uniform`: Optuna's). The field encodings' genes are fields
@@ -71,6 +72,9 @@ class SearchConfig:
     mutation: str = "field"
     mutation_prob: float | None = None  # nsga2; None: 1 / number of parameters (Optuna's default)
     crossover: str = "field"
+    # with a budget (nsga2): the share of `trials` spent by the budget local search after NSGA-II (`local.py`);
+    # 0: NSGA-II throughout
+    local_fraction: float = 0.7
 
     def validate(self) -> SearchConfig:
         if self.space not in list_spaces():
@@ -98,6 +102,9 @@ class SearchConfig:
         if self.mutation_prob is not None and (isinstance(self.mutation_prob, bool) or not isinstance(
                 self.mutation_prob, (int, float)) or not 0.0 <= self.mutation_prob <= 1.0):
             raise bad_value("--mutation-prob", self.mutation_prob, "a number in [0, 1]")
+        if isinstance(self.local_fraction, bool) or not isinstance(self.local_fraction, (int, float)) or \
+                not 0.0 <= self.local_fraction < 1.0:
+            raise bad_value("--local-fraction", self.local_fraction, "a number in [0, 1)")
         if self.encoding is not None and self.encoding not in ENCODINGS:
             raise bad_value("--encoding", self.encoding, ", ".join(ENCODINGS))
         Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
@@ -147,7 +154,16 @@ class SearchConfig:
                        batch_size=self.batch_size, population_size=self.population_size,
                        sync_every_batch=bool(self.workers and self.workers > 1), resolutions=resolutions,
                        init=self.init, mutation=self.mutation, crossover=self.crossover,
-                       mutation_prob=None if self.mutation_prob is None else float(self.mutation_prob))
+                       mutation_prob=None if self.mutation_prob is None else float(self.mutation_prob),
+                       local_from=self.local_from(),
+                       keep=None if self.pruning else (max(get_space(self.space).spec.keep_choices),))
+
+    def local_from(self) -> int | None:
+        """The study's trial count from which the budget local search proposes (None: it never does)."""
+        if self.sampler != "nsga2" or not self.local_fraction or not Budgets(
+                self.latency_ms, self.size_mb, self.min_accuracy).any():
+            return None
+        return max(self.population_size, self.trials - int(round(self.local_fraction * self.trials)))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,6 +180,14 @@ def _abs(p: str | None) -> str | None:
 def _positive_int(field_: str, v: Any, minimum: int = 1) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise bad_value(field_, v, f"an integer >= {minimum}")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    trial: int
+    config: SubnetConfig
+    metrics: dict[str, Any]
+    feasible: bool
 
 
 @dataclass
@@ -184,6 +208,9 @@ class SearchResult:
     predictor: str | None = None
     predictor_info: dict[str, Any] | None = None
     config: SearchConfig | None = None
+    # every complete trial of the study, in trial order: its config and its metrics (`Metrics.row`) plus
+    # `trial` (its number) and `feasible` (meets every budget of the run)
+    trials: list[TrialRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"n_trials": self.n_trials, "n_new": self.n_new, "n_pareto": self.n_pareto,
@@ -282,21 +309,43 @@ def _entry(config: SubnetConfig, m: dict[str, Any], feasible: bool, trial: int) 
 
 
 def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ...],
-                     quantize: bool = True) -> Normalizer:
-    """Ideal and nadir from the space's extremes under `evaluator`: the smallest and the largest subnet (at the
-    space's searched resolutions) at every bit policy the device supports (best and worst value of each objective
-    among them). Fixed per (space, evaluator), so the hypervolumes of runs on the same table and predictor
-    compare."""
+                     quantize: bool = True, n_random: int = 2000) -> Normalizer:
+    """Ideal and nadir of the Pareto front of a fixed set of subnets under `evaluator`: the smallest and the largest
+    subnet (at the space's searched resolutions) at every bit policy the device supports, plus `n_random` uniform
+    random subnets (seed 0). Fixed per (space, evaluator), so the hypervolumes of runs on the same table and
+    predictor compare; the nadir is the front's (not the slowest subnet's, which would squeeze every front into a
+    corner of the box), and `hypervolume` clips points beyond the ideal, so the value stays in [0, 1]."""
     cands = []
     for w, a in (space.bit_pairs if quantize else ((32, 32),)):
         cands.append(space.smallest(weight_bits=w, act_bits=a))
         cands.append(space.largest(weight_bits=w, act_bits=a))
+    cands += space.sample_many(n_random, seed=0, quantize=quantize)
     m = evaluator.evaluate(cands)
     rows = [m.row(i) for i in range(len(cands)) if m.supported[i]]
     if not rows:
-        raise HwnasError("the device supports none of the space's uniform bit policies: cannot normalise")
+        raise HwnasError("the device supports none of the space's subnets: cannot normalise")
     v = np.array([objective_values(objectives, r) for r in rows])
     return Normalizer.from_values(objectives, v) if len(v) > 1 else Normalizer(objectives, v[0], v[0])
+
+
+def _normalizer(cfg: SearchConfig, spec: RunSpec, space: Any, evaluator: Evaluator, predictor: Any, table: Any,
+                values: np.ndarray) -> tuple[Normalizer | None, str]:
+    """The hypervolume's normaliser, from the evaluator the run searched with: a cheap one scores the fixed
+    reference set (`space_normalizer`); measured metrics have no such set, so their own front bounds them."""
+    searched = get_space(cfg.space, resolutions=spec.resolutions, keep=spec.keep)
+    if isinstance(evaluator, MeasuredEvaluator):
+        if not len(values):
+            return None, "none"
+        return Normalizer.from_values(cfg.objectives, values), "this run's measured front"
+    if isinstance(evaluator, Evaluator):
+        return space_normalizer(searched, evaluator, cfg.objectives, cfg.quantize), \
+            f"space extremes + 2,000 random subnets under the searched evaluator ({evaluator.name})"
+    if predictor is not None and table is not None:  # a duck-typed evaluator: the run's predictor and table
+        return space_normalizer(searched, PredictedEvaluator(space, predictor, table), cfg.objectives, cfg.quantize), \
+            "space extremes + 2,000 random subnets under the run's predictor and table"
+    if not len(values):
+        return None, "none"
+    return Normalizer.from_values(cfg.objectives, values), "this run's front"
 
 
 def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator: Evaluator, predictor: Any,
@@ -315,15 +364,7 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
             continue
         seen.add(configs[i])
         front.append(_entry(configs[i], metrics[i], True, trials[i].number))
-    pred_eval = evaluator if isinstance(evaluator, PredictedEvaluator) else (
-        PredictedEvaluator(space, predictor, table) if predictor is not None and table is not None else None)
-    if pred_eval is not None:
-        norm = space_normalizer(get_space(cfg.space, resolutions=spec.resolutions), pred_eval, cfg.objectives,
-                                cfg.quantize)
-    elif n:
-        norm = Normalizer.from_values(cfg.objectives, values)
-    else:
-        norm = None
+    norm, norm_basis = _normalizer(cfg, spec, space, evaluator, predictor, table, values)
     hv = hypervolume(values[feasible], norm) if norm is not None and feasible.any() else 0.0
     if cfg.verify_top and front:
         front = _verify(cfg, space, front)
@@ -336,7 +377,8 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
         "encoding": cfg.encoding, "evaluator": evaluator.describe(), "objectives": list(cfg.objectives),
         "budgets": budgets.to_dict(), "constraint_names": budgets.constraint_names(), "n_trials": n, "n_new": n_new, "n_failed": n_fail,
         "n_feasible": int(feasible.sum()), "n_distinct_configs": len(set(configs)),
-        "n_pareto": len(front), "hypervolume": hv, "hypervolume_normalization": norm.to_dict() if norm else None,
+        "n_pareto": len(front), "hypervolume": hv,
+        "hypervolume_normalization": {**norm.to_dict(), "basis": norm_basis} if norm else None,
         "wall_seconds": wall, "trials_per_second": tps, "workers": _jsonable(worker_info), "best": best,
     }
     out = Path(cfg.out)
@@ -356,7 +398,9 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
                         best=best, front=front, study=cfg.study or "", storage=cfg.storage or "", out=str(out),
                         summary=summary, device_tag=getattr(table, "device_tag", None),
                         device_fingerprint=dict(getattr(table, "fingerprint", {}) or {}) or None,
-                        predictor=cfg.predictor, predictor_info=dict(getattr(predictor, "info", {}) or {}), config=cfg)
+                        predictor=cfg.predictor, predictor_info=dict(getattr(predictor, "info", {}) or {}), config=cfg,
+                        trials=[TrialRecord(t.number, c, m, bool(f))
+                                for t, c, m, f in zip(trials, configs, metrics, feasible)])
 
 
 def add_to_store(result: SearchResult, url: str, dataset: str | None = None) -> int:

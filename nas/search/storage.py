@@ -21,6 +21,8 @@ from optuna.trial import FrozenTrial
 
 from search_spaces import HwnasError, InputError
 
+from nas.search.journal import FastJournalStorage
+
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
 
@@ -58,7 +60,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
             raise InputError(f"--storage: got {url!r}, allowed: a journal file path (this is a directory)")
         jp.parent.mkdir(parents=True, exist_ok=True)
         lock = optuna.storages.journal.JournalFileOpenLock(str(jp))
-        return JournalStorage(JournalFileBackend(str(jp), lock_obj=lock))
+        return FastJournalStorage(JournalFileBackend(str(jp), lock_obj=lock))
     if not is_rdb_url(url):
         raise InputError(f"--storage: got {describe_url(url)!r}, allowed: a journal file path, journal:///path, "
                          "or an RDB URL (sqlite:///, postgresql://, mysql://)")
