@@ -34,9 +34,17 @@ def _encoder_base() -> type:
 
 
 def make_arch_encoder(space: SearchSpace, quantize: bool = True) -> Any:
+    from nas.search.genes import Genes
+
     base = _encoder_base()
     s = space.spec
     pairs = list(space.bit_pairs) if quantize else [(32, 32)]
+    genes = Genes(space, quantize)
+    res_ix = {r: i for i, r in enumerate(space.resolutions)}
+    depth_ix = {d: i for i, d in enumerate(s.depth_choices)}
+    k_ix = {k: i for i, k in enumerate(s.kernel_choices)}
+    e_ix = {e: i for i, e in enumerate(s.expand_choices)}
+    kp_ix = {k: i for i, k in enumerate(space.keep_choices)}
 
     class HwnasArchEncoder(base):  # type: ignore[misc, valid-type]
         """OFA's MobileNetArchEncoder over hwnas's space, plus keep (`kp`) and bit pair (`wa`) per block."""
@@ -45,7 +53,8 @@ def make_arch_encoder(space: SearchSpace, quantize: bool = True) -> Any:
             super().__init__(image_size_list=list(space.resolutions), ks_list=list(s.kernel_choices),
                              expand_list=list(s.expand_choices), depth_list=list(s.depth_choices),
                              n_stage=s.n_stages)
-            self.keep_list = list(s.keep_choices)
+            self.keep_list = list(space.keep_choices)
+            self.genes = genes
             self.pair_list = list(range(len(pairs)))
 
         def random_sample_arch(self) -> dict[str, Any]:
@@ -61,6 +70,20 @@ def make_arch_encoder(space: SearchSpace, quantize: bool = True) -> Any:
                     arch_dict["kp"][i] = random.choice(self.keep_list)
                     arch_dict["wa"][i] = random.choice(self.pair_list)
             return arch_dict
+
+        def to_genes(self, archs: list[dict[str, Any]]) -> np.ndarray:
+            """`nas.search.genes.Genes` rows of `archs` (no `SubnetConfig` built: the efficiency check runs on
+            every re-drawn candidate)."""
+            g = np.empty((len(archs), genes.n_genes), np.int64)
+            for r, a in enumerate(archs):
+                g[r, 0] = res_ix[a["image_size"]]
+                g[r, 1:1 + genes.S] = [depth_ix[d] for d in a["d"]]
+                blk = g[r, genes.block_base:].reshape(genes.P, 4)
+                blk[:, 0] = [k_ix[k] for k in a["ks"]]
+                blk[:, 1] = [e_ix[e] for e in a["e"]]
+                blk[:, 2] = [kp_ix[k] for k in a["kp"]]
+                blk[:, 3] = a["wa"]
+            return g
 
         def to_config(self, arch: dict[str, Any]) -> SubnetConfig:
             md = max(self.depth_list)
@@ -84,8 +107,7 @@ class AccuracyAdapter:
         self.metrics: list[Any] = []
 
     def predict_acc(self, archs: list[dict[str, Any]]) -> np.ndarray:
-        configs = [self.arch_encoder.to_config(a) for a in archs]
-        idx = self.evaluator.space.to_indices(configs)
+        idx = self.arch_encoder.genes.to_indices(self.arch_encoder.to_genes(archs))
         m = self.evaluator.evaluate_indices(idx)
         self.indices.append(idx)
         self.metrics.append(m)
@@ -106,7 +128,7 @@ class EfficiencyAdapter:
 
     def get_efficiency(self, arch: dict[str, Any]) -> float:
         self.calls += 1
-        idx = self.evaluator.space.to_indices([self.arch_encoder.to_config(arch)])
+        idx = self.arch_encoder.genes.to_indices(self.arch_encoder.to_genes([arch]))
         lat, _, sup = self.evaluator.evaluate_cost(idx)
         return float(lat[0]) if sup[0] else float("inf")
 

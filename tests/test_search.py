@@ -501,3 +501,33 @@ def test_fast_journal_replay_equals_optunas(search_assets, tmp_path) -> None:
                 a.datetime_start, a.datetime_complete) == (b.number, b.state, b.params, b.distributions, b.values,
                                                            b.user_attrs, b.system_attrs, b.datetime_start,
                                                            b.datetime_complete)
+
+
+def test_rerun_with_other_settings_needs_resume(search_assets, tmp_path) -> None:
+    """A rerun into the same --out continues only the same search (more trials are fine); other settings are a
+    clear error unless --resume asks for the continuation."""
+    from nas.search import run_search
+
+    out = tmp_path / "o"
+    run_search(_config(search_assets, out, trials=60, sampler="random"))
+    assert run_search(_config(search_assets, out, trials=80, sampler="random")).n_new == 20
+    with pytest.raises(InputError, match=r"seed=0 \(got 3\).*--resume"):
+        run_search(_config(search_assets, out, trials=100, sampler="random", seed=3))
+    res = run_search(_config(search_assets, out, trials=100, sampler="random", seed=3, resume=True))
+    assert (res.n_trials, res.n_new) == (100, 20)
+    r = _cli(["search", "--space", SPACE, "--predictor", search_assets["predictor"], "--table",
+              search_assets["table"], "--trials", "120", "--sampler", "random", "--seed", "5", "--out", str(out)])
+    assert r.exit_code == 2 and "--resume" in r.output and "Traceback" not in r.output
+
+
+def test_cli_float_only_and_no_pruning_restrict_the_space(search_assets, tmp_path) -> None:
+    from nas.search import run_search
+
+    res = run_search(_config(search_assets, tmp_path / "o", trials=120, quantize=False, pruning=False))
+    assert all(not t.config.is_quantized and set(t.config.keep) == {1.0} for t in res.trials)
+    r = _cli(["search", "--space", SPACE, "--predictor", search_assets["predictor"], "--table",
+              search_assets["table"], "--trials", "60", "--float-only", "--no-pruning", "--sampler", "random",
+              "--out", str(tmp_path / "c"), "--json"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "c" / "run_config.json").read_text())
+    assert cfg["quantize"] is False and cfg["pruning"] is False

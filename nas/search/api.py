@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -34,6 +35,10 @@ EVALUATORS = ("predicted", "measured")
 # the field-wise operators at 6,000), at the same engine throughput since the search space is static
 # (experiments/results/search.md)
 DEFAULT_ENCODING = {"nsga2": "field-dense", "random": "block", "tpe": "field"}
+# why `workers` is ignored for the predicted evaluator unless forced: measured in experiments/results/search.md
+PREDICTED_IN_PROCESS = ("the predicted evaluator ran in this process: Ray workers cost more than they save on "
+                        "cheap evaluations (start-up, and every worker replaying the others' trials); they are "
+                        "kept for the measured evaluator (force them with force_workers / --force-workers)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class SearchConfig:
     sampler: str = "nsga2"
     trials: int = 2000
     workers: int | None = None  # None: 0 (in this process) for predicted, 1 for measured
+    force_workers: bool = False  # run `workers` Ray workers for the predicted evaluator too (see run_search)
     ray_address: str | None = None
     storage: str | None = None  # None: <out>/study.journal
     study: str | None = None  # None: hwnas-<space>-<table device tag>
@@ -75,6 +81,9 @@ class SearchConfig:
     # with a budget (nsga2): the share of `trials` spent by the budget local search after NSGA-II (`local.py`);
     # 0: NSGA-II throughout
     local_fraction: float = 0.7
+    # continue a study whose search settings differ from these (`--resume`); without it that is an error, and a
+    # rerun continues only a study searched with the same settings (`trials` excepted: it is the target)
+    resume: bool = False
 
     def validate(self) -> SearchConfig:
         if self.space not in list_spaces():
@@ -221,7 +230,11 @@ class SearchResult:
 def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None = None,
                evaluator: Evaluator | None = None) -> SearchResult:
     """Run (or continue) the search; `progress(done, target)` is called as trials complete. `evaluator`
-    replaces the one built from `config` (in-process runs only: workers rebuild theirs from the config)."""
+    replaces the one built from `config` (in-process runs only: workers rebuild theirs from the config).
+
+    The predicted evaluator runs in this process whatever `workers` says, unless `force_workers`: its trials cost
+    well under a millisecond, less than sharing them between workers does, and Ray's start-up alone outlasts a
+    whole predicted search (experiments/results/search.md); the summary's `workers` says so."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -230,6 +243,10 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
     predictor = load_predictor(config.predictor) if config.predictor else None
     table = load_table(config.table) if config.table else None
     cfg = config.resolved(getattr(table, "device_tag", None))
+    worker_info: dict[str, Any] = {"workers": cfg.workers}
+    if cfg.evaluator == "predicted" and cfg.workers and not cfg.force_workers:
+        worker_info.update(requested=cfg.workers, workers=0, in_process=PREDICTED_IN_PROCESS)
+        cfg = replace(cfg, workers=0)
     spec = cfg.run_spec(table_resolutions(space, table))
     if evaluator is None:
         if cfg.evaluator == "predicted":
@@ -241,8 +258,8 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
         raise InputError("evaluator: a custom evaluator runs in this process only (use workers=0)")
     study = open_study(spec, create=True)
     before = count_complete(study)
+    _check_settings(study, cfg, before)
     target = cfg.trials
-    worker_info: dict[str, Any] = {"workers": cfg.workers}
     shared_ray = bool(cfg.workers and cfg.verify_top and before < target)  # both use Ray: start it once, not twice
     with ray_session(cfg.ray_address) if shared_ray else contextlib.nullcontext(None) as started:
         if started is not None:
@@ -276,7 +293,7 @@ def _run_and_finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, ev
 
             rep = run_workers(spec, target, cfg.workers, cfg.ray_address, progress=wprog, study=study)
             worker_info.update(rounds=rep.rounds, lost_workers=rep.lost_workers, stats=rep.stats,
-                               ray_address=rep.ray_address)
+                               ray_address=rep.ray_address, timings=rep.timings)
             worker_info.setdefault("ray_started", rep.ray_started)
     wall = time.perf_counter() - t0
     # `study` re-reads the storage on each query (a journal replays only what was appended since): every worker's
@@ -326,6 +343,29 @@ def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ..
         raise HwnasError("the device supports none of the space's subnets: cannot normalise")
     v = np.array([objective_values(objectives, r) for r in rows])
     return Normalizer.from_values(objectives, v) if len(v) > 1 else Normalizer(objectives, v[0], v[0])
+
+
+# what a rerun into the same study must repeat, unless it asks for `resume` (the study identity -- space,
+# objectives, budgets, encoding, bits, keep ratios -- must match even then: `engine.open_study`)
+SETTINGS_FIELDS = ("sampler", "seed", "population_size", "init", "mutation", "mutation_prob", "crossover",
+                   "local_fraction", "batch_size", "evaluator", "predictor", "table", "backend", "supernet", "data")
+SETTINGS_ATTR = "hwnas:settings"
+
+
+def _check_settings(study: Any, cfg: SearchConfig, n_complete: int) -> None:
+    d = cfg.to_dict()
+    want = {k: d[k] for k in SETTINGS_FIELDS}
+    have = study.user_attrs.get(SETTINGS_ATTR)
+    if have is not None and n_complete:
+        diff = [k for k in SETTINGS_FIELDS if json.dumps(have.get(k)) != json.dumps(want[k])]
+        if diff and not cfg.resume:
+            shown = ", ".join(f"{k}={have.get(k)!r} (got {want[k]!r})" for k in diff)
+            raise InputError(f"--out {cfg.out}: its study {cfg.study!r} holds {n_complete} trials searched with "
+                             f"{shown}; allowed: the same settings, --resume to continue it with these, or a new "
+                             "--out / --study")
+        if not diff:
+            return
+    study.set_user_attr(SETTINGS_ATTR, want)
 
 
 def _normalizer(cfg: SearchConfig, spec: RunSpec, space: Any, evaluator: Evaluator, predictor: Any, table: Any,

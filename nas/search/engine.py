@@ -152,6 +152,7 @@ class EngineStats:
     seconds: float = 0.0
     eval_seconds: float = 0.0
     flush_seconds: float = 0.0
+    sync_seconds: float = 0.0  # reading other workers' trials from the shared storage
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -285,7 +286,9 @@ class SearchEngine:
         bs = max(1, int(self.spec.batch_size))
         while stats.completed < n:
             if self.spec.sync_every_batch:
+                t0 = time.perf_counter()
                 self.sync()
+                stats.sync_seconds += time.perf_counter() - t0
             b = min(bs, n - stats.completed)
             trials, configs = self._ask(b)
             todo: dict[SubnetConfig, None] = {}
