@@ -45,6 +45,21 @@ import numpy as np
 OBJECTIVES = ("accuracy", "latency", "size")
 
 
+def fit_synthetic_predictor(space_name: str, out: Path, n: int = 4000, seed: int = 0) -> Path:
+    """An MLP fitted on `n` `synthetic_accuracy` labels, saved to `out` (reused when there): a real predictor
+    directory for runs that rebuild their evaluator from files (Ray workers, `bench_search_scaling`)."""
+    from predictors.bundle import fit_predictor
+    from predictors.synthetic import synthetic_dataset
+    from search_spaces import get_space
+
+    if (out / "predictor.json").is_file():
+        return out
+    pred, report = fit_predictor(synthetic_dataset(get_space(space_name), n, seed), kind="mlp", seed=seed)
+    pred.save(out)
+    (out / "fit_report.json").write_text(json.dumps(report, indent=1, default=str))
+    return out
+
+
 def values_of(m: Any) -> np.ndarray:
     return np.stack([m.accuracy, m.latency_ms, m.size_bytes / 1e6], axis=1)
 
