@@ -1,74 +1,21 @@
 """Write a generated image-classification tree (`train/CLASS/*.png`, `val/CLASS/*.png`) for `--data folder:PATH`.
 
-Why: the real data that ships here (digits, MNIST-5k) cannot label subnets precisely enough to measure a
-predictor's Kendall tau near 0.85 -- a few hundred to 1,500 holdout images, and subnets that differ by less than
-the noise (experiments/results/predictors.md). A generated task can have as many evaluation images as wanted and be
-hard enough that small, low-resolution subnets really lose accuracy. The labels are still real: accuracies of
-real subnets of a real trained supernet, through the same `folder:` loader a user's own data goes through.
-
-Ten classes of small grey shapes (disc, ring, square, frame, triangle, cross, X, horizontal / vertical / diagonal
-bars), each at a random position, size, rotation and contrast, on a noisy background with random distractor
-strokes. Deterministic from `--seed`.
+The images are `nas.shapes`' (the built-in data set `shapes` generates them in memory); this writes them as a
+tree, to go through the `folder:` loader as a user's own data does. Deterministic from `--seed`.
 
     python -m experiments.make_shapes --out runs/shapes --train 8000 --val 1000
 """
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-CLASSES = ("disc", "ring", "square", "frame", "triangle", "cross", "x", "hbars", "vbars", "dbars")
-SIZE = 32
-
-
-def _rotated(points: list[tuple[float, float]], cx: float, cy: float, angle: float) -> list[tuple[float, float]]:
-    c, s = math.cos(angle), math.sin(angle)
-    return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in points]
-
-
-def draw_shape(rng: np.random.Generator, cls: str) -> np.ndarray:
-    """One SIZE x SIZE uint8 image of class `cls`."""
-    bg = int(rng.integers(30, 110))
-    im = Image.new("L", (SIZE, SIZE), bg)
-    d = ImageDraw.Draw(im)
-    for _ in range(int(rng.integers(1, 4))):  # distractor strokes
-        p = rng.uniform(0, SIZE, 4)
-        d.line([(p[0], p[1]), (p[2], p[3])], fill=int(rng.integers(0, 256)), width=1)
-    fg = int(np.clip(bg + rng.choice([-1, 1]) * rng.integers(50, 140), 0, 255))
-    r = float(rng.uniform(4.5, 10.0))  # half-size
-    cx, cy = rng.uniform(r + 1, SIZE - r - 1, 2)
-    a = float(rng.uniform(0, math.pi))
-    w = max(1, int(round(r / 3.5)))
-    box = [cx - r, cy - r, cx + r, cy + r]
-    if cls == "disc":
-        d.ellipse(box, fill=fg)
-    elif cls == "ring":
-        d.ellipse(box, outline=fg, width=w)
-    elif cls in ("square", "frame"):
-        pts = _rotated([(-r, -r), (r, -r), (r, r), (-r, r)], cx, cy, a)
-        if cls == "square":
-            d.polygon(pts, fill=fg)
-        else:
-            d.line(pts + pts[:1], fill=fg, width=w)
-    elif cls == "triangle":
-        d.polygon(_rotated([(0, -r), (r * 0.87, r * 0.5), (-r * 0.87, r * 0.5)], cx, cy, a), fill=fg)
-    elif cls in ("cross", "x"):
-        base = 0.0 if cls == "cross" else math.pi / 4
-        for t in (base + a * 0.15, base + a * 0.15 + math.pi / 2):
-            p = _rotated([(-r, 0), (r, 0)], cx, cy, t)
-            d.line(p, fill=fg, width=w)
-    else:  # three parallel bars
-        t = {"hbars": 0.0, "vbars": math.pi / 2, "dbars": math.pi / 4}[cls] + float(rng.uniform(-0.2, 0.2))
-        for off in (-r * 0.6, 0.0, r * 0.6):
-            d.line(_rotated([(-r, off), (r, off)], cx, cy, t), fill=fg, width=max(1, w - 1))
-    x = np.asarray(im, dtype=np.float32) + rng.normal(0, float(rng.uniform(8, 28)), (SIZE, SIZE))
-    return np.clip(x, 0, 255).astype(np.uint8)
+from nas.shapes import CLASSES, draw_shape
 
 
 def write_tree(out: Path, n_train: int, n_val: int, seed: int) -> None:

@@ -70,6 +70,8 @@ class Calibration:
         for k in need:
             if k not in params or not np.isfinite(params[k]):
                 raise bad_value(f"calibration.params.{k}", params.get(k), "a finite number")
+            if k.startswith("b") and params[k] <= 0:  # a slope <= 0 makes bigger models faster (or negative)
+                raise bad_value(f"calibration.params.{k}", params[k], "a positive slope")
         return cls(str(d["method"]), params, dict(d.get("fitted_on", {})))
 
     @classmethod
@@ -105,6 +107,9 @@ class Calibration:
             params = {"a": float(theta[0]), "b_fp": 1.0, "b_w8": 1.0, "b_w4": 1.0}
             for j, g in enumerate(present):
                 params[f"b_{GROUPS[g]}"] = float(theta[1 + j])
+        if any(v <= 0 for k, v in params.items() if k.startswith("b")):  # noise, not physics: loading refuses it
+            info["note"] = f"{method} fitted a slope <= 0 ({params}); fitted scale"
+            return cls.fit(x, y, "scale", info)
         cal = cls(method, params, info)
         after = np.abs(cal.apply(x) - y) / y
         cal.fitted_on.update({"n": int(y.size), "fit": "least squares on relative error",

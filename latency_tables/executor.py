@@ -3,12 +3,33 @@
 (give each device node `device:TAG=1`)."""
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from search_spaces.errors import InputError
+from search_spaces.errors import HwnasError, InputError
 
 _REMOTE: dict[str, Any] = {}
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str) -> None:
+    """Fail within seconds for a Ray `HOST:PORT` nobody listens on (`ray.init` waited minutes without a word),
+    and bound Ray's own retries of a GCS that does not answer (~1 s each) unless the operator chose a budget."""
+    target = address.removeprefix("ray://")
+    if address in ("auto", "local") or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--ray-address: got {address!r}, allowed: auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        raise HwnasError(f"--ray-address: cannot reach {address} within {CONNECT_TIMEOUT_S:g} s "
+                         f"({e.strerror or type(e).__name__}); is the head node up (ray start --head)?") from None
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(CONNECT_TIMEOUT_S)))
 
 
 class LocalExecutor:
@@ -29,6 +50,7 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
+            check_ray_address(address)
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         self.ray = ray
         self.resource = f"device:{device_tag}"

@@ -45,7 +45,12 @@ def _entry(key: str, d: Any) -> dict[str, float | int]:
         raise InputError(f"entries[{key!r}].median_ms: got {e['median_ms']!r}, allowed: a positive number")
     for k in ("p10_ms", "p90_ms", "ref_ms", "ref_ratio"):
         if k in d:
-            e[k] = float(d[k])
+            try:
+                e[k] = float(d[k])
+            except (TypeError, ValueError):
+                e[k] = math.nan
+            if not (math.isfinite(e[k]) and e[k] > 0):  # ref_ratio x ref_ms is the latency of a normalized table
+                raise InputError(f"entries[{key!r}].{k}: got {d[k]!r}, allowed: a positive number")
     return e
 
 
@@ -297,6 +302,14 @@ class LatencyTable:
             out = self.calibration.apply(g["groups"])
         else:
             out = g["groups"].sum(axis=1) + g["n_blocks"] * self.overhead_ms
+        bad = ~g["unsupported"] & ~(np.isfinite(out) & (out > 0))
+        if bad.any():  # a latency <= 0 is never a measurement: refuse it rather than let a search rank by it
+            i = int(np.argmax(bad))
+            how = f"calibration {self.calibration.formula}, {self.calibration.params}" if (
+                calibrated and self.calibration is not None) else "the sum of its block latencies"
+            raise HwnasError(f"latency table ({self.space}, {self.device_tag}): predicts {out[i]:.4g} ms for a config "
+                             f"({int(bad.sum())} of {len(out)}) from {how}; allowed: a positive latency "
+                             "(recalibrate or rebuild the table)")
         return np.where(g["unsupported"], np.inf, out)
 
     def supported(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:

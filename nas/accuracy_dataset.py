@@ -161,9 +161,10 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
 def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out: str | os.PathLike[str],
             seed: int = 0, quantized_fraction: float = 0.5, split: str = "holdout", workers: int = 1,
             ray_address: str | None = None, calib_batches: int = 8, chunk_size: int = 8, progress: bool = True,
-            threads: int | None = None) -> dict[str, Any]:
+            threads: int | None = None, resolutions: Sequence[int] | None = None) -> dict[str, Any]:
     """Evaluate `n` sampled subnets of `supernet` on `split` and append their records to `out` (resuming).
-    Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
+    `resolutions`: sample only these (the ones a search will look at, e.g. its latency table's), so no label is
+    spent where the search never goes. Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
     from nas.checkpoint import read_checkpoint
 
     if not isinstance(n, int) or n < 1:
@@ -182,7 +183,8 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
     if not data_name:
         raise InputError(f"--data: {supernet} does not record its data set, allowed: give --data NAME")
     data_seed = int(meta.get("data_seed", 0))
-    space = get_space(payload["space"], num_classes=payload["num_classes"], in_channels=payload["in_channels"])
+    space = get_space(payload["space"], num_classes=payload["num_classes"], in_channels=payload["in_channels"],
+                      resolutions=resolutions)
     del payload
 
     existing = read_records(out, repair=True)

@@ -34,7 +34,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or not a torch file
-        raise HwnasError(f"supernet: {path} is not a readable hwnas checkpoint ({type(e).__name__}: {e})") from None
+        raise InputError(f"supernet: {path} is not a readable hwnas checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise HwnasError(f"supernet: {path} is not an hwnas supernet checkpoint")
     if payload.get("version") != VERSION:
@@ -47,7 +48,18 @@ def load_supernet(path: str | os.PathLike[str], space: str | None = None) -> tup
     payload = read_checkpoint(path)
     if space is not None and payload["space"] != space:
         raise InputError(f"supernet: {path} was trained for space {payload['space']!r}, not {space!r}")
-    net = get_space(payload["space"], num_classes=payload["num_classes"],
-                    in_channels=payload["in_channels"]).build_supernet()
-    net.load_state_dict(payload["state_dict"])
+    try:
+        net = get_space(payload["space"], num_classes=payload["num_classes"],
+                        in_channels=payload["in_channels"]).build_supernet()
+        net.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:  # a state dict of another space or class count
+        first = str(e).strip().splitlines()
+        detail = next((ln.strip() for ln in first if "size mismatch" in ln or "Missing" in ln or "Unexpected" in ln),
+                      first[0] if first else type(e).__name__)
+        raise InputError(f"supernet: {path} does not match its header (space {payload.get('space')!r}, "
+                         f"{payload.get('num_classes')!r} classes): {detail[:300]}") from None
+    bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(f"supernet: {path} has non-finite weights ({bad[0]}{' and others' if len(bad) > 1 else ''}); "
+                         "it was saved from a diverged run: train it again")
     return net.eval(), dict(payload.get("meta", {}))

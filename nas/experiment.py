@@ -1,6 +1,9 @@
 """The experiment file behind `hwnas run`: one validated YAML describing the whole pipeline.
 
 Unknown keys and bad values are rejected with the key path named (`search.trials: ...`), before anything runs.
+The schema is strict (a boolean is not a count, `.inf` is not a budget), the files it names must exist and be
+readable, and the YAML itself is read with a loader that refuses duplicate keys and alias expansion beyond a small
+bound (a 286-byte alias bomb must not become megabytes of objects or of error message).
 """
 from __future__ import annotations
 
@@ -15,17 +18,49 @@ from search_spaces.presets import SPACE_SPECS
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a run's name is a folder under runs/: no separators, no ..
+MAX_YAML_NODES = 10_000  # an experiment file has ~100 nodes; aliases may not expand it past this
+MAX_ERROR_INPUT = 120  # characters of the offending value quoted in an error
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `trials: true` or `epochs: "8"` are refused instead of coerced; an int is still a valid float
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _existing_file(field: str, v: str | None) -> str | None:
+    if v is not None and not Path(v).is_file():
+        raise ValueError(f"{field}: got {v!r}, allowed: an existing file")
+    return v
+
+
+def _url_scheme(field: str, v: str | None, journal: bool) -> str | None:
+    """A storage / store URL: a path, or a URL whose scheme hwnas can open (refused here, not after training)."""
+    if v is None or "://" not in v:
+        return v
+    from nas.store import URL_SCHEMES
+
+    scheme = v.split("://", 1)[0].split("+", 1)[0].lower()
+    allowed = (*URL_SCHEMES, "journal") if journal else URL_SCHEMES
+    if scheme not in allowed:
+        raise ValueError(f"{field}: got scheme {scheme!r}, allowed: a file path or one of "
+                         f"{', '.join(s + '://' for s in allowed)}")
+    return v
 
 
 class SupernetSection(_Section):
     epochs: PosInt = 8
     batch_size: PosInt = 128
     lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
+    # fraction of the images held out for the predictor's labels (more: steadier labels, less to train on)
+    holdout: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
     checkpoint: str | None = None  # use this trained supernet instead of training one
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_exists(cls, v: str | None) -> str | None:
+        return _existing_file("supernet.checkpoint", v)
 
 
 class LatencySection(_Section):
@@ -38,11 +73,21 @@ class LatencySection(_Section):
     table: str | None = None  # reuse this table instead of building one
     device_tag: str | None = None
 
+    @field_validator("table")
+    @classmethod
+    def _table_readable(cls, v: str | None) -> str | None:
+        if _existing_file("latency.table", v) is not None:
+            from latency_tables import LatencyTable
+
+            LatencyTable.load(v)  # a truncated or corrupt table is refused before anything runs
+        return v
+
 
 class AccuracySection(_Section):
     n: PosInt = 400
     quantized_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
     workers: PosInt = 1
+    calib_batches: PosInt = 8  # training batches (of 128) that recalibrate each subnet's BatchNorm statistics
 
 
 class PredictorSection(_Section):
@@ -54,11 +99,24 @@ class SearchSection(_Section):
     sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
     trials: PosInt = 2000
     workers: PosInt = 1
-    objectives: list[Literal["accuracy", "latency", "size"]] = ["accuracy", "latency", "size"]
+    objectives: Annotated[list[Literal["accuracy", "latency", "size"]], Field(min_length=2)] = \
+        ["accuracy", "latency", "size"]
     storage: str | None = None  # default: a journal file in the workdir
     verify_top: Annotated[int, Field(ge=0)] = 0
     quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
     pruning: bool = True  # search channel keep ratios too (False: every block keeps all its channels)
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"got {v}, allowed: two or three distinct objectives of accuracy, latency, size")
+        return v
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_scheme(cls, v: str | None) -> str | None:
+        return _url_scheme("search.storage", v, journal=True)
 
 
 class Budget(_Section):
@@ -84,7 +142,7 @@ class Budget(_Section):
 class ExportSection(_Section):
     float: bool = True
     quantized: bool = True
-    verify_n: PosInt = 256  # test images for ORT vs PyTorch agreement
+    verify_n: PosInt = 1000  # test images the ONNX model is compared with PyTorch on (accuracy: all of them)
 
 
 class RaySection(_Section):
@@ -93,10 +151,10 @@ class RaySection(_Section):
 
 
 class Experiment(_Section):
-    name: str
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
     space: str
     data: str
-    seed: int = 0
+    seed: Seed = 0
     workdir: str | None = None  # default: runs/<name>
     store: str | None = None  # default: sqlite in the workdir
     supernet: SupernetSection = SupernetSection()
@@ -107,6 +165,11 @@ class Experiment(_Section):
     budgets: Annotated[list[Budget], Field(min_length=1)]
     export: ExportSection = ExportSection()
     ray: RaySection = RaySection()
+
+    @field_validator("store")
+    @classmethod
+    def _store_scheme(cls, v: str | None) -> str | None:
+        return _url_scheme("store", v, journal=False)
 
     @field_validator("space")
     @classmethod
@@ -151,14 +214,19 @@ def _format_error(e: ValidationError, source: str) -> str:
     path = ""
     for part in err["loc"]:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    msg = err["msg"].removeprefix("Value error, ")
+    msg = err["msg"].removeprefix("Value error, ")[:400]
+    if err["type"] == "string_pattern_mismatch" and path == "name":
+        msg = "allowed: letters, digits, '.', '_' and '-' (a folder name under runs/, at most 64 characters)"
     if not path:  # a whole-experiment check: its message names the key itself
         return f"{source}: {msg}"
     if err["type"] == "extra_forbidden":
         return f"{source}: {path}: unknown key"
     if err["type"] == "missing":
         return f"{source}: {path}: missing"
-    return f"{source}: {path}: {msg} (got {err.get('input')!r})"
+    got = repr(err.get("input"))
+    if len(got) > MAX_ERROR_INPUT:
+        got = got[:MAX_ERROR_INPUT] + "..."
+    return f"{source}: {path}: {msg} (got {got})"
 
 
 def parse_experiment(data: Any, source: str = "experiment") -> Experiment:
@@ -175,7 +243,51 @@ def load_experiment(path: str | Path) -> Experiment:
     if not p.is_file():
         raise InputError(f"experiment: got {str(path)!r}, allowed: an existing YAML file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not UTF-8 text") from None
     except yaml.YAMLError as e:
-        raise InputError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise InputError(f"{p}: not valid YAML ({str(e).splitlines()[0][:300]})") from None
     return parse_experiment(data, source=str(p))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml's SafeLoader, refusing duplicate keys (the last one would silently win) and documents whose aliases
+    expand past `MAX_YAML_NODES` nodes (or refer to themselves)."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, set())
+        return self.construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r:.60}",
+                                                        key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], path: set[int]) -> int:
+    """Nodes of `node` with every alias expanded (memoised, so a bomb is measured without expanding it)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in path:
+        raise yaml.YAMLError("an alias refers to itself (recursive data is not an experiment)")
+    path.add(key)
+    n = 1
+    if isinstance(node, yaml.SequenceNode):
+        n += sum(_expanded_size(c, sizes, path) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n += sum(_expanded_size(k, sizes, path) + _expanded_size(v, sizes, path) for k, v in node.value)
+    path.discard(key)
+    if n > MAX_YAML_NODES:
+        raise yaml.YAMLError(f"aliases expand the document past {MAX_YAML_NODES} nodes (an alias bomb?)")
+    sizes[key] = n
+    return n

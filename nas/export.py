@@ -6,7 +6,7 @@
    subnet (BN statistics of the quantized one) and quantize it with `latency_tables.quantize.quantize_onnx`:
    static QDQ per-channel, per-layer bits from `Subnet.quant_policy()`, 32-bit layers left float;
 3. verify: onnxruntime vs the PyTorch subnet (the fake-quantized one for a quantized export) -- max abs / rel
-   diff and top-1 agreement on the test split; test accuracy vs predicted; latency measured on the backend vs
+   diff and top-1 agreement on the test split; test (and holdout) accuracy vs predicted; latency measured on the backend vs
    predicted from the latency table (or the stored front entry);
 4. write `model.onnx` and `model.card.json` atomically (built in a temporary folder beside `out`, renamed).
 """
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
-from search_spaces.files import atomic_write_json, sha256_file
+from search_spaces.files import publish_pair, sha256_file
 
 CARD_FORMAT = "hwnas-model-card"
 CARD_VERSION = 1
@@ -49,11 +49,12 @@ class ExportReport:
     config: SubnetConfig  # the config deployed (float version of the requested one without `quantize`)
     quantized: bool
     opset: int
-    max_abs_diff: float  # onnxruntime vs PyTorch subnet, logits, test split
+    max_abs_diff: float  # onnxruntime vs PyTorch subnet, logits, the first `verify_n` test images
     max_rel_diff: float  # max_abs_diff / max |PyTorch logit|
-    top1_agreement: float  # percent of test images where both pick the same class
-    accuracy: float  # onnxruntime, test split, percent
-    torch_accuracy: float  # the PyTorch subnet, test split, percent
+    top1_agreement: float  # percent of those images where both pick the same class
+    accuracy: float  # onnxruntime, the whole test split, percent
+    torch_accuracy: float  # the PyTorch subnet, the first `verify_n` test images, percent
+    holdout_accuracy: float  # onnxruntime, holdout split (where the predictor's labels come from), percent
     predicted_accuracy: float | None
     latency_ms: float | None  # measured on the backend
     predicted_latency_ms: float | None
@@ -133,7 +134,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                   quantize: bool = False, data: str | None = None, backend: str | None = "ort-cpu",
                   table: Any = None, predictor: Any = None, entry: Any = None,
                   query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
-                  calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0) -> ExportReport:
+                  calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
+                  verify_n: int | None = None) -> ExportReport:
     """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
 
     quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
@@ -141,7 +143,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     verification (test split). backend: latency backend name (`ort-cpu`, ...) or None to skip measuring.
     table / predictor: a LatencyTable / predictor object or path, for predicted latency / accuracy.
     entry: the stored `FrontEntry` this config came from (its predictions are used when no table / predictor
-    is given); query_provenance: where the query found it (goes into the card)."""
+    is given); query_provenance: where the query found it (goes into the card). verify_n: test images the ONNX
+    model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way)."""
     import onnx
     import torch
 
@@ -155,7 +158,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--out: got {str(out)!r} (a directory), allowed: a file path such as model.onnx")
-    for name, v in (("calib_batches", calib_batches), ("calib_batch_size", calib_batch_size)):
+    for name, v in (("calib_batches", calib_batches), ("calib_batch_size", calib_batch_size),
+                    ("verify_n", 1 if verify_n is None else verify_n)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
     torch.manual_seed(seed)
@@ -200,16 +204,22 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
 
         # 3. verify against PyTorch on the test split
         x_test, y_test = ds.at("test", res)
+        n_ref = len(x_test) if verify_n is None else min(verify_n, len(x_test))
         with torch.no_grad():
-            ref_logits = torch.cat([ref(x_test[i : i + 256]) for i in range(0, len(x_test), 256)]).numpy()
+            ref_logits = torch.cat([ref(x_test[i : min(i + 256, n_ref)]) for i in range(0, n_ref, 256)]).numpy()
         ort_logits = _run_ort(model_path, x_test.numpy().astype(np.float32))
-        diff = np.abs(ort_logits - ref_logits)
+        diff = np.abs(ort_logits[:n_ref] - ref_logits)
         max_abs = float(diff.max())
         max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
-        agree = 100.0 * float((ort_logits.argmax(1) == ref_logits.argmax(1)).mean())
+        agree = 100.0 * float((ort_logits[:n_ref].argmax(1) == ref_logits.argmax(1)).mean())
         labels = y_test.numpy()
         acc = 100.0 * float((ort_logits.argmax(1) == labels).mean())
-        torch_acc = 100.0 * float((ref_logits.argmax(1) == labels).mean())
+        torch_acc = 100.0 * float((ref_logits.argmax(1) == labels[:n_ref]).mean())
+        # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
+        # a gap between prediction and holdout the predictor's
+        x_hold, y_hold = ds.at("holdout", res)
+        holdout_acc = 100.0 * float((_run_ort(model_path, x_hold.numpy().astype(np.float32)).argmax(1)
+                                     == y_hold.numpy()).mean())
 
         # predictions
         from_entry = _predicted_from_entry(entry, deployed)
@@ -278,22 +288,27 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
             "predicted": {"accuracy": pred_acc, "accuracy_source": acc_source, "latency_ms": pred_lat,
                           "latency_source": lat_source, "size_bytes": prof.size_bytes, "macs": prof.macs,
                           "params": prof.params},
-            "measured": {"accuracy": acc, "torch_accuracy": torch_acc, "latency_ms": measured_lat,
+            "measured": {"accuracy": acc, "accuracy_split": "test", "n_test_images": int(len(labels)),
+                         "torch_accuracy": torch_acc,
+                         "holdout_accuracy": holdout_acc, "latency_ms": measured_lat,
                          "latency": measurement, "size_bytes": size_bytes},
             "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
-                             "split": "test", "n_images": int(len(labels)), "max_abs_diff": max_abs,
+                             "split": "test", "n_images": n_ref, "max_abs_diff": max_abs,
                              "max_rel_diff": max_rel, "top1_agreement": agree,
                              "onnx_checker": "passed (full_check)"},
             "export_seconds": None,
         }
         card["export_seconds"] = round(time.perf_counter() - t_start, 2)
-        os.replace(model_path, out)
-        atomic_write_json(card_path, card)
+        card_tmp = tmpdir / "card.json"
+        card_tmp.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        # the old card goes before the new model arrives: a reader never sees a new model beside an old card
+        publish_pair(model_path, out, card_tmp, card_path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return ExportReport(
         onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=is_quant, opset=opset,
         max_abs_diff=max_abs, max_rel_diff=max_rel, top1_agreement=agree, accuracy=acc, torch_accuracy=torch_acc,
+        holdout_accuracy=holdout_acc,
         predicted_accuracy=pred_acc, latency_ms=measured_lat, predicted_latency_ms=pred_lat, size_bytes=size_bytes,
         predicted_size_bytes=prof.size_bytes, card=card)
 

@@ -6,12 +6,15 @@ Units, everywhere in hwnas: accuracy is top-1 in percent (0-100), latency in mil
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from search_spaces import SubnetConfig
 
 OBJECTIVES = {"accuracy": "maximize", "latency": "minimize", "size": "minimize"}
+# the confidence of `FrontEntry.accuracy_lower`: a `min_accuracy` budget is met when the lower bound meets it
+CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class FrontEntry:
     feasible: bool = True
     trial: int | None = None
     measured: dict[str, float] = field(default_factory=dict)  # e.g. {"accuracy": .., "latency_ms": ..}
+    accuracy_lower: float | None = None  # reached with probability >= CONFIDENCE (predictors.uncertainty)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -35,3 +39,19 @@ class FrontEntry:
         d = dict(d)
         d["config"] = SubnetConfig.from_dict(d["config"])
         return cls(**d)
+
+    @property
+    def accuracy_for_budget(self) -> float:
+        """What a `min_accuracy` budget is checked against: the lower bound where there is one."""
+        return self.accuracy if self.accuracy_lower is None else self.accuracy_lower
+
+
+def with_lower_bounds(entries: list[FrontEntry], predictor: Any) -> list[FrontEntry]:
+    """`entries` with `accuracy_lower` at `CONFIDENCE` from `predictor.lower_bound`, where the predictor records
+    held-out residuals (an `AccuracyPredictor` fitted by `fit_predictor`); unchanged otherwise. Too few residuals
+    to promise the confidence give 0: no `min_accuracy` budget is then met on the prediction's word."""
+    if not entries or getattr(predictor, "margins", None) is None:
+        return entries
+    lower = predictor.lower_bound([e.config for e in entries], CONFIDENCE)
+    return [replace(e, accuracy_lower=round(max(float(lo), 0.0), 4) if math.isfinite(lo) else 0.0)
+            for e, lo in zip(entries, lower)]

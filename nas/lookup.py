@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.front import OBJECTIVES, FrontEntry
+from nas.front import CONFIDENCE, OBJECTIVES, FrontEntry
 from nas.budgets import Budgets
 from nas.store import FrontInfo, ResultsStore
 from search_spaces import InputError
@@ -34,6 +34,8 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         d = self.entry.to_dict()
         d["size_mb"] = self.entry.size_bytes / 1e6
+        if self.entry.accuracy_lower is not None:
+            d["accuracy_lower_confidence"] = CONFIDENCE
         d["entry_id"] = self.entry_id
         d["provenance"] = self.front.to_dict()
         if self.violations:
@@ -55,6 +57,7 @@ class QueryResult:
     best: Candidate | None = None
     closest: list[Candidate] = field(default_factory=list)
     message: str = ""
+    ranked: list[Candidate] = field(default_factory=list)  # the n_ranked best feasible, best first
 
     @property
     def config(self):  # noqa: ANN201 -- SubnetConfig | None
@@ -128,9 +131,12 @@ def _best(idx: np.ndarray, cols: Any, objective: str) -> int:
 
 def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str, latency_ms: float | None = None,
           size_mb: float | None = None, min_accuracy: float | None = None, objective: str = "accuracy",
-          dataset: str | None = None, predictor: str | None = None, n_closest: int = N_CLOSEST) -> QueryResult:
+          dataset: str | None = None, predictor: str | None = None, n_closest: int = N_CLOSEST,
+          n_ranked: int = 1) -> QueryResult:
     """The best stored subnet for `space` on `device` meeting every budget given (latency <= latency_ms,
-    size <= size_mb * 10^6 bytes, predicted accuracy >= min_accuracy %), best by `objective`."""
+    size <= size_mb * 10^6 bytes, accuracy >= min_accuracy % at `nas.front.CONFIDENCE` -- the entry's lower
+    bound where it has one, else its predicted accuracy), best by `objective`; with `n_ranked` > 1 also the
+    runners-up (`ranked`), for a caller that verifies candidates by measurement before it deploys one."""
     if not isinstance(store, ResultsStore):
         store = ResultsStore(store, create=False)
     if objective not in OBJECTIVES:
@@ -145,7 +151,9 @@ def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str,
     by_id = {f.id: f for f in fronts}
     cols = store.columns(by_id, rev)
     n = len(cols.ids)
-    feasible = np.flatnonzero(Budgets(lat_b, size_b, acc_b).mask(cols.accuracy, cols.latency_ms, cols.size_bytes))
+    # a min_accuracy budget holds at the front's confidence: on the lower bound where the entry has one
+    feasible = np.flatnonzero(Budgets(lat_b, size_b, acc_b).mask(cols.accuracy_for_budget, cols.latency_ms,
+                                                                 cols.size_bytes))
 
     def candidate(i: int, with_violations: bool) -> Candidate:
         entry, front_id = store.entry(int(cols.ids[i]))
@@ -156,18 +164,24 @@ def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str,
             if size_b is not None and entry.size_bytes / 1e6 > size_b:
                 mb = entry.size_bytes / 1e6
                 viol["size_mb"] = {"value": mb, "budget": size_b, "over_by": mb - size_b}
-            if acc_b is not None and entry.accuracy < acc_b:
-                viol["min_accuracy"] = {"value": entry.accuracy, "budget": acc_b, "over_by": acc_b - entry.accuracy}
+            if acc_b is not None and entry.accuracy_for_budget < acc_b:
+                a = entry.accuracy_for_budget
+                viol["min_accuracy"] = {"value": a, "budget": acc_b, "over_by": acc_b - a}
         return Candidate(entry, int(cols.ids[i]), by_id[front_id], viol)
 
     common = {"space": space, "device": device, "objective": objective, "budgets": budgets, "n_entries": n,
               "n_feasible": int(len(feasible))}
     if len(feasible):
         best = candidate(_best(feasible, cols, objective), False)
+        ranked = [best]
+        if n_ranked > 1:
+            ranked += [candidate(int(i), False) for i in _order(feasible, cols, objective)[:n_ranked]
+                       if int(cols.ids[i]) != best.entry_id][: n_ranked - 1]
         e = best.entry
+        lower = "" if e.accuracy_lower is None else f" (>= {e.accuracy_lower:.2f} % at {CONFIDENCE:.0%} confidence)"
         msg = (f"best by {objective} of {len(feasible)} of {n} stored subnets meeting the budgets: accuracy "
-               f"{e.accuracy:.2f} %, latency {e.latency_ms:.3f} ms, size {e.size_bytes / 1e6:.3f} MB")
-        return QueryResult(found=True, best=best, message=msg, **common)
+               f"{e.accuracy:.2f} %{lower}, latency {e.latency_ms:.3f} ms, size {e.size_bytes / 1e6:.3f} MB")
+        return QueryResult(found=True, best=best, message=msg, ranked=ranked, **common)
     # nothing meets the budgets: rank everything by total relative violation
     over = np.zeros(n)
     if lat_b is not None:
@@ -175,7 +189,7 @@ def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str,
     if size_b is not None:
         over += np.maximum(cols.size_bytes / (size_b * 1e6) - 1.0, 0.0)
     if acc_b is not None:
-        over += np.maximum((acc_b - cols.accuracy) / max(acc_b, 1e-9), 0.0)
+        over += np.maximum((acc_b - cols.accuracy_for_budget) / max(acc_b, 1e-9), 0.0)
     k = min(max(n_closest, 0), n)
     closest: list[Candidate] = []
     if k:

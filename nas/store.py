@@ -32,7 +32,9 @@ from nas.front import FrontEntry
 from search_spaces import HwnasError, InputError, SubnetConfig
 
 DEFAULT_STORE = "hwnas-results.db"
-SCHEMA_VERSION = 1
+# URL schemes (before any +driver) an hwnas store or study may use: SQLAlchemy's bundled dialects
+URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+SCHEMA_VERSION = 2  # 2: hwnas_entries.accuracy_lower (a v1 store gains the column when opened for writing)
 
 metadata = sa.MetaData()
 
@@ -59,6 +61,7 @@ entries_table = sa.Table(
     sa.Column("space", sa.String(64), nullable=False),
     sa.Column("device_tag", sa.String(128), nullable=False),
     sa.Column("accuracy", sa.Float, nullable=False),
+    sa.Column("accuracy_lower", sa.Float, nullable=True),  # FrontEntry.accuracy_lower (None: no bound known)
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("macs", sa.BigInteger, nullable=False),
@@ -134,6 +137,7 @@ class _Columns:
     accuracy: np.ndarray
     latency_ms: np.ndarray
     size_bytes: np.ndarray
+    accuracy_for_budget: np.ndarray  # FrontEntry.accuracy_for_budget: the lower bound, else the accuracy
 
 
 def _check_entry(i: int, e: FrontEntry) -> None:
@@ -145,6 +149,10 @@ def _check_entry(i: int, e: FrontEntry) -> None:
             raise InputError(f"entries[{i}].{name}: got {v!r}, allowed: a finite number")
     if e.latency_ms < 0:
         raise InputError(f"entries[{i}].latency_ms: got {e.latency_ms!r}, allowed: >= 0")
+    lo = e.accuracy_lower
+    if lo is not None and (isinstance(lo, bool) or not isinstance(lo, (int, float)) or not math.isfinite(lo)
+                           or lo > e.accuracy):
+        raise InputError(f"entries[{i}].accuracy_lower: got {lo!r}, allowed: None or a finite number <= accuracy")
     for name in ("size_bytes", "macs"):
         v = getattr(e, name)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -161,10 +169,13 @@ class ResultsStore:
             url = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError:
             raise InputError(f"store: got {os.fspath(store)!r}, allowed: a file path or an SQLAlchemy URL") from None
+        if url.get_backend_name() not in URL_SCHEMES:
+            raise InputError(f"store: got scheme {url.get_backend_name()!r}, allowed: a file path or one of "
+                             f"{', '.join(s + '://' for s in URL_SCHEMES)}")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             path = Path(url.database)
             if not create and not path.is_file():
-                raise InputError(f"store: got {os.fspath(store)!r}, allowed: an existing results store "
+                raise InputError(f"store: got {os.fspath(store or DEFAULT_STORE)!r}, allowed: an existing results store "
                                  "(write one with `hwnas search --store URL`)")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -176,13 +187,34 @@ class ResultsStore:
                 with self.engine.begin() as conn:
                     if conn.execute(sa.select(revision_table.c.id)).first() is None:
                         conn.execute(revision_table.insert().values(id=1, revision=0, schema_version=SCHEMA_VERSION))
+            if sa.inspect(self.engine).has_table("hwnas_revision"):
+                self._migrate()
             self._check_schema()
+        except ImportError as e:  # the dialect's DBAPI driver is not installed
+            raise InputError(f"store: {url.get_backend_name()} needs its database driver ({e}); install it, e.g. "
+                             "pip install 'hwnas[postgres]' for PostgreSQL") from None
+        except sa.exc.DatabaseError as e:
+            if url.get_backend_name() == "sqlite" and "not a database" in str(e):  # the path names another file
+                raise InputError(f"store: got {os.fspath(store or DEFAULT_STORE)!r}, allowed: an hwnas results store (SQLite); "
+                                 "this file is not a database") from None
+            raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
+                             f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
         except sa.exc.SQLAlchemyError as e:
-            raise HwnasError(f"store: cannot open {self.url} ({type(e).__name__}: {e.args[0] if e.args else e})") from None
+            raise HwnasError(f"store: cannot open {url.render_as_string(hide_password=True)} "
+                             f"({type(e).__name__}: {str(e.args[0] if e.args else e).splitlines()[0][:300]})") from None
         self._lock = threading.Lock()
         self._fronts_rev = -1
         self._fronts: list[FrontInfo] = []
         self._columns: dict[tuple[int, ...], tuple[int, _Columns]] = {}
+
+    def _migrate(self) -> None:
+        """v1 -> v2: add the nullable `accuracy_lower` column (old entries keep no bound); readers too, so a query
+        on an old store answers instead of refusing it."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(revision_table.c.schema_version)).first()
+            if row is not None and row[0] == 1:
+                conn.execute(sa.text("ALTER TABLE hwnas_entries ADD COLUMN accuracy_lower FLOAT"))
+                conn.execute(revision_table.update().values(schema_version=2))
 
     def _check_schema(self) -> None:
         insp = sa.inspect(self.engine)
@@ -240,6 +272,7 @@ class ResultsStore:
             )).inserted_primary_key[0]
             rows = [{
                 "front_id": front_id, "space": space, "device_tag": device_tag, "accuracy": float(e.accuracy),
+                "accuracy_lower": None if e.accuracy_lower is None else float(e.accuracy_lower),
                 "latency_ms": float(e.latency_ms), "size_bytes": int(e.size_bytes), "macs": int(e.macs),
                 "feasible": bool(e.feasible), "trial": None if e.trial is None else int(e.trial),
                 "config": e.config.to_json(), "measured": json.dumps(dict(e.measured), sort_keys=True),
@@ -316,17 +349,19 @@ class ResultsStore:
                 return hit[1]
         t = entries_table
         with self.engine.connect() as conn:
-            result = conn.execute(sa.select(t.c.id, t.c.front_id, t.c.accuracy, t.c.latency_ms, t.c.size_bytes)
-                                  .where(t.c.front_id.in_(key)))
+            lower = sa.func.coalesce(t.c.accuracy_lower, t.c.accuracy)
+            result = conn.execute(sa.select(t.c.id, t.c.front_id, t.c.accuracy, t.c.latency_ms, t.c.size_bytes,
+                                            lower).where(t.c.front_id.in_(key)))
             rows = result.cursor.fetchall()  # plain DBAPI tuples: ~50x faster into numpy than Row objects
             result.close()
         if rows:
             arr = np.array(rows, dtype=np.float64)
             cols = _Columns(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2].copy(),
-                            arr[:, 3].copy(), arr[:, 4].copy())
+                            arr[:, 3].copy(), arr[:, 4].copy(), arr[:, 5].copy())
         else:
             z = np.zeros(0)
-            cols = _Columns(z.astype(np.int64), z.astype(np.int64), z, z, z)
+            cols = _Columns(z.astype(np.int64), z.astype(np.int64), z, z, z, z)
+        _check_columns(cols)
         with self._lock:
             if len(self._columns) > 64:
                 self._columns.clear()
@@ -334,10 +369,31 @@ class ResultsStore:
         return cols
 
 
+def _check_columns(cols: _Columns) -> None:
+    """Refuse stored metrics no search can have written (edited or corrupt rows): an answer built on a negative
+    latency or a 250 % accuracy would be silently wrong."""
+    bad = ~(np.isfinite(cols.accuracy) & (cols.accuracy >= 0) & (cols.accuracy <= 100)
+            & np.isfinite(cols.accuracy_for_budget) & (cols.accuracy_for_budget <= cols.accuracy)
+            & np.isfinite(cols.latency_ms) & (cols.latency_ms >= 0) & np.isfinite(cols.size_bytes) & (cols.size_bytes >= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise HwnasError(f"store: entry {int(cols.ids[i])} (front {int(cols.front_ids[i])}) is corrupt: accuracy "
+                         f"{float(cols.accuracy[i])!r}, latency_ms {float(cols.latency_ms[i])!r}, size_bytes "
+                         f"{float(cols.size_bytes[i]):.0f}; "
+                         f"allowed: accuracy in [0, 100], latency and size >= 0 ({int(bad.sum())} such entries; "
+                         "remove the front and store it again)")
+
+
 def _entry(r: Mapping[str, Any]) -> FrontEntry:
+    acc = np.array([r["accuracy"]], dtype=np.float64)
+    lower = acc if r.get("accuracy_lower") is None else np.array([r["accuracy_lower"]], dtype=np.float64)
+    cols = _Columns(np.array([r["id"]]), np.array([r["front_id"]]), acc,
+                    np.array([r["latency_ms"]], dtype=np.float64), np.array([r["size_bytes"]], dtype=np.float64), lower)
+    _check_columns(cols)
     return FrontEntry(config=SubnetConfig.from_json(r["config"]), accuracy=float(r["accuracy"]),
                       latency_ms=float(r["latency_ms"]), size_bytes=int(r["size_bytes"]), macs=int(r["macs"]),
-                      feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]))
+                      feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]),
+                      accuracy_lower=None if r["accuracy_lower"] is None else float(r["accuracy_lower"]))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -32,7 +32,7 @@ from torch import nn
 from nas.checkpoint import load_supernet, read_checkpoint, save_supernet
 from nas.data import DataSet, load_data, resize
 from nas.heap import trim_heap
-from search_spaces import InputError, SearchSpace, SubnetConfig, get_space
+from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import bad_value
 from search_spaces.supernet import Subnet, Supernet, permute, recalibrate
 
@@ -74,14 +74,14 @@ class TrainConfig:
         need("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an integer >= 1")
         need("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 2, "an integer >= 2")
         need("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")
-        need("lr", self.lr > 0, "a positive number")
+        need("lr", math.isfinite(self.lr) and self.lr > 0, "a finite positive number")
         need("holdout", 0 < self.holdout < 0.5, "a fraction in (0, 0.5)")
         need("test", 0 < self.test < 0.5, "a fraction in (0, 0.5)")
         need("weight_decay", self.weight_decay >= 0, "a number >= 0")
         need("warmup_epochs", self.warmup_epochs >= 0, "a number >= 0")
         need("n_random", isinstance(self.n_random, int) and self.n_random >= 0, "an integer >= 0")
         need("kd_weight", 0 <= self.kd_weight <= 1, "a number in [0, 1]")
-        need("kd_temperature", self.kd_temperature > 0, "a positive number")
+        need("kd_temperature", math.isfinite(self.kd_temperature) and self.kd_temperature > 0, "a finite positive number")
         need("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)")
         need("quant_prob", 0 <= self.quant_prob <= 1, "a probability in [0, 1]")
         need("extreme_quant_prob", 0 <= self.extreme_quant_prob <= 1, "a probability in [0, 1]")
@@ -339,6 +339,7 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
             net.set_active(teacher)
             logits = net(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            _check_finite(loss, epoch, i, cfg)
             loss.backward()
             stats["loss"] += float(loss.detach()) * len(y)
             stats["correct"] += int((logits.argmax(1) == y).sum())
@@ -354,6 +355,7 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
                     ls = cfg.kd_weight * _kd_loss(out_s, soft, cfg.kd_temperature)
                     if cfg.kd_weight < 1:
                         ls = ls + (1 - cfg.kd_weight) * F.cross_entropy(out_s, y, label_smoothing=cfg.label_smoothing)
+                    _check_finite(ls, epoch, i, cfg)
                     ls.backward()
                     s_loss += float(ls.detach())
                 stats["student_loss"] += s_loss / len(students) * len(y)
@@ -380,8 +382,19 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
     return TrainResult(out, max(start_epoch, cfg.epochs), history, seconds)
 
 
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, cfg: TrainConfig) -> None:
+    """Stop at the first non-finite loss: training on would only save a checkpoint of NaNs (the last one written,
+    from the end of the previous epoch, stays as it was)."""
+    if not bool(torch.isfinite(loss.detach())):
+        raise HwnasError(f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
+                         f"(lr {cfg.lr:g}); lower --lr (or --kd-weight) and train again")
+
+
 def _save(out: Path, net: Supernet, cfg: TrainConfig, optimizer: torch.optim.Optimizer, epoch: int,
           history: list[dict[str, Any]], seconds: float) -> None:
+    if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        raise HwnasError(f"training diverged: non-finite weights at the end of epoch {epoch}; not saving {out} "
+                         f"(lr {cfg.lr:g}); lower --lr and train again")
     meta = {"data": cfg.data, "data_seed": cfg.data_seed, "holdout": cfg.holdout, "test": cfg.test, "epochs": epoch,
             "train_config": cfg.to_dict(), "train_seconds": round(seconds, 2)}
     extra = {"optimizer": optimizer.state_dict(),

@@ -24,12 +24,14 @@ from safetensors.numpy import load_file, save_file
 
 from search_spaces import HwnasError, InputError, get_space
 from search_spaces.errors import bad_value
+from search_spaces.files import inside, publish, shared_mode
 
 from predictors.base import FORMAT_VERSION, PREDICTORS, Predictor, create_predictor
 from predictors.dataset import AccuracyDataset
 from predictors.features import ConfigsOrIndices, FeatureLayout
 from predictors.metrics import cv_kendall_tau, label_reliability, rank_metrics
 from predictors.quant_fit import fit_quant_model
+from predictors.uncertainty import Margins
 
 MANIFEST = "predictor.json"
 FORMAT = "hwnas-accuracy-predictor"
@@ -71,6 +73,24 @@ class AccuracyPredictor:
         quantized = (((wb >= 0) & (wb != w32)) | ((ab >= 0) & (ab != a32))).any(axis=1)
         return idx, quantized
 
+    @property
+    def margins(self) -> Margins | None:
+        """Held-out residuals (`fit_predictor` records them); None for a predictor saved without them."""
+        u = self.info.get("uncertainty")
+        return None if u is None else Margins.from_dict(u)
+
+    def lower_bound(self, x: ConfigsOrIndices, confidence: float = 0.9) -> np.ndarray:
+        """Per config, the accuracy (percent) it reaches with probability >= `confidence`: the prediction minus
+        the split-conformal margin of its role's held-out residuals (`predictors.uncertainty`)."""
+        margins = self.margins
+        if margins is None:
+            raise InputError("predictor: it records no held-out residuals, allowed: a predictor fitted by this "
+                             "hwnas (hwnas predictor fit)")
+        idx, quantized = self._route(x)
+        mean = self._predict(idx, with_std=False)[0]
+        # residuals are per kind of subnet (float / quantized held-out records), whichever model scored them
+        return mean - np.where(quantized, margins.margin("qa", confidence), margins.margin("fp", confidence))
+
     def predict_with_std(self, x: ConfigsOrIndices) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) top-1 accuracy in percent; quantized configs go to the qa model when there is one."""
         if not self.has_std:
@@ -105,7 +125,7 @@ class AccuracyPredictor:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
         try:
-            tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary shared directory
+            shared_mode(tmp)  # mkdtemp makes it private; the result is an ordinary directory (umask)
             models: dict[str, Any] = {}
             for role, model in (("fp", self.fp), ("qa", self.qa)):
                 if model is None:
@@ -121,7 +141,7 @@ class AccuracyPredictor:
             if dest.exists():
                 old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{time.monotonic_ns()}")
                 os.replace(dest, old)
-            os.replace(tmp, dest)
+            publish(tmp, dest)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:
@@ -151,18 +171,48 @@ def load_predictor(directory: str | os.PathLike[str], space: str | None = None) 
         raise InputError(f"predictor space: got {saved_space!r} (in {d}), allowed: {space!r} (the space asked for)")
     sp = get_space(saved_space)
     models: dict[str, Predictor] = {}
-    for role, entry in manifest.get("models", {}).items():
+    if not isinstance(manifest.get("models"), dict):
+        raise InputError(f"predictor: {manifest_path} models: got {manifest.get('models')!r:.100}, allowed: an "
+                         "object role -> {file, kind, ...}")
+    for role, entry in manifest["models"].items():
         if role not in ROLES:
             raise bad_value("predictor model role", role, f"one of {', '.join(ROLES)}")
-        path = d / entry["file"]
-        if not path.is_file():
-            raise InputError(f"predictor: {path} is missing (the directory is incomplete)")
-        cls = PREDICTORS.get(entry["kind"])
-        models[role] = cls.from_state(sp, load_file(str(path)), entry)
+        models[role] = _load_model(d, role, entry, sp)
     if "fp" not in models:
         raise InputError(f"predictor: {manifest_path} has no 'fp' model")
     info = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "space", "kind", "models")}
     return AccuracyPredictor(models["fp"], models.get("qa"), info)
+
+
+def _load_model(d: Path, role: str, entry: Any, sp: Any) -> Predictor:
+    """One model of a bundle: its file must lie inside the directory, read as safetensors, and hold finite
+    arrays of the shapes its kind expects (checked by `from_state`); any damage is one line naming the file."""
+    field = f"predictor: {d / MANIFEST}: models.{role}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
+        raise InputError(f"{field}: got {entry!r}, allowed: an object with file and kind")
+    path = inside(d, entry.get("file"), f"{field}.file")
+    if not path.is_file():
+        raise InputError(f"predictor: {path} is missing (the directory is incomplete)")
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # truncated / garbage: safetensors raises its own error types
+        raise InputError(f"predictor: {path} is not a readable safetensors file ({str(e).splitlines()[0][:200]}); "
+                         "refit it with `hwnas predictor fit`") from None
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise InputError(f"predictor: {path}: array {k!r} has non-finite values; refit it")
+    cls = PREDICTORS.get(entry["kind"])
+    try:
+        model = cls.from_state(sp, tensors, entry)
+        probe = model.predict(sp.sample_many(2, 0, quantize=model.quant))  # arrays of the wrong shape fail here
+        if probe.shape != (2,) or not np.isfinite(probe).all():
+            raise ValueError(f"predicts {probe!r:.80} for 2 configs")
+        return model
+    except InputError as e:
+        raise InputError(f"predictor: {path}: {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        raise InputError(f"{field}: does not match {path.name} ({type(e).__name__}: {str(e)[:200]}); "
+                         "refit it with `hwnas predictor fit`") from None
 
 
 # ---- fitting from a dataset ------------------------------------------------------------------------------
@@ -241,7 +291,10 @@ def fit_predictor(dataset: AccuracyDataset, kind: str = AUTO, seed: int = 0, tes
     # how far the held-out tau can go with these labels (all records: the noise is the data set's, not the split's)
     reliability = label_reliability(dataset.halves)
     report["label_reliability"] = reliability if reliability["n"] >= 3 else None
-    bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources}}
+    margins = Margins.from_held_out(pred, y[test], q[test])
+    report["margin_90"] = {r: round(margins.margin(r, 0.9), 4) for r in ("fp", "qa") if r in margins.residuals}
+    bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources},
+                   "uncertainty": margins.to_dict()}
     return bundle, report
 
 

@@ -112,6 +112,25 @@ def test_generated_shapes_tree_loads_as_a_folder(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary tree left behind"
 
 
+def test_builtin_shapes_data_set():
+    """`shapes`: the generated pool split by the holdout fraction, a separate 5,000-image test split, images fixed
+    for every seed (only the split moves), classes balanced."""
+    from nas.data import SHAPES_POOL, SHAPES_TEST
+    from nas.shapes import CLASSES
+
+    d = load_data("shapes", seed=0, in_channels=1, holdout=0.25)
+    assert d.split_sizes() == {"train": SHAPES_POOL * 3 // 4, "holdout": SHAPES_POOL // 4, "test": SHAPES_TEST}
+    assert d.classes == list(CLASSES) and d.at("test", 32)[0].shape == (SHAPES_TEST, 1, 32, 32)
+    assert np.bincount(d.labels["holdout"].numpy()).tolist() == [SHAPES_POOL // 40] * 10
+    again = load_data("shapes", seed=0, in_channels=1, holdout=0.25)
+    assert torch.equal(d.images["holdout"], again.images["holdout"])
+    other = load_data("shapes", seed=1, in_channels=1, holdout=0.25)
+    # the same test images whatever the split seed (normalised by another train split's mean / std)
+    assert torch.equal(d.labels["test"], other.labels["test"])
+    assert np.corrcoef(d.images["test"].ravel().numpy(), other.images["test"].ravel().numpy())[0, 1] > 0.9999
+    assert not torch.equal(d.images["holdout"], other.images["holdout"])
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(InputError, match="existing directory"):
         load_data(f"folder:{tmp_path / 'missing'}")

@@ -17,7 +17,7 @@ MINIMAL = {"name": "x", "space": "mbv3-tiny", "data": "digits", "budgets": [{"la
 
 def test_shipped_experiments_validate():
     q = load_experiment(ROOT / "experiments" / "quickstart.yaml")
-    assert q.space == "mbv3-tiny" and q.data == "digits" and q.latency.backend == "ort-cpu" and q.ray.address is None
+    assert q.space == "mbv3-tiny" and q.data == "shapes" and q.latency.backend == "ort-cpu" and q.ray.address is None
     c = load_experiment(ROOT / "experiments" / "imagenet-mbv3.yaml")
     assert c.space == "mbv3" and c.data.startswith("folder:") and c.store_url.startswith("postgresql://")
     assert c.search.workers > 1 and c.latency.backend in ("ort-trt", "tensorrt")

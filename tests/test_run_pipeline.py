@@ -41,8 +41,30 @@ def test_artefacts_are_real(first_run):
     rows = {r["budget"]: r for r in result["summary"]}
     assert rows["impossible"]["subnet"] == "nothing meets the budget"
     fast = rows["fast"]
-    assert float(fast["pred ms"]) <= 5.0 and fast["acc % (int / fp)"].split(" / ")[1] != "-"
+    assert float(fast["pred ms"]) <= 5.0 and fast["test % (int / fp)"].split(" / ")[1] != "-"
     assert any("[baselines] done" in line for line in logs)
+
+
+def test_predictions_hold_on_the_exports(first_run):
+    """What was predicted for the exported subnet is what its ONNX model measures, within what the tiny
+    experiment's sizes allow: the binomial noise of its holdout (labels) and test split (measurement) plus twice
+    the predictor's held-out RMSE for accuracy; a loose 50 % for the latency of a 16 px subnet timed in ~0.1 ms."""
+    wd, exp, result, _ = first_run
+    def outputs(stage: str) -> dict:
+        return json.loads((wd / f"{stage}-{result['stages'][stage]['key']}" / "stage.json").read_text())["outputs"]
+
+    export = outputs("export")["budgets"]["fast"]
+    rep = export["float"]
+    pred = outputs("predictor")["report"]
+    card = json.loads((wd / "model.card.json").read_text())
+    n_hold, n_test = card["provenance"]["data"]["splits"]["holdout"], card["provenance"]["data"]["splits"]["test"]
+    p = rep["accuracy"] / 100
+    binomial = 100 * np.sqrt(max(p * (1 - p), 0.05) * (1 / n_hold + 1 / n_test))
+    tolerance = 3 * binomial + 2 * pred["rmse"]
+    assert abs(rep["accuracy"] - export["entry"]["accuracy"]) <= tolerance, (rep, tolerance)
+    assert abs(rep["holdout_accuracy"] - rep["accuracy"]) <= 3 * binomial
+    assert rep["latency_ms"] == pytest.approx(export["entry"]["latency_ms"], rel=0.5)
+    assert export["entry"]["accuracy_lower"] < export["entry"]["accuracy"]  # a lower bound came with it
 
 
 def test_rerun_is_cached_and_a_change_reruns_only_dependents(first_run):

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nas.cli.options import echo_json
+from nas.cli.options import SEED, echo_json
 
 STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
 OBJECTIVE_CHOICES = ("accuracy", "latency", "size")
@@ -79,12 +79,13 @@ def query(store: str | None, space: str, device: str | None, latency_ms: float |
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
-def serve(store: str | None, host: str, port: int, log_level: str) -> None:
+@click.option("--disclose-paths", is_flag=True, help="Keep absolute paths and host names in answers (local use).")
+def serve(store: str | None, host: str, port: int, log_level: str, disclose_paths: bool) -> None:
     """Serve GET /subnets?space=&device=&latency_ms=&size_mb=&min_accuracy=&objective= over HTTP
     (OpenAPI schema at /openapi.json, docs at /docs)."""
     from nas.serve import serve as run_server
 
-    run_server(store, host=host, port=port, log_level=log_level)
+    run_server(store, host=host, port=port, log_level=log_level, disclose=disclose_paths)
 
 
 @click.command()
@@ -104,7 +105,7 @@ def serve(store: str | None, host: str, port: int, log_level: str) -> None:
 @click.option("--table", type=click.Path(dir_okay=False), default=None, help="Latency table for predicted latency.")
 @click.option("--predictor", "predictor_dir", type=click.Path(file_okay=False), default=None,
               help="Accuracy predictor directory for predicted accuracy.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration batches.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the calibration batches.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification summary as JSON.")
 def export(supernet: str, config_file: str | None, use_query: bool, store: str | None, space: str | None,
            device: str | None, latency_ms: float | None, size_mb: float | None, min_accuracy: float | None,

@@ -6,18 +6,7 @@ import json
 
 import click
 
-from nas.cli.options import echo_json
-
-
-def _ints(text: str | None, field: str) -> list[int] | None:
-    if not text:
-        return None
-    from search_spaces.errors import bad_value
-
-    try:
-        return [int(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise bad_value(field, text, "integers separated by commas, e.g. 160,224") from None
+from nas.cli.options import SEED, echo_json, parse_ints
 
 
 @click.group()
@@ -54,7 +43,7 @@ def build(space: str, backend: str, out: str, resolutions: str | None, threads: 
 
     protocol = Protocol(warmup=warmup, repeats=repeats, rounds=rounds, statistic=statistic,
                         reference=not no_reference)
-    t = build_table(space, backend, out, resolutions=_ints(resolutions, "--resolutions"), threads=threads,
+    t = build_table(space, backend, out, resolutions=parse_ints(resolutions, "--resolutions"), threads=threads,
                     batch_size=batch_size, protocol=protocol, device_tag=device_tag, ray_address=ray_address,
                     calibrate=calibrate, calibration_method=calibration_method, quantize=not float_only)
     cal = t.calibration.to_dict()["params"] if t.calibration else None
@@ -65,7 +54,7 @@ def build(space: str, backend: str, out: str, resolutions: str | None, threads: 
 @latency.command()
 @click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="Table file.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="Held-out subnets.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--ray-address", help="Measure on the Ray nodes carrying the table's device:TAG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (without per-subnet rows).")
 @click.option("--details", is_flag=True, help="Include every subnet's measured and predicted latency.")

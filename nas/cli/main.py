@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
@@ -66,6 +67,22 @@ class LazyGroup(click.Group):
             raise
         return getattr(mod, attr, None)
 
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's main, with click's own usage errors (a bad option value, a missing option) as one line too."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "hwnas"
+            fail(f"{e.format_message()} (see `{where} --help`)", 2)
+        except click.ClickException as e:
+            fail(e.format_message(), e.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
@@ -73,6 +90,13 @@ class LazyGroup(click.Group):
             fail(str(e), 2)
         except HwnasError as e:
             fail(str(e), 1)
+        except UnicodeDecodeError:
+            fail("a file given is not UTF-8 text (hwnas reads JSON, YAML and JSON lines as UTF-8)", 2)
+        except (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+            # a path the user named is of the wrong kind (`--out` an existing file where a directory goes, ...)
+            fail(f"{e.filename or 'path'}: {e.strerror or type(e).__name__}", 2)
+        except OSError as e:  # the machine refused (disk full, ...): a runtime failure, still one line
+            fail(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 1)
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
@@ -84,7 +108,7 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="hwnas")
+    cli(prog_name="hwnas", max_content_width=100)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,27 @@ import click
 from search_spaces import InputError, SubnetConfig
 
 
+SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negative seed is bad input, not a traceback
+# Things that are allocated up front: bounded so a typo (`--population-size 1000000000`) is refused, not a 7 GiB
+# allocation or an endless run.
+MAX_SAMPLES = 10**6
+MAX_POPULATION = 100_000
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=None, separators=(", ", ": ")))
+
+
+def parse_ints(text: str | None, field: str) -> list[int] | None:
+    """'160,224' (or '160 224') -> [160, 224]; None or '' -> None."""
+    if not text:
+        return None
+    from search_spaces.errors import bad_value
+
+    try:
+        return [int(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise bad_value(field, text, "integers separated by commas, e.g. 160,224") from None
 
 
 def read_config(space: str, config_file: str | None, ofa: str | None) -> SubnetConfig:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import echo_json
+from nas.cli.options import SEED, echo_json
 
 
 @click.group()
@@ -20,7 +20,7 @@ def predictor() -> None:
                    "resolution), stack (gbt + ridge blended by cross-validation), or auto (mlp or stack, whichever "
                    "ranks better in 4-fold cross-validation on the training records). The quantization-aware model "
                    "is transferred from it or fitted jointly on all records, whichever cross-validates better.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the models.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split and the models.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of architectures held out for the reported metrics.")
 @click.option("--space", default=None, help="Expected search space (checked against the dataset).")

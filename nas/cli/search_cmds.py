@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from nas.cli.options import echo_json
+from nas.cli.options import MAX_POPULATION, SEED, echo_json
 
 
 @click.command("search")
@@ -26,7 +26,7 @@ from nas.cli.options import echo_json
 @click.option("--ray-address", default=None, help="Ray cluster address; default: start a local Ray.")
 @click.option("--storage", default=None, help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
 @click.option("--study", "study", default=None, help="Study name; default hwnas-SPACE-DEVICE.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--evaluator", default="predicted", show_default=True, help="predicted or measured.")
 @click.option("--verify-top", type=int, default=0, show_default=True,
               help="Re-score the K most accurate front entries with the measured evaluator.")
@@ -35,8 +35,8 @@ from nas.cli.options import echo_json
 @click.option("--data", default=None, help="Data set for measured accuracy.")
 @click.option("--encoding", default=None, help="block, block-dense, field or field-dense; default per sampler "
               "(nsga2: field-dense, random: block, tpe: field).")
-@click.option("--batch-size", type=int, default=None, help="Trials asked per batch (default per sampler).")
-@click.option("--population-size", type=int, default=50, show_default=True, help="NSGA-II population.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_POPULATION), default=None, help="Trials asked per batch (default per sampler).")
+@click.option("--population-size", type=click.IntRange(2, MAX_POPULATION), default=50, show_default=True, help="NSGA-II population.")
 @click.option("--float-only", is_flag=True, help="Search float subnets only (no bit-widths).")
 @click.option("--no-pruning", is_flag=True, help="Search without channel pruning (keep ratio 1.0 everywhere).")
 @click.option("--local-fraction", type=float, default=0.7, show_default=True,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import echo_json, read_config
+from nas.cli.options import MAX_SAMPLES, SEED, echo_json, read_config
 from search_spaces import get_space, list_spaces
 
 
@@ -24,14 +24,17 @@ def spaces(as_json: bool) -> None:
 
 @click.command()
 @click.option("--space", required=True, help="Search space name (see `hwnas spaces`).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n", "n", type=click.IntRange(1, MAX_SAMPLES), default=1, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--float", "float_only", is_flag=True, help="All blocks at 32 bits (no quantization).")
 def sample(space: str, n: int, seed: int, float_only: bool) -> None:
     """Print N random configs as JSON lines (reproducible from the seed)."""
+    import numpy as np
+
     sp = get_space(space)
-    for c in sp.sample_many(n, seed, quantize=not float_only):
-        click.echo(c.to_json())
+    rng = np.random.default_rng(seed)  # the sequence of `sample_many(n, seed)`, streamed (n is up to 10^6)
+    for _ in range(n):
+        click.echo(sp.sample(rng, quantize=not float_only).to_json())
 
 
 @click.command()

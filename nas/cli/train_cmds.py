@@ -6,7 +6,7 @@ import time
 
 import click
 
-from nas.cli.options import echo_json, read_config
+from nas.cli.options import SEED, echo_json, read_config
 
 
 @click.group()
@@ -31,7 +31,7 @@ def data_list(as_json: bool) -> None:
 
 @data.command("show")
 @click.argument("name")
-@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Split seed.")
 def data_show(name: str, seed: int) -> None:
     """Load a data set and print its classes, channels and split sizes as JSON."""
     from nas.data import load_data
@@ -53,8 +53,8 @@ def supernet() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint file (written each epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
 @click.option("--overwrite", is_flag=True, help="Start afresh even if --out exists.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the train/holdout/test split.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--data-seed", type=SEED, default=0, show_default=True, help="Seed of the train/holdout/test split.")
 @click.option("--holdout", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.2,
               show_default=True, help="Fraction of the images held out for predictor labels (folder: of train/).")
 @click.option("--test", "test_fraction", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.2,
@@ -120,7 +120,7 @@ def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bo
 @click.option("--ofa", help="Evaluate this Once-for-All config (JSON).")
 @click.option("--random", "n_random", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also evaluate N random architectures (float and w8a8).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def supernet_eval(path: str, data_name: str | None, split: str, config_file: str | None, ofa: str | None,

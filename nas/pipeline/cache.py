@@ -49,13 +49,28 @@ class StageRunner:
     def key_of(name: str, settings: Any, deps: Sequence[StageResult]) -> str:
         return stage_key(name, settings, deps)
 
+    def _read_marker(self, marker: Path, name: str) -> dict[str, Any] | None:
+        """The stage's done marker, or None. A marker that is not one (torn, edited, not JSON) means "not done":
+        the stage runs again in its folder and resumes from what it had written, which is always safe."""
+        if not marker.is_file():
+            return None
+        try:
+            done = json.loads(marker.read_text(encoding="utf-8"))
+            if not (isinstance(done, dict) and isinstance(done.get("key"), str) and isinstance(done.get("outputs"), dict)
+                    and isinstance(done.get("seconds"), (int, float))):
+                raise ValueError("not a stage marker")
+        except (ValueError, UnicodeDecodeError) as e:
+            self.log(f"[{name}] warning: {marker} is unreadable ({type(e).__name__}); running the stage again")
+            return None
+        return done
+
     def run(self, name: str, settings: Any, deps: Sequence[StageResult],
             fn: Callable[[Path], dict[str, Any]]) -> StageResult:
         key = stage_key(name, settings, deps)
         folder = self.workdir / f"{name}-{key}"
         marker = folder / "stage.json"
-        if marker.is_file():
-            done = json.loads(marker.read_text())
+        done = self._read_marker(marker, name)
+        if done is not None:
             if done.get("key") == key:
                 res = StageResult(name, key, folder, done["outputs"], done["seconds"], cached=True)
                 self.log(f"[{name}] cached ({folder}, {done['seconds']:.0f} s when run)")

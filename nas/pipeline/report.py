@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.experiment import Experiment
+from nas.front import CONFIDENCE
 from nas.pipeline.cache import StageResult
 from search_spaces.files import atomic_path, atomic_write_text
 
@@ -16,7 +17,13 @@ def _f(v: Any, fmt: str = "{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def deployed_variant(r: dict[str, Any]) -> dict[str, Any]:
+    """The export a user of this budget deploys: the quantized one for a quantized subnet, else the float one."""
+    return r.get("quantized") or r.get("float") or {}
+
+
 def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | None) -> list[dict[str, str]]:
+    """One row per budget: predicted (and its lower bound) against measured on the deployed export, test split."""
     rows = []
     for slug, r in export.outputs["budgets"].items():
         base = (baselines.outputs["budgets"].get(slug, {}) if baselines else {})
@@ -25,15 +32,21 @@ def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | 
             continue
         e = r["entry"]
         c = e["config"]
-        q, fl = r.get("quantized") or {}, r.get("float") or {}
+        q, fl, dep = r.get("quantized") or {}, r.get("float") or {}, deployed_variant(r)
         bits = c["weight_bits"]
+        d_acc = None if dep.get("accuracy") is None else dep["accuracy"] - e["accuracy"]
+        d_ms = None if dep.get("latency_ms") is None else 100 * (dep["latency_ms"] / e["latency_ms"] - 1)
         rows.append({
             "budget": r["label"],
             "subnet": f"r{c['resolution']} d{''.join(map(str, c['depths']))} w{min(bits)}-{max(bits)}b",
             "pred acc %": _f(e["accuracy"]),
-            "acc % (int / fp)": f"{_f(q.get('accuracy'))} / {_f(fl.get('accuracy'))}",
+            f">= at {CONFIDENCE:.0%}": _f(e.get("accuracy_lower")),
+            "holdout %": _f(dep.get("holdout_accuracy")),
+            "test % (int / fp)": f"{_f(q.get('accuracy'))} / {_f(fl.get('accuracy'))}",
+            "test - pred": _f(d_acc, "{:+.2f}"),
             "pred ms": _f(e["latency_ms"], "{:.3f}"),
             "ms (int / fp)": f"{_f(q.get('latency_ms'), '{:.3f}')} / {_f(fl.get('latency_ms'), '{:.3f}')}",
+            "ms vs pred": _f(d_ms, "{:+.1f} %"),
             "size KB": _f(e["size_bytes"] / 1e3, "{:.0f}"),
             "random %": _f(base.get("random")),
             "OFA-evo %": _f(base.get("ofa_evolution")),
@@ -66,17 +79,36 @@ def plot_front(exp: Experiment, search: StageResult, export: StageResult, path: 
         sc = ax.scatter([e["latency_ms"] for e in front], [e["accuracy"] for e in front],
                         c=[e["size_bytes"] / 1e6 for e in front], cmap="viridis", s=14, label="Pareto front")
         fig.colorbar(sc, ax=ax, label="size (MB, weights at their bits)")
-    for slug, r in export.outputs["budgets"].items():
-        if r["found"]:
-            e = r["entry"]
-            ax.scatter([e["latency_ms"]], [e["accuracy"]], marker="*", s=180, edgecolor="k", facecolor="red", zorder=5)
-            ax.annotate(r["label"], (e["latency_ms"], e["accuracy"]), textcoords="offset points", xytext=(6, -12),
-                        fontsize=8)
+    # each chosen subnet at its predicted point, an arrow to where its export measured (test split, the backend)
+    styles = {"float": ("o", "tab:blue"), "quantized": ("*", "tab:red")}
+    labelled: set[str] = set()
+    for r in export.outputs["budgets"].values():
+        if not r["found"]:
+            continue
+        for variant, (marker, color) in styles.items():
+            rep = r.get(variant)
+            if not rep or rep.get("predicted_latency_ms") is None or rep.get("predicted_accuracy") is None:
+                continue
+            p = (rep["predicted_latency_ms"], rep["predicted_accuracy"])
+            ax.scatter(*p, marker=marker, s=110, facecolor="none", edgecolor=color, zorder=5,
+                       label=None if f"p{variant}" in labelled else f"{variant} export, predicted")
+            labelled.add(f"p{variant}")
+            if rep.get("latency_ms") is not None:
+                m = (rep["latency_ms"], rep["accuracy"])
+                ax.annotate("", xy=m, xytext=p, arrowprops={"arrowstyle": "->", "color": color, "lw": 1}, zorder=6)
+                ax.scatter(*m, marker=marker, s=110, color=color, edgecolor="k", zorder=7,
+                           label=None if f"m{variant}" in labelled else f"{variant} export, measured")
+                labelled.add(f"m{variant}")
+        e = r["entry"]
+        ax.annotate(r["label"], (e["latency_ms"], e["accuracy"]), textcoords="offset points", xytext=(6, 6),
+                    fontsize=8)
     for b in exp.budgets:
         if b.latency_ms is not None:
             ax.axvline(b.latency_ms, color="gray", ls=":", lw=1)
-    ax.set_xlabel(f"predicted latency (ms, {exp.latency.backend})")
-    ax.set_ylabel("predicted top-1 accuracy (%)")
+    ax.set_xlabel(f"latency (ms, {exp.latency.backend}): predicted, and measured on the exports")
+    ax.set_ylabel("top-1 accuracy (%): predicted, and measured on the test split")
+    if labelled:
+        ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"{exp.name}: {exp.space} on {exp.data}, {search.outputs['n_trials']} trials")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -106,11 +138,21 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
     lines = [f"# hwnas run: {exp.name}", "",
              f"Space `{exp.space}`, data `{exp.data}`, backend `{exp.latency.backend}`, seed {exp.seed}.", "",
              "## Chosen subnets per budget", "",
-             "Predicted by the table and the predictor; measured on the exported ONNX models (int = quantized per "
-             "the subnet's bits, fp = the same architecture in float). `random` and `OFA-evo`: best predicted "
-             "accuracy under the same budget found by random sampling and by Once-for-All's evolutionary search "
-             "with the same number of evaluations.", "", format_table(rows, markdown=True), "",
+             "Predicted by the table and the predictor (accuracy learnt from the holdout split); measured on the "
+             "exported ONNX models (int = quantized per the subnet's bits, fp = the same architecture in float): "
+             "`holdout %` on the holdout split, `test %` on the test split, which nothing was fitted or chosen on; "
+             "`test - pred` and `ms vs pred` compare the export a user deploys (int for a quantized subnet). "
+             "`random` and `OFA-evo`: best predicted accuracy under the same budget found by random sampling and by "
+             "Once-for-All's evolutionary search with the same number of evaluations.", "",
+             format_table(rows, markdown=True), "",
              "![Pareto front](pareto.png)", ""]
+    pairs = [(rep["holdout_accuracy"], rep["accuracy"]) for r in results["export"].outputs["budgets"].values()
+             for rep in (r.get("float"), r.get("quantized")) if rep and rep.get("holdout_accuracy") is not None]
+    if pairs:
+        gap = [t - h for h, t in pairs]
+        lines += [f"Test minus holdout accuracy of the {len(pairs)} exported models: mean {sum(gap) / len(gap):+.2f}, "
+                  f"from {min(gap):+.2f} to {max(gap):+.2f} points (a systematic gap would show here; the "
+                  "predictor learnt from the holdout split).", ""]
     if primary:
         lines += [f"Deployed model: `{primary['model']}` (card `{primary['card']}`), budget {primary['budget']}.", ""]
     sn = results["supernet"].outputs
@@ -131,7 +173,19 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
         keys = ("kind", "kendall_tau", "spearman", "rmse", "n_train", "n_test")
         row = {k: str(round(pr[k], 3)) if isinstance(pr.get(k), float) else str(pr.get(k)) for k in keys}
         row["quantized subnets"] = str((pr.get("models", {}).get("qa") or {}).get("kind"))
-        lines += ["## Accuracy predictor (held-out subnets)", "", format_table([row], markdown=True), ""]
+        margin = pr.get("margin_90") or {}
+        row["margin at 90 % (fp / quantized)"] = f"{_f(margin.get('fp'))} / {_f(margin.get('qa'))}"
+        lines += ["## Accuracy predictor (held-out subnets, holdout-split labels)", "",
+                  format_table([row], markdown=True), ""]
+        rel = pr.get("label_reliability")
+        if rel:
+            lines += [f"Label reliability (split-half, Spearman-Brown) **{rel['reliability']:.3f}** over {rel['n']} "
+                      f"subnets: a perfect predictor would reach Kendall tau ~{rel['tau_ceiling']:.3f} against these "
+                      "labels.", ""]
+        if margin:
+            lines += [f"The lower bound (`>= at {CONFIDENCE:.0%}`) is the prediction minus the split-conformal margin "
+                      "of the held-out residuals; a `min_accuracy` budget must hold on it, and then on the holdout "
+                      "split as measured, before a subnet is exported.", ""]
         for what, sel in (("kind", pr.get("kind_selection")), ("quantization-aware model", pr.get("qa_selection"))):
             if sel and sel.get("kendall_tau"):
                 taus = ", ".join(f"{k} {v:.3f}" for k, v in sel["kendall_tau"].items())

@@ -61,7 +61,7 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRe
 
         return run.run("supernet", settings, [], use)
     settings = {"space": exp.space, "data": exp.data, "seed": exp.seed, "epochs": s.epochs,
-                "batch_size": s.batch_size, "lr": s.lr}
+                "batch_size": s.batch_size, "lr": s.lr, "holdout": s.holdout}
 
     def train(folder: Path) -> dict[str, Any]:
         return in_child("nas.pipeline.stages:train_supernet_stage", folder, exp_dict=exp.model_dump(),
@@ -72,17 +72,14 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool) -> StageRe
 
 def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool) -> dict[str, Any]:
     """Train (or resume) the experiment's supernet and evaluate its reference subnets (runs in a child)."""
-    from nas.checkpoint import load_supernet
-    from nas.data import load_data
-    from nas.train import TrainConfig, evaluate_references, train_supernet
+    from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
 
     exp = Experiment.model_validate(exp_dict)
     s = exp.supernet
-    cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size,
+    cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size, holdout=s.holdout,
                       seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
     res = train_supernet(cfg, ckpt, resume=Path(ckpt).exists(), progress=progress)
-    net, _ = load_supernet(ckpt)
-    data = load_data(exp.data, seed=exp.seed, in_channels=net.spec.in_channels, image_size=max(net.spec.resolutions))
+    net, data, _ = load_for_eval(ckpt)
     return {"checkpoint": str(Path(ckpt).resolve()), "trained_here": True, "epochs": res.epochs_done,
             "train_seconds": res.seconds, "test_accuracy": evaluate_references(net, data, split="test")}
 
@@ -139,7 +136,9 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
 def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, progress: bool,
                    ray_address: str | None) -> StageResult:
     a = exp.accuracy
-    settings = {"data": exp.data, "n": a.n, "quantized_fraction": a.quantized_fraction, "seed": exp.seed}
+    # labels only where the search looks: the latency table's resolutions
+    settings = {"data": exp.data, "n": a.n, "quantized_fraction": a.quantized_fraction, "seed": exp.seed,
+                "resolutions": exp.latency.resolutions, "calib_batches": a.calib_batches}
 
     def collect_(folder: Path) -> dict[str, Any]:
         from nas.accuracy_dataset import collect
@@ -148,7 +147,7 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
         info = collect(supernet.outputs["checkpoint"], exp.data, a.n, out, seed=exp.seed,
                        quantized_fraction=a.quantized_fraction if exp.search.quantize else 0.0,
                        workers=a.workers, ray_address=ray_address if a.workers > 1 else None,
-                       progress=progress)
+                       progress=progress, resolutions=exp.latency.resolutions, calib_batches=a.calib_batches)
         return {"dataset": str(out.resolve()), "n": a.n, "mean_accuracy": info.get("mean_accuracy")}
 
     return run.run("accuracy", settings, [supernet], collect_)
@@ -229,12 +228,48 @@ def budget_slug(b: Budget, i: int) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in raw)
 
 
+# a min_accuracy budget: this many of the best predicted subnets that meet it at the predictor's confidence are
+# measured on the holdout split (the labels' split, never the test split) until one meets it as measured
+VERIFY_CANDIDATES = 5
+
+
+def _holdout_checker(ckpt: str, data: str, calib_batches: int) -> Any:
+    """`check(config) -> holdout top-1 %` by the supernet, measured as the predictor's labels were (loaded once,
+    on first use)."""
+    loaded: dict[str, Any] = {}
+
+    def check(config: Any) -> float:
+        from nas.train import evaluate, load_for_eval
+
+        if not loaded:
+            loaded["net"], loaded["data"], _ = load_for_eval(ckpt, data)
+        return round(evaluate(loaded["net"], config, loaded["data"], "holdout", calib_batches=calib_batches), 4)
+
+    return check
+
+
+def verified_choice(q: Any, b: Budget, check: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The first of the query's ranked candidates whose holdout accuracy meets `b.min_accuracy` (the best one
+    unchecked when the budget has none), and what was measured on the way."""
+    if b.min_accuracy is None:
+        return q.best, []
+    checked = []
+    for cand in q.ranked:
+        e = cand.entry
+        acc = check(e.config)
+        checked.append({"entry_id": cand.entry_id, "predicted": e.accuracy, "lower_bound": e.accuracy_lower,
+                        "holdout": acc})
+        if acc >= b.min_accuracy:
+            return cand, checked
+    return None, checked
 
 
 def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet: StageResult,
                  latency: StageResult, predictor: StageResult) -> StageResult:
-    """Per budget: query the store for the best subnet, export it float and quantized, verify both."""
-    settings = {"budgets": [b.model_dump() for b in exp.budgets], "export": exp.export.model_dump()}
+    """Per budget: query the store for the best subnet (a min_accuracy budget: verified on the holdout), export
+    it float and quantized, verify both."""
+    settings = {"budgets": [b.model_dump() for b in exp.budgets], "export": exp.export.model_dump(),
+                "verify_candidates": VERIFY_CANDIDATES, "calib_batches": exp.accuracy.calib_batches}
 
     def export(folder: Path) -> dict[str, Any]:
         from nas.export import export_subnet
@@ -244,24 +279,34 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
         out: dict[str, Any] = {}
         with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
             found = [query(st, exp.space, store.outputs["device_tag"], latency_ms=b.latency_ms, size_mb=b.size_mb,
-                           min_accuracy=b.min_accuracy, dataset=exp.data) for b in exp.budgets]
+                           min_accuracy=b.min_accuracy, dataset=exp.data,
+                           n_ranked=VERIFY_CANDIDATES if b.min_accuracy is not None else 1) for b in exp.budgets]
+        # recalibrated as the labels were, so a holdout check and the predictor's labels measure the same subnet
+        calib = exp.accuracy.calib_batches
+        check = _holdout_checker(supernet.outputs["checkpoint"], exp.data, calib)
         for i, (b, q) in enumerate(zip(exp.budgets, found)):
             slug = budget_slug(b, i)
             row: dict[str, Any] = {"label": b.label(), "found": q.found, "message": q.message}
-            if not q.found:
-                row["closest"] = [c.to_dict() for c in q.closest]
+            chosen, checked = verified_choice(q, b, check) if q.found else (None, [])
+            if checked:
+                row["holdout_checked"] = checked
+            if chosen is None:
+                if q.found:
+                    row.update(found=False, message=f"none of the {len(checked)} best predicted subnets meeting "
+                               f"the budgets reaches {b.min_accuracy:g} % on the holdout split")
+                row["closest"] = [c.to_dict() for c in (q.closest or q.ranked)]
                 out[slug] = row
                 continue
-            assert q.best is not None
-            row["entry"] = q.best.entry.to_dict()
+            row["entry"] = chosen.entry.to_dict()
             variants = [("float", False)] if exp.export.float else []
-            variants += [("quantized", True)] if exp.export.quantized and q.best.entry.config.is_quantized else []
+            variants += [("quantized", True)] if exp.export.quantized and chosen.entry.config.is_quantized else []
             for name, quantize in variants:
-                rep = export_subnet(supernet.outputs["checkpoint"], q.best.entry.config,
+                rep = export_subnet(supernet.outputs["checkpoint"], chosen.entry.config,
                                     folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
                                     backend=exp.latency.backend, table=latency.outputs["table"],
-                                    predictor=predictor.outputs["predictor"], entry=q.best.entry,
-                                    query_provenance=q.best.front.to_dict(), seed=exp.seed)
+                                    predictor=predictor.outputs["predictor"], entry=chosen.entry,
+                                    query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
+                                    verify_n=exp.export.verify_n)
                 row[name] = rep.summary()
             out[slug] = row
         return {"budgets": out}

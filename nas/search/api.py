@@ -17,7 +17,7 @@ from search_spaces import HwnasError, InputError, SubnetConfig, get_space, list_
 from search_spaces.errors import bad_value
 
 from nas.budgets import Budgets
-from nas.front import FrontEntry
+from nas.front import FrontEntry, with_lower_bounds
 from nas.ray_session import ray_session
 from nas.search.encoding import ENCODINGS
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
@@ -404,6 +404,7 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
             continue
         seen.add(configs[i])
         front.append(_entry(configs[i], metrics[i], True, trials[i].number))
+    front = with_lower_bounds(front, predictor)
     norm, norm_basis = _normalizer(cfg, spec, space, evaluator, predictor, table, values)
     hv = hypervolume(values[feasible], norm) if norm is not None and feasible.any() else 0.0
     if cfg.verify_top and front:

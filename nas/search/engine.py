@@ -90,11 +90,31 @@ class RunSpec:
         return cls(**d)
 
     def study_identity(self) -> dict[str, Any]:
-        """What must not change when a study is resumed."""
+        """What must not change when a study is resumed: what is searched, and what scores it (a resume with
+        another predictor or table would mix two scorers' trials into one front)."""
         return {"space": self.space, "objectives": list(self.objectives), "budgets": self.budgets,
                 "encoding": self.encoding, "quantize": self.quantize,
                 "resolutions": list(self.resolutions) if self.resolutions is not None else None,
-                **({"keep": list(self.keep)} if self.keep is not None else {})}
+                **({"keep": list(self.keep)} if self.keep is not None else {}),
+                "scorers": scorer_identity(self)}
+
+
+def scorer_identity(spec: RunSpec) -> dict[str, Any]:
+    """The evaluator and the content (sha256) of the predictor, table and supernet it scores with: a file
+    rewritten in place with other numbers is another scorer, one copied elsewhere is the same."""
+    from pathlib import Path
+
+    from search_spaces.files import sha256_file
+
+    def content(path: str | None, inner: str | None = None) -> str | None:
+        if path is None:
+            return None
+        p = Path(path) / inner if inner else Path(path)
+        return "sha256:" + sha256_file(p) if p.is_file() else None
+
+    return {"evaluator": spec.evaluator, "predictor": content(spec.predictor, "predictor.json"),
+            "table": content(spec.table), "supernet": content(spec.supernet), "backend": spec.backend,
+            "data": spec.data}
 
 
 def build_evaluator(spec: RunSpec) -> Evaluator:
@@ -125,14 +145,24 @@ def open_study(spec: RunSpec, create: bool = False) -> optuna.Study:
             study.set_user_attr(RUN_ATTR, identity)
         else:
             for k, v in identity.items():
-                if json.dumps(have.get(k), sort_keys=True) != json.dumps(v, sort_keys=True):
-                    raise InputError(f"--study {spec.study}: {k} is {have.get(k)!r} in {describe_url(spec.storage)}, "
-                                     f"got {v!r}; allowed: the same {k}, or a new --study name")
+                if k in have and json.dumps(have[k], sort_keys=True) != json.dumps(v, sort_keys=True):
+                    raise InputError(f"--study {spec.study}: {_difference(k, have[k], v)} in "
+                                     f"{describe_url(spec.storage)}; allowed: the same {k}, or a new --study name")
+            if any(k not in have for k in identity):  # a study from before a key was recorded: record it now
+                study.set_user_attr(RUN_ATTR, {**identity, **have})
         return study
     try:
         return optuna.load_study(study_name=spec.study, storage=storage)
     except KeyError:
         raise HwnasError(f"study {spec.study!r} not found in {describe_url(spec.storage)}") from None
+
+
+def _difference(key: str, have: Any, got: Any) -> str:
+    if isinstance(have, dict) and isinstance(got, dict):
+        diff = [f"{key}.{k} is {have.get(k)!r:.80}, got {got.get(k)!r:.80}" for k in sorted({*have, *got})
+                if have.get(k) != got.get(k)]
+        return "; ".join(diff[:3])
+    return f"{key} is {have!r:.120}, got {got!r:.120}"
 
 
 def count_complete(study: optuna.Study) -> int:

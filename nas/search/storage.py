@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,7 @@ from optuna.trial import FrozenTrial
 from search_spaces import HwnasError, InputError
 
 from nas.search.journal import FastJournalStorage
-
-RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+from nas.store import URL_SCHEMES as RDB_SCHEMES  # noqa: E402  (one list of the schemes hwnas opens)
 
 
 def is_rdb_url(url: str) -> bool:
@@ -59,8 +60,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         if jp.exists() and jp.is_dir():
             raise InputError(f"--storage: got {url!r}, allowed: a journal file path (this is a directory)")
         jp.parent.mkdir(parents=True, exist_ok=True)
-        lock = optuna.storages.journal.JournalFileOpenLock(str(jp))
-        return FastJournalStorage(JournalFileBackend(str(jp), lock_obj=lock))
+        return open_journal(jp)
     if not is_rdb_url(url):
         raise InputError(f"--storage: got {describe_url(url)!r}, allowed: a journal file path, journal:///path, "
                          "or an RDB URL (sqlite:///, postgresql://, mysql://)")
@@ -71,9 +71,99 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         if heartbeat_interval:
             kw.update(heartbeat_interval=heartbeat_interval, grace_period=heartbeat_interval * 4)
         return optuna.storages.RDBStorage(url, **kw)
-    except Exception as e:  # connection refused, bad driver, ...
+    except ImportError as e:  # the dialect's DBAPI driver is not installed
+        raise InputError(f"--storage: {describe_url(url).split(':', 1)[0]} needs its database driver ({e}); install "
+                         "it, e.g. pip install 'hwnas[postgres]' for PostgreSQL") from None
+    except Exception as e:  # connection refused, ...
         raise HwnasError(f"--storage: cannot open {describe_url(url)} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+class JournalRepairWarning(UserWarning):
+    """A study journal had a torn or undecodable tail, which was cut off (and kept beside it) to open the study."""
+
+
+def open_journal(path: Path) -> JournalStorage:
+    """`JournalStorage` on a journal file, recovering from a torn write instead of losing the whole study.
+
+    A writer killed mid-append leaves a last line without its newline; the next append would glue onto it, and
+    Optuna then fails on that line with a `JSONDecodeError` and cannot read the study at all. So, holding the
+    journal's own lock (no append is in progress then), a last line that is torn (no newline, or not JSON) is cut
+    off before the study opens; and if Optuna still cannot decode the journal, it is cut back to its longest decodable prefix.
+    What is cut is appended to `<journal>.torn` and named in a `JournalRepairWarning`."""
+    lock = optuna.storages.journal.JournalFileOpenLock(str(path))
+    _repair_journal(path, lock, full=False)
+    try:
+        return FastJournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        _repair_journal(path, lock, full=True)
+        return FastJournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def _repair_journal(path: Path, lock: Any, full: bool) -> None:
+    if not path.is_file() or path.stat().st_size == 0 or (not full and _tail_keep(path) is None):
+        return  # the common case: a last line that decodes, checked without the lock
+    lock.acquire()
+    try:  # again under the lock: what looked torn may have been an append in progress
+        raw = path.read_bytes()
+        keep = _decodable_prefix(raw) if full else _tail_keep(path)
+        if keep is None or keep >= len(raw):
+            return
+        dropped = raw[keep:]
+        with open(f"{path}.torn", "ab") as t:
+            t.write(dropped if dropped.endswith(b"\n") else dropped + b"\n")
+            t.flush()
+            os.fsync(t.fileno())
+        with path.open("r+b") as f:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
+    n_lines = dropped.count(b"\n") + (not dropped.endswith(b"\n"))
+    n_kept = raw.count(b"\n", 0, keep)
+    what = "undecodable" if full else "an incomplete last write"
+    warnings.warn(f"study journal {path}: dropped {len(dropped)} bytes ({n_lines} record{'s' if n_lines != 1 else ''},"
+                  f" {what}) after {n_kept} valid records; kept them in {path}.torn", JournalRepairWarning,
+                  stacklevel=3)
+
+
+def _tail_keep(path: Path, window: int = 1 << 20) -> int | None:
+    """Where the journal should end when its last line is torn (no newline, or not JSON), else None. Optuna
+    skips such a line when reading, but the next append would glue onto it or leave it in the middle, where
+    Optuna fails on it."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        start = max(0, size - window)
+        f.seek(start)
+        tail = f.read()
+    if not tail.endswith(b"\n"):
+        nl = tail.rfind(b"\n")
+        return start + nl + 1 if nl >= 0 or start == 0 else None
+    prev = tail.rfind(b"\n", 0, len(tail) - 1)
+    if prev < 0 and start > 0:
+        return None  # a last line longer than the window: leave it to Optuna
+    try:
+        json.loads(tail[prev + 1:])
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return start + prev + 1
+
+
+def _decodable_prefix(raw: bytes) -> int:
+    """Bytes of `raw` up to the first line that is not a JSON object ending in a newline."""
+    pos = 0
+    while pos < len(raw):
+        nl = raw.find(b"\n", pos)
+        if nl < 0:
+            break
+        try:
+            if not isinstance(json.loads(raw[pos:nl]), dict):
+                break
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        pos = nl + 1
+    return pos
 
 
 class FastInMemoryStorage(optuna.storages.InMemoryStorage):

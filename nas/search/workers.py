@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces import HwnasError
 
-from nas.ray_session import ray_session, remote_once
+from nas.ray_session import cluster_fit, ray_session, remote_once
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,7 +83,7 @@ def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | Non
             report.ray_address = None
         study = study if study is not None else open_study(spec)  # the caller's: a journal replays once
         actor_cls = remote_once(SearchWorker, max_restarts=0, max_task_retries=0).options(
-            num_cpus=num_cpus_per_worker, resources=resources or {})
+            num_cpus=cluster_fit(workers, num_cpus_per_worker, resources), resources=resources or {})
         actors: dict[str, Any] = {}
         pids: dict[str, int] = {}
         spawned = 0
