@@ -5,7 +5,9 @@
 1. Measured evaluator, 1 vs 2 Ray worker actors sharing one journal study: every trial exports its subnet to ONNX,
    quantizes it per its policy and measures it with ONNX Runtime on this CPU (`latency_tables.measure_subnet`,
    backend ort-cpu); accuracy from a predictor. Wall time and speed-up.
-2. Memory: a 20k-trial predicted search (mbv3, NSGA-II) in this process; RSS sampled every 1,000 trials against
+2. Predicted evaluator with 0, 2 and 2 forced Ray workers (`--workers 2` runs it in this process: section 7 of
+   experiments/results/search.md says why).
+3. Memory: a 20k-trial predicted search (mbv3, NSGA-II) in this process; RSS sampled every 1,000 trials against
    the journal's size, so growth can be compared with what the stored trials themselves take.
 """
 from __future__ import annotations
@@ -66,6 +68,33 @@ def measured_scaling(args, out: Path) -> dict:
     return rows
 
 
+def predicted_workers(args, out: Path) -> dict:
+    """The predicted evaluator with `workers` 0, 2 (which runs in this process: `run_search`) and 2 forced onto
+    Ray actors, on mbv3-tiny: trials/s and where the forced workers' time goes (Ray start, actors ready, each
+    worker's evaluation / journal write / sync of the other's trials)."""
+    from experiments.bench_search import fit_synthetic_predictor
+    from nas.search import SearchConfig, run_search
+
+    pred = fit_synthetic_predictor("mbv3-tiny", out / "predictor-mbv3-tiny-synthetic", n=400)
+    rows = {}
+    for name, kw in (("in-process", {"workers": 0}), ("workers 2", {"workers": 2}),
+                     ("workers 2, forced", {"workers": 2, "force_workers": True})):
+        d = out / f"predicted-{name.replace(' ', '').replace(',', '-')}"
+        shutil.rmtree(d, ignore_errors=True)
+        t0 = time.perf_counter()
+        res = run_search(SearchConfig(space="mbv3-tiny", out=str(d), predictor=str(pred), table=args.tiny_table,
+                                      trials=args.predicted_trials, seed=0, **kw))
+        w = res.summary["workers"]
+        rows[name] = {"trials": res.n_trials, "trials_per_s": res.trials_per_second, "wall_s": time.perf_counter() - t0,
+                      "timings": w.get("timings"), "stats": w.get("stats"), "in_process": w.get("in_process")}
+        print(f"predicted, {name}: {res.n_trials} trials, {res.trials_per_second:.0f} trials/s"
+              + (f"; timings {w['timings']}" if w.get("timings") else "") + "; per worker: "
+              + "; ".join(f"run {s['seconds']:.1f} s = eval {s['eval_seconds']:.1f} + write {s['flush_seconds']:.1f}"
+                          f" + sync {s.get('sync_seconds', 0):.1f} + ask/tell" for s in w.get("stats") or []),
+              flush=True)
+    return rows
+
+
 def memory_curve(args, out: Path) -> dict:
     from experiments.bench_search import fit_synthetic_predictor
     from nas.search import SearchConfig, run_search
@@ -116,6 +145,10 @@ def main() -> None:
     ap.add_argument("--memory-trials", type=int, default=20000)
     ap.add_argument("--skip-measured", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-predicted-workers", action="store_true")
+    ap.add_argument("--tiny-table", default="runs/tables/mbv3-tiny-r32-ort-cpu.json",
+                    help="mbv3-tiny latency table for the predicted-workers part")
+    ap.add_argument("--predicted-trials", type=int, default=3000)
     args = ap.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -127,6 +160,8 @@ def main() -> None:
     result = {}
     if not args.skip_memory:
         result["memory"] = memory_curve(args, out)
+    if not args.skip_predicted_workers:
+        result["predicted_workers"] = predicted_workers(args, out)
     if not args.skip_measured:
         result["measured"] = measured_scaling(args, out)
     (out / "bench_search_scaling.json").write_text(json.dumps(result, indent=1, default=str))

@@ -69,6 +69,10 @@ class Budgets:
             ok &= self.min_accuracy - np.asarray(accuracy) <= 0
         return ok
 
+    def any(self) -> bool:
+        """Whether any budget is set."""
+        return self.latency_ms is not None or self.size_mb is not None or self.min_accuracy is not None
+
     def describe(self) -> str:
         parts = [f"latency <= {self.latency_ms:g} ms" if self.latency_ms is not None else "",
                  f"size <= {self.size_mb:g} MB" if self.size_mb is not None else "",

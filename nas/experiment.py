@@ -132,6 +132,7 @@ class SearchSection(_Section):
     storage: str | None = None  # default: a journal file in the workdir
     verify_top: Annotated[int, Field(ge=0)] = 0
     quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
+    pruning: bool = True  # search channel keep ratios too (False: every block keeps all its channels)
 
     @field_validator("objectives")
     @classmethod

@@ -27,7 +27,8 @@ ELASTIC_FIELDS = ("kernel", "expand", "keep", "weight_bits", "act_bits")
 class SearchSpace:
     """One weight-sharing space. Configs are `SubnetConfig`s; batched views are numpy arrays."""
 
-    def __init__(self, spec: SpaceSpec, resolutions: Sequence[int] | None = None) -> None:
+    def __init__(self, spec: SpaceSpec, resolutions: Sequence[int] | None = None,
+                 keep: Sequence[float] | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         # the resolutions sampled and suggested (e.g. those a latency table covers); encodings always use all
@@ -41,6 +42,14 @@ class SearchSpace:
                 raise bad_value("resolutions", list(resolutions),
                                 f"a non-empty subset of {{{', '.join(map(str, spec.resolutions))}}}")
             self.resolutions = res
+        # the keep ratios searched (`keep=(1.0,)`: no channel pruning); encodings use all of the spec's, as above
+        if keep is None:
+            self.keep_choices: tuple[float, ...] = spec.keep_choices
+        else:
+            kp = tuple(sorted({float(k) for k in keep}))
+            if not kp or any(k not in spec.keep_choices for k in kp):
+                raise bad_value("keep", list(keep), f"a non-empty subset of {{{', '.join(map(str, spec.keep_choices))}}}")
+            self.keep_choices = kp
         self._choices: dict[str, tuple[Any, ...]] = {
             "kernel": spec.kernel_choices,
             "expand": spec.expand_choices,
@@ -81,7 +90,7 @@ class SearchSpace:
             depths=depths,
             kernel=pick(s.kernel_choices),
             expand=pick(s.expand_choices),
-            keep=pick(s.keep_choices),
+            keep=pick(self.keep_choices),
             weight_bits=tuple(b[0] for b in bits),
             act_bits=tuple(b[1] for b in bits),
         )
@@ -98,12 +107,12 @@ class SearchSpace:
     def largest(self, weight_bits: int = 32, act_bits: int = 32) -> SubnetConfig:
         s = self.spec
         return self._uniform(max(s.depth_choices), max(self.resolutions), max(s.kernel_choices),
-                             max(s.expand_choices), max(s.keep_choices), weight_bits, act_bits)
+                             max(s.expand_choices), max(self.keep_choices), weight_bits, act_bits)
 
     def smallest(self, weight_bits: int = 32, act_bits: int = 32) -> SubnetConfig:
         s = self.spec
         return self._uniform(min(s.depth_choices), min(self.resolutions), min(s.kernel_choices),
-                             min(s.expand_choices), min(s.keep_choices), weight_bits, act_bits)
+                             min(s.expand_choices), min(self.keep_choices), weight_bits, act_bits)
 
     # ---- Optuna --------------------------------------------------------------------------------------
     @staticmethod
@@ -120,7 +129,7 @@ class SearchSpace:
             params[f"depth_s{st}"] = d
             for i in range(d):
                 for f in ("kernel", "expand", "keep"):
-                    params[self._pname(f, st, i)] = trial.suggest_categorical(self._pname(f, st, i), list(self._choices[f]))
+                    params[self._pname(f, st, i)] = trial.suggest_categorical(self._pname(f, st, i), self._searched(f))
                 if quantize:
                     w = trial.suggest_categorical(self._pname("weight_bits", st, i), list(s.weight_bit_choices))
                     params[self._pname("weight_bits", st, i)] = w
@@ -176,8 +185,11 @@ class SearchSpace:
             for i in range(s.max_depth):
                 fields = ELASTIC_FIELDS if quantize else ELASTIC_FIELDS[:3]
                 for f in fields:
-                    dist[self._pname(f, st, i)] = Cat(list(self._choices[f]))
+                    dist[self._pname(f, st, i)] = Cat(self._searched(f))
         return dist
+
+    def _searched(self, field: str) -> list[Any]:
+        return list(self.keep_choices) if field == "keep" else list(self._choices[field])
 
     # ---- batched encodings -----------------------------------------------------------------------------
     @property
@@ -363,10 +375,11 @@ class SearchSpace:
 
 
 def get_space(name: str, num_classes: int | None = None, in_channels: int | None = None,
-              resolutions: Sequence[int] | None = None) -> SearchSpace:
+              resolutions: Sequence[int] | None = None, keep: Sequence[float] | None = None) -> SearchSpace:
     """The registered space `name`, optionally with another class / input channel count (a data set's) and
-    searching only some of its resolutions (e.g. those a latency table was built for)."""
-    return SearchSpace(get_spec(name, num_classes=num_classes, in_channels=in_channels), resolutions=resolutions)
+    searching only some of its resolutions (e.g. those a latency table was built for) and keep ratios."""
+    return SearchSpace(get_spec(name, num_classes=num_classes, in_channels=in_channels), resolutions=resolutions,
+                       keep=keep)
 
 
 def list_spaces() -> list[str]:

@@ -268,13 +268,17 @@ def test_other_samplers_run_with_sqlite(search_assets, tmp_path, sampler) -> Non
 
 
 def test_evolution_baseline_respects_its_constraint(search_assets) -> None:
+    """OFA's evolution as OFA runs it: candidates over the budget are re-drawn for free (the efficiency
+    predictor), so every evaluated subnet meets the budget and the evaluation count is exact."""
     from nas.search import evolution_search
+    from nas.search.evolution import evolve_once
 
     ev = _predicted(search_assets)
-    idx, m = evolution_search(ev.space, ev, 600, latency_budgets=[0.15, 0.3], seed=0)
+    idx, m = evolve_once(ev.space, ev, 600, 0.3, seed=0)
     assert len(idx) == len(m) == 600
-    # every evaluated candidate is counted; the populations it kept satisfy the budget
-    assert (m.latency_ms[m.supported] > 0).all()
+    assert m.supported.all() and (m.latency_ms <= 0.3).all()
+    idx, m = evolution_search(ev.space, ev, 600, latency_budgets=[0.15, 0.3], seed=0)
+    assert len(idx) == 600 and (m.latency_ms <= 0.3).all()
 
 
 # ---- CLI --------------------------------------------------------------------------------------------------
@@ -440,3 +444,90 @@ def test_measured_latency_is_scaled_like_its_table(tmp_path) -> None:
     scaled = MeasuredEvaluator(sp, predictor=pred, table=table, backend="ort-cpu").evaluate([config]).latency_ms[0]
     raw = MeasuredEvaluator(sp, predictor=pred, backend="ort-cpu").evaluate([config]).latency_ms[0]
     assert 0 < raw < 50 and scaled > 20 * raw, (raw, scaled)  # ratio (a fraction of the reference) x 1,000 ms
+
+
+def test_hypervolume_matches_moocore_and_stays_in_the_box() -> None:
+    """The library's hypervolume against an independent implementation (moocore's), on normalised losses; and a
+    point beyond the normaliser's ideal cannot lift the value above 1."""
+    moocore = pytest.importorskip("moocore")
+    from nas.search import Normalizer, hypervolume
+
+    objs = ("accuracy", "latency", "size")
+    rng = np.random.default_rng(3)
+    v = np.column_stack([rng.uniform(80, 98, 60), rng.uniform(1, 10, 60), rng.uniform(1, 5, 60)])
+    norm = Normalizer(objs, ideal=[98.0, 1.0, 1.0], nadir=[80.0, 10.0, 5.0], ref=1.1)
+    loss = norm(v)
+    want = moocore.hypervolume(loss, ref=[1.1, 1.1, 1.1]) / 1.1**3
+    assert hypervolume(v, norm) == pytest.approx(want, rel=1e-12)
+    beyond = np.vstack([v, [[120.0, 0.0, 0.0]]])  # better than the ideal in every objective
+    assert hypervolume(beyond, norm) == pytest.approx(1.0)
+    assert 0.0 < hypervolume(v, norm) < 1.0
+
+
+def test_budgeted_search_uses_its_budget(search_assets, tmp_path) -> None:
+    """With a latency budget the search returns only feasible subnets, and its best under the budget is no worse
+    than what the unconstrained search of the same size found under it (the budget phase, `local.py`)."""
+    from nas.search import run_search
+
+    free = run_search(_config(search_assets, tmp_path / "free", trials=500, population_size=20))
+    lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
+    budget = lat[len(lat) // 4]
+    free_best = max(t.metrics["accuracy"] for t in free.trials
+                    if t.metrics["supported"] and t.metrics["latency_ms"] <= budget)
+    res = run_search(_config(search_assets, tmp_path / "budget", trials=500, population_size=20, latency_ms=budget))
+    assert res.n_trials == 500 and len(res.trials) == 500
+    assert res.front and all(e.latency_ms <= budget for e in res.front)
+    assert res.best["all"]["accuracy"] >= free_best
+    # the budget phase proposed most of the trials, and nearly all of them meet the budget
+    tail = res.trials[res.config.local_from():]
+    assert sum(t.feasible for t in tail) >= 0.95 * len(tail)
+
+
+def test_fast_journal_replay_equals_optunas(search_assets, tmp_path) -> None:
+    """`FastJournalStorage` replays a search's journal into the same trials as Optuna's own `JournalStorage`."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from nas.search import run_search
+    from nas.search.journal import FastJournalStorage
+
+    res = run_search(_config(search_assets, tmp_path / "o", trials=120, latency_ms=0.3))
+    path = str(tmp_path / "o" / "study.journal")
+    got = optuna.load_study(study_name=res.study, storage=FastJournalStorage(JournalFileBackend(path))).trials
+    want = optuna.load_study(study_name=res.study, storage=JournalStorage(JournalFileBackend(path))).trials
+    assert len(got) == len(want) == 120
+    for a, b in zip(got, want):
+        assert (a.number, a.state, a.params, a.distributions, a.values, a.user_attrs, a.system_attrs,
+                a.datetime_start, a.datetime_complete) == (b.number, b.state, b.params, b.distributions, b.values,
+                                                           b.user_attrs, b.system_attrs, b.datetime_start,
+                                                           b.datetime_complete)
+
+
+def test_rerun_with_other_settings_needs_resume(search_assets, tmp_path) -> None:
+    """A rerun into the same --out continues only the same search (more trials are fine); other settings are a
+    clear error unless --resume asks for the continuation."""
+    from nas.search import run_search
+
+    out = tmp_path / "o"
+    run_search(_config(search_assets, out, trials=60, sampler="random"))
+    assert run_search(_config(search_assets, out, trials=80, sampler="random")).n_new == 20
+    with pytest.raises(InputError, match=r"seed=0 \(got 3\).*--resume"):
+        run_search(_config(search_assets, out, trials=100, sampler="random", seed=3))
+    res = run_search(_config(search_assets, out, trials=100, sampler="random", seed=3, resume=True))
+    assert (res.n_trials, res.n_new) == (100, 20)
+    r = _cli(["search", "--space", SPACE, "--predictor", search_assets["predictor"], "--table",
+              search_assets["table"], "--trials", "120", "--sampler", "random", "--seed", "5", "--out", str(out)])
+    assert r.exit_code == 2 and "--resume" in r.output and "Traceback" not in r.output
+
+
+def test_cli_float_only_and_no_pruning_restrict_the_space(search_assets, tmp_path) -> None:
+    from nas.search import run_search
+
+    res = run_search(_config(search_assets, tmp_path / "o", trials=120, quantize=False, pruning=False))
+    assert all(not t.config.is_quantized and set(t.config.keep) == {1.0} for t in res.trials)
+    r = _cli(["search", "--space", SPACE, "--predictor", search_assets["predictor"], "--table",
+              search_assets["table"], "--trials", "60", "--float-only", "--no-pruning", "--sampler", "random",
+              "--out", str(tmp_path / "c"), "--json"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "c" / "run_config.json").read_text())
+    assert cfg["quantize"] is False and cfg["pruning"] is False

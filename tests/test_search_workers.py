@@ -28,7 +28,7 @@ def test_two_workers_share_one_study_with_exact_count(ray_local, search_assets, 
 
     storage = str(tmp_path / "shared.journal") if kind == "journal" else f"sqlite:///{tmp_path / 'shared.db'}"
     target = 160 if kind == "journal" else 40
-    res = run_search(_config(search_assets, tmp_path / "o", trials=target, workers=2, storage=storage,
+    res = run_search(_config(search_assets, tmp_path / "o", trials=target, workers=2, force_workers=True, storage=storage,
                              sampler="nsga2", population_size=20, batch_size=20, latency_ms=0.3))
     assert res.n_trials == target
     trials = _complete(storage, res.study)
@@ -49,7 +49,7 @@ def test_killed_worker_loses_no_completed_trial(ray_local, search_assets, tmp_pa
     from nas.search.workers import run_workers
 
     storage = str(tmp_path / "kill.journal")
-    cfg = _config(search_assets, tmp_path / "o", trials=1000, workers=2, storage=storage, sampler="random",
+    cfg = _config(search_assets, tmp_path / "o", trials=1000, workers=2, force_workers=True, storage=storage, sampler="random",
                   batch_size=10, latency_ms=0.3)
     from nas.search.engine import open_study
     from nas.search.loaders import load_table
@@ -106,3 +106,18 @@ def test_ray_session_leaves_a_running_ray_alone(ray_local) -> None:
         with ray_session(None) as inner:
             assert inner is False
     assert ray.is_initialized()
+
+
+def test_two_worker_predicted_search_runs_in_process_at_full_speed(search_assets, tmp_path) -> None:  # noqa: F811
+    """`workers: 2` with the predicted evaluator: exactly the requested trials, run in this process (and the
+    summary says so), no slower than an in-process run beyond a factor of 2 (timing noise on a shared machine;
+    the throughput figures are in experiments/bench_search_scaling.py)."""
+    from nas.search import run_search
+
+    base = run_search(_config(search_assets, tmp_path / "w0", trials=600, workers=0))
+    two = run_search(_config(search_assets, tmp_path / "w2", trials=600, workers=2))
+    assert two.n_trials == two.n_new == len(two.trials) == 600
+    info = two.summary["workers"]
+    assert info["requested"] == 2 and info["workers"] == 0 and "in this process" in info["in_process"]
+    assert two.trials_per_second >= base.trials_per_second / 2
+    assert [t.config for t in two.trials] == [t.config for t in base.trials]  # the same search, seed for seed

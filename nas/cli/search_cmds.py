@@ -37,6 +37,13 @@ from nas.cli.options import MAX_POPULATION, SEED, echo_json
               "(nsga2: field-dense, random: block, tpe: field).")
 @click.option("--batch-size", type=click.IntRange(1, MAX_POPULATION), default=None, help="Trials asked per batch (default per sampler).")
 @click.option("--population-size", type=click.IntRange(2, MAX_POPULATION), default=50, show_default=True, help="NSGA-II population.")
+@click.option("--float-only", is_flag=True, help="Search float subnets only (no bit-widths).")
+@click.option("--no-pruning", is_flag=True, help="Search without channel pruning (keep ratio 1.0 everywhere).")
+@click.option("--local-fraction", type=float, default=0.7, show_default=True,
+              help="With a budget (nsga2): share of the trials spent by the budget local search after NSGA-II.")
+@click.option("--resume", is_flag=True, help="Continue the study in --out even though its search settings differ.")
+@click.option("--force-workers", is_flag=True,
+              help="Run --workers Ray workers for the predicted evaluator too (by default it runs in this process).")
 @click.option("--store", default=None, help="Results store URL/path: add the front to it (hwnas query reads it).")
 @click.option("--dataset", default=None, help="Data set name recorded with the front in --store "
               "(default: the one the predictor was fitted on).")
@@ -46,7 +53,8 @@ def search(space: str, predictor: str | None, table: str | None, objectives: str
            size_mb: float | None, min_accuracy: float | None, sampler: str, trials: int, workers: int | None,
            ray_address: str | None, storage: str | None, study: str | None, seed: int, evaluator: str,
            verify_top: int, backend: str | None, supernet: str | None, data: str | None, encoding: str | None,
-           batch_size: int | None, population_size: int, store: str | None, dataset: str | None, out: str,
+           batch_size: int | None, population_size: int, float_only: bool, no_pruning: bool, local_fraction: float,
+           resume: bool, force_workers: bool, store: str | None, dataset: str | None, out: str,
            as_json: bool) -> None:
     """Search the joint space for the accuracy / latency / size Pareto front on the table's device."""
     from nas.search.api import SearchConfig, run_search
@@ -55,7 +63,9 @@ def search(space: str, predictor: str | None, table: str | None, objectives: str
                        latency_ms=latency_ms, size_mb=size_mb, min_accuracy=min_accuracy, sampler=sampler,
                        trials=trials, workers=workers, ray_address=ray_address, storage=storage, study=study,
                        seed=seed, evaluator=evaluator, verify_top=verify_top, backend=backend, supernet=supernet,
-                       data=data, encoding=encoding, batch_size=batch_size, population_size=population_size)
+                       data=data, encoding=encoding, batch_size=batch_size, population_size=population_size,
+                       quantize=not float_only, pruning=not no_pruning, local_fraction=local_fraction,
+                       resume=resume, force_workers=force_workers)
     cfg.validate()
     bar = None
     if not as_json and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"):
@@ -76,6 +86,8 @@ def search(space: str, predictor: str | None, table: str | None, objectives: str
     if as_json:
         echo_json(result.to_json())
         return
+    if result.summary["workers"].get("in_process"):
+        click.echo(f"  workers: {result.summary['workers']['in_process']}", err=True)
     click.echo(f"study {result.study}: {result.n_trials} trials ({result.n_new} new), "
                f"{result.trials_per_second:.0f} trials/s, {result.n_pareto} on the front, "
                f"hypervolume {result.hypervolume:.4f}")

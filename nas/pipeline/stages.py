@@ -212,7 +212,8 @@ def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, late
                  supernet: StageResult, ray_address: str | None) -> StageResult:
     s = exp.search
     settings = {"sampler": s.sampler, "trials": s.trials, "workers": s.workers, "objectives": s.objectives,
-                "storage": s.storage, "seed": exp.seed, "verify_top": s.verify_top, "quantize": s.quantize}
+                "storage": s.storage, "seed": exp.seed, "verify_top": s.verify_top, "quantize": s.quantize,
+                **({"pruning": False} if not s.pruning else {})}
 
     def search(folder: Path) -> dict[str, Any]:
         from nas.search.api import SearchConfig, run_search
@@ -221,6 +222,7 @@ def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, late
                            table=latency.outputs["table"], objectives=tuple(s.objectives), sampler=s.sampler,
                            trials=s.trials, workers=s.workers if s.workers > 1 else 0,
                            ray_address=ray_address, storage=s.storage, seed=exp.seed, quantize=s.quantize,
+                           pruning=s.pruning,
                            study=f"{exp.name}-{run.key_of('search', settings, [predictor, latency])}",
                            verify_top=s.verify_top, backend=exp.latency.backend if s.verify_top else None,
                            supernet=supernet.outputs["checkpoint"] if s.verify_top else None,
@@ -231,7 +233,7 @@ def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, late
         return {"out": str(folder.resolve()), "front": str(front.resolve()), "n_trials": result.n_trials,
                 "n_pareto": result.n_pareto, "hypervolume": result.hypervolume,
                 "trials_per_second": result.trials_per_second, "study": result.study, "storage": result.storage,
-                "device_tag": result.device_tag}
+                "device_tag": result.device_tag, "workers": result.summary["workers"]}
 
     return run.run("search", settings, [predictor, latency, supernet], search)
 
@@ -353,9 +355,12 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
 def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, latency: StageResult,
                     search: StageResult) -> StageResult:
     """What the search is compared with, on the same predicted evaluator and the same number of evaluations:
-    random sampling of the joint space, and Once-for-All's evolutionary search (per latency budget)."""
+    random sampling of the searched space, and Once-for-All's evolutionary search as OFA runs it
+    (`nas.search.evolution`: a feasible first population, over-budget candidates re-drawn for free, the search's
+    trials split over the latency budgets)."""
     settings = {"trials": exp.search.trials, "seed": exp.seed, "budgets": [b.model_dump() for b in exp.budgets],
-                "quantize": exp.search.quantize}
+                "quantize": exp.search.quantize, "baseline": "ofa-evolution-v2",
+                **({"pruning": False} if not exp.search.pruning else {})}
 
     def baselines(folder: Path) -> dict[str, Any]:
         import numpy as np
@@ -371,7 +376,8 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         table = LatencyTable.load(latency.outputs["table"])
         space = get_space(exp.space)
         res = table_resolutions(space, table)
-        space_r = get_space(exp.space, resolutions=res)  # the resolutions the search looked at
+        # the resolutions (and keep ratios) the search looked at
+        space_r = get_space(exp.space, resolutions=res, keep=None if exp.search.pruning else (1.0,))
         ev = PredictedEvaluator(space, load_predictor(predictor.outputs["predictor"]), table)
         n = exp.search.trials
         rnd_cfgs = space_r.sample_many(n, seed=exp.seed + 7, quantize=exp.search.quantize)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -34,6 +35,10 @@ EVALUATORS = ("predicted", "measured")
 # the field-wise operators at 6,000), at the same engine throughput since the search space is static
 # (experiments/results/search.md)
 DEFAULT_ENCODING = {"nsga2": "field-dense", "random": "block", "tpe": "field"}
+# why `workers` is ignored for the predicted evaluator unless forced: measured in experiments/results/search.md
+PREDICTED_IN_PROCESS = ("the predicted evaluator ran in this process: Ray workers cost more than they save on "
+                        "cheap evaluations (start-up, and every worker replaying the others' trials); they are "
+                        "kept for the measured evaluator (force them with force_workers / --force-workers)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class SearchConfig:
     sampler: str = "nsga2"
     trials: int = 2000
     workers: int | None = None  # None: 0 (in this process) for predicted, 1 for measured
+    force_workers: bool = False  # run `workers` Ray workers for the predicted evaluator too (see run_search)
     ray_address: str | None = None
     storage: str | None = None  # None: <out>/study.journal
     study: str | None = None  # None: hwnas-<space>-<table device tag>
@@ -63,7 +69,8 @@ class SearchConfig:
     encoding: str | None = None  # None: per sampler (DEFAULT_ENCODING)
     batch_size: int | None = None  # None: population size for nsga2, 500 random, 32 tpe, 1 measured
     population_size: int = 50
-    quantize: bool = True
+    quantize: bool = True  # False: float subnets only (`--float-only`)
+    pruning: bool = True  # False: every block keeps all its channels (`--no-pruning`)
     init: str = "spread"  # nsga2's first generation (`operators.INITS`); `random`: Optuna's
     # nsga2 on the packed `block`/`block-dense` encodings: field-wise mutation / crossover of a block's option
     # (`operators.MUTATIONS` / `CROSSOVERS`; `redraw` / `uniform`: Optuna's). The field encodings' genes are fields
@@ -71,6 +78,12 @@ class SearchConfig:
     mutation: str = "field"
     mutation_prob: float | None = None  # nsga2; None: 1 / number of parameters (Optuna's default)
     crossover: str = "field"
+    # with a budget (nsga2): the share of `trials` spent by the budget local search after NSGA-II (`local.py`);
+    # 0: NSGA-II throughout
+    local_fraction: float = 0.7
+    # continue a study whose search settings differ from these (`--resume`); without it that is an error, and a
+    # rerun continues only a study searched with the same settings (`trials` excepted: it is the target)
+    resume: bool = False
 
     def validate(self) -> SearchConfig:
         if self.space not in list_spaces():
@@ -98,6 +111,9 @@ class SearchConfig:
         if self.mutation_prob is not None and (isinstance(self.mutation_prob, bool) or not isinstance(
                 self.mutation_prob, (int, float)) or not 0.0 <= self.mutation_prob <= 1.0):
             raise bad_value("--mutation-prob", self.mutation_prob, "a number in [0, 1]")
+        if isinstance(self.local_fraction, bool) or not isinstance(self.local_fraction, (int, float)) or \
+                not 0.0 <= self.local_fraction < 1.0:
+            raise bad_value("--local-fraction", self.local_fraction, "a number in [0, 1)")
         if self.encoding is not None and self.encoding not in ENCODINGS:
             raise bad_value("--encoding", self.encoding, ", ".join(ENCODINGS))
         Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
@@ -147,7 +163,16 @@ class SearchConfig:
                        batch_size=self.batch_size, population_size=self.population_size,
                        sync_every_batch=bool(self.workers and self.workers > 1), resolutions=resolutions,
                        init=self.init, mutation=self.mutation, crossover=self.crossover,
-                       mutation_prob=None if self.mutation_prob is None else float(self.mutation_prob))
+                       mutation_prob=None if self.mutation_prob is None else float(self.mutation_prob),
+                       local_from=self.local_from(),
+                       keep=None if self.pruning else (max(get_space(self.space).spec.keep_choices),))
+
+    def local_from(self) -> int | None:
+        """The study's trial count from which the budget local search proposes (None: it never does)."""
+        if self.sampler != "nsga2" or not self.local_fraction or not Budgets(
+                self.latency_ms, self.size_mb, self.min_accuracy).any():
+            return None
+        return max(self.population_size, self.trials - int(round(self.local_fraction * self.trials)))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,6 +189,14 @@ def _abs(p: str | None) -> str | None:
 def _positive_int(field_: str, v: Any, minimum: int = 1) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise bad_value(field_, v, f"an integer >= {minimum}")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    trial: int
+    config: SubnetConfig
+    metrics: dict[str, Any]
+    feasible: bool
 
 
 @dataclass
@@ -184,6 +217,9 @@ class SearchResult:
     predictor: str | None = None
     predictor_info: dict[str, Any] | None = None
     config: SearchConfig | None = None
+    # every complete trial of the study, in trial order: its config and its metrics (`Metrics.row`) plus
+    # `trial` (its number) and `feasible` (meets every budget of the run)
+    trials: list[TrialRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"n_trials": self.n_trials, "n_new": self.n_new, "n_pareto": self.n_pareto,
@@ -194,7 +230,11 @@ class SearchResult:
 def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None = None,
                evaluator: Evaluator | None = None) -> SearchResult:
     """Run (or continue) the search; `progress(done, target)` is called as trials complete. `evaluator`
-    replaces the one built from `config` (in-process runs only: workers rebuild theirs from the config)."""
+    replaces the one built from `config` (in-process runs only: workers rebuild theirs from the config).
+
+    The predicted evaluator runs in this process whatever `workers` says, unless `force_workers`: its trials cost
+    well under a millisecond, less than sharing them between workers does, and Ray's start-up alone outlasts a
+    whole predicted search (experiments/results/search.md); the summary's `workers` says so."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -206,6 +246,10 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
                          f"{table.backend!r}; allowed: {table.backend!r} (or a table of {config.backend!r})")
     predictor = load_predictor(config.predictor) if config.predictor else None
     cfg = config.resolved(getattr(table, "device_tag", None))
+    worker_info: dict[str, Any] = {"workers": cfg.workers}
+    if cfg.evaluator == "predicted" and cfg.workers and not cfg.force_workers:
+        worker_info.update(requested=cfg.workers, workers=0, in_process=PREDICTED_IN_PROCESS)
+        cfg = replace(cfg, workers=0)
     spec = cfg.run_spec(table_resolutions(space, table))
     if evaluator is None:
         if cfg.evaluator == "predicted":
@@ -217,8 +261,8 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
         raise InputError("evaluator: a custom evaluator runs in this process only (use workers=0)")
     study = open_study(spec, create=True)
     before = count_complete(study)
+    _check_settings(study, cfg, before)
     target = cfg.trials
-    worker_info: dict[str, Any] = {"workers": cfg.workers}
     shared_ray = bool(cfg.workers and cfg.verify_top and before < target)  # both use Ray: start it once, not twice
     with ray_session(cfg.ray_address) if shared_ray else contextlib.nullcontext(None) as started:
         if started is not None:
@@ -252,7 +296,7 @@ def _run_and_finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, ev
 
             rep = run_workers(spec, target, cfg.workers, cfg.ray_address, progress=wprog, study=study)
             worker_info.update(rounds=rep.rounds, lost_workers=rep.lost_workers, stats=rep.stats,
-                               ray_address=rep.ray_address)
+                               ray_address=rep.ray_address, timings=rep.timings)
             worker_info.setdefault("ray_started", rep.ray_started)
     wall = time.perf_counter() - t0
     # `study` re-reads the storage on each query (a journal replays only what was appended since): every worker's
@@ -285,21 +329,66 @@ def _entry(config: SubnetConfig, m: dict[str, Any], feasible: bool, trial: int) 
 
 
 def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ...],
-                     quantize: bool = True) -> Normalizer:
-    """Ideal and nadir from the space's extremes under `evaluator`: the smallest and the largest subnet (at the
-    space's searched resolutions) at every bit policy the device supports (best and worst value of each objective
-    among them). Fixed per (space, evaluator), so the hypervolumes of runs on the same table and predictor
-    compare."""
+                     quantize: bool = True, n_random: int = 2000) -> Normalizer:
+    """Ideal and nadir of the Pareto front of a fixed set of subnets under `evaluator`: the smallest and the largest
+    subnet (at the space's searched resolutions) at every bit policy the device supports, plus `n_random` uniform
+    random subnets (seed 0). Fixed per (space, evaluator), so the hypervolumes of runs on the same table and
+    predictor compare; the nadir is the front's (not the slowest subnet's, which would squeeze every front into a
+    corner of the box), and `hypervolume` clips points beyond the ideal, so the value stays in [0, 1]."""
     cands = []
     for w, a in (space.bit_pairs if quantize else ((32, 32),)):
         cands.append(space.smallest(weight_bits=w, act_bits=a))
         cands.append(space.largest(weight_bits=w, act_bits=a))
+    cands += space.sample_many(n_random, seed=0, quantize=quantize)
     m = evaluator.evaluate(cands)
     rows = [m.row(i) for i in range(len(cands)) if m.supported[i]]
     if not rows:
-        raise HwnasError("the device supports none of the space's uniform bit policies: cannot normalise")
+        raise HwnasError("the device supports none of the space's subnets: cannot normalise")
     v = np.array([objective_values(objectives, r) for r in rows])
     return Normalizer.from_values(objectives, v) if len(v) > 1 else Normalizer(objectives, v[0], v[0])
+
+
+# what a rerun into the same study must repeat, unless it asks for `resume` (the study identity -- space,
+# objectives, budgets, encoding, bits, keep ratios -- must match even then: `engine.open_study`)
+SETTINGS_FIELDS = ("sampler", "seed", "population_size", "init", "mutation", "mutation_prob", "crossover",
+                   "local_fraction", "batch_size", "evaluator", "predictor", "table", "backend", "supernet", "data")
+SETTINGS_ATTR = "hwnas:settings"
+
+
+def _check_settings(study: Any, cfg: SearchConfig, n_complete: int) -> None:
+    d = cfg.to_dict()
+    want = {k: d[k] for k in SETTINGS_FIELDS}
+    have = study.user_attrs.get(SETTINGS_ATTR)
+    if have is not None and n_complete:
+        diff = [k for k in SETTINGS_FIELDS if json.dumps(have.get(k)) != json.dumps(want[k])]
+        if diff and not cfg.resume:
+            shown = ", ".join(f"{k}={have.get(k)!r} (got {want[k]!r})" for k in diff)
+            raise InputError(f"--out {cfg.out}: its study {cfg.study!r} holds {n_complete} trials searched with "
+                             f"{shown}; allowed: the same settings, --resume to continue it with these, or a new "
+                             "--out / --study")
+        if not diff:
+            return
+    study.set_user_attr(SETTINGS_ATTR, want)
+
+
+def _normalizer(cfg: SearchConfig, spec: RunSpec, space: Any, evaluator: Evaluator, predictor: Any, table: Any,
+                values: np.ndarray) -> tuple[Normalizer | None, str]:
+    """The hypervolume's normaliser, from the evaluator the run searched with: a cheap one scores the fixed
+    reference set (`space_normalizer`); measured metrics have no such set, so their own front bounds them."""
+    searched = get_space(cfg.space, resolutions=spec.resolutions, keep=spec.keep)
+    if isinstance(evaluator, MeasuredEvaluator):
+        if not len(values):
+            return None, "none"
+        return Normalizer.from_values(cfg.objectives, values), "this run's measured front"
+    if isinstance(evaluator, Evaluator):
+        return space_normalizer(searched, evaluator, cfg.objectives, cfg.quantize), \
+            f"space extremes + 2,000 random subnets under the searched evaluator ({evaluator.name})"
+    if predictor is not None and table is not None:  # a duck-typed evaluator: the run's predictor and table
+        return space_normalizer(searched, PredictedEvaluator(space, predictor, table), cfg.objectives, cfg.quantize), \
+            "space extremes + 2,000 random subnets under the run's predictor and table"
+    if not len(values):
+        return None, "none"
+    return Normalizer.from_values(cfg.objectives, values), "this run's front"
 
 
 def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator: Evaluator, predictor: Any,
@@ -319,15 +408,7 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
         seen.add(configs[i])
         front.append(_entry(configs[i], metrics[i], True, trials[i].number))
     front = with_lower_bounds(front, predictor)
-    pred_eval = evaluator if isinstance(evaluator, PredictedEvaluator) else (
-        PredictedEvaluator(space, predictor, table) if predictor is not None and table is not None else None)
-    if pred_eval is not None:
-        norm = space_normalizer(get_space(cfg.space, resolutions=spec.resolutions), pred_eval, cfg.objectives,
-                                cfg.quantize)
-    elif n:
-        norm = Normalizer.from_values(cfg.objectives, values)
-    else:
-        norm = None
+    norm, norm_basis = _normalizer(cfg, spec, space, evaluator, predictor, table, values)
     hv = hypervolume(values[feasible], norm) if norm is not None and feasible.any() else 0.0
     if cfg.verify_top and front:
         front = _verify(cfg, space, front)
@@ -340,7 +421,8 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
         "encoding": cfg.encoding, "evaluator": evaluator.describe(), "objectives": list(cfg.objectives),
         "budgets": budgets.to_dict(), "constraint_names": budgets.constraint_names(), "n_trials": n, "n_new": n_new, "n_failed": n_fail,
         "n_feasible": int(feasible.sum()), "n_distinct_configs": len(set(configs)),
-        "n_pareto": len(front), "hypervolume": hv, "hypervolume_normalization": norm.to_dict() if norm else None,
+        "n_pareto": len(front), "hypervolume": hv,
+        "hypervolume_normalization": {**norm.to_dict(), "basis": norm_basis} if norm else None,
         "wall_seconds": wall, "trials_per_second": tps, "workers": _jsonable(worker_info), "best": best,
     }
     out = Path(cfg.out)
@@ -360,7 +442,9 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
                         best=best, front=front, study=cfg.study or "", storage=cfg.storage or "", out=str(out),
                         summary=summary, device_tag=getattr(table, "device_tag", None),
                         device_fingerprint=dict(getattr(table, "fingerprint", {}) or {}) or None,
-                        predictor=cfg.predictor, predictor_info=dict(getattr(predictor, "info", {}) or {}), config=cfg)
+                        predictor=cfg.predictor, predictor_info=dict(getattr(predictor, "info", {}) or {}), config=cfg,
+                        trials=[TrialRecord(t.number, c, m, bool(f))
+                                for t, c, m, f in zip(trials, configs, metrics, feasible)])
 
 
 def add_to_store(result: SearchResult, url: str, dataset: str | None = None) -> int:

@@ -124,12 +124,12 @@ class BlockEncoding(Encoding):
         s = space.spec
         pairs = space.bit_pairs if quantize else ((32, 32),)
         self._options: list[tuple[int, int, float, int, int]] = [
-            (k, e, kp, w, a) for k in s.kernel_choices for e in s.expand_choices for kp in s.keep_choices
+            (k, e, kp, w, a) for k in s.kernel_choices for e in s.expand_choices for kp in space.keep_choices
             for (w, a) in pairs
         ]
         self.labels = [_label(*o) for o in self._options]
         # the option number's mixed radix (kernel most significant): what `BlockFieldMutation` decodes
-        self.radices: tuple[int, ...] | None = (len(s.kernel_choices), len(s.expand_choices), len(s.keep_choices),
+        self.radices: tuple[int, ...] | None = (len(s.kernel_choices), len(s.expand_choices), len(space.keep_choices),
                                                 len(pairs))
         self._decode = dict(enumerate(self._options))
         self._encode = {o: i for i, o in enumerate(self._options)}
@@ -215,7 +215,7 @@ class DenseFieldEncoding(Encoding):
             row = []
             for i in range(s.max_depth):
                 names = (f"kernel_s{st}b{i}", f"expand_s{st}b{i}", f"keep_s{st}b{i}", f"bits_s{st}b{i}")
-                for n, ch in zip(names, (s.kernel_choices, s.expand_choices, s.keep_choices, self._pair_labels)):
+                for n, ch in zip(names, (s.kernel_choices, s.expand_choices, space.keep_choices, self._pair_labels)):
                     self._dists[n] = Cat(list(ch))
                 row.append(names)
             self._names.append(row)

@@ -29,6 +29,7 @@ from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 from nas.budgets import Budgets
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
+from nas.search.local import BudgetLocalSearch, feasible_spread
 from nas.search.objectives import directions, objective_values
 from nas.search.operators import make_crossover, make_mutation, spread_configs
 from nas.search.samplers import make_sampler
@@ -66,11 +67,16 @@ class RunSpec:
     mutation: str = "field"  # nsga2's mutation of packed block options: `operators.MUTATIONS`
     mutation_prob: float | None = None  # None: Optuna's 1 / number of parameters
     crossover: str = "field"  # nsga2's crossover of packed block options: `operators.CROSSOVERS`
+    # with a budget: trials of the study from which on the budget local search (`local.py`) proposes the
+    # configs instead of the sampler (None: never)
+    local_from: int | None = None
+    keep: tuple[float, ...] | None = None  # searched keep ratios (None: all the space's; (1.0,): no pruning)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["objectives"] = list(self.objectives)
         d["resolutions"] = list(self.resolutions) if self.resolutions is not None else None
+        d["keep"] = list(self.keep) if self.keep is not None else None
         return d
 
     @classmethod
@@ -78,8 +84,9 @@ class RunSpec:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["objectives"] = tuple(d["objectives"])
-        if d.get("resolutions") is not None:
-            d["resolutions"] = tuple(d["resolutions"])
+        for k in ("resolutions", "keep"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
         return cls(**d)
 
     def study_identity(self) -> dict[str, Any]:
@@ -88,6 +95,7 @@ class RunSpec:
         return {"space": self.space, "objectives": list(self.objectives), "budgets": self.budgets,
                 "encoding": self.encoding, "quantize": self.quantize,
                 "resolutions": list(self.resolutions) if self.resolutions is not None else None,
+                **({"keep": list(self.keep)} if self.keep is not None else {}),
                 "scorers": scorer_identity(self)}
 
 
@@ -174,6 +182,7 @@ class EngineStats:
     seconds: float = 0.0
     eval_seconds: float = 0.0
     flush_seconds: float = 0.0
+    sync_seconds: float = 0.0  # reading other workers' trials from the shared storage
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -185,16 +194,23 @@ class _LightTrial:
     and the parameters are written to the in-memory storage in one update. (`optuna.Trial` re-reads the trial
     and copies its parameter dicts on every suggest: O(params^2) per trial, ~60 % of a `block-dense` trial.)"""
 
-    def __init__(self, study: optuna.Study, trial_id: int, fixed: dict[str, Any] | None = None) -> None:
+    def __init__(self, study: optuna.Study, trial_id: int, fixed: dict[str, Any] | None = None,
+                 sample: bool = True) -> None:
         self.study = study
-        self._fixed = fixed or {}  # a seeded trial's parameters (the sampler is still called, as Optuna does)
+        # a seeded trial's parameters: the sampler is still called, as Optuna does for an enqueued trial, unless
+        # `sample` is False (the budget local search's proposals: every parameter is fixed, and NSGA-II must not
+        # count them into its generations)
+        self._fixed = fixed or {}
         self._trial_id = trial_id
         self._frozen = study._storage.get_trial(trial_id)
         self.number = self._frozen.number
-        sampler = study.sampler
-        sampler.before_trial(study, self._frozen)
-        self._rel_space = sampler.infer_relative_search_space(study, self._frozen)
-        self._rel = sampler.sample_relative(study, self._frozen, self._rel_space)
+        self._rel_space: dict[str, Any] = {}
+        self._rel: dict[str, Any] = {}
+        if sample:
+            sampler = study.sampler
+            sampler.before_trial(study, self._frozen)
+            self._rel_space = sampler.infer_relative_search_space(study, self._frozen)
+            self._rel = sampler.sample_relative(study, self._frozen, self._rel_space)
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
 
@@ -223,7 +239,8 @@ class SearchEngine:
                  study: optuna.Study | None = None) -> None:
         self.spec = spec
         self.worker = worker
-        self.space = get_space(spec.space, resolutions=spec.resolutions)  # searches only those resolutions
+        # searches only those resolutions and keep ratios
+        self.space = get_space(spec.space, resolutions=spec.resolutions, keep=spec.keep)
         self.encoding = get_encoding(spec.encoding, self.space, spec.quantize)
         # what the shared study records: the space's own parameters
         self.stored = get_encoding("field", self.space, spec.quantize)
@@ -237,6 +254,11 @@ class SearchEngine:
         n_existing = count_complete(self.study)
         sampler_seed = _seed_for(spec.seed, worker, n_existing)
         self._mirror_dists = self.encoding.distributions()
+        # the budget phase (light samplers only: its trials bypass the sampler)
+        self.local: BudgetLocalSearch | None = None
+        cost = getattr(self.evaluator, "evaluate_cost", None)
+        if spec.local_from is not None and self.budgets.any() and spec.sampler == "nsga2":
+            self.local = BudgetLocalSearch(self.space, self.budgets, spec.quantize, sampler_seed ^ 0x5EED, cost=cost)
         self.mirror = optuna.create_study(
             directions=directions(spec.objectives), storage=FastInMemoryStorage(),
             sampler=make_sampler(spec.sampler, sampler_seed, spec.population_size,
@@ -252,8 +274,13 @@ class SearchEngine:
         # spread between them follows the worker's seed)
         self._seeds: list[dict[str, Any]] = []
         if spec.sampler == "nsga2" and spec.init == "spread" and not self.mirror.get_trials(deepcopy=False):
-            self._seeds = [self.encoding.params_from_config(c) for c in spread_configs(
-                self.space, spec.population_size, sampler_seed, spec.quantize)]
+            if self.budgets.any() and cost is not None:
+                # a first generation that meets the latency/size budgets, spread from small to the boundary
+                pool = spread_configs(self.space, 20 * spec.population_size, sampler_seed, spec.quantize)
+                first = feasible_spread(self.space, pool, cost, self.budgets, spec.population_size)
+            else:
+                first = spread_configs(self.space, spec.population_size, sampler_seed, spec.quantize)
+            self._seeds = [self.encoding.params_from_config(c) for c in first]
 
     # ---- the shared study -> mirror + cache ---------------------------------------------------------
     def sync(self) -> int:
@@ -268,8 +295,10 @@ class SearchEngine:
                 continue
             config = self.stored.config_from_params(t.params)
             m = t.user_attrs.get("metrics")
-            if m is not None:
-                self.cache.setdefault(config, m)
+            if m is not None and config not in self.cache:
+                self.cache[config] = m
+                if self.local is not None:
+                    self.local.observe(config, m)
             params = self.encoding.params_from_config(config)
             mirrored.append(FrozenTrial(
                 number=0, state=TrialState.COMPLETE, value=None, values=t.values, datetime_start=t.datetime_start,
@@ -287,7 +316,9 @@ class SearchEngine:
         bs = max(1, int(self.spec.batch_size))
         while stats.completed < n:
             if self.spec.sync_every_batch:
+                t0 = time.perf_counter()
                 self.sync()
+                stats.sync_seconds += time.perf_counter() - t0
             b = min(bs, n - stats.completed)
             trials, configs = self._ask(b)
             todo: dict[SubnetConfig, None] = {}
@@ -328,6 +359,8 @@ class SearchEngine:
         return stats
 
     def _ask(self, b: int) -> tuple[list[Any], list[SubnetConfig]]:
+        if self.local is not None and self.spec.local_from is not None and self._n_mirror() >= self.spec.local_from:
+            return self._ask_fixed(self.local.propose(b, self.cache))
         if not self._light:
             trials = [self.mirror.ask() for _ in range(b)]
             return trials, [self.encoding.suggest(t) for t in trials]
@@ -341,9 +374,27 @@ class SearchEngine:
             trials.append(t)
         return trials, configs
 
+    def _n_mirror(self) -> int:
+        return len(self.mirror._storage.get_all_trials(self.mirror._study_id, deepcopy=False))
+
+    def _ask_fixed(self, configs: list[SubnetConfig]) -> tuple[list[Any], list[SubnetConfig]]:
+        """Trials of the mirror with these configs, not drawn by the sampler."""
+        trials = []
+        storage, sid = self.mirror._storage, self.mirror._study_id
+        for c in configs:
+            self.mirror._thread_local.cached_all_trials = None
+            t = _LightTrial(self.mirror, storage.create_new_trial(sid), self.encoding.params_from_config(c),
+                            sample=False)
+            self.encoding.suggest(t)
+            t.commit()
+            trials.append(t)
+        return trials, list(configs)
+
     def _store(self, configs: list[SubnetConfig], metrics: Metrics) -> None:
         for i, c in enumerate(configs):
-            self.cache[c] = metrics.row(i)
+            row = self.cache[c] = metrics.row(i)
+            if self.local is not None:
+                self.local.observe(c, row)
 
     def _flush(self, trials: list[optuna.Trial], configs: list[SubnetConfig]) -> None:
         """Write the batch's finished trials to the shared study, spelled with the space's own parameters."""

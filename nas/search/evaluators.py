@@ -156,6 +156,15 @@ class PredictedEvaluator(Evaluator):
             raise HwnasError(f"evaluator: predictor/table returned {len(acc)}/{len(lat)} values for {len(idx)} configs")
         return Metrics(acc, lat, size, macs, sup)
 
+    def evaluate_cost(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(latency_ms, size_bytes, supported) without the accuracy predictor: what a search checks a candidate's
+        budgets with before spending an evaluation on it (a table lookup and exact counts, as cheap as OFA's
+        efficiency predictor)."""
+        lat = np.asarray(self.table.predict(idx, calibrated=self.calibrated), dtype=np.float64).reshape(-1)
+        sup = np.isfinite(lat)
+        _, _, size = self.profiles.compute(idx)
+        return np.where(sup, lat, UNSUPPORTED_LATENCY_MS), size, sup
+
     def describe(self) -> dict[str, Any]:
         return {"evaluator": self.name, "predictor": type(self.predictor).__name__,
                 "table_device": getattr(self.table, "device_tag", None)}

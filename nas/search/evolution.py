@@ -1,14 +1,18 @@
-"""The Once-for-All-style evolutionary search, as a baseline (ofa/nas/search_algorithm/evolution.py).
+"""Once-for-All's evolutionary search (`ofa.nas.search_algorithm.EvolutionFinder`), re-implemented on numpy genes
+as a baseline the pipeline can run without the `ofa` package. `experiments/bench_search.py` runs the package's own
+code beside it through adapters (`experiments/ofa_baseline.py`).
 
-Single objective (accuracy) under one latency constraint, as its authors run it: population 100, parent ratio
-0.25, mutation probability 0.1, mutation ratio 0.5 (half the children by mutation, half by crossover);
-candidates violating the constraint are re-drawn, and every drawn candidate costs one evaluation. To get a
-front from it, `evolution_search` runs it once per latency budget (budgets spread over the space's latency
-range) and splits the evaluation count evenly, as one would with OFA.
+What OFA does, and so this: single objective (accuracy) under one efficiency constraint; population 100, parent
+ratio 0.25, mutation ratio 0.5 (half the children by mutation, half by crossover). The first population is
+`random_valid_sample`'s: random subnets re-drawn until they meet the constraint. A mutated child re-draws the
+resolution with probability 0.5 and each block's (kernel, expand) and each stage's depth with probability 0.1;
+a crossover child takes every gene from either parent. Children that miss the constraint are re-drawn. Only
+accuracy evaluations count: the constraint is checked with the efficiency predictor (here: the latency table and
+the exact size), which OFA treats as free. Each generation evaluates `population_size` children.
 
-Genes are OFA's padded encoding extended with keep ratio and bits: resolution, depth per stage, and per block
-position (kernel, expand, keep, bit pair). Everything works on `to_indices` matrices, so the predicted
-evaluator scores a generation in one call.
+The extension to hwnas's joint space: keep ratio and bit pair are per-block genes re-drawn together, with the same
+probability as (kernel, expand) and independently of them. `evolution_search` runs it once per latency budget and
+splits the evaluation count evenly, as one would with OFA to get a front.
 """
 from __future__ import annotations
 
@@ -19,131 +23,104 @@ import numpy as np
 from search_spaces import SearchSpace
 
 from nas.search.evaluators import Metrics, PredictedEvaluator
+from nas.search.genes import BLOCK_FIELDS, Genes
+
+METRIC_FIELDS = ("accuracy", "latency_ms", "size_bytes", "macs", "supported")
 
 
 @dataclass(frozen=True)
 class EvolutionConfig:
     population_size: int = 100
     parent_ratio: float = 0.25
-    mutation_prob: float = 0.1
     mutation_ratio: float = 0.5
-    max_redraws: int = 50
+    arch_mutate_prob: float = 0.1
+    resolution_mutate_prob: float = 0.5
+    max_redraws: int = 1000  # per child; OFA loops until feasible (this stops a hopeless budget)
 
 
-class _Genes:
-    def __init__(self, space: SearchSpace, quantize: bool = True) -> None:
-        s = space.spec
-        self.space = space
-        pairs = space.bit_pairs if quantize else ((32, 32),)
-        # the resolution gene indexes the searched resolutions (e.g. those the latency table has)
-        self.res_ix = np.array([s.resolutions.index(r) for r in space.resolutions])
-        self.S, self.P = s.n_stages, s.n_positions
-        self.n_choices = np.array([len(self.res_ix)] + [len(s.depth_choices)] * self.S
-                                  + [len(s.kernel_choices), len(s.expand_choices), len(s.keep_choices),
-                                     len(pairs)] * self.P)
-        w_ix = {w: i for i, w in enumerate(s.weight_bit_choices)}
-        a_ix = {a: i for i, a in enumerate(s.act_bit_choices)}
-        self.pair_w = np.array([w_ix[w] for w, _ in pairs])
-        self.pair_a = np.array([a_ix[a] for _, a in pairs])
-        self.depths = np.array(s.depth_choices)
-        self.max_depth = s.max_depth
-
-    def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return (rng.random((n, len(self.n_choices))) * self.n_choices).astype(np.int64)
-
-    def mutate(self, rng: np.random.Generator, g: np.ndarray, prob: float) -> np.ndarray:
-        mask = rng.random(g.shape) < prob
-        return np.where(mask, self.random(rng, len(g)), g)
-
-    def crossover(self, rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.where(rng.random(a.shape) < 0.5, a, b)
-
-    def to_indices(self, g: np.ndarray) -> np.ndarray:
-        n = len(g)
-        idx = np.full((n, self.space.n_index_columns), -1, dtype=np.int16)
-        idx[:, 0] = self.res_ix[g[:, 0]]
-        idx[:, 1:1 + self.S] = g[:, 1:1 + self.S]
-        depth = self.depths[g[:, 1:1 + self.S]]  # (n, S)
-        blk = g[:, 1 + self.S:].reshape(n, self.P, 4)
-        pos_stage, pos_i = np.divmod(np.arange(self.P), self.max_depth)
-        active = pos_i[None, :] < depth[:, pos_stage]
-        out = np.stack([blk[:, :, 0], blk[:, :, 1], blk[:, :, 2], self.pair_w[blk[:, :, 3]],
-                        self.pair_a[blk[:, :, 3]]], axis=2)
-        out = np.where(active[:, :, None], out, -1)
-        idx[:, 1 + self.S:] = out.reshape(n, -1)
-        return idx
+def concat_metrics(ms: list[Metrics]) -> Metrics:
+    if not ms:
+        return Metrics(np.zeros(0), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
+    return Metrics(*(np.concatenate([getattr(m, f) for m in ms]) for f in METRIC_FIELDS))
 
 
-class _Counter:
-    def __init__(self, evaluator: PredictedEvaluator, genes: _Genes, limit: int) -> None:
-        self.evaluator, self.genes, self.limit = evaluator, genes, limit
-        self.indices: list[np.ndarray] = []
-        self.metrics: list[Metrics] = []
-        self.used = 0
-
-    def left(self) -> int:
-        return self.limit - self.used
-
-    def __call__(self, g: np.ndarray) -> Metrics:
-        idx = self.genes.to_indices(g)
-        m = self.evaluator.evaluate_indices(idx)
-        self.indices.append(idx)
-        self.metrics.append(m)
-        self.used += len(g)
-        return m
+def ofa_mutate(genes: Genes, rng: np.random.Generator, g: np.ndarray, cfg: EvolutionConfig) -> np.ndarray:
+    n = len(g)
+    mask = np.zeros(g.shape, bool)
+    mask[:, 0] = rng.random(n) < cfg.resolution_mutate_prob
+    mask[:, 1:1 + genes.S] = rng.random((n, genes.S)) < cfg.arch_mutate_prob
+    nf = len(BLOCK_FIELDS)
+    ke = rng.random((n, genes.P)) < cfg.arch_mutate_prob  # (kernel, expand) together, as OFA
+    kb = rng.random((n, genes.P)) < cfg.arch_mutate_prob  # (keep, bits) together: the joint space's extension
+    blk = np.stack([ke, ke, kb, kb], axis=2).reshape(n, genes.P * nf)
+    mask[:, genes.block_base:] = blk
+    return genes.redraw(rng, g, mask)
 
 
-def _draw_feasible(rng: np.random.Generator, make: callable, count: _Counter, n: int, budget: float,  # type: ignore[valid-type]
-                   max_redraws: int) -> tuple[np.ndarray, Metrics | None]:
-    """n candidates satisfying latency <= budget; every drawn candidate (accepted or not) is evaluated."""
-    kept: list[np.ndarray] = []
-    acc: list[np.ndarray] = []
-    for _ in range(max_redraws):
-        need = n - sum(len(k) for k in kept)
-        if need <= 0 or count.left() <= 0:
-            break
-        g = make(min(need, count.left()))
-        m = count(g)
-        ok = (m.latency_ms <= budget) & m.supported
-        kept.append(g[ok])
-        acc.append(m.accuracy[ok])
-    if not kept:
-        return np.zeros((0, len(count.genes.n_choices)), np.int64), None
-    return np.concatenate(kept)[:n], Metrics(np.concatenate(acc)[:n], np.zeros(0), np.zeros(0, np.int64),
-                                              np.zeros(0, np.int64), np.zeros(0, bool))
+class _Feasible:
+    """Re-draws candidates until they meet `latency <= budget` (and run on the device): free, as in OFA."""
+
+    def __init__(self, evaluator: PredictedEvaluator, genes: Genes, budget: float, max_redraws: int) -> None:
+        self.evaluator, self.genes, self.budget, self.max_redraws = evaluator, genes, budget, max_redraws
+        self.checked = 0
+
+    def draw(self, make, n: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+        kept: list[np.ndarray] = []
+        have = 0
+        for _ in range(self.max_redraws):
+            if have >= n:
+                break
+            g = make(n - have)
+            lat, _, sup = self.evaluator.evaluate_cost(self.genes.to_indices(g))
+            self.checked += len(g)
+            ok = sup & (lat <= self.budget)
+            kept.append(g[ok])
+            have += int(ok.sum())
+        return np.concatenate(kept)[:n] if kept else np.zeros((0, self.genes.n_genes), np.int64)
 
 
 def evolve_once(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int, latency_budget: float, seed: int,
                 cfg: EvolutionConfig = EvolutionConfig(), quantize: bool = True) -> tuple[np.ndarray, Metrics]:
-    """One OFA evolution under `latency <= latency_budget`; returns every evaluated config (indices) and metrics."""
-    genes = _Genes(space, quantize)
+    """One OFA evolution under `latency <= latency_budget` with `n_evals` accuracy evaluations (the first
+    population and then whole generations; the last one truncated); every evaluated config (indices) and its
+    metrics."""
+    genes = Genes(space, quantize)
     rng = np.random.default_rng(seed)
-    count = _Counter(evaluator, genes, n_evals)
+    feas = _Feasible(evaluator, genes, latency_budget, cfg.max_redraws)
     P = cfg.population_size
     n_parents = int(round(cfg.parent_ratio * P))
     n_mut = int(round(cfg.mutation_ratio * P))
-    pop, pm = _draw_feasible(rng, lambda k: genes.random(rng, k), count, P, latency_budget, cfg.max_redraws)
-    pop_acc = pm.accuracy if pm is not None else np.zeros(0)
-    while count.left() > 0 and len(pop):
-        order = np.argsort(-pop_acc)[:n_parents]
+    idx_all: list[np.ndarray] = []
+    m_all: list[Metrics] = []
+
+    def evaluate(g: np.ndarray) -> np.ndarray:
+        idx = genes.to_indices(g)
+        m = evaluator.evaluate_indices(idx)
+        idx_all.append(idx)
+        m_all.append(m)
+        return m.accuracy
+
+    left = n_evals
+    pop = feas.draw(lambda k: genes.random(rng, k), min(P, left))
+    pop_acc = evaluate(pop) if len(pop) else np.zeros(0)
+    left -= len(pop)
+    while left > 0 and len(pop):
+        order = np.argsort(-pop_acc, kind="stable")[:n_parents]
         parents, parents_acc = pop[order], pop_acc[order]
-
-        def mutate(k: int) -> np.ndarray:
-            return genes.mutate(rng, parents[rng.integers(0, len(parents), k)], cfg.mutation_prob)
-
-        def cross(k: int) -> np.ndarray:
-            return genes.crossover(rng, parents[rng.integers(0, len(parents), k)],
-                                   parents[rng.integers(0, len(parents), k)])
-
-        kids_m, km = _draw_feasible(rng, mutate, count, n_mut, latency_budget, cfg.max_redraws)
-        kids_c, kc = _draw_feasible(rng, cross, count, P - n_mut, latency_budget, cfg.max_redraws)
-        pop = np.concatenate([parents, kids_m, kids_c])
-        pop_acc = np.concatenate([parents_acc, km.accuracy if km is not None else np.zeros(0),
-                                  kc.accuracy if kc is not None else np.zeros(0)])
-    idx = np.concatenate(count.indices) if count.indices else np.zeros((0, space.n_index_columns), np.int16)
-    m = count.metrics
-    return idx, Metrics(*(np.concatenate([getattr(x, f) for x in m]) for f in
-                          ("accuracy", "latency_ms", "size_bytes", "macs", "supported")))
+        k_mut = min(n_mut, left)
+        kids_m = feas.draw(lambda k: ofa_mutate(genes, rng, parents[rng.integers(0, len(parents), k)], cfg), k_mut)
+        k_cross = min(P - n_mut, left - len(kids_m))
+        kids_c = feas.draw(lambda k: genes.crossover(rng, parents[rng.integers(0, len(parents), k)],
+                                                     parents[rng.integers(0, len(parents), k)]), k_cross)
+        kids = np.concatenate([kids_m, kids_c])
+        if not len(kids):
+            break
+        acc = evaluate(kids)
+        left -= len(kids)
+        pop = np.concatenate([parents, kids])
+        pop_acc = np.concatenate([parents_acc, acc])
+    idx = np.concatenate(idx_all) if idx_all else np.zeros((0, space.n_index_columns), np.int16)
+    return idx, concat_metrics(m_all)
 
 
 def evolution_search(space: SearchSpace, evaluator: PredictedEvaluator, n_evals: int, latency_budgets: list[float],
@@ -158,5 +135,4 @@ def evolution_search(space: SearchSpace, evaluator: PredictedEvaluator, n_evals:
         x, m = evolve_once(space, evaluator, n, b, seed * 1000 + i, cfg, quantize)
         idx.append(x)
         ms.append(m)
-    return np.concatenate(idx), Metrics(*(np.concatenate([getattr(x, f) for x in ms]) for f in
-                                          ("accuracy", "latency_ms", "size_bytes", "macs", "supported")))
+    return np.concatenate(idx), concat_metrics(ms)

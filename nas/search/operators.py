@@ -76,7 +76,7 @@ def spread_configs(space: SearchSpace, n: int, seed: int, quantize: bool = True)
             s.name, int(res[int(_knob_index(rng, len(res), t))]), depths,
             tuple(int(s.kernel_choices[j]) for j in _knob_index(rng, len(s.kernel_choices), t, nb)),
             tuple(int(s.expand_choices[j]) for j in _knob_index(rng, len(s.expand_choices), t, nb)),
-            tuple(float(s.keep_choices[j]) for j in _knob_index(rng, len(s.keep_choices), t, nb)),
+            tuple(float(space.keep_choices[j]) for j in _knob_index(rng, len(space.keep_choices), t, nb)),
             tuple(int(pairs[j][0]) for j in pix), tuple(int(pairs[j][1]) for j in pix)))
     return out
 

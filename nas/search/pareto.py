@@ -58,15 +58,17 @@ class Normalizer:
 
 
 def hypervolume(values: np.ndarray, normalizer: Normalizer) -> float:
-    """Hypervolume of the points `values` (natural units) dominated w.r.t. the normalised reference point."""
+    """The fraction of the reference box ``[0, ref]^k`` (normalised losses) that the points `values` (natural units)
+    dominate: in [0, 1] whatever the points, so runs compare on one fixed normalisation. A point beyond the
+    normaliser's ideal counts as at the ideal (its losses are clipped at 0): it cannot push the value above 1."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return 0.0
-    loss = normalizer(v)
+    loss = np.maximum(normalizer(v), 0.0)
     ref = np.full(loss.shape[1], normalizer.ref)
     loss = loss[np.all(loss < ref, axis=1)]
     if len(loss) == 0:
         return 0.0
     loss = loss[_is_pareto_front(loss, assume_unique_lexsorted=False)]
     loss = np.unique(loss, axis=0)
-    return float(compute_hypervolume(loss, ref, assume_pareto=True))
+    return float(compute_hypervolume(loss, ref, assume_pareto=True)) / float(np.prod(ref))

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial
 
 from search_spaces import HwnasError, InputError
 
+from nas.search.journal import FastJournalStorage
 from nas.store import URL_SCHEMES as RDB_SCHEMES  # noqa: E402  (one list of the schemes hwnas opens)
 
 
@@ -93,10 +94,10 @@ def open_journal(path: Path) -> JournalStorage:
     lock = optuna.storages.journal.JournalFileOpenLock(str(path))
     _repair_journal(path, lock, full=False)
     try:
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        return FastJournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     except (json.JSONDecodeError, UnicodeDecodeError):
         _repair_journal(path, lock, full=True)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        return FastJournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
 def _repair_journal(path: Path, lock: Any, full: bool) -> None:

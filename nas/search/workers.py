@@ -9,6 +9,7 @@ duplicated (each carries a unique `hwnas:uid`), whatever died on the way.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,7 @@ class WorkerReport:
     stats: list[dict[str, Any]] = field(default_factory=list)
     ray_started: bool = False
     ray_address: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: ray start, actors ready, rounds
 
 
 def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | None = None,
@@ -71,8 +73,10 @@ def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | Non
     from ray.exceptions import RayActorError, RayTaskError
 
     report = WorkerReport()
+    t0 = time.perf_counter()
     with ray_session(ray_address) as started:  # shut down at the end only if started here
         report.ray_started = started
+        report.timings["ray_start_s"] = time.perf_counter() - t0
         try:
             report.ray_address = ray.get_runtime_context().gcs_address
         except Exception:  # pragma: no cover - informational only
@@ -106,6 +110,7 @@ def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | Non
                             actors.pop(name)
                             report.lost_workers.append(name)
                 names = list(actors)
+                report.timings.setdefault("actors_ready_s", time.perf_counter() - t0)
                 if not names:
                     continue
                 quotas = [remaining // len(names) + (1 if i < remaining % len(names) else 0) for i in range(len(names))]
@@ -128,6 +133,7 @@ def run_workers(spec: RunSpec, target: int, workers: int, ray_address: str | Non
                     if progress is not None:
                         progress(Progress(count_complete(study), target, report.rounds, dict(pids),
                                           list(report.lost_workers)))
+            report.timings["total_s"] = time.perf_counter() - t0
         finally:
             for a in actors.values():
                 try:
