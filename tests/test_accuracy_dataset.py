@@ -42,6 +42,18 @@ def test_sample_configs_prefix_and_mix():
         sample_configs(sp, 3, quantized_fraction=1.5)
 
 
+def test_labels_on_the_first_images_of_the_split(tmp_path, ckpt):
+    """`max_images`: each record measured on that many images, said so in the record; a resume with another count
+    is refused (the labels would not compare)."""
+    out = tmp_path / "acc.jsonl"
+    collect(ckpt, None, 3, out, seed=0, max_images=20, **KW)
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["max_images"], r["images"]) for r in recs] == [(20, 20)] * 3
+    assert all(abs(sum(r["accuracy_halves"]) / 2 - r["accuracy"]) <= 100 / 20 + 1e-6 for r in recs)
+    with pytest.raises(InputError, match="max_images 20; allowed: .* max_images None"):
+        collect(ckpt, None, 4, out, seed=0, **KW)
+
+
 def test_collect_schema(tmp_path, ckpt):
     out = tmp_path / "acc.jsonl"
     res = collect(ckpt, None, 4, out, seed=0, **KW)
@@ -51,7 +63,8 @@ def test_collect_schema(tmp_path, ckpt):
     n_holdout = load_data("synthetic", seed=0).split_sizes()["holdout"]
     for line in lines:
         r = json.loads(line)
-        assert set(r) == set(RECORD_KEYS) | {"accuracy_halves"}
+        assert set(r) == set(RECORD_KEYS) | {"accuracy_halves", "max_images", "images"}
+        assert r["max_images"] is None and r["images"] == n_holdout
         c = SubnetConfig.from_dict(r["config"])
         assert r["quantized"] == c.is_quantized
         assert 0.0 <= r["accuracy"] <= 100.0 and r["seconds"] > 0
