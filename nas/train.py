@@ -175,10 +175,13 @@ def prepare_subnet(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, 
 
 
 def evaluate(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, split: str = "test",
-             calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0, runtime: Runtime = CPU) -> float:
-    """Top-1 accuracy (percent, 0-100) of the subnet `config` on `split`, as extracted with BN statistics and
-    activation ranges recalibrated on `calib_batches` fixed training batches (the supernet is not modified)."""
-    return evaluate_detailed(net, config, data, split, calib_batches, calib_batch_size, seed, runtime)["accuracy"]
+             calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0, runtime: Runtime = CPU,
+             max_images: int | None = None) -> float:
+    """Top-1 accuracy (percent, 0-100) of the subnet `config` on `split` (its first `max_images`), as extracted
+    with BN statistics and activation ranges recalibrated on `calib_batches` fixed training batches (the supernet
+    is not modified)."""
+    return evaluate_detailed(net, config, data, split, calib_batches, calib_batch_size, seed, runtime,
+                             max_images)["accuracy"]
 
 
 def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, split: str = "test",
@@ -210,9 +213,10 @@ def reference_configs(space: SearchSpace, n_random: int = 0, seed: int = 0) -> d
 
 
 def evaluate_references(net: Supernet, data: AnyData, split: str = "test", n_random: int = 0,
-                        seed: int = 0, runtime: Runtime = CPU) -> dict[str, float]:
+                        seed: int = 0, runtime: Runtime = CPU, max_images: int | None = None,
+                        calib_batches: int = 8) -> dict[str, float]:
     space = get_space(net.spec.name, num_classes=net.spec.num_classes, in_channels=net.spec.in_channels)
-    return {name: evaluate(net, c, data, split, runtime=runtime)
+    return {name: evaluate(net, c, data, split, calib_batches, runtime=runtime, max_images=max_images)
             for name, c in reference_configs(space, n_random, seed).items()}
 
 
