@@ -6,8 +6,8 @@
    subnet (BN statistics of the quantized one) and quantize it with `latency_tables.quantize.quantize_onnx`:
    static QDQ per-channel, per-layer bits from `Subnet.quant_policy()`, 32-bit layers left float;
 3. verify: onnxruntime vs the PyTorch subnet (the fake-quantized one for a quantized export) -- max abs / rel
-   diff and top-1 agreement on the test split; test (and holdout) accuracy vs predicted; latency measured on the backend vs
-   predicted from the latency table (or the stored front entry);
+   diff and top-1 agreement on the test split; test (and holdout) accuracy vs predicted; latency measured on the
+   backend vs predicted from the latency table (or the stored front entry);
 4. write `model.onnx` and `model.card.json` atomically (built in a temporary folder beside `out`, renamed).
 """
 from __future__ import annotations
