@@ -94,6 +94,9 @@ class LatencySection(_Section):
     validate_n: Annotated[int, Field(ge=0)] = 10  # held-out subnets measured end to end to report fidelity
     table: str | None = None  # reuse this table instead of building one
     device_tag: str | None = None
+    # time a whole reference subnet between rounds and store latencies relative to it (cancels slow load drift on
+    # a shared machine); off, a table holds the plain timings a user of a quiet machine measures
+    load_reference: bool = True
 
     @field_validator("table")
     @classmethod

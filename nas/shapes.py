@@ -83,9 +83,11 @@ def draw_shape(rng: np.random.Generator, cls: str, style: Style = HARD) -> np.nd
 
 
 def generate(n: int, seed: int, style: Style = EASY) -> tuple[np.ndarray, np.ndarray]:
-    """`n` images (uint8, (n, SIZE, SIZE)) and their labels, classes in turn (balanced), from `seed`."""
+    """`n` images (uint8, (n, SIZE, SIZE)) and their labels from `seed`: classes in turn, two of each, so every prefix
+    of 20 images is balanced and so are its even and its odd images (the two halves `label_reliability` compares:
+    one class per image in turn would put the even classes in one half and the odd ones in the other)."""
     rng = np.random.default_rng(seed)
-    labels = np.arange(n, dtype=np.int64) % len(CLASSES)
+    labels = (np.arange(n, dtype=np.int64) // 2) % len(CLASSES)
     images = (np.stack([draw_shape(rng, CLASSES[c], style) for c in labels]) if n
               else np.zeros((0, SIZE, SIZE), np.uint8))
     return images, labels

@@ -122,6 +122,9 @@ def test_builtin_shapes_data_set():
     assert d.split_sizes() == {s: n for s, (n, _) in SHAPES_SPLITS.items()}
     assert d.classes == list(CLASSES) and d.at("test", 32)[0].shape == (SHAPES_SPLITS["test"][0], 1, 32, 32)
     assert d.labels["holdout"][:600].bincount().tolist() == [60] * 10
+    # both halves of any prefix (even / odd images: label_reliability's two measurements) hold every class
+    even, odd = d.labels["holdout"][:600:2], d.labels["holdout"][1:600:2]
+    assert even.bincount().tolist() == odd.bincount().tolist() == [30] * 10
     other = load_data("shapes", seed=1, in_channels=1, holdout=0.4)
     assert all(torch.equal(d.images[s], other.images[s]) and torch.equal(d.labels[s], other.labels[s])
                for s in ("train", "holdout", "test"))

@@ -84,7 +84,7 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool, ray_addres
     return run.run("supernet", settings, [], train)
 
 
-REFERENCE_IMAGES = 2000
+REFERENCE_IMAGES = 1000
 
 
 def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
@@ -110,7 +110,7 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
     net, data, _ = load_for_eval(ckpt, runtime=runtime, data_workers=s.data_workers)
     return {"checkpoint": str(Path(ckpt).resolve()), "trained_here": True, "epochs": res.epochs_done,
             "train_seconds": res.seconds,
-            # a summary, on at most REFERENCE_IMAGES test images (+-0.8 points at 85 %): the whole split of a
+            # a summary, on at most REFERENCE_IMAGES test images (+-1.1 points at 85 %): the whole split of a
             # generated set would cost the run minutes
             "test_accuracy": evaluate_references(net, data, split="test", runtime=runtime,
                                                  max_images=REFERENCE_IMAGES,
@@ -119,12 +119,13 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
 
 def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | None, progress: bool) -> dict[str, Any]:
     """Build (or resume) the latency table, then validate it on held-out subnets (runs in a child)."""
-    from latency_tables import build_table, validate_table
+    from latency_tables import Protocol, build_table, validate_table
     from latency_tables.validate import calibration_summary
 
     exp = Experiment.model_validate(exp_dict)
     lat = exp.latency
     table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
+                        protocol=Protocol(reference=lat.load_reference),
                         batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
                         calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress,
                         precision=lat.precision)
@@ -165,6 +166,7 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
     settings = {"space": exp.space, "backend": lat.backend, "threads": lat.threads, "batch_size": lat.batch_size,
                 "resolutions": lat.resolutions, "calibrate": lat.calibrate, "validate_n": lat.validate_n,
                 "device_tag": lat.device_tag, "host": platform.node(), "fingerprint": fingerprint,
+                "load_reference": lat.load_reference,
                 "quantize": exp.search.quantize}
     if lat.precision != "fp32":  # fp32 keeps the key it had before precisions existed
         settings["precision"] = lat.precision
@@ -276,6 +278,7 @@ def budget_slug(b: Budget, i: int) -> str:
 # a min_accuracy budget: this many of the best predicted subnets that meet it at the predictor's confidence are
 # measured on the holdout split (the labels' split, never the test split) until one meets it as measured
 VERIFY_CANDIDATES = 3
+CHECK_IMAGES = 3000  # holdout images a candidate is checked on (+-0.6 points at 88 %)
 
 
 def _holdout_checker(ckpt: str, data: str, calib_batches: int) -> Any:
@@ -288,7 +291,8 @@ def _holdout_checker(ckpt: str, data: str, calib_batches: int) -> Any:
 
         if not loaded:
             loaded["net"], loaded["data"], _ = load_for_eval(ckpt, data)
-        return round(evaluate(loaded["net"], config, loaded["data"], "holdout", calib_batches=calib_batches), 4)
+        return round(evaluate(loaded["net"], config, loaded["data"], "holdout", calib_batches=calib_batches,
+                              max_images=CHECK_IMAGES), 4)
 
     return check
 
