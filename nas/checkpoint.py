@@ -29,15 +29,21 @@ def save_supernet(path: str | os.PathLike[str], net: Supernet, meta: dict[str, A
         torch.save(payload, tmp)
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_torch_file(path: str | os.PathLike[str], field: str, what: str) -> Any:
+    """`torch.load` on the CPU, weights only (no pickle of code), with one clear line for a missing, truncated or
+    foreign file; `what` names the kind of file expected ("hwnas checkpoint")."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"supernet: got {str(path)!r}, allowed: an existing checkpoint file")
+        raise InputError(f"{field}: got {str(path)!r}, allowed: an existing {what} file")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or not a torch file
-        raise InputError(f"supernet: {path} is not a readable hwnas checkpoint ({type(e).__name__}: "
+        raise InputError(f"{field}: {path} is not a readable {what} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    payload = load_torch_file(path, "supernet", "hwnas checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise HwnasError(f"supernet: {path} is not an hwnas supernet checkpoint")
     if payload.get("version") != VERSION:

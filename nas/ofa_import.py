@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from search_spaces import HwnasError, InputError, get_space
+from nas.checkpoint import load_torch_file
+from search_spaces import InputError, get_space
 from search_spaces.files import sha256_file
 from search_spaces.supernet import Supernet
 
@@ -112,18 +113,11 @@ def supernet_from_ofa_state_dict(state_dict: dict[str, Any], space: str = "mbv3"
 
 def read_ofa_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The state dict inside an OFA checkpoint file (`{'state_dict': ...}` as its model zoo stores it, or bare)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"CHECKPOINT: got {str(path)!r}, allowed: an existing Once-for-All checkpoint file")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise HwnasError(f"CHECKPOINT: {p} is not a readable torch checkpoint ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    obj = load_torch_file(path, "CHECKPOINT", "Once-for-All checkpoint")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise InputError(f"CHECKPOINT: {p} holds a {type(obj).__name__}, allowed: a state dict")
+        raise InputError(f"CHECKPOINT: {path} holds a {type(obj).__name__}, allowed: a state dict")
     return obj
 
 

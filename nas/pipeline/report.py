@@ -168,6 +168,12 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
                                 {"": "uncalibrated", "n": str(un.get("n", val["n"])),
                                  "within 5%": _f(un.get("within_5pct")), "within 10%": _f(un.get("within_10pct")),
                                  "MAPE": _f(un.get("mape"), "{:.3f}")}], markdown=True), ""]
+    cal = results["latency"].outputs.get("calibration")
+    if cal and cal.get("cv_mape"):
+        errs = ", ".join(f"{k} {100 * v:.1f} %" for k, v in cal["cv_mape"].items())
+        verdict = f"**{cal['method']}** applied" if cal.get("applied") else "none applied: the plain block sum is kept"
+        lines += [f"Calibration chosen by leave-one-out error on {cal.get('n', '?')} whole subnets ({errs}): "
+                  f"{verdict}.", ""]
     pr = results["predictor"].outputs.get("report") or {}
     if pr:
         keys = ("kind", "kendall_tau", "spearman", "rmse", "n_train", "n_test")
@@ -192,8 +198,10 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
                 lines += [f"{what.capitalize()} chosen by {sel['cv_folds']}-fold cross-validated Kendall tau: "
                           f"**{sel['chosen']}** ({taus}).", ""]
     se = results["search"].outputs
+    workers = se.get("workers") or {}
+    where = f" ({workers['requested']} workers asked for: {workers['in_process']})" if workers.get("in_process") else ""
     lines += ["## Search", "", f"{se['n_trials']} trials, {se['n_pareto']} on the front, hypervolume "
-              f"{se['hypervolume']:.4f}, {se['trials_per_second']:.0f} trials/s; study `{se['study']}`.", "",
+              f"{se['hypervolume']:.4f}, {se['trials_per_second']:.0f} trials/s{where}; study `{se['study']}`.", "",
               "## Stages", "", format_table([{"stage": r.name, "cached": "yes" if r.cached else "no",
                                               "seconds": f"{r.seconds:.1f}", "folder": str(r.folder)}
                                              for r in results.values()], markdown=True), ""]
