@@ -105,8 +105,8 @@ def plot_front(exp: Experiment, search: StageResult, export: StageResult, path: 
     for b in exp.budgets:
         if b.latency_ms is not None:
             ax.axvline(b.latency_ms, color="gray", ls=":", lw=1)
-    ax.set_xlabel(f"latency (ms, {exp.latency.backend}): predicted, and measured on the exports")
-    ax.set_ylabel("top-1 accuracy (%): predicted, and measured on the test split")
+    ax.set_xlabel(f"latency, ms on {exp.latency.backend} (predicted; measured on the exports)")
+    ax.set_ylabel("top-1 % (predicted; measured on test)")
     if labelled:
         ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"{exp.name}: {exp.space} on {exp.data}, {search.outputs['n_trials']} trials")
