@@ -183,4 +183,4 @@ def test_cli_train_and_eval(tmp_path):
                                  "--out", str(tmp_path / "z.pt")])
     assert r.exit_code == 2 and "unknown search space 'nope'" in r.output
     r = CliRunner().invoke(cli, ["supernet", "eval", "--supernet", str(tmp_path / "missing.pt")])
-    assert r.exit_code == 2 and "existing checkpoint file" in r.output
+    assert r.exit_code == 2 and "existing hwnas checkpoint file" in r.output
