@@ -1,65 +1,57 @@
-"""Make `import ofa` (the Once-for-All PyPI package) work without torchvision.
+"""Make `import ofa` (the Once-for-All PyPI package) work without torchvision -- one stand-in for the benchmarks
+(`experiments/ofa_baseline.py`) and the import-equivalence test (`tests/test_ofa_import.py`).
 
 `ofa` imports torchvision at package import time (for `RandomResizedCrop` and `transforms.functional`), and the
-only torchvision wheel the registry has for torch 2.13 is a CUDA build that fails to import here (FACTS.md). The
-benchmarks use `ofa` for its search code and its network definitions only, which need none of torchvision, so a
-minimal stand-in package is enough: `torchvision/transforms/__init__.py` with an empty `RandomResizedCrop`
-class, and an empty `torchvision/transforms/functional.py`.
-
-`enable_ofa()` puts such a stand-in on `sys.path` (in a per-user cache directory, written once) unless a real
-torchvision imports, then imports `ofa` and returns it.
+only torchvision wheel the registry has for torch 2.13 is a CUDA build that fails to import here (FACTS.md). Its
+search code and network definitions need none of torchvision, so stand-in modules registered in `sys.modules` are
+enough (nothing in them is ever called), plus `torch._six`, which torch 2.x dropped and OFA's loaders still import.
 """
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-import tempfile
-from pathlib import Path
+import types
 from types import ModuleType
 
-from search_spaces.files import atomic_write_text
 
-STUB_FILES = {
-    "torchvision/__init__.py": '"""Stand-in for torchvision (experiments/ofa_compat.py): enough for `import ofa`."""\n'
-                               "from . import transforms  # noqa: F401\n",
-    "torchvision/transforms/__init__.py": "class RandomResizedCrop:\n"
-                                          '    """Stand-in: ofa subclasses it; never instantiated here."""\n',
-    "torchvision/transforms/functional.py": "",
-}
+def _standin(name: str, **attrs: object) -> ModuleType:
+    mod = types.ModuleType(name)
+    mod.__dict__.update(attrs)
+    return mod
 
 
-def stub_dir() -> Path:
-    """Where the stand-in package lives (created on first use)."""
-    base = Path(os.environ.get("HWNAS_OFA_STUB_DIR") or Path(tempfile.gettempdir()) / f"hwnas-ofa-stub-{os.getuid()}")
-    for rel, text in STUB_FILES.items():
-        p = base / rel
-        if not p.is_file() or p.read_text() != text:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(p, text)
-    return base
-
-
-def _real_torchvision() -> bool:
-    if "torchvision" in sys.modules:
-        return True
+def install_standins() -> None:
+    """Register torchvision and torch._six stand-ins unless real ones import."""
     try:
-        importlib.import_module("torchvision.transforms")
-        return True
-    except Exception:  # missing, or the CUDA wheel that fails to load its libraries
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-        return False
+        import torchvision.transforms  # noqa: F401
+    except Exception:  # absent, or a CUDA build that fails to load here
+        for k in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+            del sys.modules[k]
+        transforms = _standin("torchvision.transforms", RandomResizedCrop=type("RandomResizedCrop", (), {}))
+        functional = _standin("torchvision.transforms.functional")
+        transforms.functional = functional  # type: ignore[attr-defined]
+        tv = _standin("torchvision", transforms=transforms)
+        sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms,
+                            "torchvision.transforms.functional": functional})
+    import torch
+
+    if not hasattr(torch, "_six") and "torch._six" not in sys.modules:
+        sys.modules["torch._six"] = _standin("torch._six", string_classes=(str, bytes))
 
 
 def enable_ofa() -> ModuleType:
-    """Import and return the `ofa` package, with the torchvision stand-in if no real torchvision imports.
+    """Import and return the `ofa` package, with the stand-ins where no real torchvision imports.
     Raises ImportError (with the install hint) when `ofa` itself is missing."""
-    if not _real_torchvision():
-        d = str(stub_dir())
-        if d not in sys.path:
-            sys.path.insert(0, d)
+    install_standins()
     try:
         return importlib.import_module("ofa")
     except ImportError as e:
         raise ImportError(f"the Once-for-All package is needed: pip install -e '.[bench]' ({e})") from None
+
+
+def ofa_mbv3_class() -> type:
+    """`ofa.imagenet_classification.elastic_nn.networks.OFAMobileNetV3` (ImportError when `ofa` is missing)."""
+    enable_ofa()
+    from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+
+    return OFAMobileNetV3

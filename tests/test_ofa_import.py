@@ -11,10 +11,7 @@ from nas.checkpoint import load_supernet
 from nas.ofa_import import import_ofa, supernet_from_ofa_state_dict
 from search_spaces import InputError, SubnetConfig
 
-try:
-    from tests.ofa_standin import ofa_mbv3_class
-except ImportError:  # tests/ not a package on sys.path
-    from ofa_standin import ofa_mbv3_class  # type: ignore[no-redef]
+from experiments.ofa_compat import ofa_mbv3_class
 
 try:
     OFAMobileNetV3 = ofa_mbv3_class()
