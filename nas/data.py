@@ -17,6 +17,7 @@ Channels are adapted to the search space (gray -> RGB repeats the channel, RGB -
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -246,13 +247,19 @@ SHAPES_SPLITS = {"train": (3000, 20261201), "holdout": (6000, 20261202), "test":
 
 def _shapes(seed: int, channels: int | None, holdout: float, test: float, arg: str | None) -> DataSet:
     """Fixed splits: the `holdout` / `test` fractions do not apply (as `test` does not for folder:)."""
-    from nas.shapes import CLASSES, generate
+    from nas.shapes import CLASSES
 
-    parts = {}
-    for split, (n, split_seed) in SHAPES_SPLITS.items():
-        x, y = generate(n, split_seed)
-        parts[split] = ((x.astype(np.float32) / 255.0)[:, None], y)
+    parts = {split: ((x.astype(np.float32) / 255.0)[:, None], y) for split, (x, y) in _shapes_images().items()}
     return from_arrays("shapes", parts, list(CLASSES), seed, channels)
+
+
+@functools.lru_cache(maxsize=1)
+def _shapes_images() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The generated uint8 images per split, once per process (~7 s for all 29,000; a pipeline's export stage
+    loads the data once per exported model). Callers convert, never modify them."""
+    from nas.shapes import generate
+
+    return {split: generate(n, split_seed) for split, (n, split_seed) in SHAPES_SPLITS.items()}
 
 
 def _read_tree(idx: FolderIndex, which: str, size: int) -> tuple[np.ndarray, np.ndarray]:
