@@ -136,6 +136,10 @@ class SearchSection(_Section):
     verify_top: Annotated[int, Field(ge=0)] = 0
     quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
     pruning: bool = True  # search channel keep ratios too (False: every block keeps all its channels)
+    # per budget with a latency or size limit, a budgeted search of this many trials after the front's (NSGA-II,
+    # then the budget local search, `nas.search.local`): the front spreads its trials over every trade-off, the
+    # budget's best subnet lies at its boundary. Its best feasible subnets join the front. 0: the front only.
+    budget_trials: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("objectives")
     @classmethod

@@ -54,7 +54,7 @@ class ExportReport:
     top1_agreement: float  # percent of those images where both pick the same class
     accuracy: float  # onnxruntime, the whole test split, percent
     torch_accuracy: float  # the PyTorch subnet, the first `verify_n` test images, percent
-    holdout_accuracy: float  # onnxruntime, holdout split (where the predictor's labels come from), percent
+    holdout_accuracy: float  # onnxruntime, holdout split from image `holdout_from` on, percent
     predicted_accuracy: float | None
     latency_ms: float | None  # measured on the backend
     predicted_latency_ms: float | None
@@ -167,7 +167,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                   table: Any = None, predictor: Any = None, entry: Any = None,
                   query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
                   calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                  verify_n: int | None = None, device: str = "auto") -> ExportReport:
+                  verify_n: int | None = None, device: str = "auto", holdout_from: int = 0) -> ExportReport:
     """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
 
     quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
@@ -178,7 +178,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     is given); query_provenance: where the query found it (goes into the card). verify_n: test images the ONNX
     model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way). device:
     where BN statistics and activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX
-    export and checks)."""
+    export and checks). holdout_from: the holdout images before this index chose the subnet (a selection among
+    candidates measured there is biased upwards on them), so `holdout_accuracy` is measured on the rest."""
     import onnx
     import torch
 
@@ -197,6 +198,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                     ("verify_n", 1 if verify_n is None else verify_n)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
+    if not isinstance(holdout_from, int) or isinstance(holdout_from, bool) or holdout_from < 0:
+        raise InputError(f"holdout_from: got {holdout_from!r}, allowed: an integer >= 0")
     table_obj = _load_table(table)
     b = _target_backend(backend, table_obj)  # bad --backend / table pairs fail before any work
     torch.manual_seed(seed)
@@ -267,6 +270,10 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
         # a gap between prediction and holdout the predictor's
         x_hold, y_hold = _split_images(ds, "holdout", res)
+        if holdout_from >= len(y_hold):
+            raise InputError(f"holdout_from: got {holdout_from}, allowed: fewer than the {len(y_hold)} holdout "
+                             "images")
+        x_hold, y_hold = x_hold[holdout_from:], y_hold[holdout_from:]
         holdout_acc = 100.0 * float((run_deployed(x_hold.numpy().astype(np.float32))[0].argmax(1)
                                      == y_hold.numpy()).mean())
 
@@ -335,7 +342,9 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                           "params": prof.params},
             "measured": {"accuracy": acc, "accuracy_split": "test", "n_test_images": int(len(labels)),
                          "torch_accuracy": torch_acc,
-                         "holdout_accuracy": holdout_acc, "latency_ms": measured_lat,
+                         "holdout_accuracy": holdout_acc,
+                         "holdout_images": [holdout_from, holdout_from + int(len(y_hold))],  # [first, end)
+                         "latency_ms": measured_lat,
                          "latency": measurement, "size_bytes": size_bytes},
             "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
                              "runtime": verified_on,
