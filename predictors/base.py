@@ -21,6 +21,26 @@ from predictors.features import ConfigsOrIndices, FeatureLayout
 FORMAT_VERSION = 1
 
 
+# how far past the accuracies trained on a prediction may go, as a fraction of their range (see `soft_clip`)
+SOFT_CLIP_FRACTION = 0.1
+
+
+def soft_clip(y: np.ndarray, lo: float, hi: float, fraction: float = SOFT_CLIP_FRACTION) -> np.ndarray:
+    """`y` inside [lo, hi]; beyond, squashed monotonically towards lo - w or hi + w (w = fraction * (hi - lo)).
+
+    Why not a hard clip: a search maximises predicted accuracy, and a linear model (or an MLP's linear tails)
+    scored unseen combinations above 100 % in the quickstart's search, so extrapolation must be bounded. But a
+    hard clip ties every subnet past the top label at one value -- on the quickstart, all three candidates of
+    every budget, so a budget's pick was arbitrary among them -- while a squashed tail keeps their order."""
+    w = max(fraction * (hi - lo), 1e-9)
+    y = np.asarray(y, dtype=np.float64)
+    over, under = y > hi, y < lo
+    out = y.copy()
+    out[over] = hi + w * np.tanh((y[over] - hi) / w)
+    out[under] = lo - w * np.tanh((lo - y[under]) / w)
+    return np.clip(out, 0.0, 100.0)  # percent
+
+
 class Predictor(ABC):
     """Base of every predictor kind. Subclasses set `kind`, implement `_fit`, `_predict`, `_state`, `_load_state`,
     and declare their options as keyword-only `__init__` arguments (listed by `options()`)."""
@@ -121,9 +141,7 @@ class Predictor(ABC):
         mean, std = self._predict(idx)
         bounds = self.train_info.get("label_range")
         if bounds is not None:
-            # no extrapolation past the accuracies trained on: a search maximises predicted accuracy, and a linear
-            # model (or an MLP's linear tails) scored unseen combinations above 100 % in the quickstart's search
-            mean = np.clip(mean, bounds[0], bounds[1])
+            mean = soft_clip(mean, bounds[0], bounds[1])
         return mean, std
 
     # ---- persistence --------------------------------------------------------------------------------

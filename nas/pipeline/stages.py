@@ -365,12 +365,15 @@ class HoldoutCheck:
         self.net, self.data, _ = load_for_eval(ckpt, data)
         self.calib_batches = calib_batches
         self.n_images = min(CHECK_IMAGES, self.data.split_sizes()["holdout"] // 2)
+        self._done: dict[Any, float] = {}  # budgets share candidates
 
     def __call__(self, config: Any) -> float:
         from nas.train import evaluate
 
-        return round(evaluate(self.net, config, self.data, "holdout", calib_batches=self.calib_batches,
-                              max_images=self.n_images), 4)
+        if config not in self._done:
+            self._done[config] = round(evaluate(self.net, config, self.data, "holdout",
+                                                calib_batches=self.calib_batches, max_images=self.n_images), 4)
+        return self._done[config]
 
 
 def verified_choice(q: Any, b: Budget, check: Any) -> tuple[Any, list[dict[str, Any]]]:
