@@ -20,7 +20,6 @@ from latency_tables.calibration import Calibration, group_of
 from search_spaces import BlockSpec, SearchSpace, SubnetConfig, get_space
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.files import atomic_write_json
-from search_spaces.space import ELASTIC_FIELDS
 
 FORMAT = "hwnas-latency-table"
 VERSION = 1
@@ -232,7 +231,7 @@ class LatencyTable:
         (NaN = not in the table), and whether the device marks it unsupported; the fixed blocks per resolution."""
         sp = self.search_space
         s = sp.spec
-        ch = [s.kernel_choices, s.expand_choices, s.keep_choices, s.weight_bit_choices, s.act_bit_choices]
+        ch = [sp.schema.choices(f) for f in sp.schema.position_fields]  # kernel, expand, keep, bits (mbv3)
         shape = (len(s.resolutions), s.n_positions, *[len(c) for c in ch])
         ms = np.full(shape, np.nan)
         unsup = np.zeros(shape, dtype=bool)
@@ -278,13 +277,13 @@ class LatencyTable:
             self._dense = self._build_dense()
         d = self._dense
         shape = d["shape"]
-        s = sp.spec
+        sc = sp.schema
+        r = idx[:, sc.column("resolution")]
         n = idx.shape[0]
-        r = idx[:, 0]
-        el = idx[:, 1 + s.n_stages:].reshape(n, s.n_positions, len(ELASTIC_FIELDS))
-        active = el[:, :, 0] >= 0
-        flat = r[:, None] * shape[1] + np.arange(s.n_positions)[None, :]
-        for j in range(len(ELASTIC_FIELDS)):
+        el = sc.per_position(idx)  # (n, positions, fields)
+        active = sc.active(idx)
+        flat = r[:, None] * shape[1] + np.arange(sc.n_positions)[None, :]
+        for j in range(len(sc.position_fields)):
             flat = flat * shape[2 + j] + np.where(active, el[:, :, j], 0)
         vals = np.where(active, d["ms"][flat], 0.0)
         fixed = d["fixed"][r]

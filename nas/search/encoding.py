@@ -88,18 +88,23 @@ class FieldEncoding(Encoding):
         if self._full:
             return self.space.suggest(trial, quantize=self.quantize)
         suggest = _suggester(trial)
-        s = self.space.spec
-        d = self._dists
-        params: dict[str, Any] = {"resolution": suggest("resolution", d["resolution"])}
-        for st in range(s.n_stages):
-            depth = params[f"depth_s{st}"] = suggest(f"depth_s{st}", d[f"depth_s{st}"])
-            for i in range(depth):
-                for f in ("kernel", "expand", "keep"):
-                    params[f"{f}_s{st}b{i}"] = suggest(f"{f}_s{st}b{i}", d[f"{f}_s{st}b{i}"])
-                if self.quantize:
-                    w = params[f"weight_bits_s{st}b{i}"] = suggest(f"weight_bits_s{st}b{i}", d[f"weight_bits_s{st}b{i}"])
+        sc, d = self.space.schema, self._dists
+        params: dict[str, Any] = {}
+        for col in sc.columns[: sc.n_global]:  # global columns other than depths (resolution)
+            if col.field != "depth":
+                params[col.name] = suggest(col.name, d[col.name])
+        for g in sc.groups:  # each depth, then its active positions, in the order the space's own suggest takes
+            depth_name = sc.names[g.depth_column]
+            depth = params[depth_name] = suggest(depth_name, d[depth_name])
+            for p in g.positions[:depth]:
+                cols = {sc.columns[c].field: sc.columns[c] for c in sc.position_columns[p]}
+                for col in cols.values():
+                    if not col.quant:
+                        params[col.name] = suggest(col.name, d[col.name])
+                if self.quantize:  # activation bits only where the weights are quantized (no dead parameters)
+                    w = params[cols["weight_bits"].name] = suggest(cols["weight_bits"].name, d[cols["weight_bits"].name])
                     if w < 32:
-                        params[f"act_bits_s{st}b{i}"] = suggest(f"act_bits_s{st}b{i}", d[f"act_bits_s{st}b{i}"])
+                        params[cols["act_bits"].name] = suggest(cols["act_bits"].name, d[cols["act_bits"].name])
         return self.space.config_from_params(params)
 
     def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:

@@ -18,7 +18,6 @@ import numpy as np
 
 from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig
 from search_spaces.profile import block_counts
-from search_spaces.space import ELASTIC_FIELDS
 
 
 # latency recorded for a config the device cannot run (the table says inf; objectives and JSON need a finite
@@ -77,19 +76,16 @@ class ProfileTable:
                             self.quant[p, ki, ei, pi] = c.quantizable
                             self.other[p, ki, ei, pi] = c.other
         self.wbits = np.asarray(s.weight_bit_choices, np.int64)
-        self._nf = len(ELASTIC_FIELDS)
 
     def compute(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(macs, params, size_bytes) int64 arrays for an `(n, n_index_columns)` index matrix."""
-        s = self.space.spec
+        sc = self.space.schema
         idx = np.asarray(indices).astype(np.int64)
         n = idx.shape[0]
-        base = 1 + s.n_stages
-        blk = idx[:, base:].reshape(n, s.n_positions, self._nf)
-        active = blk[:, :, 0] >= 0
-        k, e, kp, w = (np.where(active, blk[:, :, i], 0) for i in range(4))
-        pos = np.broadcast_to(np.arange(s.n_positions), (n, s.n_positions))
-        r = idx[:, 0]
+        active = sc.active(idx)
+        k, e, kp, w = (np.where(active, sc.field(idx, f), 0) for f in ("kernel", "expand", "keep", "weight_bits"))
+        pos = np.broadcast_to(np.arange(sc.n_positions), (n, sc.n_positions))
+        r = idx[:, sc.column("resolution")]
         macs = self.macs[r[:, None], pos, k, e, kp] * active
         q = self.quant[pos, k, e, kp] * active
         o = self.other[pos, k, e, kp] * active

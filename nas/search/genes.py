@@ -42,7 +42,8 @@ class Genes:
         self._pair_of = {(w_ix[w], a_ix[a]): i for i, (w, a) in enumerate(self.pairs)}
         self.depths = np.array(s.depth_choices)
         self.max_depth = s.max_depth
-        self.pos_stage, self.pos_i = np.divmod(np.arange(self.P), self.max_depth)
+        self.pos_stage, self.pos_i = space.schema.group_of, space.schema.slot_of
+        self.depth_columns = [g.depth_column for g in space.schema.groups]
 
     @property
     def n_genes(self) -> int:
@@ -85,16 +86,17 @@ class Genes:
 
     def to_indices(self, g: np.ndarray) -> np.ndarray:
         n = len(g)
-        idx = np.full((n, self.space.n_index_columns), -1, dtype=np.int16)
-        idx[:, 0] = self.res_ix[g[:, 0]]
-        idx[:, 1:1 + self.S] = g[:, 1:1 + self.S]
+        sc = self.space.schema
+        idx = np.full((n, sc.n_columns), -1, dtype=np.int16)
+        idx[:, sc.column("resolution")] = self.res_ix[g[:, 0]]
+        idx[:, self.depth_columns] = g[:, 1:1 + self.S]
         depth = self.depths[g[:, 1:1 + self.S]]  # (n, S)
         blk = g[:, self.block_base:].reshape(n, self.P, len(BLOCK_FIELDS))
         active = self.pos_i[None, :] < depth[:, self.pos_stage]
         out = np.stack([blk[:, :, 0], blk[:, :, 1], self.keep_ix[blk[:, :, 2]], self.pair_w[blk[:, :, 3]],
                         self.pair_a[blk[:, :, 3]]], axis=2)
         out = np.where(active[:, :, None], out, -1)
-        idx[:, 1 + self.S:] = out.reshape(n, -1)
+        idx[:, sc.position_columns] = out  # fields in the schema's order: kernel, expand, keep, w bits, a bits
         return idx
 
     def to_configs(self, g: np.ndarray) -> list[SubnetConfig]:
@@ -107,14 +109,16 @@ class Genes:
         g = np.zeros((n, self.n_genes), np.int64)
         res_pos = {int(r): i for i, r in enumerate(self.res_ix)}
         keep_pos = {int(k): i for i, k in enumerate(self.keep_ix)}
-        g[:, 0] = [res_pos[int(r)] for r in idx[:, 0]]
-        g[:, 1:1 + self.S] = idx[:, 1:1 + self.S]
-        blk = idx[:, 1 + self.S:].reshape(n, self.P, 5)
+        sc = self.space.schema
+        g[:, 0] = [res_pos[int(r)] for r in idx[:, sc.column("resolution")]]
+        g[:, 1:1 + self.S] = idx[:, self.depth_columns]
+        blk = sc.per_position(idx)
         for row in range(n):
             for p in range(self.P):
                 st = self.pos_stage[p]
-                src = blk[row, p] if blk[row, p, 0] >= 0 else blk[row, st * self.max_depth + int(
-                    self.depths[idx[row, 1 + st]]) - 1]
+                group = sc.groups[st]
+                src = blk[row, p] if blk[row, p, 0] >= 0 else blk[row, group.positions[int(
+                    self.depths[idx[row, group.depth_column]]) - 1]]
                 k, e, kp, w, a = (int(x) for x in src)
                 o = self.block_base + p * len(BLOCK_FIELDS)
                 g[row, o:o + 4] = (k, e, keep_pos[kp], self._pair_of[(w, a)])
