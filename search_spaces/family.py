@@ -193,3 +193,16 @@ def family_of(preset: str) -> type[Family]:
 
     SPACE_SPECS.get(preset)  # the unknown-name error lists the presets
     return FAMILIES.get(PRESET_FAMILY[preset])
+
+
+def config_from_dict(d: Mapping[str, Any], space: str | None = None) -> FamilyConfig:
+    """A config of any registered family from its JSON dict (the `space` key picks the family; Once-for-All dicts
+    are mbv3's)."""
+    if not isinstance(d, Mapping):
+        raise bad_value("config", d, "a JSON object")
+    name = d.get("space", space)
+    if isinstance(name, str) and name in PRESET_FAMILY:
+        return family_of(name).config_type.from_dict(d, space=space)  # type: ignore[attr-defined]
+    from search_spaces.config import SubnetConfig
+
+    return SubnetConfig.from_dict(d, space=space)  # its errors name the space and the keys
