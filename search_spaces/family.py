@@ -84,6 +84,26 @@ class Family(ABC):
     @abstractmethod
     def distributions(self, quantize: bool = True) -> dict[str, optuna.distributions.BaseDistribution]: ...
 
+    # ---- a config from / to schema-ordered values: what the search encodings and genes use ------------------
+    @abstractmethod
+    def assemble(self, values: Mapping[str, Any], depths: Sequence[int],
+                 layers: Sequence[Sequence[Any]]) -> FamilyConfig:
+        """The config with these global values (field -> value, depths excluded), per-group depths and, for every
+        active position in order, its values in `schema.position_fields` order."""
+
+    @abstractmethod
+    def disassemble(self, config: FamilyConfig) -> tuple[dict[str, Any], tuple[int, ...], list[tuple[Any, ...]]]:
+        """The inverse of `assemble`."""
+
+    def searched(self, field: str) -> tuple[Any, ...]:
+        """The choices a search draws for `field`: the schema's, except where the space was restricted (the
+        resolutions a latency table covers; the keep ratios, e.g. no pruning). Indices always use the schema's."""
+        if field == "resolution":
+            return tuple(getattr(self, "resolutions"))
+        if field == "keep":
+            return tuple(getattr(self, "keep_choices"))
+        return self.schema.choices(field)
+
     def check(self, config: FamilyConfig) -> None:
         if not isinstance(config, self.config_type):
             raise bad_value("config", type(config).__name__, f"a {self.config_type.__name__}")
@@ -143,6 +163,24 @@ class Family(ABC):
     @abstractmethod
     def all_block_specs(self, resolutions: Iterable[int] | None = None, quantize: bool = True) -> list[BlockSpec]:
         """Every distinct block any config can contain (sorted): what a full latency table measures."""
+
+    # what tables and the vectorised profile precompute: every block is a function of the context (the global
+    # columns other than depths: resolution, embedding dim, ...) and, for a position, of that position's fields
+    def context_columns(self) -> list[int]:
+        sc = self.schema
+        return [c for c in range(sc.n_global) if sc.columns[c].field != "depth"]
+
+    @abstractmethod
+    def fixed_blocks_at(self, context: Mapping[str, Any]) -> list[BlockSpec]:
+        """The blocks every subnet of this context has (stem, head, ...)."""
+
+    @abstractmethod
+    def position_block(self, position: int, context: Mapping[str, Any], fields: Mapping[str, Any]) -> BlockSpec:
+        """The block at elastic `position` with these per-position field values, in this context."""
+
+    @abstractmethod
+    def block_counts(self, block: BlockSpec) -> tuple[int, int, int]:
+        """(MACs, weights stored at the block's weight bits, other parameters stored as float32) of one block."""
 
     @classmethod
     @abstractmethod

@@ -80,6 +80,10 @@ class IndexSchema:
     def n_columns(self) -> int:
         return len(self.columns)
 
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
     def choices(self, field: str) -> tuple[Any, ...]:
         try:
             return self._by_field[field]
@@ -96,6 +100,11 @@ class IndexSchema:
     def field_columns(self, field: str) -> np.ndarray:
         """(n_positions,) the column of per-position `field` at each position."""
         return self.position_columns[:, self.position_fields.index(field)]
+
+    def position_label(self, position: int) -> str:
+        """The suffix a position's parameter names share (mbv3: `s1b2`, vit: `l3`)."""
+        col = self.columns[self.position_columns[position, 0]]
+        return col.name[len(col.field) + 1:]
 
     def depth_values(self, group: int) -> tuple[Any, ...]:
         return self.columns[self.groups[group].depth_column].choices

@@ -340,6 +340,28 @@ class SearchSpace(Family):
 
         return Supernet(self.spec)
 
+    def assemble(self, values: Mapping[str, Any], depths: Sequence[int],
+                 layers: Sequence[Sequence[Any]]) -> SubnetConfig:
+        cols = list(zip(*layers)) if layers else [()] * len(ELASTIC_FIELDS)
+        return SubnetConfig(self.name, values["resolution"], tuple(depths), *[tuple(c) for c in cols])
+
+    def disassemble(self, config: SubnetConfig) -> tuple[dict[str, Any], tuple[int, ...], list[tuple[Any, ...]]]:
+        return ({"resolution": config.resolution}, config.depths,
+                list(zip(config.kernel, config.expand, config.keep, config.weight_bits, config.act_bits)))
+
+    def fixed_blocks_at(self, context: Mapping[str, Any]) -> list[BlockSpec]:
+        before, after = self.fixed_blocks(context["resolution"])
+        return before + after
+
+    def position_block(self, position: int, context: Mapping[str, Any], fields: Mapping[str, Any]) -> BlockSpec:
+        return self.elastic_block(position, context["resolution"], **fields)
+
+    def block_counts(self, block: BlockSpec) -> tuple[int, int, int]:
+        from search_spaces.profile import block_counts
+
+        c = block_counts(block, self.spec)
+        return c.macs, c.quantizable, c.other
+
     @classmethod
     def op_kinds(cls) -> dict[str, Any]:
         from search_spaces.layers import build_block

@@ -203,6 +203,25 @@ class ViTFamily(Family):
                        for k in s.keep_choices for w, a in pairs)
         return sorted(out)
 
+    def assemble(self, values: Mapping[str, Any], depths: Sequence[int],
+                 layers: Sequence[Sequence[Any]]) -> ViTConfig:
+        cols = list(zip(*layers)) if layers else [()] * len(PER_LAYER)
+        return ViTConfig(self.name, values["embed_dim"], depths[0], *[tuple(c) for c in cols])
+
+    def disassemble(self, config: ViTConfig) -> tuple[dict[str, Any], tuple[int, ...], list[tuple[Any, ...]]]:
+        return ({"resolution": config.resolution, "embed_dim": config.embed_dim}, (config.depth,),
+                list(zip(config.heads, config.mlp_ratio, config.keep, config.weight_bits, config.act_bits)))
+
+    def fixed_blocks_at(self, context: Mapping[str, Any]) -> list[ViTBlockSpec]:
+        before, after = self.fixed_blocks(context["embed_dim"])
+        return before + after
+
+    def position_block(self, position: int, context: Mapping[str, Any], fields: Mapping[str, Any]) -> ViTBlockSpec:
+        return self.layer_block(context["embed_dim"], **fields)
+
+    def block_counts(self, block: ViTBlockSpec) -> tuple[int, int, int]:
+        return block.counts()
+
     @classmethod
     def op_kinds(cls) -> dict[str, Any]:
         return {op: build_vit_block for op in ("vit-patch", "vit-layer", "vit-head")}
@@ -212,7 +231,7 @@ class ViTFamily(Family):
         GELU not counted, as BatchNorm and activations are not in mbv3), every parameter, size at bits."""
         macs = params = bits = 0
         for b in self.blocks(config):
-            m, q, o = b.counts()
+            m, q, o = self.block_counts(b)
             macs, params, bits = macs + m, params + q + o, bits + q * b.weight_bits + o * 32
         return Profile(macs=macs, params=params, size_bytes=-(-bits // 8))
 
