@@ -9,7 +9,7 @@ from typing import Any
 from latency_tables.backends import get_backend
 from latency_tables.backends.base import one_line
 from latency_tables.protocol import Protocol
-from search_spaces import BlockSpec, SubnetConfig, get_space
+from search_spaces import BlockSpec, config_from_dict, get_space
 from search_spaces.errors import HwnasError
 
 
@@ -91,12 +91,12 @@ def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, bac
     sp = get_space(space)
     proto = Protocol.from_dict(protocol)
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
-        items = [export_subnet(sp, SubnetConfig.from_dict(c), tmp, batch=be.batch_size) for c in configs]
+        items = [export_subnet(sp, config_from_dict(c), tmp, batch=be.batch_size) for c in configs]
         ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
         results = be.measure_many(items, proto, ref)
     out = []
     for c, r in zip(configs, results):
         if isinstance(r, Exception):
-            raise HwnasError(f"{be.name}: cannot run subnet {SubnetConfig.from_dict(c).to_json()}: {one_line(r)}")
+            raise HwnasError(f"{be.name}: cannot run subnet {config_from_dict(c).to_json()}: {one_line(r)}")
         out.append(r.to_dict())
     return out

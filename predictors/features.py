@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import InputError, SearchSpace, SubnetConfig
+from search_spaces import FamilyConfig, InputError, SearchSpace, SubnetConfig
 from search_spaces.errors import bad_value
 
 ConfigsOrIndices = Sequence[SubnetConfig] | SubnetConfig | np.ndarray
@@ -69,7 +69,7 @@ class FeatureLayout:
         """The `to_indices` matrix of configs, a config, an indices matrix or a dense feature matrix of this
         layout; validated (shape, ranges, space)."""
         sp = self.space
-        if isinstance(x, SubnetConfig):
+        if isinstance(x, FamilyConfig):
             return sp.to_indices([x])
         if isinstance(x, np.ndarray):
             if x.ndim != 2:

@@ -70,6 +70,10 @@ class Family(ABC):
     @abstractmethod
     def smallest(self, weight_bits: int = 32, act_bits: int = 32) -> FamilyConfig: ...
 
+    @abstractmethod
+    def middle(self, resolution: int | None = None) -> FamilyConfig:
+        """The middle choice everywhere, float: the reference model a latency table times between rounds."""
+
     bit_pairs: tuple[tuple[int, int], ...]  # the (weight bits, activation bits) policies a quantized layer takes
 
     @abstractmethod

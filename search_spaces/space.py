@@ -117,6 +117,14 @@ class SearchSpace(Family):
         return self._uniform(min(s.depth_choices), min(self.resolutions), min(s.kernel_choices),
                              min(s.expand_choices), min(self.keep_choices), weight_bits, act_bits)
 
+    def middle(self, resolution: int | None = None) -> SubnetConfig:
+        """The middle depth, kernel, expand and keep choice everywhere, float (a latency table's reference)."""
+        s = self.spec
+        mid = lambda choices: sorted(choices)[(len(choices) - 1) // 2]  # noqa: E731
+        res = mid(self.resolutions) if resolution is None else resolution
+        return self._uniform(mid(s.depth_choices), res, mid(s.kernel_choices), mid(s.expand_choices),
+                             mid(s.keep_choices), 32, 32)
+
     # ---- Optuna --------------------------------------------------------------------------------------
     @staticmethod
     def _pname(field: str, stage: int, index: int) -> str:

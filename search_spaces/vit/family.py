@@ -90,8 +90,8 @@ class ViTFamily(Family):
     def smallest(self, weight_bits: int = 32, act_bits: int = 32) -> ViTConfig:
         return self._uniform(min, weight_bits, act_bits)
 
-    def middle(self) -> ViTConfig:
-        """The middle choice everywhere, float: a latency table's reference model."""
+    def middle(self, resolution: int | None = None) -> ViTConfig:
+        """The middle choice everywhere, float: a latency table's reference model (one resolution)."""
         return self._uniform(lambda ch: sorted(ch)[(len(ch) - 1) // 2], 32, 32)
 
     # ---- Optuna ----------------------------------------------------------------------------------------------
