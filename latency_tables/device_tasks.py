@@ -9,7 +9,8 @@ from typing import Any
 from latency_tables.backends import get_backend
 from latency_tables.backends.base import one_line
 from latency_tables.protocol import Protocol
-from search_spaces import BlockSpec, config_from_dict, get_space
+from search_spaces import config_from_dict, get_space
+from search_spaces.block_spec import parse_block_key
 from search_spaces.errors import HwnasError
 
 
@@ -52,7 +53,7 @@ def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict
     items: list[tuple[str, Any, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         for key in keys:
-            b = BlockSpec.from_key(key)
+            b = parse_block_key(key)
             ok, reason = be.supports(b.weight_bits, b.act_bits)
             if not ok:
                 out[key] = {"unsupported": reason}

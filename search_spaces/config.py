@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from search_spaces.errors import InputError, bad_value
+from search_spaces.family import FamilyConfig
 from search_spaces.spec import SpaceSpec
 
 CONFIG_VERSION = 1
@@ -40,7 +41,7 @@ def _as_tuple(field: str, value: object) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
-class SubnetConfig:
+class SubnetConfig(FamilyConfig):
     """One subnet: resolution, per-stage depth, and per active block kernel / expand / keep / bits."""
 
     space: str
@@ -103,6 +104,9 @@ class SubnetConfig:
         """Elastic block positions (stage * max_depth + index) of the active blocks, in order."""
         md = self.spec.max_depth
         return [s * md + i for s, d in enumerate(self.depths) for i in range(d)]
+
+    def label(self) -> str:
+        return f"r{self.resolution} d{''.join(map(str, self.depths))} w{min(self.weight_bits)}-{max(self.weight_bits)}b"
 
     def replace(self, **changes: Any) -> SubnetConfig:
         return dataclasses.replace(self, **changes)

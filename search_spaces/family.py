@@ -46,6 +46,10 @@ class FamilyConfig:
     def is_quantized(self) -> bool:  # pragma: no cover
         raise NotImplementedError
 
+    def label(self) -> str:  # pragma: no cover
+        """A short human-readable summary for tables (e.g. `r32 d23443 w4-32b`)."""
+        raise NotImplementedError
+
 
 class Family(ABC):
     """One preset of a family: its choices and every view of them the other packages need."""

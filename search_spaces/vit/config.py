@@ -70,7 +70,17 @@ class ViTConfig(FamilyConfig):
     def is_quantized(self) -> bool:
         return any(b < 32 for b in self.weight_bits) or any(b < 32 for b in self.act_bits)
 
+    def label(self) -> str:
+        return (f"e{self.embed_dim} d{self.depth} h{''.join(map(str, self.heads))} "
+                f"w{min(self.weight_bits)}-{max(self.weight_bits)}b")
+
     def replace(self, **changes: Any) -> ViTConfig:
+        """A copy with `changes`; `resolution` is accepted when it is the preset's (code written for every family
+        sets it), anything else names the one resolution allowed."""
+        if "resolution" in changes:
+            r = changes.pop("resolution")
+            if r != self.resolution:
+                raise bad_value("resolution", r, f"{self.resolution} (vit presets have one resolution)")
         return dataclasses.replace(self, **changes)
 
     def with_bits(self, weight_bits: int, act_bits: int) -> ViTConfig:
