@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from latency_tables.calibration import Calibration, group_of
-from search_spaces import BlockSpec, Family, FamilyConfig, SearchSpace, SubnetConfig, config_from_dict, get_space
+from search_spaces import Family, FamilyConfig, SearchSpace, SubnetConfig, config_from_dict, get_space
 from search_spaces.block_spec import parse_block_key
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.files import atomic_write_json

@@ -109,6 +109,35 @@ def test_refactored_code_reproduces_the_stored_mbv3_behaviour() -> None:
         raise AssertionError(f"mbv3-tiny behaviour changed in: {moved}")
 
 
+LEGACY = Path(__file__).parent / "data" / "legacy_mbv3_tiny"  # written by the code before the refactor
+
+
+def test_artefacts_written_before_the_refactor_load_and_predict_the_same(tmp_path) -> None:
+    """A predictor and a latency table saved by the pre-family code load unchanged (same feature names, same block
+    keys) and predict exactly what they predicted then; a future format fails with one line naming the version."""
+    import shutil
+
+    import pytest
+
+    from latency_tables.table import LatencyTable
+    from nas.search.loaders import load_predictor
+    from search_spaces import InputError, config_from_dict
+
+    want = json.loads((LEGACY / "expected.json").read_text())
+    configs = [config_from_dict(d) for d in want["configs"]]
+    assert load_predictor(str(LEGACY / "predictor")).predict(configs).tolist() == want["predicted"]
+    assert LatencyTable.load(LEGACY / "table.json").predict(configs).tolist() == want["latency_ms"]
+    t = json.loads((LEGACY / "table.json").read_text())
+    (tmp_path / "t.json").write_text(json.dumps({**t, "version": 99}))
+    with pytest.raises(InputError, match="version: got 99"):
+        LatencyTable.load(tmp_path / "t.json")
+    shutil.copytree(LEGACY / "predictor", tmp_path / "p")
+    m = json.loads((tmp_path / "p" / "predictor.json").read_text())
+    (tmp_path / "p" / "predictor.json").write_text(json.dumps({**m, "format_version": 99}))
+    with pytest.raises(InputError, match="format_version"):
+        load_predictor(str(tmp_path / "p"))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: tests/test_family_regression.py --write")
