@@ -103,5 +103,5 @@ def build_vit_block(b: ViTBlockSpec, spec: Any) -> nn.Module:
     if b.op == "vit-patch":
         return PatchEmbed(b.heads, b.dim, b.head_dim, b.tokens)
     if b.op == "vit-layer":
-        return EncoderLayer(b.dim, b.heads, b.head_dim, b.hidden)
+        return EncoderLayer(b.dim, b.heads, b.head_dim, b.hidden, b.tokens)
     return Head(b.dim, b.hidden)

@@ -28,19 +28,20 @@ class QLinear(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, head_dim: int, act_bits: int = 32) -> None:
+    def __init__(self, dim: int, heads: int, head_dim: int, tokens: int, act_bits: int = 32) -> None:
         super().__init__()
-        self.heads, self.head_dim = heads, head_dim
+        self.heads, self.head_dim, self.tokens = heads, head_dim, tokens
         inner = heads * head_dim
         self.q, self.k, self.v = (QLinear(dim, inner, act_bits) for _ in range(3))
         self.proj = QLinear(inner, dim, act_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        q, k, v = (m(x).reshape(b, t, self.heads, self.head_dim).transpose(1, 2) for m in (self.q, self.k, self.v))
+        # reshapes by constants (no `x.shape`): the exported graph then has no Shape / Gather / Concat chains, which
+        # cost as much as a tiny layer's matmuls in ONNX Runtime
+        shape = (-1, self.tokens, self.heads, self.head_dim)
+        q, k, v = (m(x).reshape(shape).transpose(1, 2) for m in (self.q, self.k, self.v))
         att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.head_dim**-0.5, dim=-1)
-        out = torch.matmul(att, v).transpose(1, 2).reshape(b, t, self.heads * self.head_dim)
-        return self.proj(out)
+        return self.proj(torch.matmul(att, v).transpose(1, 2).reshape(-1, self.tokens, self.heads * self.head_dim))
 
 
 class MLP(nn.Module):
@@ -55,13 +56,13 @@ class MLP(nn.Module):
 class EncoderLayer(nn.Module):
     """Pre-norm transformer layer: x + attn(ln1(x)), then x + mlp(ln2(x))."""
 
-    def __init__(self, dim: int, heads: int, head_dim: int, hidden: int, weight_bits: int = 32,
+    def __init__(self, dim: int, heads: int, head_dim: int, hidden: int, tokens: int, weight_bits: int = 32,
                  act_bits: int = 32, fake_quant: bool = True) -> None:
         super().__init__()
         self.weight_bits, self.act_bits = weight_bits, act_bits  # the layer's policy, for export
         qa = act_bits if fake_quant else 32
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, head_dim, qa)
+        self.attn = Attention(dim, heads, head_dim, tokens, qa)
         self.mlp = MLP(dim, hidden, qa)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

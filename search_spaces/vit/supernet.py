@@ -55,7 +55,7 @@ class ElasticLayer(nn.Module):
     def __init__(self, spec: ViTSpec) -> None:
         super().__init__()
         d, inner, h = spec.max_embed, spec.max_heads * spec.head_dim, spec.max_hidden
-        self.head_dim = spec.head_dim
+        self.head_dim, self.tokens = spec.head_dim, spec.tokens
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.q, self.k, self.v = ElasticLinear(d, inner), ElasticLinear(d, inner), ElasticLinear(d, inner)
         self.proj = ElasticLinear(inner, d)
@@ -88,7 +88,7 @@ class ElasticLayer(nn.Module):
     @torch.no_grad()
     def extract(self, d: int, heads: int, hidden: int, wb: int, ab: int, fake_quant: bool) -> EncoderLayer:
         inner = heads * self.head_dim
-        m = EncoderLayer(d, heads, self.head_dim, hidden, wb, ab, fake_quant)
+        m = EncoderLayer(d, heads, self.head_dim, hidden, self.tokens, wb, ab, fake_quant)
         _copy_ln(m.ln1, self.ln1, d)
         _copy_ln(m.ln2, self.ln2, d)
         for src, dst, o, i in ((self.q, m.attn.q, inner, d), (self.k, m.attn.k, inner, d),
