@@ -15,6 +15,7 @@ works from what the family provides here:
 """
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,21 +35,80 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class FamilyConfig:
-    """Base of every family's config type (a frozen dataclass with a `space` field and a `version`)."""
+    """Base of every family's config type: a frozen dataclass with a `space` field, a `version`, per-layer
+    `weight_bits` / `act_bits`, `n_blocks`, `replace`, `to_dict` / `from_dict` and `label`. What every config does
+    alike lives here."""
 
     space: str
     version: ClassVar[int]
-
-    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every config type defines it
-        raise NotImplementedError
+    weight_bits: tuple[int, ...]
+    act_bits: tuple[int, ...]
 
     @property
-    def is_quantized(self) -> bool:  # pragma: no cover
+    def n_blocks(self) -> int:  # pragma: no cover - every config type defines it
+        raise NotImplementedError
+
+    def replace(self, **changes: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
 
     def label(self) -> str:  # pragma: no cover
         """A short human-readable summary for tables (e.g. `r32 d23443 w4-32b`)."""
         raise NotImplementedError
+
+    @property
+    def is_quantized(self) -> bool:
+        return any(b < 32 for b in self.weight_bits) or any(b < 32 for b in self.act_bits)
+
+    def with_bits(self, weight_bits: int, act_bits: int) -> Any:
+        """The same architecture with every block at one bit-width policy."""
+        n = self.n_blocks
+        return self.replace(weight_bits=(weight_bits,) * n, act_bits=(act_bits,) * n)
+
+    def float_version(self) -> Any:
+        return self.with_bits(32, 32)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, space: str | None = None) -> Any:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"config: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        return cls.from_dict(d, space=space)  # type: ignore[attr-defined]
+
+    def check_bit_pairs(self) -> None:
+        """Activations are quantized only where the layer's weights are (what every backend deploys)."""
+        for i, (w, a) in enumerate(zip(self.weight_bits, self.act_bits)):
+            if a < 32 <= w:
+                raise InputError(f"act_bits[{i}]: got {a} with weight_bits[{i}]={w}, allowed: activations quantized "
+                                 "only when the block's weights are too (weight_bits < 32)")
+
+    @classmethod
+    def dict_fields(cls, d: Mapping[str, Any], space: str | None, fields: Sequence[str],
+                    what: str = "config") -> tuple[str, dict[str, Any]]:
+        """(space, {field: value}) of a dict written by `to_dict`, naming a wrong version, an unknown key, a missing
+        space or field."""
+        if not isinstance(d, Mapping):
+            raise bad_value("config", d, "a JSON object")
+        version = d.get("version", cls.version)
+        if version != cls.version:
+            raise bad_value("version", version, f"{cls.version} (this hwnas reads {what} version {cls.version})")
+        known = {"version", "space", *fields}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise bad_value(f"config key {unknown[0]!r}", d[unknown[0]], f"keys {', '.join(sorted(known))}")
+        sp = d.get("space", space)
+        if sp is None:
+            raise InputError("space: missing, allowed: a registered search space name")
+        missing = [k for k in fields if k not in d]
+        if missing:
+            raise InputError(f"{missing[0]}: missing from the config")
+        return sp, {k: d[k] for k in fields}
 
 
 class Family(ABC):
@@ -61,6 +121,10 @@ class Family(ABC):
     spec: Any  # the preset's static description (a frozen dataclass with in_channels, num_classes, resolutions)
 
     # ---- choices and configs ---------------------------------------------------------------------------
+    @abstractmethod
+    def size(self, quantize: bool = True) -> int:
+        """Number of distinct configurations (exact integer)."""
+
     @abstractmethod
     def sample(self, rng: np.random.Generator | int, quantize: bool = True) -> FamilyConfig: ...
 

@@ -4,13 +4,12 @@ what is allowed), JSON round-trip, versioned."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from search_spaces.config import _as_tuple, _match_choice
-from search_spaces.errors import InputError, bad_value
+from search_spaces.errors import bad_value
 from search_spaces.family import FamilyConfig
 
 VIT_CONFIG_VERSION = 1
@@ -42,10 +41,7 @@ class ViTConfig(FamilyConfig):
             if len(values) != self.depth:
                 raise bad_value(name, list(values), f"one value per layer: {self.depth} (the depth)")
             set_(self, name, tuple(_match_choice(f"{name}[{i}]", v, allowed[name]) for i, v in enumerate(values)))
-        for i, (w, a) in enumerate(zip(self.weight_bits, self.act_bits)):
-            if a < 32 <= w:
-                raise InputError(f"act_bits[{i}]: got {a} with weight_bits[{i}]={w}, allowed: activations quantized "
-                                 "only when the layer's weights are too (weight_bits < 32)")
+        self.check_bit_pairs()
 
     @property
     def spec(self) -> Any:
@@ -66,10 +62,6 @@ class ViTConfig(FamilyConfig):
     def n_blocks(self) -> int:
         return self.depth
 
-    @property
-    def is_quantized(self) -> bool:
-        return any(b < 32 for b in self.weight_bits) or any(b < 32 for b in self.act_bits)
-
     def label(self) -> str:
         return (f"e{self.embed_dim} d{self.depth} h{''.join(map(str, self.heads))} "
                 f"w{min(self.weight_bits)}-{max(self.weight_bits)}b")
@@ -83,46 +75,13 @@ class ViTConfig(FamilyConfig):
                 raise bad_value("resolution", r, f"{self.resolution} (vit presets have one resolution)")
         return dataclasses.replace(self, **changes)
 
-    def with_bits(self, weight_bits: int, act_bits: int) -> ViTConfig:
-        return self.replace(weight_bits=(weight_bits,) * self.depth, act_bits=(act_bits,) * self.depth)
-
-    def float_version(self) -> ViTConfig:
-        return self.with_bits(32, 32)
-
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"version": self.version, "space": self.space, "embed_dim": self.embed_dim,
                              "depth": self.depth}
         d.update({name: list(getattr(self, name)) for name in PER_LAYER})
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], space: str | None = None) -> ViTConfig:
-        if not isinstance(d, Mapping):
-            raise bad_value("config", d, "a JSON object")
-        version = d.get("version", VIT_CONFIG_VERSION)
-        if version != VIT_CONFIG_VERSION:
-            raise bad_value("version", version, f"{VIT_CONFIG_VERSION} (this hwnas reads vit config version "
-                            f"{VIT_CONFIG_VERSION})")
-        fields = ("embed_dim", "depth", *PER_LAYER)
-        known = {"version", "space", *fields}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise bad_value(f"config key {unknown[0]!r}", d[unknown[0]], f"keys {', '.join(sorted(known))}")
-        sp = d.get("space", space)
-        if sp is None:
-            raise InputError("space: missing, allowed: a registered search space name")
-        missing = [k for k in fields if k not in d]
-        if missing:
-            raise InputError(f"{missing[0]}: missing from the config")
-        return cls(space=sp, **{k: d[k] for k in fields})
-
-    @classmethod
-    def from_json(cls, text: str, space: str | None = None) -> ViTConfig:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"config: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-        return cls.from_dict(d, space=space)
+        sp, values = cls.dict_fields(d, space, ("embed_dim", "depth", *PER_LAYER), what="vit config")
+        return cls(space=sp, **values)
