@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from latency_tables import LatencyTable, build_table, calibrate_table, error_stats, validate_table
-from search_spaces import SubnetConfig
+from search_spaces import config_from_dict
 from search_spaces.files import atomic_write_json
 
 CASES = {"mbv3-tiny": 32, "mbv3": 224}
@@ -45,7 +45,7 @@ def run_case(space: str, resolution: int, out_dir: Path, n: int, calibrate: int,
                         precision=precision)
     report = validate_table(table, n, seed=seed, progress=True)
     y = np.array([s["measured_ms"] for s in report["subnets"]])
-    cfgs = [SubnetConfig.from_dict(s["config"]) for s in report["subnets"]]
+    cfgs = [config_from_dict(s["config"]) for s in report["subnets"]]
     methods = {table.calibration.method: {k: report[k] for k in ("within_5pct", "within_10pct", "mape", "rmse_ms")}}
     for method in ("affine", "scale", "per-bits"):  # refit on the stored calibration measurements: no new runs
         if method not in methods:

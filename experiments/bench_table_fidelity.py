@@ -27,7 +27,7 @@ from latency_tables import LatencyTable, build_table
 from latency_tables.models import LEGACY_REFERENCE, export_reference_model, export_subnet
 from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.validate import calibration_summary
-from search_spaces import SubnetConfig
+from search_spaces import config_from_dict
 from search_spaces.files import atomic_write_json
 
 HELD_OUT_SEED = 7
@@ -100,7 +100,7 @@ def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_
     table = build_table(space, "ort-cpu", path, resolutions=[resolution], calibrate=calibrate, progress=True)
     built_at = time.time()
     sp = table.search_space
-    exclude = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
+    exclude = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     configs = sample_configs(sp, n, HELD_OUT_SEED, table.resolutions, exclude=exclude, supported=table.supported,
                              quantize=table.quantized)
     pred = table.predict(configs)

@@ -24,7 +24,7 @@ from latency_tables.protocol import Protocol
 from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.table import LatencyTable
 from latency_tables.validate import measure_configs
-from search_spaces import SearchSpace, SubnetConfig, get_space
+from search_spaces import SearchSpace, SubnetConfig, config_from_dict, get_space
 from search_spaces.errors import InputError, bad_value
 
 CALIBRATION_SEED = 1_000_003  # validation samples with other seeds and excludes these configs anyway
@@ -154,13 +154,13 @@ def calibrate_table(table: LatencyTable, n: int, method: str = AUTO, seed: int =
     if configs is None:
         configs = sample_configs(sp, n, seed, table.resolutions, supported=table.supported,
                                  quantize=table.quantized, spread_by=lambda cs: table.predict(cs, calibrated=False))
-    have = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
+    have = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     todo = [c for c in configs if c.to_json() not in have]
     for c, m in zip(todo, measure_configs(ex, table, todo, "calibration", progress)):
         table.calibration_measurements.append({"config": c.to_dict(), **m})
     wanted = {c.to_json() for c in configs}
-    used = [m for m in table.calibration_measurements if SubnetConfig.from_dict(m["config"]).to_json() in wanted]
-    cfgs = [SubnetConfig.from_dict(m["config"]) for m in used]
+    used = [m for m in table.calibration_measurements if config_from_dict(m["config"]).to_json() in wanted]
+    cfgs = [config_from_dict(m["config"]) for m in used]
     y = np.array([table.latency_ms(m) for m in used])
     before = np.abs(table.predict(cfgs, calibrated=False) - y) / y
     info = {"seed": seed if sampled else None, "overhead_ms": table.overhead_ms, "mape_before": float(before.mean()),

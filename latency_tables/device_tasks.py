@@ -9,7 +9,8 @@ from typing import Any
 from latency_tables.backends import get_backend
 from latency_tables.backends.base import one_line
 from latency_tables.protocol import Protocol
-from search_spaces import BlockSpec, SubnetConfig, get_space
+from search_spaces import config_from_dict, get_space
+from search_spaces.block_spec import parse_block_key
 from search_spaces.errors import HwnasError
 
 
@@ -52,7 +53,7 @@ def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict
     items: list[tuple[str, Any, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         for key in keys:
-            b = BlockSpec.from_key(key)
+            b = parse_block_key(key)
             ok, reason = be.supports(b.weight_bits, b.act_bits)
             if not ok:
                 out[key] = {"unsupported": reason}
@@ -91,12 +92,12 @@ def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, bac
     sp = get_space(space)
     proto = Protocol.from_dict(protocol)
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
-        items = [export_subnet(sp, SubnetConfig.from_dict(c), tmp, batch=be.batch_size) for c in configs]
+        items = [export_subnet(sp, config_from_dict(c), tmp, batch=be.batch_size) for c in configs]
         ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
         results = be.measure_many(items, proto, ref)
     out = []
     for c, r in zip(configs, results):
         if isinstance(r, Exception):
-            raise HwnasError(f"{be.name}: cannot run subnet {SubnetConfig.from_dict(c).to_json()}: {one_line(r)}")
+            raise HwnasError(f"{be.name}: cannot run subnet {config_from_dict(c).to_json()}: {one_line(r)}")
         out.append(r.to_dict())
     return out

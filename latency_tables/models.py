@@ -16,12 +16,10 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from latency_tables.quantize import quantize_onnx
-from search_spaces import BlockSpec, SearchSpace, SubnetConfig
-from search_spaces.layers import build_block
+from search_spaces import BlockSpec, SearchSpace, SubnetConfig, config_from_dict
 from search_spaces.onnx_export import export_onnx
 
 _SUPERNETS: dict[str, nn.Module] = {}
-QUANT_PARTS = ("expand", "depthwise", "pointwise")
 
 
 def calibration_inputs(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> list[np.ndarray]:
@@ -30,30 +28,16 @@ def calibration_inputs(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> lis
     return [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
 
 
-def block_input_shape(b: BlockSpec, batch: int) -> tuple[int, int, int, int]:
-    return (batch, b.in_ch, b.in_hw, b.in_hw)
-
-
-def block_policy(b: BlockSpec) -> dict[str, tuple[int, int]]:
-    """The quantized convolutions of a standalone block, named as in its exported graph."""
-    if not b.quantized:
-        return {}
-    parts = QUANT_PARTS if b.op == "mbconv" else QUANT_PARTS[1:] if b.op == "dsconv" else ()
-    if not parts:  # stem, final expand and head are always float in these spaces
-        return {"conv": (b.weight_bits, b.act_bits)} if b.op == "conv" else {}
-    return {f"{p}.conv": (b.weight_bits, b.act_bits) for p in parts}
-
-
 def export_block(space: SearchSpace, b: BlockSpec, directory: str | os.PathLike[str], batch: int = 1,
                  seed: int = 0) -> tuple[Path, tuple[int, int, int, int]]:
     """ONNX of one block as deployed (quantized per its bits); returns (path, input shape)."""
     torch.manual_seed(seed)
     d = Path(directory)
-    shape = block_input_shape(b, batch)
+    shape = b.input_shape(batch)
     stem = b.key.replace(":", "_")
     float_path = d / f"{stem}.float.onnx"
-    export_onnx(build_block(b, space.spec), shape, float_path)
-    policy = block_policy(b)
+    export_onnx(space.build_block(b), shape, float_path)
+    policy = b.quant_policy()
     if not policy:
         return float_path, shape
     q_path = d / f"{stem}.onnx"
@@ -82,7 +66,7 @@ def export_subnet(space: SearchSpace, config: SubnetConfig, directory: str | os.
     space.check(config)
     net = random_supernet(space, seed)
     sub = net.extract(config, fake_quant=False)  # the float graph that ONNX Runtime quantizes
-    policy = sub.quant_policy()
+    policy = space.quantizable_layers(sub)
     d = Path(directory)
     shape = space.input_shape(config, batch)
     name = "subnet-" + hashlib.sha1(config.to_json().encode()).hexdigest()[:12]
@@ -100,17 +84,11 @@ REFERENCE_BLOCK = "mbconv:in16x16:c16-48-16:k3:s1:relu:se0:w32a32"  # tables wri
 
 def reference_config(space: SearchSpace, resolutions: Sequence[int]) -> SubnetConfig:
     """The reference timed alongside everything a table measures (protocol.reference): a whole, mid-sized float
-    subnet of the table's own space (the middle depth, kernel, expand and keep choice everywhere) at the middle
-    of the table's resolutions. A whole model of the same kind as the ones predicted slows down with the
-    machine's load as they do; a tiny block mostly times the per-call overhead, which does not (measured:
-    experiments/results/latency.md)."""
-    s = space.spec
-    mid = lambda choices: sorted(choices)[(len(choices) - 1) // 2]  # noqa: E731
+    subnet of the table's own space (`Family.middle`: the middle choice everywhere) at the middle of the table's
+    resolutions. A whole model of the same kind as the ones predicted slows down with the machine's load as they
+    do; a tiny block mostly times the per-call overhead, which does not (measured: experiments/results/latency.md)."""
     res = sorted(resolutions)
-    n = mid(s.depth_choices) * s.n_stages
-    return SubnetConfig(space.name, res[(len(res) - 1) // 2], (mid(s.depth_choices),) * s.n_stages,
-                        (mid(s.kernel_choices),) * n, (mid(s.expand_choices),) * n, (mid(s.keep_choices),) * n,
-                        (32,) * n, (32,) * n)
+    return space.middle(res[(len(res) - 1) // 2])
 
 
 def reference_model_spec(space: SearchSpace, resolutions: Sequence[int]) -> dict[str, Any]:
@@ -129,7 +107,7 @@ def export_reference_model(directory: str | os.PathLike[str], batch: int = 1,
 
     ref = dict(reference or LEGACY_REFERENCE)
     if ref.get("kind") == "subnet":
-        config = SubnetConfig.from_dict(ref["config"])
+        config = config_from_dict(ref["config"])
         return export_subnet(get_space(config.space), config, directory, batch=batch)
     return export_block(get_space("mbv3-tiny"), BlockSpec.from_key(ref["key"]), directory, batch=batch)
 

@@ -1,7 +1,8 @@
 """Quantize an exported float ONNX model the way it is deployed: ONNX Runtime static QDQ.
 
-Only the convolutions named in the policy are quantized (keys are module names as `Subnet.quant_policy()` gives
-them, e.g. `blocks.3.expand.conv`); every other node stays float.
+Only the layers named in the policy are quantized (keys are module names as a family's `quantizable_layers` gives
+them: convolutions such as `blocks.3.expand.conv`, linear layers (MatMul / Gemm) such as `blocks.2.attn.q.fc`);
+every other node stays float.
 - activations quantized (`act_bits` 8): static QDQ from `onnxruntime.quantization.quantize_static`, per-channel
   signed weights and *unsigned* 8-bit activations (on x86 signed activations fuse only half the convolutions and
   run 3-6x slower, FACTS.md);
@@ -28,14 +29,21 @@ WEIGHT_BITS = (4, 8)
 ACT_BITS = (8, 32)
 
 
+QUANT_OPS = ("Conv", "MatMul", "Gemm")  # the ops whose constant weight a policy quantizes
+
+
 def onnx_conv_module_names(model: onnx.ModelProto) -> dict[str, str]:
-    """Dotted module name -> ONNX node name for every Conv node. The TorchScript exporter names a conv
-    `/blocks/blocks.3/expand/conv/Conv` for the module `blocks.3.expand.conv`: each scope repeats its parent's
-    name as a prefix for container items, which is dropped here."""
+    """Dotted module name -> ONNX node name for every Conv node, and every MatMul / Gemm with a constant weight
+    (a linear layer). The TorchScript exporter names a conv `/blocks/blocks.3/expand/conv/Conv` for the module
+    `blocks.3.expand.conv`: each scope repeats its parent's name as a prefix for container items, which is dropped
+    here."""
     out: dict[str, str] = {}
+    inits = {t.name for t in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type != "Conv" or not node.name.startswith("/"):
+        if node.op_type not in QUANT_OPS or not node.name.startswith("/"):
             continue
+        if node.op_type != "Conv" and (len(node.input) < 2 or node.input[1] not in inits):
+            continue  # activation x activation matmuls (attention) are not layers
         parts = [p for p in node.name.split("/")[1:-1] if p]
         dotted: list[str] = []
         for p in parts:
@@ -97,12 +105,25 @@ def _to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     return converted
 
 
-def _per_channel_symmetric(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def weight_axis(node: onnx.NodeProto) -> int:
+    """The output-channel axis of a node's weight (input 1): 0 for Conv and Gemm(transB=1), 1 for MatMul."""
+    if node.op_type == "MatMul":
+        return 1
+    if node.op_type == "Gemm":
+        return 0 if any(a.name == "transB" and a.i == 1 for a in node.attribute) else 1
+    return 0
+
+
+def _channel_shape(w: np.ndarray, axis: int) -> list[int]:
+    return [-1 if i == axis else 1 for i in range(w.ndim)]
+
+
+def _per_channel_symmetric(w: np.ndarray, bits: int, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Signed symmetric per-output-channel quantization (as the QDQ quantizer does for weights)."""
     qmax = 2 ** (bits - 1) - 1
-    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
     scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
-    q = np.clip(np.round(w / scale.reshape(-1, *([1] * (w.ndim - 1)))), -qmax, qmax).astype(np.int8)
+    q = np.clip(np.round(w / scale.reshape(_channel_shape(w, axis))), -qmax, qmax).astype(np.int8)
     return q, scale
 
 
@@ -122,9 +143,9 @@ def _int_tensor(name: str, q: np.ndarray, bits: int) -> onnx.TensorProto:
     return helper.make_tensor(name, onnx.TensorProto.INT4, q.shape, packed.tobytes(), raw=True)
 
 
-def _int_weight(base: str, w: np.ndarray, bits: int) -> list[onnx.TensorProto]:
+def _int_weight(base: str, w: np.ndarray, bits: int, axis: int = 0) -> list[onnx.TensorProto]:
     """`w` quantized per output channel, symmetric: [integers `base`, `base`_scale, zero point `base`_zero]."""
-    q, scale = _per_channel_symmetric(w, bits)
+    q, scale = _per_channel_symmetric(w, bits, axis)
     return [_int_tensor(base, q, bits), numpy_helper.from_array(scale, f"{base}_scale"),
             _int_tensor(f"{base}_zero", np.zeros(scale.shape[0], np.int8), bits)]
 
@@ -141,10 +162,11 @@ def _weight_only(model: onnx.ModelProto, nodes: Mapping[str, int]) -> None:
             raise HwnasError(f"quantize: the weight of {node_name} is not a constant initializer")
         w = numpy_helper.to_array(inits[wname]).astype(np.float32)
         base = f"{wname}_wq{bits}"
-        qt, st, zt = _int_weight(base, w, bits)
+        axis = weight_axis(node)
+        qt, st, zt = _int_weight(base, w, bits, axis)
         model.graph.initializer.extend([qt, st, zt])
         dq = helper.make_node("DequantizeLinear", [base, st.name, zt.name], [f"{base}_dq"],
-                              name=f"{node_name}_weight_DequantizeLinear", axis=0)
+                              name=f"{node_name}_weight_DequantizeLinear", axis=axis)
         node.input[1] = dq.output[0]
         new_nodes.append(dq)
     # DequantizeLinear nodes first: the graph stays topologically sorted (their inputs are initializers)
@@ -166,9 +188,10 @@ def _requantize_weights(model: onnx.ModelProto, nodes: Mapping[str, int]) -> Non
             raise HwnasError(f"quantize: expected a quantized weight on {node_name}, found none")
         q8 = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float32)
         scale8 = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
-        w = q8 * scale8.reshape(-1, *([1] * (q8.ndim - 1)))
+        axis = weight_axis(by_name[node_name])
+        w = q8 * scale8.reshape(_channel_shape(q8, axis))
         base = f"{dq.input[0]}_w{bits}"
-        model.graph.initializer.extend(_int_weight(base, w, bits))
+        model.graph.initializer.extend(_int_weight(base, w, bits, axis))
         dq.input[0], dq.input[1] = base, f"{base}_scale"
         if len(dq.input) > 2:
             dq.input[2] = f"{base}_zero"
@@ -200,8 +223,8 @@ def quantize_onnx(float_onnx: str | os.PathLike[str], out_onnx: str | os.PathLik
     missing = [k for k in policy if k not in convs]
     if missing:
         known = ", ".join(sorted(convs)[:6])
-        raise HwnasError(f"quantize: policy names conv {missing[0]!r}, not in {Path(float_onnx).name} "
-                         f"(its convs: {known}, ...)")
+        raise HwnasError(f"quantize: policy names layer {missing[0]!r}, not in {Path(float_onnx).name} "
+                         f"(its layers: {known}, ...)")
     static = {convs[k]: int(w) for k, (w, a) in policy.items() if int(w) < 32 and int(a) < 32}
     weight_only = {convs[k]: int(w) for k, (w, a) in policy.items() if int(w) < 32 and int(a) >= 32}
     needs_int4 = any(int(w) == 4 for w, a in policy.values())
@@ -224,7 +247,7 @@ def quantize_onnx(float_onnx: str | os.PathLike[str], out_onnx: str | os.PathLik
             quantize_static(
                 str(cur), str(qpath), _Reader(m.graph.input[0].name, calibration),
                 quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_quantize=list(static), op_types_to_quantize=["Conv"],
+                weight_type=QuantType.QInt8, nodes_to_quantize=list(static), op_types_to_quantize=list(QUANT_OPS),
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from latency_tables.calibration import Calibration, group_of
-from search_spaces import BlockSpec, SearchSpace, SubnetConfig, get_space
+from search_spaces import Family, FamilyConfig, SearchSpace, SubnetConfig, config_from_dict, get_space
+from search_spaces.block_spec import parse_block_key
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.files import atomic_write_json
-from search_spaces.space import ELASTIC_FIELDS
 
 FORMAT = "hwnas-latency-table"
 VERSION = 1
@@ -60,9 +60,9 @@ def _reference_model(d: Any) -> dict[str, Any] | None:
     if not isinstance(d, Mapping) or d.get("kind") not in ("subnet", "block"):
         raise bad_value("reference_model", d, "an object with kind subnet (and config) or block (and key)")
     if d["kind"] == "subnet":
-        SubnetConfig.from_dict(d["config"])
+        config_from_dict(d["config"])
     else:
-        BlockSpec.from_key(d["key"])
+        parse_block_key(d["key"])
     return dict(d)
 
 
@@ -205,11 +205,11 @@ class LatencyTable:
                 raise bad_value(f"{source}: entries", type(entries).__name__, "an object key -> measurement")
             clean = {}
             for k, v in entries.items():
-                BlockSpec.from_key(k)
+                parse_block_key(k)
                 clean[k] = _entry(k, v)
             unsupported = d.get("unsupported") or {}
             for k in unsupported:
-                BlockSpec.from_key(k)
+                parse_block_key(k)
             cal = Calibration.from_dict(d["calibration"]) if d.get("calibration") else None
             overhead = d.get("overhead")
             if overhead is not None:
@@ -228,33 +228,43 @@ class LatencyTable:
 
     # ---- lookup ------------------------------------------------------------------------------------
     def _build_dense(self) -> dict[str, Any]:
-        """Per (resolution, position, kernel, expand, keep, wbits, abits) choice index: overhead-corrected ms
-        (NaN = not in the table), and whether the device marks it unsupported; the fixed blocks per resolution."""
+        """Per (context, position, *per-position field choice indices) -- mbv3: (resolution, position, kernel,
+        expand, keep, wbits, abits); vit: (embed dim, layer, heads, MLP ratio, keep, wbits, abits) --
+        overhead-corrected ms (NaN = not in the table) and whether the device marks it unsupported; the fixed blocks
+        per context. The context is the space's global columns other than depths (`Family.context_columns`)."""
         sp = self.search_space
-        s = sp.spec
-        ch = [s.kernel_choices, s.expand_choices, s.keep_choices, s.weight_bit_choices, s.act_bit_choices]
-        shape = (len(s.resolutions), s.n_positions, *[len(c) for c in ch])
+        sc = sp.schema
+        ctx_cols = sp.context_columns()
+        ctx_sizes = tuple(len(sc.columns[c].choices) for c in ctx_cols)
+        n_ctx = int(np.prod(ctx_sizes))
+        fields = sc.position_fields
+        ch = [sc.choices(f) for f in fields]
+        shape = (n_ctx, sc.n_positions, *[len(c) for c in ch])
         ms = np.full(shape, np.nan)
         unsup = np.zeros(shape, dtype=bool)
         group = np.zeros(shape, dtype=np.int8)
-        fixed = np.full(len(s.resolutions), np.nan)
-        fixed_unsup = np.zeros(len(s.resolutions), dtype=bool)
+        fixed = np.full(n_ctx, np.nan)
+        fixed_unsup = np.zeros(n_ctx, dtype=bool)
+        n_fixed = np.zeros(n_ctx, dtype=np.int64)
         o = self.overhead_ms
-        for ri, r in enumerate(s.resolutions):
-            if r not in self.resolutions:
+        for ci, cix in enumerate(np.ndindex(*ctx_sizes)):
+            ctx = {sc.columns[c].field: sc.columns[c].choices[i] for c, i in zip(ctx_cols, cix)}
+            if ctx["resolution"] not in self.resolutions:
                 continue
-            before, after = sp.fixed_blocks(r)
+            fixed_blocks = sp.fixed_blocks_at(ctx)
             vals = [self.latency_ms(self.entries[b.key]) - o if b.key in self.entries else
-                    (0.0 if b.key in self.unsupported else np.nan) for b in before + after]
-            fixed[ri] = np.sum(vals)
-            fixed_unsup[ri] = any(b.key in self.unsupported for b in before + after)
-            cache: dict[BlockSpec, tuple[float, bool]] = {}
-            for p in range(s.n_positions):
+                    (0.0 if b.key in self.unsupported else np.nan) for b in fixed_blocks]
+            fixed[ci] = np.sum(vals)
+            fixed_unsup[ci] = any(b.key in self.unsupported for b in fixed_blocks)
+            n_fixed[ci] = len(fixed_blocks)
+            cache: dict[Any, tuple[float, bool]] = {}
+            for p in range(sc.n_positions):
                 for idx in np.ndindex(*shape[2:]):
-                    k, e, kp, w, a = (c[i] for c, i in zip(ch, idx))
+                    values = dict(zip(fields, (c[i] for c, i in zip(ch, idx))))
+                    w, a = values["weight_bits"], values["act_bits"]
                     if a < 32 <= w:
                         continue
-                    b = sp.elastic_block(p, r, k, e, kp, w, a)
+                    b = sp.position_block(p, ctx, values)
                     if b not in cache:
                         key = b.key
                         if key in self.unsupported:
@@ -262,29 +272,30 @@ class LatencyTable:
                         else:
                             cache[b] = (self.latency_ms(self.entries[key]) - o if key in self.entries else np.nan,
                                         False)
-                    ms[(ri, p, *idx)], unsup[(ri, p, *idx)] = cache[b]
-                    group[(ri, p, *idx)] = group_of(w)
+                    ms[(ci, p, *idx)], unsup[(ci, p, *idx)] = cache[b]
+                    group[(ci, p, *idx)] = group_of(w)
         return {"ms": ms.ravel(), "unsup": unsup.ravel(), "group": group.ravel(), "fixed": fixed,
-                "fixed_unsup": fixed_unsup, "shape": shape}
+                "fixed_unsup": fixed_unsup, "n_fixed": n_fixed, "shape": shape, "ctx_cols": ctx_cols,
+                "ctx_sizes": ctx_sizes}
 
-    def _gather(self, configs: Sequence[SubnetConfig] | np.ndarray) -> dict[str, np.ndarray]:
+    def _gather(self, configs: Sequence[Any] | np.ndarray) -> dict[str, np.ndarray]:
         sp = self.search_space
         if not isinstance(configs, np.ndarray):
             for c in configs:
-                if isinstance(c, SubnetConfig) and c.space != self.space:
+                if isinstance(c, FamilyConfig) and c.space != self.space:
                     raise InputError(f"config.space: got {c.space!r}, allowed: {self.space!r} (this table's space)")
         idx = sp._as_indices(configs).astype(np.int64)
         if self._dense is None:
             self._dense = self._build_dense()
         d = self._dense
         shape = d["shape"]
-        s = sp.spec
+        sc = sp.schema
         n = idx.shape[0]
-        r = idx[:, 0]
-        el = idx[:, 1 + s.n_stages:].reshape(n, s.n_positions, len(ELASTIC_FIELDS))
-        active = el[:, :, 0] >= 0
-        flat = r[:, None] * shape[1] + np.arange(s.n_positions)[None, :]
-        for j in range(len(ELASTIC_FIELDS)):
+        r = np.ravel_multi_index(tuple(idx[:, c] for c in d["ctx_cols"]), d["ctx_sizes"]) if n else np.zeros(0, int)
+        el = sc.per_position(idx)  # (n, positions, fields)
+        active = sc.active(idx)
+        flat = r[:, None] * shape[1] + np.arange(sc.n_positions)[None, :]
+        for j in range(len(sc.position_fields)):
             flat = flat * shape[2 + j] + np.where(active, el[:, :, j], 0)
         vals = np.where(active, d["ms"][flat], 0.0)
         fixed = d["fixed"][r]
@@ -297,9 +308,9 @@ class LatencyTable:
             groups[:, gi] = np.where(g == gi, vals, 0.0).sum(axis=1)
         groups[:, 0] += fixed
         unsup = (active & d["unsup"][flat]).any(axis=1) | d["fixed_unsup"][r]
-        return {"groups": groups, "n_blocks": active.sum(axis=1) + 4, "unsupported": unsup}
+        return {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "unsupported": unsup}
 
-    def _raise_missing(self, sp: SearchSpace, row: np.ndarray) -> None:
+    def _raise_missing(self, sp: Family, row: np.ndarray) -> None:
         config = sp.from_indices(row[None, :])[0]
         for b in sp.blocks(config):
             if b.key not in self.entries and b.key not in self.unsupported:

@@ -15,7 +15,7 @@ from latency_tables.executor import LocalExecutor, RayExecutor
 from latency_tables.protocol import Protocol
 from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.table import LatencyTable
-from search_spaces import SubnetConfig
+from search_spaces import SubnetConfig, config_from_dict
 from search_spaces.errors import HwnasError, bad_value
 
 
@@ -74,7 +74,7 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
             raise HwnasError(f"table was measured on {table.fingerprint.get('device')!r} but this machine is "
                              f"{here.get('device')!r}; validate on the table's device (or with --ray-address)")
         ex = LocalExecutor()
-    exclude = {SubnetConfig.from_dict(m["config"]).to_json() for m in table.calibration_measurements}
+    exclude = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     if configs is None:
         configs = sample_configs(sp, n, seed, table.resolutions, exclude=exclude, supported=table.supported,
                                  quantize=table.quantized)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, get_space
+from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, config_from_dict, get_space
 from search_spaces.errors import bad_value
 from search_spaces.files import sha256_file
 
@@ -150,7 +150,7 @@ def evaluate_chunk(ckpt_path: str | None, ckpt_bytes: bytes | None, ckpt_id: str
     net, data = _load(ckpt_path, ckpt_bytes, ckpt_id, data_name, data_seed, runtime)
     out = []
     for d in configs:
-        c = SubnetConfig.from_dict(d)
+        c = config_from_dict(d)
         t0 = time.perf_counter()
         ev = evaluate_detailed(net, c, data, split, calib_batches=calib_batches, runtime=runtime,
                                max_images=max_images)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import HwnasError, InputError, SubnetConfig, get_space
+from search_spaces import FamilyConfig, HwnasError, InputError, SubnetConfig, get_space
 from search_spaces.files import publish_pair, sha256_file
 
 CARD_FORMAT = "hwnas-model-card"
@@ -189,8 +189,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     from search_spaces.supernet import recalibrate
 
     t_start = time.perf_counter()
-    if not isinstance(config, SubnetConfig):
-        raise InputError(f"config: got {type(config).__name__}, allowed: a SubnetConfig")
+    if not isinstance(config, FamilyConfig):
+        raise InputError(f"config: got {type(config).__name__}, allowed: a search-space config (SubnetConfig, ...)")
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--out: got {str(out)!r} (a directory), allowed: a file path such as model.onnx")
@@ -216,7 +216,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed, runtime)
     ref = recalibrate(net.extract(deployed, fake_quant=True).to(runtime.device), calib).eval().cpu()
     calib = [b.cpu() for b in calib]
-    policy = ref.quant_policy() if quantize else {}
+    policy = space.quantizable_layers(ref) if quantize else {}
     is_quant = bool(policy)
     float_sub = ref
     if is_quant:

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from search_spaces import SubnetConfig
+from search_spaces import SubnetConfig, config_from_dict
 
 OBJECTIVES = {"accuracy": "maximize", "latency": "minimize", "size": "minimize"}
 # the confidence of `FrontEntry.accuracy_lower`: a `min_accuracy` budget is met when the lower bound meets it
@@ -37,7 +37,7 @@ class FrontEntry:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontEntry:
         d = dict(d)
-        d["config"] = SubnetConfig.from_dict(d["config"])
+        d["config"] = config_from_dict(d["config"])
         return cls(**d)
 
     @property

@@ -29,7 +29,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from nas.front import FrontEntry
-from search_spaces import HwnasError, InputError, SubnetConfig
+from search_spaces import HwnasError, InputError, config_from_dict
 
 DEFAULT_STORE = "hwnas-results.db"
 # URL schemes (before any +driver) an hwnas store or study may use: SQLAlchemy's bundled dialects
@@ -390,7 +390,7 @@ def _entry(r: Mapping[str, Any]) -> FrontEntry:
     cols = _Columns(np.array([r["id"]]), np.array([r["front_id"]]), acc,
                     np.array([r["latency_ms"]], dtype=np.float64), np.array([r["size_bytes"]], dtype=np.float64), lower)
     _check_columns(cols)
-    return FrontEntry(config=SubnetConfig.from_json(r["config"]), accuracy=float(r["accuracy"]),
+    return FrontEntry(config=config_from_dict(json.loads(r["config"])), accuracy=float(r["accuracy"]),
                       latency_ms=float(r["latency_ms"]), size_bytes=int(r["size_bytes"]), macs=int(r["macs"]),
                       feasible=bool(r["feasible"]), trial=r["trial"], measured=json.loads(r["measured"]),
                       accuracy_lower=None if r["accuracy_lower"] is None else float(r["accuracy_lower"]))

@@ -66,10 +66,9 @@ class AccuracyPredictor:
 
     def _route(self, x: ConfigsOrIndices) -> tuple[np.ndarray, np.ndarray]:
         idx = self._layout.as_indices(x)
-        s = self.search_space.spec
-        w32, a32 = s.weight_bit_choices.index(32), s.act_bit_choices.index(32)
-        base = 1 + s.n_stages
-        wb, ab = idx[:, base + 3 :: 5], idx[:, base + 4 :: 5]
+        sc = self.search_space.schema
+        w32, a32 = sc.choices("weight_bits").index(32), sc.choices("act_bits").index(32)
+        wb, ab = sc.field(idx, "weight_bits"), sc.field(idx, "act_bits")
         quantized = (((wb >= 0) & (wb != w32)) | ((ab >= 0) & (ab != a32))).any(axis=1)
         return idx, quantized
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import InputError, SubnetConfig, get_space
+from search_spaces import InputError, SubnetConfig, config_from_dict, get_space
 from search_spaces.errors import bad_value
 
 REQUIRED_KEYS = ("config", "accuracy", "quantized")
@@ -83,7 +83,7 @@ def _record(line_no: int, obj: Any, path: str) -> tuple[SubnetConfig, float, boo
         if key not in obj:
             raise InputError(f"{where}: key {key!r} missing, allowed: records with keys {', '.join(REQUIRED_KEYS)}")
     try:
-        config = SubnetConfig.from_dict(obj["config"])
+        config = config_from_dict(obj["config"])
     except InputError as e:
         raise InputError(f"{where}: config {e}") from None
     acc = obj["accuracy"]

@@ -12,11 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import InputError, SearchSpace, SubnetConfig
+from search_spaces import FamilyConfig, InputError, SearchSpace, SubnetConfig
 from search_spaces.errors import bad_value
-from search_spaces.space import ELASTIC_FIELDS
-
-QUANT_FIELDS = ("weight_bits", "act_bits")
 
 ConfigsOrIndices = Sequence[SubnetConfig] | SubnetConfig | np.ndarray
 
@@ -27,52 +24,29 @@ class FeatureLayout:
     def __init__(self, space: SearchSpace, quant: bool) -> None:
         self.space = space
         self.quant = bool(quant)
-        s = space.spec
-        choices: dict[str, tuple[Any, ...]] = {
-            "kernel": s.kernel_choices, "expand": s.expand_choices, "keep": s.keep_choices,
-            "weight_bits": s.weight_bit_choices, "act_bits": s.act_bit_choices,
-        }
-        index_names = space.index_columns()
-        cols: list[int] = [0]                                  # index column used by each group
-        sizes: list[int] = [len(s.resolutions)]
-        values: list[tuple[Any, ...]] = [tuple(s.resolutions)]
-        for st in range(s.n_stages):
-            cols.append(1 + st)
-            sizes.append(len(s.depth_choices))
-            values.append(tuple(s.depth_choices))
-        nf = len(ELASTIC_FIELDS)
-        for p in range(s.n_positions):
-            for k, f in enumerate(ELASTIC_FIELDS):
-                if f in QUANT_FIELDS and not self.quant:
-                    continue
-                cols.append(1 + s.n_stages + p * nf + k)
-                sizes.append(len(choices[f]))
-                values.append(tuple(choices[f]))
+        self.schema = sc = space.schema
+        # one feature group per index column the layout uses (bit-width columns only with `quant`)
+        cols = [c for c, col in enumerate(sc.columns) if self.quant or not col.quant]
         self.columns = np.asarray(cols, dtype=np.int64)        # (n_groups,) index column of each group
-        self.sizes = np.asarray(sizes, dtype=np.int64)         # (n_groups,) number of choices
+        self.sizes = np.asarray([len(sc.columns[c].choices) for c in cols], dtype=np.int64)  # choices per group
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.n_features = int(self.sizes.sum())
-        self.names = [f"{index_names[c]}={v}" for c, vals in zip(cols, values) for v in vals]
+        self.names = [f"{sc.columns[c].name}={v}" for c in cols for v in sc.columns[c].choices]
+        self._field_of = [sc.columns[c] for c in cols for _ in sc.columns[c].choices]
         if self.n_features != space.n_features(self.quant):  # the layout must be encode's, column for column
             raise AssertionError(f"feature layout {self.n_features} != space.n_features {space.n_features(self.quant)}")
-        # per index column: largest allowed index (to validate indices matrices)
-        self._col_max = np.full(space.n_index_columns, -1, dtype=np.int64)
-        self._col_max[0] = len(s.resolutions) - 1
-        self._col_max[1 : 1 + s.n_stages] = len(s.depth_choices) - 1
-        for p in range(s.n_positions):
-            for k, f in enumerate(ELASTIC_FIELDS):
-                self._col_max[1 + s.n_stages + p * nf + k] = len(choices[f]) - 1
+        self._col_max = sc.col_max  # per index column: largest allowed index (to validate indices matrices)
 
     def shared_classes(self) -> tuple[list[str], np.ndarray]:
         """Names of the position-independent classes ("kernel=5", "weight_bits=4", ...) and, per feature, its
-        class (-1 for resolution and depth). A model may tie the weights of one class across positions."""
+        class (-1 for global columns: resolution, depth). A model may tie the weights of one class across
+        positions."""
         names: list[str] = []
         cls = np.full(self.n_features, -1, dtype=np.int64)
-        for i, full in enumerate(self.names):
-            col, value = full.split("=")
-            if "_s" not in col or col.startswith("depth_"):
+        for i, (full, col) in enumerate(zip(self.names, self._field_of)):
+            if col.position is None:
                 continue
-            name = f"{col.rsplit('_s', 1)[0]}={value}"
+            name = f"{col.field}={full.rsplit('=', 1)[1]}"
             if name not in names:
                 names.append(name)
             cls[i] = names.index(name)
@@ -95,7 +69,7 @@ class FeatureLayout:
         """The `to_indices` matrix of configs, a config, an indices matrix or a dense feature matrix of this
         layout; validated (shape, ranges, space)."""
         sp = self.space
-        if isinstance(x, SubnetConfig):
+        if isinstance(x, FamilyConfig):
             return sp.to_indices([x])
         if isinstance(x, np.ndarray):
             if x.ndim != 2:
@@ -120,34 +94,30 @@ class FeatureLayout:
             return
         hi = idx.max(axis=0)
         lo = idx.min(axis=0)
-        fixed = np.arange(len(lo)) < 1 + self.space.spec.n_stages  # resolution and depths are never inactive
+        fixed = np.arange(len(lo)) < self.schema.n_global  # global columns are never inert
         bad = np.flatnonzero((hi > self._col_max) | (lo < -1) | ((lo < 0) & fixed))
         if bad.size:
             c = int(bad[0])
-            name = self.space.index_columns()[c]
+            name = self.schema.names[c]
             value = int(hi[c]) if hi[c] > self._col_max[c] else int(lo[c])
-            lo_allowed = 0 if c < 1 + self.space.spec.n_stages else -1
+            lo_allowed = 0 if c < self.schema.n_global else -1
             raise bad_value(f"indices column {name!r}", value, f"{lo_allowed}..{int(self._col_max[c])}")
 
     def decode(self, x: np.ndarray) -> np.ndarray:
         """Indices matrix from a dense one-hot matrix of this layout (bits taken as 32 when the layout has none)."""
-        sp = self.space
-        s = sp.spec
-        idx = np.full((x.shape[0], sp.n_index_columns), -1, dtype=np.int16)
-        if not self.quant:  # float layout: every active block runs at 32 bits
-            nf = len(ELASTIC_FIELDS)
-            w32 = s.weight_bit_choices.index(32)
-            a32 = s.act_bit_choices.index(32)
+        sc = self.schema
+        idx = np.full((x.shape[0], sc.n_columns), -1, dtype=np.int16)
         for g in range(self.n_groups):
             o, m, c = self.offsets[g], self.sizes[g], self.columns[g]
             block = x[:, o : o + m]
             v = block.argmax(axis=1).astype(np.int16)
             v[block.max(axis=1) <= 0.5] = -1
             idx[:, c] = v
-            if not self.quant and c > s.n_stages and (c - 1 - s.n_stages) % nf == 0:  # a kernel column
-                active = v >= 0
-                idx[:, c + 3] = np.where(active, w32, -1)
-                idx[:, c + 4] = np.where(active, a32, -1)
+        if not self.quant:  # float layout: every active position's bit columns say 32
+            active = sc.active(idx)
+            for c, col in enumerate(sc.columns):
+                if col.quant:
+                    idx[:, c] = np.where(active[:, col.position], col.choices.index(32), -1)
         return idx
 
     # ---- features ------------------------------------------------------------------------------------
@@ -160,14 +130,11 @@ class FeatureLayout:
 
     # ---- joint groups: the fast inference path ------------------------------------------------------------
     def joint_groups(self) -> list[np.ndarray]:
-        """Feature groups fused for inference: resolution with every stage depth, then each elastic position's
-        fields (kernel, expand, keep[, bits]) together. Each is an array of layout group numbers."""
-        n_fixed = 1 + self.space.spec.n_stages
-        per_pos = 5 if self.quant else 3
-        out = [np.arange(n_fixed)]
-        for p in range(self.space.spec.n_positions):
-            out.append(np.arange(n_fixed + p * per_pos, n_fixed + (p + 1) * per_pos))
-        return out
+        """Feature groups fused for inference: the global columns (resolution, depths) together, then each elastic
+        position's fields (kernel, expand, keep[, bits]) together. Each is an array of layout group numbers."""
+        pos = np.asarray([self.schema.columns[c].position for c in self.columns], dtype=object)
+        glob = np.flatnonzero(pos == None)  # noqa: E711 -- elementwise over an object array
+        return [glob] + [np.flatnonzero(pos == p) for p in range(self.schema.n_positions)]
 
     def _joint_spec(self) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
         if not hasattr(self, "_joint_cache"):

@@ -20,7 +20,6 @@ import numpy as np
 
 from search_spaces import SearchSpace
 from search_spaces.errors import bad_value
-from search_spaces.space import ELASTIC_FIELDS
 
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
 COEF_KEY = "quant_residual.coef"  # the name its coefficients are saved under, next to the model it corrects
@@ -29,21 +28,15 @@ FLOAT_BITS = 32  # a bit-width of 32 means "not quantized" (search_spaces.quant)
 
 def _fields(space: SearchSpace) -> list[tuple[str, tuple[int, ...], list[int]]]:
     """Per bit-width field, in feature order: (name, its choices, the indices of the quantized (< 32) ones)."""
-    s = space.spec
+    sc = space.schema
     return [(f, ch, [j for j, b in enumerate(ch) if b < FLOAT_BITS])
-            for f, ch in (("weight_bits", s.weight_bit_choices), ("act_bits", s.act_bit_choices))]
+            for f, ch in ((f, sc.choices(f)) for f in ("weight_bits", "act_bits"))]
 
 
 def _columns(space: SearchSpace, idx: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(keep index per position, -1 where inactive; per bit field: choice index per position, -1 where inactive)."""
-    s = space.spec
-    base, nf = 1 + s.n_stages, len(ELASTIC_FIELDS)
-    active = idx[:, base::nf] >= 0  # (n, positions)
-
-    def col(field: str) -> np.ndarray:
-        return np.where(active, idx[:, base + ELASTIC_FIELDS.index(field) :: nf], -1)
-
-    return col("keep"), {f: col(f) for f, _, _ in _fields(space)}
+    sc = space.schema
+    return sc.field(idx, "keep"), {f: sc.field(idx, f) for f, _, _ in _fields(space)}
 
 
 def quantization_features(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
@@ -54,17 +47,17 @@ def quantization_features(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
         for j in quantized:
             at = bits[field] == j
             cols.append(at)
-            cols.extend((at & (keep == k)).sum(axis=1, keepdims=True) for k in range(len(space.spec.keep_choices)))
+            cols.extend((at & (keep == k)).sum(axis=1, keepdims=True) for k in range(len(space.schema.choices("keep"))))
     return np.hstack(cols).astype(np.float64) if cols else np.zeros((idx.shape[0], 0))
 
 
 def feature_names(space: SearchSpace) -> list[str]:
-    s = space.spec
+    sc = space.schema
     names = []
     for field, choices, quantized in _fields(space):
         for j in quantized:
-            names += [f"{field}={choices[j]}@{p}" for p in range(s.n_positions)]
-            names += [f"count {field}={choices[j]}, keep={k}" for k in s.keep_choices]
+            names += [f"{field}={choices[j]}@{p}" for p in range(sc.n_positions)]
+            names += [f"count {field}={choices[j]}, keep={k}" for k in sc.choices("keep")]
     return names
 
 
@@ -113,9 +106,9 @@ class QuantResidual:
     def predict(self, idx: np.ndarray) -> np.ndarray:
         """`quantization_features(idx) @ coef`, read from per-field lookup tables instead of building the
         features: a block's cost is its position's coefficient plus its (bit-width, keep) coefficient."""
-        s = self.space.spec
+        sc = self.space.schema
         keep, bits = _columns(self.space, idx)
-        n_pos, n_keep = s.n_positions, len(s.keep_choices)
+        n_pos, n_keep = sc.n_positions, len(sc.choices("keep"))
         out = np.zeros(idx.shape[0])
         at = 0
         for field, choices, quantized in _fields(self.space):

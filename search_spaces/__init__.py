@@ -13,9 +13,12 @@ from search_spaces.profile import Profile
 from search_spaces.registry import Registry
 from search_spaces.space import SearchSpace, get_space, list_spaces, space_of
 from search_spaces.spec import SpaceSpec, StageSpec, make_divisible
+from search_spaces.family import FAMILIES, Family, FamilyConfig, config_from_dict, family_of  # noqa: I001
+
+import search_spaces.vit  # noqa: E402,F401 -- registers the vit family and its presets
 
 __all__ = [
-    "BlockSpec", "HwnasError", "InputError", "Profile", "Registry", "SPACE_SPECS", "SearchSpace", "SpaceSpec",
-    "StageSpec", "SubnetConfig", "UnknownNameError", "get_space", "get_spec", "list_spaces", "make_divisible",
+    "FAMILIES", "BlockSpec", "Family", "FamilyConfig", "HwnasError", "InputError", "Profile", "Registry", "SPACE_SPECS", "SearchSpace", "SpaceSpec",
+    "StageSpec", "SubnetConfig", "UnknownNameError", "config_from_dict", "family_of", "get_space", "get_spec", "list_spaces", "make_divisible",
     "space_of",
 ]

@@ -92,3 +92,29 @@ class BlockSpec:
         from dataclasses import replace
 
         return replace(self, weight_bits=32, act_bits=32)
+
+    def input_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.in_ch, self.in_hw, self.in_hw)
+
+    def quant_policy(self) -> dict[str, tuple[int, int]]:
+        """The quantized convolutions of the standalone block, named as in its exported graph (stem, final expand
+        and head are always float in the mbv3 spaces)."""
+        if not self.quantized:
+            return {}
+        parts = {"mbconv": ("expand", "depthwise", "pointwise"), "dsconv": ("depthwise", "pointwise")}.get(self.op)
+        if parts is None:
+            return {"conv": (self.weight_bits, self.act_bits)} if self.op == "conv" else {}
+        return {f"{p}.conv": (self.weight_bits, self.act_bits) for p in parts}
+
+
+# op kind -> the key type that parses it; families with their own key types add theirs (search_spaces/vit)
+BLOCK_KEY_TYPES: dict[str, Any] = {op: BlockSpec for op in OPS}
+
+
+def parse_block_key(key: str) -> Any:
+    """The block of any registered family's latency-table key."""
+    op = key.split(":", 1)[0] if isinstance(key, str) else None
+    kind = BLOCK_KEY_TYPES.get(op) if op else None
+    if kind is None:
+        raise InputError(f"block key: got {key!r}, allowed: a key whose op is one of {', '.join(BLOCK_KEY_TYPES)}")
+    return kind.from_key(key)

@@ -7,12 +7,12 @@ network are equal; Once-for-All's padded 20-entry format is converted by `from_o
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from search_spaces.errors import InputError, bad_value
+from search_spaces.family import FamilyConfig
 from search_spaces.spec import SpaceSpec
 
 CONFIG_VERSION = 1
@@ -40,7 +40,7 @@ def _as_tuple(field: str, value: object) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
-class SubnetConfig:
+class SubnetConfig(FamilyConfig):
     """One subnet: resolution, per-stage depth, and per active block kernel / expand / keep / bits."""
 
     space: str
@@ -75,12 +75,7 @@ class SubnetConfig:
             if len(values) != n:
                 raise bad_value(name, list(values), f"one value per active block: {n} (the sum of depths)")
             set_(self, name, tuple(_match_choice(f"{name}[{i}]", v, allowed[name]) for i, v in enumerate(values)))
-        for i, (w, a) in enumerate(zip(self.weight_bits, self.act_bits)):
-            if a < 32 and w >= 32:
-                raise InputError(
-                    f"act_bits[{i}]: got {a} with weight_bits[{i}]={w}, allowed: activations quantized only "
-                    "when the block's weights are too (weight_bits < 32)"
-                )
+        self.check_bit_pairs()
 
     # ---- the space ---------------------------------------------------------------------------------
     @property
@@ -95,25 +90,16 @@ class SubnetConfig:
     def n_blocks(self) -> int:
         return sum(self.depths)
 
-    @property
-    def is_quantized(self) -> bool:
-        return any(b < 32 for b in self.weight_bits) or any(b < 32 for b in self.act_bits)
-
     def active_positions(self) -> list[int]:
         """Elastic block positions (stage * max_depth + index) of the active blocks, in order."""
         md = self.spec.max_depth
         return [s * md + i for s, d in enumerate(self.depths) for i in range(d)]
 
+    def label(self) -> str:
+        return f"r{self.resolution} d{''.join(map(str, self.depths))} w{min(self.weight_bits)}-{max(self.weight_bits)}b"
+
     def replace(self, **changes: Any) -> SubnetConfig:
         return dataclasses.replace(self, **changes)
-
-    def with_bits(self, weight_bits: int, act_bits: int) -> SubnetConfig:
-        """The same architecture with every block at one bit-width policy."""
-        n = self.n_blocks
-        return self.replace(weight_bits=(weight_bits,) * n, act_bits=(act_bits,) * n)
-
-    def float_version(self) -> SubnetConfig:
-        return self.with_bits(32, 32)
 
     # ---- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -123,9 +109,6 @@ class SubnetConfig:
             d[name] = list(getattr(self, name))
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], space: str | None = None) -> SubnetConfig:
         """Parse a dict written by `to_dict`, or a Once-for-All dict (keys ks/e/d/r), naming any bad key."""
@@ -133,28 +116,8 @@ class SubnetConfig:
             raise bad_value("config", d, "a JSON object")
         if "ks" in d or "e" in d or ("d" in d and "depths" not in d):
             return cls.from_ofa(d, space=space or str(d.get("space", "mbv3")))
-        version = d.get("version", CONFIG_VERSION)
-        if version != CONFIG_VERSION:
-            raise bad_value("version", version, f"{CONFIG_VERSION} (this hwnas reads config version {CONFIG_VERSION})")
-        known = {"version", "space", "resolution", "depths", *_PER_BLOCK}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise bad_value(f"config key {unknown[0]!r}", d[unknown[0]], f"keys {', '.join(sorted(known))}")
-        sp = d.get("space", space)
-        if sp is None:
-            raise InputError("space: missing, allowed: a registered search space name")
-        missing = [k for k in ("resolution", "depths", *_PER_BLOCK) if k not in d]
-        if missing:
-            raise InputError(f"{missing[0]}: missing from the config")
-        return cls(space=sp, **{k: d[k] for k in ("resolution", "depths", *_PER_BLOCK)})
-
-    @classmethod
-    def from_json(cls, text: str, space: str | None = None) -> SubnetConfig:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"config: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-        return cls.from_dict(d, space=space)
+        sp, values = cls.dict_fields(d, space, ("resolution", "depths", *_PER_BLOCK))
+        return cls(space=sp, **values)
 
     # ---- Once-for-All format ------------------------------------------------------------------------
     @classmethod

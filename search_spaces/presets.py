@@ -77,6 +77,7 @@ def tiny_spec() -> SpaceSpec:
 SPACE_SPECS.register("mbv3", ofa_mbv3_spec("mbv3", 1.0))
 SPACE_SPECS.register("mbv3-w1.2", ofa_mbv3_spec("mbv3-w1.2", 1.2))
 SPACE_SPECS.register("mbv3-tiny", tiny_spec())
+MBV3_PRESETS = ("mbv3", "mbv3-w1.2", "mbv3-tiny")
 
 
 def get_spec(name: str, num_classes: int | None = None, in_channels: int | None = None) -> SpaceSpec:

@@ -11,7 +11,9 @@ import numpy as np
 from search_spaces.block_spec import BlockSpec
 from search_spaces.config import SubnetConfig
 from search_spaces.errors import InputError, bad_value
-from search_spaces.presets import SPACE_SPECS, get_spec
+from search_spaces.family import FAMILIES, PRESET_FAMILY, Family, family_of
+from search_spaces.presets import MBV3_PRESETS, SPACE_SPECS, get_spec
+from search_spaces.schema import Column, DepthGroup, IndexSchema
 from search_spaces.spec import SpaceSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,8 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
 ELASTIC_FIELDS = ("kernel", "expand", "keep", "weight_bits", "act_bits")
 
 
-class SearchSpace:
-    """One weight-sharing space. Configs are `SubnetConfig`s; batched views are numpy arrays."""
+class SearchSpace(Family):
+    """The `mbv3` family: one Once-for-All MobileNetV3 weight-sharing space. Configs are `SubnetConfig`s; batched
+    views are numpy arrays."""
+
+    family = "mbv3"
+    config_type = SubnetConfig
 
     def __init__(self, spec: SpaceSpec, resolutions: Sequence[int] | None = None,
                  keep: Sequence[float] | None = None) -> None:
@@ -61,6 +67,7 @@ class SearchSpace:
             (w, a) for w in spec.weight_bit_choices for a in spec.act_bit_choices if not (a < 32 <= w)
         )
         self._hw_cache: dict[int, list[int]] = {}
+        self._schema = self._make_schema()
 
     def __repr__(self) -> str:
         return (f"SearchSpace({self.name!r}, in_channels={self.spec.in_channels}, num_classes={self.spec.num_classes}, "
@@ -95,10 +102,6 @@ class SearchSpace:
             act_bits=tuple(b[1] for b in bits),
         )
 
-    def sample_many(self, n: int, seed: int, quantize: bool = True) -> list[SubnetConfig]:
-        rng = np.random.default_rng(seed)
-        return [self.sample(rng, quantize=quantize) for _ in range(n)]
-
     def _uniform(self, depth: int, resolution: int, kernel: int, expand: int, keep: float, w: int, a: int) -> SubnetConfig:
         n = depth * self.spec.n_stages
         return SubnetConfig(self.name, resolution, (depth,) * self.spec.n_stages, (kernel,) * n, (expand,) * n,
@@ -113,6 +116,14 @@ class SearchSpace:
         s = self.spec
         return self._uniform(min(s.depth_choices), min(self.resolutions), min(s.kernel_choices),
                              min(s.expand_choices), min(self.keep_choices), weight_bits, act_bits)
+
+    def middle(self, resolution: int | None = None) -> SubnetConfig:
+        """The middle depth, kernel, expand and keep choice everywhere, float (a latency table's reference)."""
+        s = self.spec
+        mid = lambda choices: sorted(choices)[(len(choices) - 1) // 2]  # noqa: E731
+        res = mid(self.resolutions) if resolution is None else resolution
+        return self._uniform(mid(s.depth_choices), res, mid(s.kernel_choices), mid(s.expand_choices),
+                             mid(s.keep_choices), 32, 32)
 
     # ---- Optuna --------------------------------------------------------------------------------------
     @staticmethod
@@ -191,96 +202,60 @@ class SearchSpace:
     def _searched(self, field: str) -> list[Any]:
         return list(self.keep_choices) if field == "keep" else list(self._choices[field])
 
-    # ---- batched encodings -----------------------------------------------------------------------------
+    # ---- the index schema ------------------------------------------------------------------------------
+    def _make_schema(self) -> IndexSchema:
+        """resolution, depth per stage, then each of `ELASTIC_FIELDS` per elastic position (stage-major);
+        encodings always use all of the spec's choices so predictors and tables stay valid for every restriction."""
+        s = self.spec
+        cols = [Column("resolution", "resolution", s.resolutions)]
+        cols += [Column(f"depth_s{st}", "depth", s.depth_choices) for st in range(s.n_stages)]
+        for p in range(s.n_positions):
+            st, i = s.position_stage(p)
+            cols += [Column(self._pname(f, st, i), f, self._choices[f], p, f in ("weight_bits", "act_bits"))
+                     for f in ELASTIC_FIELDS]
+        groups = [DepthGroup(1 + st, tuple(st * s.max_depth + i for i in range(s.max_depth)))
+                  for st in range(s.n_stages)]
+        return IndexSchema(cols, groups)
+
     @property
-    def n_index_columns(self) -> int:
-        return 1 + self.spec.n_stages + len(ELASTIC_FIELDS) * self.spec.n_positions
-
-    def index_columns(self) -> list[str]:
-        """Names of the `to_indices` columns: resolution, depth per stage, then each field per position."""
-        cols = ["resolution"] + [f"depth_s{st}" for st in range(self.spec.n_stages)]
-        for p in range(self.spec.n_positions):
-            st, i = self.spec.position_stage(p)
-            cols += [self._pname(f, st, i) for f in ELASTIC_FIELDS]
-        return cols
-
-    def check(self, config: SubnetConfig) -> None:
-        if not isinstance(config, SubnetConfig):
-            raise bad_value("config", type(config).__name__, "a SubnetConfig")
-        if config.space != self.name:
-            raise InputError(f"config.space: got {config.space!r}, allowed: {self.name!r} (this search space)")
+    def schema(self) -> IndexSchema:
+        return self._schema
 
     def to_indices(self, configs: Iterable[SubnetConfig]) -> np.ndarray:
         """(n, n_index_columns) int16 choice indices; -1 marks an inactive position. The compact form that
         latency tables and predictors consume in bulk."""
-        s = self.spec
+        sc = self.schema
         lookup = {f: {c: i for i, c in enumerate(ch)} for f, ch in self._choices.items()}
-        res_ix = {r: i for i, r in enumerate(s.resolutions)}
-        dep_ix = {d: i for i, d in enumerate(s.depth_choices)}
+        res_ix = {r: i for i, r in enumerate(sc.choices("resolution"))}
+        dep_ix = {d: i for i, d in enumerate(sc.choices("depth"))}
+        depth_cols = [g.depth_column for g in sc.groups]
         rows = []
-        nf = len(ELASTIC_FIELDS)
         for c in configs:
             self.check(c)
             row = np.full(self.n_index_columns, -1, dtype=np.int16)
-            row[0] = res_ix[c.resolution]
-            row[1 : 1 + s.n_stages] = [dep_ix[d] for d in c.depths]
-            base = 1 + s.n_stages
+            row[sc.column("resolution")] = res_ix[c.resolution]
+            row[depth_cols] = [dep_ix[d] for d in c.depths]
             for j, p in enumerate(c.active_positions()):
-                o = base + p * nf
-                row[o : o + nf] = [lookup[f][getattr(c, f)[j]] for f in ELASTIC_FIELDS]
+                row[sc.position_columns[p]] = [lookup[f][getattr(c, f)[j]] for f in sc.position_fields]
             rows.append(row)
         if not rows:
             return np.zeros((0, self.n_index_columns), dtype=np.int16)
         return np.stack(rows)
 
     def from_indices(self, indices: np.ndarray) -> list[SubnetConfig]:
-        s = self.spec
-        nf = len(ELASTIC_FIELDS)
+        sc = self.schema
+        res = sc.choices("resolution")
         out = []
         for row in np.asarray(indices):
-            depths = tuple(s.depth_choices[int(i)] for i in row[1 : 1 + s.n_stages])
-            fields: dict[str, list[Any]] = {f: [] for f in ELASTIC_FIELDS}
-            for st, d in enumerate(depths):
-                for i in range(d):
-                    o = 1 + s.n_stages + (st * s.max_depth + i) * nf
-                    for k, f in enumerate(ELASTIC_FIELDS):
-                        fields[f].append(self._choices[f][int(row[o + k])])
-            out.append(SubnetConfig(self.name, s.resolutions[int(row[0])], depths,
+            depths = tuple(sc.depth_values(gi)[int(row[g.depth_column])] for gi, g in enumerate(sc.groups))
+            fields: dict[str, list[Any]] = {f: [] for f in sc.position_fields}
+            for g, d in zip(sc.groups, depths):
+                for p in g.positions[:d]:
+                    for f, c in zip(sc.position_fields, sc.position_columns[p]):
+                        fields[f].append(self._choices[f][int(row[c])])
+            out.append(SubnetConfig(self.name, res[int(row[sc.column("resolution")])], depths,
                                     **{f: tuple(v) for f, v in fields.items()}))
         return out
-
-    def _as_indices(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
-        if isinstance(configs, np.ndarray):
-            if configs.ndim != 2 or configs.shape[1] != self.n_index_columns:
-                raise bad_value("indices shape", configs.shape, f"(n, {self.n_index_columns})")
-            return configs
-        return self.to_indices(configs)
-
-    def encode(self, configs: Sequence[SubnetConfig] | np.ndarray, quant: bool = True) -> np.ndarray:
-        """One-hot features for predictors: resolution, depth per stage, and per position kernel / expand /
-        keep (all zero when inactive); with `quant`, weight and activation bits per position too."""
-        idx = self._as_indices(configs).astype(np.int64)
-        s = self.spec
-        n = idx.shape[0]
-        blocks = [np.eye(len(s.resolutions), dtype=np.float32)[idx[:, 0]]]
-        for st in range(s.n_stages):
-            blocks.append(np.eye(len(s.depth_choices), dtype=np.float32)[idx[:, 1 + st]])
-        nf = len(ELASTIC_FIELDS)
-        fields = ELASTIC_FIELDS if quant else ELASTIC_FIELDS[:3]
-        for p in range(s.n_positions):
-            for k, f in enumerate(ELASTIC_FIELDS):
-                if f not in fields:
-                    continue
-                col = idx[:, 1 + s.n_stages + p * nf + k]
-                m = len(self._choices[f])
-                eye = np.vstack([np.eye(m, dtype=np.float32), np.zeros((1, m), dtype=np.float32)])
-                blocks.append(eye[np.where(col < 0, m, col)])
-        return np.concatenate(blocks, axis=1) if n else np.zeros((0, self.n_features(quant)), np.float32)
-
-    def n_features(self, quant: bool = True) -> int:
-        s = self.spec
-        per = sum(len(self._choices[f]) for f in (ELASTIC_FIELDS if quant else ELASTIC_FIELDS[:3]))
-        return len(s.resolutions) + s.n_stages * len(s.depth_choices) + s.n_positions * per
 
     # ---- blocks (latency-table keys) -------------------------------------------------------------------
     def _stage_hw(self, resolution: int) -> list[int]:
@@ -373,20 +348,52 @@ class SearchSpace:
 
         return Supernet(self.spec)
 
+    def assemble(self, values: Mapping[str, Any], depths: Sequence[int],
+                 layers: Sequence[Sequence[Any]]) -> SubnetConfig:
+        cols = list(zip(*layers)) if layers else [()] * len(ELASTIC_FIELDS)
+        return SubnetConfig(self.name, values["resolution"], tuple(depths), *[tuple(c) for c in cols])
+
+    def disassemble(self, config: SubnetConfig) -> tuple[dict[str, Any], tuple[int, ...], list[tuple[Any, ...]]]:
+        return ({"resolution": config.resolution}, config.depths,
+                list(zip(config.kernel, config.expand, config.keep, config.weight_bits, config.act_bits)))
+
+    def fixed_blocks_at(self, context: Mapping[str, Any]) -> list[BlockSpec]:
+        before, after = self.fixed_blocks(context["resolution"])
+        return before + after
+
+    def position_block(self, position: int, context: Mapping[str, Any], fields: Mapping[str, Any]) -> BlockSpec:
+        return self.elastic_block(position, context["resolution"], **fields)
+
+    def block_counts(self, block: BlockSpec) -> tuple[int, int, int]:
+        from search_spaces.profile import block_counts
+
+        c = block_counts(block, self.spec)
+        return c.macs, c.quantizable, c.other
+
+    @classmethod
+    def op_kinds(cls) -> dict[str, Any]:
+        from search_spaces.layers import build_block
+
+        return {op: build_block for op in ("conv", "dsconv", "mbconv", "head")}
+
+
+FAMILIES.register("mbv3", SearchSpace)
+PRESET_FAMILY.update({preset: "mbv3" for preset in MBV3_PRESETS})  # their specs: `presets.py`
+
 
 def get_space(name: str, num_classes: int | None = None, in_channels: int | None = None,
-              resolutions: Sequence[int] | None = None, keep: Sequence[float] | None = None) -> SearchSpace:
+              resolutions: Sequence[int] | None = None, keep: Sequence[float] | None = None) -> Any:
     """The registered space `name`, optionally with another class / input channel count (a data set's) and
     searching only some of its resolutions (e.g. those a latency table was built for) and keep ratios."""
-    return SearchSpace(get_spec(name, num_classes=num_classes, in_channels=in_channels), resolutions=resolutions,
-                       keep=keep)
+    return family_of(name)(get_spec(name, num_classes=num_classes, in_channels=in_channels),  # type: ignore[call-arg]
+                           resolutions=resolutions, keep=keep)
 
 
 def list_spaces() -> list[str]:
     return SPACE_SPECS.names()
 
 
-def space_of(config: SubnetConfig) -> SearchSpace:
+def space_of(config: SubnetConfig) -> Family:
     return get_space(config.space)
 
 

@@ -28,7 +28,7 @@ def test_shipped_experiments_validate():
     ({"budgets": [{"latency_ms": -1}]}, "experiment: budgets[0].latency_ms: Input should be greater than 0"),
     ({"budgets": [{}]}, "budgets[0]: a budget needs at least one of latency_ms, size_mb, min_accuracy"),
     ({"budgets": []}, "experiment: budgets: List should have at least 1 item"),
-    ({"space": "mbv4"}, "unknown search space 'mbv4'; known: mbv3, mbv3-tiny, mbv3-w1.2 (closest: mbv3)"),
+    ({"space": "mbv4"}, "unknown search space 'mbv4'; known: mbv3, mbv3-tiny, mbv3-w1.2, vit-s, vit-tiny (closest: mbv3)"),
     ({"search": {"sampler": "cmaes"}}, "search.sampler: Input should be 'nsga2', 'tpe' or 'random'"),
     ({"predictor": {"kind": "svm"}}, "predictor.kind: Input should be 'mlp', 'gbt', 'ridge', 'stack' or 'auto'"),
     ({"latency": {"resolutions": [33]}}, "latency.resolutions: got [33], allowed: a non-empty subset of [16, 20"),

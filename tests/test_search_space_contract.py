@@ -10,11 +10,12 @@ import optuna
 import pytest
 import torch
 
-from search_spaces import SubnetConfig, get_space, list_spaces
+from search_spaces import SubnetConfig, family_of, get_space, list_spaces
 from search_spaces.onnx_export import export_onnx
 from tests.helpers import randomize_statistics
 
-SPACES = list_spaces()
+# the mbv3 family's own contract (Once-for-All format, stages); every family: tests/test_family_contract.py
+SPACES = [s for s in list_spaces() if family_of(s).family == "mbv3"]
 # (space, number of random configs, resolution cap to keep the big spaces fast)
 N_CONFIGS = {"mbv3-tiny": 12}
 

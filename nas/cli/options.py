@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from search_spaces import InputError, SubnetConfig
+from search_spaces import InputError, SubnetConfig, config_from_dict
 
 
 SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negative seed is bad input, not a traceback
@@ -61,7 +61,7 @@ def read_config(space: str, config_file: str | None, ofa: str | None) -> SubnetC
             raise InputError(f"--config: {config_file} is not valid JSON ({e.msg}, line {e.lineno})") from None
         if isinstance(d, dict) and "config" in d and isinstance(d["config"], dict):  # a front entry or card
             d = d["config"]
-        config = SubnetConfig.from_dict(d, space=space)
+        config = config_from_dict(d, space=space)
     else:
         assert ofa is not None
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from nas.experiment import Experiment
 from nas.front import CONFIDENCE
 from nas.pipeline.cache import StageResult
+from search_spaces import config_from_dict
 from search_spaces.files import atomic_path, atomic_write_text
 
 
@@ -40,7 +41,7 @@ def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | 
         d_ms = None if dep.get("latency_ms") is None else 100 * (dep["latency_ms"] / e["latency_ms"] - 1)
         rows.append({
             "budget": r["label"],
-            "subnet": f"r{c['resolution']} d{''.join(map(str, c['depths']))} w{min(bits)}-{max(bits)}b",
+            "subnet": config_from_dict(c).label(),
             "pred acc %": _f(e["accuracy"]),
             f">= at {CONFIDENCE:.0%}": _f(e.get("accuracy_lower")),
             "verified %": _f(dep.get("holdout_accuracy")),

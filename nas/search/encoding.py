@@ -42,10 +42,6 @@ def _suggester(trial: Any) -> Any:
     return lambda name, dist: trial.suggest_categorical(name, list(dist.choices))
 
 
-def _label(k: int, e: int, keep: float, w: int, a: int) -> str:
-    return f"k{k}-e{e}-p{keep:g}-w{w}a{a}"
-
-
 class Encoding:
     """Base: the parameters of one space under one spelling."""
 
@@ -88,18 +84,23 @@ class FieldEncoding(Encoding):
         if self._full:
             return self.space.suggest(trial, quantize=self.quantize)
         suggest = _suggester(trial)
-        s = self.space.spec
-        d = self._dists
-        params: dict[str, Any] = {"resolution": suggest("resolution", d["resolution"])}
-        for st in range(s.n_stages):
-            depth = params[f"depth_s{st}"] = suggest(f"depth_s{st}", d[f"depth_s{st}"])
-            for i in range(depth):
-                for f in ("kernel", "expand", "keep"):
-                    params[f"{f}_s{st}b{i}"] = suggest(f"{f}_s{st}b{i}", d[f"{f}_s{st}b{i}"])
-                if self.quantize:
-                    w = params[f"weight_bits_s{st}b{i}"] = suggest(f"weight_bits_s{st}b{i}", d[f"weight_bits_s{st}b{i}"])
+        sc, d = self.space.schema, self._dists
+        params: dict[str, Any] = {}
+        for col in sc.columns[: sc.n_global]:  # global columns other than depths (resolution)
+            if col.field != "depth":
+                params[col.name] = suggest(col.name, d[col.name])
+        for g in sc.groups:  # each depth, then its active positions, in the order the space's own suggest takes
+            depth_name = sc.names[g.depth_column]
+            depth = params[depth_name] = suggest(depth_name, d[depth_name])
+            for p in g.positions[:depth]:
+                cols = {sc.columns[c].field: sc.columns[c] for c in sc.position_columns[p]}
+                for col in cols.values():
+                    if not col.quant:
+                        params[col.name] = suggest(col.name, d[col.name])
+                if self.quantize:  # activation bits only where the weights are quantized (no dead parameters)
+                    w = params[cols["weight_bits"].name] = suggest(cols["weight_bits"].name, d[cols["weight_bits"].name])
                     if w < 32:
-                        params[f"act_bits_s{st}b{i}"] = suggest(f"act_bits_s{st}b{i}", d[f"act_bits_s{st}b{i}"])
+                        params[cols["act_bits"].name] = suggest(cols["act_bits"].name, d[cols["act_bits"].name])
         return self.space.config_from_params(params)
 
     def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:
@@ -112,90 +113,106 @@ class FieldEncoding(Encoding):
         return dict(self._dists)
 
 
+class _Spelling:
+    """What the packed and dense encodings spell, read from the space's schema: the global columns (resolution,
+    embedding dim, ...: searched choices), the depth groups (name, depth choices, the labels of their positions)
+    and per position the architecture fields (every per-position field but the bits) plus one bit pair."""
+
+    def __init__(self, space: SearchSpace, quantize: bool) -> None:
+        from optuna.distributions import CategoricalDistribution as Cat
+
+        sc = space.schema
+        if sc.position_fields[-2:] != ("weight_bits", "act_bits"):
+            raise bad_value("schema position fields", sc.position_fields, "the bit fields last")
+        self.arch = sc.position_fields[:-2]
+        self.pairs = tuple(space.bit_pairs) if quantize else ((32, 32),)
+        # one distribution object per name, reused by every trial (cheap equality checks in storage)
+        self.globals = [(sc.names[c], sc.columns[c].field, Cat(list(space.searched(sc.columns[c].field))))
+                        for c in space.context_columns()]
+        self.groups = [(sc.names[g.depth_column], Cat(list(sc.depth_values(gi))),
+                        [sc.position_label(p) for p in g.positions]) for gi, g in enumerate(sc.groups)]
+        self.arch_choices = [space.searched(f) for f in self.arch]
+
+
+_SHORT = {"keep": "p"}  # option labels: a field's first letter, `p` for the keep (pruning) ratio
+
+
 class BlockEncoding(Encoding):
     """One categorical per block position over its joint choices (see the module docstring)."""
 
     def __init__(self, space: SearchSpace, quantize: bool = True, dense: bool = False) -> None:
-        from optuna.distributions import CategoricalDistribution, IntDistribution
+        import itertools
+
+        from optuna.distributions import IntDistribution
 
         super().__init__(space, quantize)
         self.dense = dense
         self.name = "block-dense" if dense else "block"
-        s = space.spec
-        pairs = space.bit_pairs if quantize else ((32, 32),)
-        self._options: list[tuple[int, int, float, int, int]] = [
-            (k, e, kp, w, a) for k in s.kernel_choices for e in s.expand_choices for kp in space.keep_choices
-            for (w, a) in pairs
-        ]
-        self.labels = [_label(*o) for o in self._options]
-        # the option number's mixed radix (kernel most significant): what `BlockFieldMutation` decodes
-        self.radices: tuple[int, ...] | None = (len(s.kernel_choices), len(s.expand_choices), len(space.keep_choices),
-                                                len(pairs))
+        sp = self._sp = _Spelling(space, quantize)
+        self._options: list[tuple[Any, ...]] = [(*arch, w, a) for *arch, (w, a) in
+                                                itertools.product(*sp.arch_choices, sp.pairs)]
+        self.labels = ["-".join(f"{_SHORT.get(f, f[0])}{v:g}" for f, v in zip(sp.arch, o)) + f"-w{o[-2]}a{o[-1]}"
+                       for o in self._options]
+        # the option number's mixed radix (first field most significant): what `BlockFieldMutation` decodes
+        self.radices: tuple[int, ...] | None = (*[len(c) for c in sp.arch_choices], len(sp.pairs))
         self._decode = dict(enumerate(self._options))
         self._encode = {o: i for i, o in enumerate(self._options)}
-        # one distribution object per name, reused by every trial (cheap equality checks in storage)
-        self._res = CategoricalDistribution(list(self.resolutions))
-        self._depth = CategoricalDistribution(list(s.depth_choices))
         # the block's option number (see `labels`): an integer distribution compares in O(1) where a
         # 135-choice categorical is compared choice by choice on every suggest
         self._block = IntDistribution(0, len(self._options) - 1)
-        self._depth_names = [f"depth_s{st}" for st in range(s.n_stages)]
-        self._block_names = [[f"block_s{st}b{i}" for i in range(s.max_depth)] for st in range(s.n_stages)]
+        self._block_names = [[f"block_{label}" for label in labels] for _, _, labels in sp.groups]
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> SubnetConfig:
-        s = self.space.spec
         suggest = _suggester(trial)
-        params: dict[str, Any] = {"resolution": suggest("resolution", self._res)}
-        for st in range(s.n_stages):
-            d = suggest(self._depth_names[st], self._depth)
-            params[self._depth_names[st]] = d
-            for i in range(s.max_depth if self.dense else d):
-                params[self._block_names[st][i]] = suggest(self._block_names[st][i], self._block)
+        params: dict[str, Any] = {name: suggest(name, dist) for name, _, dist in self._sp.globals}
+        for (depth_name, depth_dist, _), names in zip(self._sp.groups, self._block_names):
+            d = params[depth_name] = suggest(depth_name, depth_dist)
+            for n in names[: len(names) if self.dense else d]:
+                params[n] = suggest(n, self._block)
         return self.config_from_params(params)
 
     def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:
-        s = self.space.spec
+        sp = self._sp
         try:
-            depths = tuple(params[n] for n in self._depth_names)
-            opts = [self._decode[params[self._block_names[st][i]]] for st, d in enumerate(depths) for i in range(d)]
-            res = params["resolution"]
+            values = {field: params[name] for name, field, _ in sp.globals}
+            depths = tuple(params[name] for name, _, _ in sp.groups)
+            opts = [self._decode[params[n]] for d, names in zip(depths, self._block_names) for n in names[:d]]
         except KeyError as e:
             raise InputError(f"trial params: missing or unknown {e.args[0]!r} for the {self.name} encoding "
-                             f"of space {s.name}") from None
-        cols = list(zip(*opts)) if opts else [(), (), (), (), ()]
-        return SubnetConfig(s.name, res, depths, *[tuple(c) for c in cols])
+                             f"of space {self.space.name}") from None
+        return self.space.assemble(values, depths, opts)
 
     def params_from_config(self, config: SubnetConfig) -> dict[str, Any]:
         self.space.check(config)
-        s = self.space.spec
         if not self.quantize and config.is_quantized:
             raise InputError("config: quantized, but the study searches float subnets only")
-        p: dict[str, Any] = {"resolution": config.resolution}
+        values, depths, layers = self.space.disassemble(config)
+        p: dict[str, Any] = {name: values[field] for name, field, _ in self._sp.globals}
         j = 0
-        for st, d in enumerate(config.depths):
-            p[self._depth_names[st]] = d
-            for i in range(s.max_depth if self.dense else d):
+        for (depth_name, _, _), names, d in zip(self._sp.groups, self._block_names, depths):
+            p[depth_name] = d
+            for i in range(len(names) if self.dense else d):
                 if i < d:
-                    o = (config.kernel[j], config.expand[j], config.keep[j], config.weight_bits[j], config.act_bits[j])
-                    p[self._block_names[st][i]] = self._encode[o]
+                    p[names[i]] = self._encode[tuple(layers[j])]
                     j += 1
-                else:  # inert gene of the dense encoding: the stage's last block, which a deeper child repeats
-                    p[self._block_names[st][i]] = p[self._block_names[st][d - 1]]
+                else:  # inert gene of the dense encoding: the group's last block, which a deeper child repeats
+                    p[names[i]] = p[names[d - 1]]
         return p
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
-        d: dict[str, Any] = {"resolution": self._res}
-        for st, names in enumerate(self._block_names):
-            d[self._depth_names[st]] = self._depth
+        d: dict[str, Any] = {name: dist for name, _, dist in self._sp.globals}
+        for (depth_name, depth_dist, _), names in zip(self._sp.groups, self._block_names):
+            d[depth_name] = depth_dist
             for n in names:
                 d[n] = self._block
         return d
 
 
 class DenseFieldEncoding(Encoding):
-    """Every block position's kernel, expand, keep and bit pair (``"w8a8"``) always suggested: a static search
-    space of 1 + stages + 4 x positions categorical parameters. Positions beyond a stage's depth are inert genes;
-    crossover and mutation work per field, as in Once-for-All's evolution."""
+    """Every block position's architecture fields (mbv3: kernel, expand, keep) and bit pair (``"w8a8"``) always
+    suggested: a static search space of globals + depths + (fields + 1) x positions categorical parameters.
+    Positions beyond a group's depth are inert genes; crossover and mutation work per field, as in Once-for-All's
+    evolution."""
 
     name = "field-dense"
     dense = True
@@ -204,18 +221,17 @@ class DenseFieldEncoding(Encoding):
         from optuna.distributions import CategoricalDistribution as Cat
 
         super().__init__(space, quantize)
-        s = space.spec
-        pairs = space.bit_pairs if quantize else ((32, 32),)
-        self._pair_labels = [f"w{w}a{a}" for w, a in pairs]
-        self._pairs = dict(zip(self._pair_labels, pairs))
-        self._dists: dict[str, Any] = {"resolution": Cat(list(self.resolutions))}
-        self._names: list[list[tuple[str, str, str, str]]] = []
-        for st in range(s.n_stages):
-            self._dists[f"depth_s{st}"] = Cat(list(s.depth_choices))
+        sp = self._sp = _Spelling(space, quantize)
+        self._pair_labels = [f"w{w}a{a}" for w, a in sp.pairs]
+        self._pairs = dict(zip(self._pair_labels, sp.pairs))
+        self._dists: dict[str, Any] = {name: dist for name, _, dist in sp.globals}
+        self._names: list[list[tuple[str, ...]]] = []
+        for depth_name, depth_dist, labels in sp.groups:
+            self._dists[depth_name] = depth_dist
             row = []
-            for i in range(s.max_depth):
-                names = (f"kernel_s{st}b{i}", f"expand_s{st}b{i}", f"keep_s{st}b{i}", f"bits_s{st}b{i}")
-                for n, ch in zip(names, (s.kernel_choices, s.expand_choices, space.keep_choices, self._pair_labels)):
+            for label in labels:
+                names = (*[f"{f}_{label}" for f in sp.arch], f"bits_{label}")
+                for n, ch in zip(names, (*sp.arch_choices, self._pair_labels)):
                     self._dists[n] = Cat(list(ch))
                 row.append(names)
             self._names.append(row)
@@ -226,36 +242,32 @@ class DenseFieldEncoding(Encoding):
         return self.config_from_params(params)
 
     def config_from_params(self, params: Mapping[str, Any]) -> SubnetConfig:
-        s = self.space.spec
+        sp = self._sp
         try:
-            depths = tuple(params[f"depth_s{st}"] for st in range(s.n_stages))
-            k, e, kp, w, a = [], [], [], [], []
-            for st, d in enumerate(depths):
-                for i in range(d):
-                    nk, ne, nkp, nb = self._names[st][i]
-                    k.append(params[nk]); e.append(params[ne]); kp.append(params[nkp])  # noqa: E702
-                    wb, ab = self._pairs[params[nb]]
-                    w.append(wb); a.append(ab)  # noqa: E702
-            return SubnetConfig(s.name, params["resolution"], depths, tuple(k), tuple(e), tuple(kp), tuple(w), tuple(a))
+            values = {field: params[name] for name, field, _ in sp.globals}
+            depths = tuple(params[name] for name, _, _ in sp.groups)
+            layers = [(*[params[n] for n in names[:-1]], *self._pairs[params[names[-1]]])
+                      for d, row in zip(depths, self._names) for names in row[:d]]
+            return self.space.assemble(values, depths, layers)
         except KeyError as err:
             raise InputError(f"trial params: missing or unknown {err.args[0]!r} for the field-dense encoding "
-                             f"of space {s.name}") from None
+                             f"of space {self.space.name}") from None
 
     def params_from_config(self, config: SubnetConfig) -> dict[str, Any]:
         self.space.check(config)
-        s = self.space.spec
-        p: dict[str, Any] = {"resolution": config.resolution}
+        values, depths, layers = self.space.disassemble(config)
+        p: dict[str, Any] = {name: values[field] for name, field, _ in self._sp.globals}
         j = 0
-        for st, d in enumerate(config.depths):
-            p[f"depth_s{st}"] = d
-            for i in range(s.max_depth):
-                nk, ne, nkp, nb = self._names[st][i]
+        for (depth_name, _, _), row, d in zip(self._sp.groups, self._names, depths):
+            p[depth_name] = d
+            for i, names in enumerate(row):
                 if i < d:
-                    p[nk], p[ne], p[nkp] = config.kernel[j], config.expand[j], config.keep[j]
-                    p[nb] = f"w{config.weight_bits[j]}a{config.act_bits[j]}"
+                    *arch, w, a = layers[j]
+                    p.update(zip(names[:-1], arch))
+                    p[names[-1]] = f"w{w}a{a}"
                     j += 1
-                else:  # inert genes: the stage's last block, which a deeper child repeats
-                    for n, last in zip(self._names[st][i], self._names[st][d - 1]):
+                else:  # inert genes: the group's last block, which a deeper child repeats
+                    for n, last in zip(names, row[d - 1]):
                         p[n] = p[last]
         return p
 

@@ -17,8 +17,6 @@ from typing import Any
 import numpy as np
 
 from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig
-from search_spaces.profile import block_counts
-from search_spaces.space import ELASTIC_FIELDS
 
 
 # latency recorded for a config the device cannot run (the table says inf; objectives and JSON need a finite
@@ -51,48 +49,49 @@ class ProfileTable:
     """
 
     def __init__(self, space: SearchSpace) -> None:
-        s = space.spec
+        sc = space.schema
         self.space = space
-        nr, npos = len(s.resolutions), s.n_positions
-        nk, ne, nkp = len(s.kernel_choices), len(s.expand_choices), len(s.keep_choices)
-        self.fixed_macs = np.zeros(nr, np.int64)
-        self.fixed_params = np.zeros(nr, np.int64)
-        self.fixed_bits = np.zeros(nr, np.int64)
-        self.macs = np.zeros((nr, npos, nk, ne, nkp), np.int64)
-        self.quant = np.zeros((npos, nk, ne, nkp), np.int64)
-        self.other = np.zeros((npos, nk, ne, nkp), np.int64)
-        for r, res in enumerate(s.resolutions):
-            before, after = space.fixed_blocks(res)
-            for b in before + after:
-                c = block_counts(b, s)
-                self.fixed_macs[r] += c.macs
-                self.fixed_params[r] += c.quantizable + c.other
-                self.fixed_bits[r] += (c.quantizable + c.other) * 32
-            for p in range(npos):
-                for ki, k in enumerate(s.kernel_choices):
-                    for ei, e in enumerate(s.expand_choices):
-                        for pi, kp in enumerate(s.keep_choices):
-                            c = block_counts(space.elastic_block(p, res, k, e, kp), s)
-                            self.macs[r, p, ki, ei, pi] = c.macs
-                            self.quant[p, ki, ei, pi] = c.quantizable
-                            self.other[p, ki, ei, pi] = c.other
-        self.wbits = np.asarray(s.weight_bit_choices, np.int64)
-        self._nf = len(ELASTIC_FIELDS)
+        self.ctx_cols = space.context_columns()
+        self.ctx_sizes = tuple(len(sc.columns[c].choices) for c in self.ctx_cols)
+        n_ctx = int(np.prod(self.ctx_sizes))
+        # the per-position fields a block's counts depend on (its bits only scale its size)
+        self.fields = [f for f in sc.position_fields if f not in ("weight_bits", "act_bits")]
+        sizes = [len(sc.choices(f)) for f in self.fields]
+        self.fixed_macs = np.zeros(n_ctx, np.int64)
+        self.fixed_params = np.zeros(n_ctx, np.int64)
+        self.fixed_bits = np.zeros(n_ctx, np.int64)
+        self.macs = np.zeros((n_ctx, sc.n_positions, *sizes), np.int64)
+        self.quant = np.zeros((n_ctx, sc.n_positions, *sizes), np.int64)
+        self.other = np.zeros((n_ctx, sc.n_positions, *sizes), np.int64)
+        for ci, cix in enumerate(np.ndindex(*self.ctx_sizes)):
+            ctx = {sc.columns[c].field: sc.columns[c].choices[i] for c, i in zip(self.ctx_cols, cix)}
+            for b in space.fixed_blocks_at(ctx):
+                m, q, o = space.block_counts(b)
+                self.fixed_macs[ci] += m
+                self.fixed_params[ci] += q + o
+                self.fixed_bits[ci] += (q + o) * 32
+            for p in range(sc.n_positions):
+                for fix in np.ndindex(*sizes):
+                    values = {f: sc.choices(f)[i] for f, i in zip(self.fields, fix)}
+                    values.update(weight_bits=32, act_bits=32)
+                    m, q, o = space.block_counts(space.position_block(p, ctx, values))
+                    self.macs[(ci, p, *fix)], self.quant[(ci, p, *fix)], self.other[(ci, p, *fix)] = m, q, o
+        self.wbits = np.asarray(sc.choices("weight_bits"), np.int64)
 
     def compute(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(macs, params, size_bytes) int64 arrays for an `(n, n_index_columns)` index matrix."""
-        s = self.space.spec
+        sc = self.space.schema
         idx = np.asarray(indices).astype(np.int64)
         n = idx.shape[0]
-        base = 1 + s.n_stages
-        blk = idx[:, base:].reshape(n, s.n_positions, self._nf)
-        active = blk[:, :, 0] >= 0
-        k, e, kp, w = (np.where(active, blk[:, :, i], 0) for i in range(4))
-        pos = np.broadcast_to(np.arange(s.n_positions), (n, s.n_positions))
-        r = idx[:, 0]
-        macs = self.macs[r[:, None], pos, k, e, kp] * active
-        q = self.quant[pos, k, e, kp] * active
-        o = self.other[pos, k, e, kp] * active
+        active = sc.active(idx)
+        fx = [np.where(active, sc.field(idx, f), 0) for f in self.fields]
+        w = np.where(active, sc.field(idx, "weight_bits"), 0)
+        pos = np.broadcast_to(np.arange(sc.n_positions), (n, sc.n_positions))
+        r = np.ravel_multi_index(tuple(idx[:, c] for c in self.ctx_cols), self.ctx_sizes) if n else np.zeros(0, int)
+        at = (r[:, None], pos, *fx)
+        macs = self.macs[at] * active
+        q = self.quant[at] * active
+        o = self.other[at] * active
         bits = q * self.wbits[w] + o * 32
         total_macs = self.fixed_macs[r] + macs.sum(1)
         params = self.fixed_params[r] + (q + o).sum(1)

@@ -23,7 +23,7 @@ import numpy as np
 from search_spaces import SearchSpace
 
 from nas.search.evaluators import Metrics, PredictedEvaluator
-from nas.search.genes import BLOCK_FIELDS, Genes
+from nas.search.genes import Genes
 
 METRIC_FIELDS = ("accuracy", "latency_ms", "size_bytes", "macs", "supported")
 
@@ -47,12 +47,14 @@ def concat_metrics(ms: list[Metrics]) -> Metrics:
 def ofa_mutate(genes: Genes, rng: np.random.Generator, g: np.ndarray, cfg: EvolutionConfig) -> np.ndarray:
     n = len(g)
     mask = np.zeros(g.shape, bool)
-    mask[:, 0] = rng.random(n) < cfg.resolution_mutate_prob
-    mask[:, 1:1 + genes.S] = rng.random((n, genes.S)) < cfg.arch_mutate_prob
-    nf = len(BLOCK_FIELDS)
-    ke = rng.random((n, genes.P)) < cfg.arch_mutate_prob  # (kernel, expand) together, as OFA
+    # the global genes (mbv3: resolution) with OFA's resolution probability, the depths with the architecture one
+    mask[:, :genes.G] = rng.random((n, genes.G)) < cfg.resolution_mutate_prob
+    mask[:, genes.G:genes.block_base] = rng.random((n, genes.S)) < cfg.arch_mutate_prob
+    ke = rng.random((n, genes.P)) < cfg.arch_mutate_prob  # the architecture fields (kernel, expand) together, as OFA
     kb = rng.random((n, genes.P)) < cfg.arch_mutate_prob  # (keep, bits) together: the joint space's extension
-    blk = np.stack([ke, ke, kb, kb], axis=2).reshape(n, genes.P * nf)
+    n_ke = genes.F - 2  # every architecture field before keep
+    blk = np.concatenate([np.repeat(ke[:, :, None], n_ke, axis=2), np.repeat(kb[:, :, None], 2, axis=2)],
+                         axis=2).reshape(n, genes.P * genes.F)
     mask[:, genes.block_base:] = blk
     return genes.redraw(rng, g, mask)
 

@@ -15,38 +15,44 @@ import numpy as np
 
 from search_spaces import SearchSpace, SubnetConfig
 
-# per block position, in this order
-BLOCK_FIELDS = ("kernel", "expand", "keep", "bits")
-
-
 class Genes:
-    """The gene layout of one space (at its searched resolutions; `quantize=False`: float blocks only)."""
+    """The gene layout of one space (at its searched choices; `quantize=False`: float blocks only), from its schema:
+    the global genes (mbv3: resolution; vit: resolution, embedding dim), one depth gene per depth group, then per
+    position its architecture fields (every per-position field but the bits) and one bit-pair gene."""
 
     def __init__(self, space: SearchSpace, quantize: bool = True) -> None:
-        s = space.spec
+        sc = space.schema
         self.space = space
         self.quantize = quantize
         self.pairs = tuple(space.bit_pairs) if quantize else ((32, 32),)
-        # the resolution gene indexes the searched resolutions (e.g. those the latency table has)
-        self.res_ix = np.array([s.resolutions.index(r) for r in space.resolutions])
-        self.keep_ix = np.array([s.keep_choices.index(k) for k in space.keep_choices])  # searched keep -> spec's
-        self.S, self.P = s.n_stages, s.n_positions
-        self.block_base = 1 + self.S
-        self.n_choices = np.array([len(self.res_ix)] + [len(s.depth_choices)] * self.S
-                                  + [len(s.kernel_choices), len(s.expand_choices), len(space.keep_choices),
-                                     len(self.pairs)] * self.P)
-        w_ix = {w: i for i, w in enumerate(s.weight_bit_choices)}
-        a_ix = {a: i for i, a in enumerate(s.act_bit_choices)}
+        self.arch = sc.position_fields[:-2]  # the schema puts weight_bits, act_bits last (checked by the encodings)
+        self.F = len(self.arch) + 1  # genes per position
+        # global genes index the searched choices (e.g. the resolutions a latency table has) -> the schema's
+        self.global_cols = space.context_columns()
+        self.global_ix = [np.array([sc.columns[c].choices.index(v) for v in space.searched(sc.columns[c].field)])
+                          for c in self.global_cols]
+        self.arch_ix = [np.array([sc.choices(f).index(v) for v in space.searched(f)]) for f in self.arch]
+        self.G, self.S, self.P = len(self.global_cols), len(sc.groups), sc.n_positions
+        self.block_base = self.G + self.S
+        self.n_choices = np.array([len(ix) for ix in self.global_ix]
+                                  + [len(sc.depth_values(gi)) for gi in range(self.S)]
+                                  + ([len(ix) for ix in self.arch_ix] + [len(self.pairs)]) * self.P)
+        w_ix = {w: i for i, w in enumerate(sc.choices("weight_bits"))}
+        a_ix = {a: i for i, a in enumerate(sc.choices("act_bits"))}
         self.pair_w = np.array([w_ix[w] for w, _ in self.pairs])
         self.pair_a = np.array([a_ix[a] for _, a in self.pairs])
         self._pair_of = {(w_ix[w], a_ix[a]): i for i, (w, a) in enumerate(self.pairs)}
-        self.depths = np.array(s.depth_choices)
-        self.max_depth = s.max_depth
-        self.pos_stage, self.pos_i = np.divmod(np.arange(self.P), self.max_depth)
+        self.depth_vals = [np.array(sc.depth_values(gi)) for gi in range(self.S)]
+        self.pos_stage, self.pos_i = sc.group_of, sc.slot_of
+        self.depth_columns = [g.depth_column for g in sc.groups]
 
     @property
     def n_genes(self) -> int:
         return len(self.n_choices)
+
+    def _depths(self, g: np.ndarray) -> np.ndarray:
+        """(n, S) depth of each group."""
+        return np.stack([self.depth_vals[i][g[:, self.G + i]] for i in range(self.S)], axis=1)
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` uniformly random gene vectors (every gene drawn, inert ones included, as OFA does)."""
@@ -77,45 +83,47 @@ class Genes:
     def active_genes(self, g: np.ndarray) -> np.ndarray:
         """(n, n_genes) bool: the genes that change the subnet (resolution, depths, active blocks' fields)."""
         n = len(g)
-        depth = self.depths[g[:, 1:1 + self.S]]
-        blk_active = self.pos_i[None, :] < depth[:, self.pos_stage]  # (n, P)
+        blk_active = self.pos_i[None, :] < self._depths(g)[:, self.pos_stage]  # (n, P)
         out = np.ones((n, self.n_genes), bool)
-        out[:, self.block_base:] = np.repeat(blk_active, len(BLOCK_FIELDS), axis=1)
+        out[:, self.block_base:] = np.repeat(blk_active, self.F, axis=1)
         return out
 
     def to_indices(self, g: np.ndarray) -> np.ndarray:
         n = len(g)
-        idx = np.full((n, self.space.n_index_columns), -1, dtype=np.int16)
-        idx[:, 0] = self.res_ix[g[:, 0]]
-        idx[:, 1:1 + self.S] = g[:, 1:1 + self.S]
-        depth = self.depths[g[:, 1:1 + self.S]]  # (n, S)
-        blk = g[:, self.block_base:].reshape(n, self.P, len(BLOCK_FIELDS))
-        active = self.pos_i[None, :] < depth[:, self.pos_stage]
-        out = np.stack([blk[:, :, 0], blk[:, :, 1], self.keep_ix[blk[:, :, 2]], self.pair_w[blk[:, :, 3]],
-                        self.pair_a[blk[:, :, 3]]], axis=2)
+        sc = self.space.schema
+        idx = np.full((n, sc.n_columns), -1, dtype=np.int16)
+        for i, (c, ix) in enumerate(zip(self.global_cols, self.global_ix)):
+            idx[:, c] = ix[g[:, i]]
+        idx[:, self.depth_columns] = g[:, self.G:self.block_base]
+        blk = g[:, self.block_base:].reshape(n, self.P, self.F)
+        active = self.pos_i[None, :] < self._depths(g)[:, self.pos_stage]
+        out = np.stack([ix[blk[:, :, j]] for j, ix in enumerate(self.arch_ix)]
+                       + [self.pair_w[blk[:, :, -1]], self.pair_a[blk[:, :, -1]]], axis=2)
         out = np.where(active[:, :, None], out, -1)
-        idx[:, 1 + self.S:] = out.reshape(n, -1)
+        idx[:, sc.position_columns] = out  # fields in the schema's order: architecture fields, w bits, a bits
         return idx
 
     def to_configs(self, g: np.ndarray) -> list[SubnetConfig]:
         return self.space.from_indices(self.to_indices(g))
 
     def from_configs(self, configs: Sequence[SubnetConfig]) -> np.ndarray:
-        """Gene vectors of `configs` (inert positions repeat the stage's last active block)."""
+        """Gene vectors of `configs` (inert positions repeat the group's last active block)."""
+        sc = self.space.schema
         idx = self.space.to_indices(configs).astype(np.int64)
         n = len(idx)
         g = np.zeros((n, self.n_genes), np.int64)
-        res_pos = {int(r): i for i, r in enumerate(self.res_ix)}
-        keep_pos = {int(k): i for i, k in enumerate(self.keep_ix)}
-        g[:, 0] = [res_pos[int(r)] for r in idx[:, 0]]
-        g[:, 1:1 + self.S] = idx[:, 1:1 + self.S]
-        blk = idx[:, 1 + self.S:].reshape(n, self.P, 5)
+        for i, (c, ix) in enumerate(zip(self.global_cols, self.global_ix)):
+            pos = {int(v): j for j, v in enumerate(ix)}
+            g[:, i] = [pos[int(v)] for v in idx[:, c]]
+        g[:, self.G:self.block_base] = idx[:, self.depth_columns]
+        blk = sc.per_position(idx)
+        arch_pos = [{int(v): j for j, v in enumerate(ix)} for ix in self.arch_ix]
         for row in range(n):
             for p in range(self.P):
-                st = self.pos_stage[p]
-                src = blk[row, p] if blk[row, p, 0] >= 0 else blk[row, st * self.max_depth + int(
-                    self.depths[idx[row, 1 + st]]) - 1]
-                k, e, kp, w, a = (int(x) for x in src)
-                o = self.block_base + p * len(BLOCK_FIELDS)
-                g[row, o:o + 4] = (k, e, keep_pos[kp], self._pair_of[(w, a)])
+                group = sc.groups[self.pos_stage[p]]
+                depth = int(self.depth_vals[self.pos_stage[p]][idx[row, group.depth_column]])
+                src = blk[row, p] if blk[row, p, 0] >= 0 else blk[row, group.positions[depth - 1]]
+                *arch, w, a = (int(x) for x in src)
+                o = self.block_base + p * self.F
+                g[row, o:o + self.F] = (*[m[v] for m, v in zip(arch_pos, arch)], self._pair_of[(w, a)])
         return g

@@ -30,6 +30,7 @@ import optuna
 from optuna.samplers.nsgaii import BaseCrossover, BaseMutation
 
 from search_spaces import SearchSpace, SubnetConfig
+from search_spaces.errors import bad_value
 
 INITS = ("spread", "random")
 MUTATIONS = ("field-step", "field", "redraw")
@@ -44,8 +45,14 @@ def _knob_index(rng: np.random.Generator, n_choices: int, knob: float, size: int
 def spread_configs(space: SearchSpace, n: int, seed: int, quantize: bool = True) -> list[SubnetConfig]:
     """`n` distinct valid configs spanning the space from its smallest to its largest subnet (see module doc),
     at the space's searched resolutions."""
-    s = space.spec
-    res = sorted(space.resolutions)
+    sc = space.schema
+    depth_choices = sc.depth_values(0)
+    if any(sc.depth_values(g) != depth_choices for g in range(sc.n_groups)):
+        raise bad_value("schema depth groups", [sc.depth_values(g) for g in range(sc.n_groups)], "one depth choice set")
+    # the global choices in schema order (mbv3: the searched resolutions), then the architecture fields
+    global_choices = [(sc.columns[c].field, sorted(space.searched(sc.columns[c].field)))
+                      for c in space.context_columns()]
+    arch_choices = [list(space.searched(f)) for f in sc.position_fields[:-2]]
     pairs = list(space.bit_pairs) if quantize else [(32, 32)]
     out: list[SubnetConfig] = []
     seen: set[SubnetConfig] = set()
@@ -69,15 +76,12 @@ def spread_configs(space: SearchSpace, n: int, seed: int, quantize: bool = True)
             break
         i = tries % m
         t, u = float(ta[i]), float(tb[i])
-        depths = tuple(int(s.depth_choices[j]) for j in _knob_index(rng, len(s.depth_choices), t, s.n_stages))
+        depths = tuple(int(depth_choices[j]) for j in _knob_index(rng, len(depth_choices), t, sc.n_groups))
         nb = sum(depths)
         pix = _knob_index(rng, len(pairs), u, nb)
-        add(SubnetConfig(
-            s.name, int(res[int(_knob_index(rng, len(res), t))]), depths,
-            tuple(int(s.kernel_choices[j]) for j in _knob_index(rng, len(s.kernel_choices), t, nb)),
-            tuple(int(s.expand_choices[j]) for j in _knob_index(rng, len(s.expand_choices), t, nb)),
-            tuple(float(space.keep_choices[j]) for j in _knob_index(rng, len(space.keep_choices), t, nb)),
-            tuple(int(pairs[j][0]) for j in pix), tuple(int(pairs[j][1]) for j in pix)))
+        values = {field: choices[int(_knob_index(rng, len(choices), t))] for field, choices in global_choices}
+        arch = [[choices[j] for j in _knob_index(rng, len(choices), t, nb)] for choices in arch_choices]
+        add(space.assemble(values, depths, [(*a, *pairs[j]) for a, j in zip(zip(*arch), pix)]))
     return out
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces import SubnetConfig
+from search_spaces import SubnetConfig, config_from_dict
 
 def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: str | None, data: str | None,
              predictor: str | None, table: str | None) -> dict[str, Any]:
@@ -16,7 +16,7 @@ def _measure(space: str, config: dict[str, Any], backend: str | None, supernet: 
     ev = MeasuredEvaluator(sp, predictor=load_predictor(predictor) if predictor and supernet is None else None,
                            table=load_table(table) if table else None,  # with a backend: its protocol and load scale
                            backend=backend, supernet=supernet, data=data)
-    return ev.evaluate([SubnetConfig.from_dict(config)]).row(0)
+    return ev.evaluate([config_from_dict(config)]).row(0)
 
 
 def measure_many(cfg: Any, configs: list[SubnetConfig]) -> list[dict[str, Any]]:
