@@ -19,7 +19,7 @@ from nas.export import export_subnet as _export_subnet
 from nas.lookup import QueryResult
 from nas.lookup import query as _query
 from nas.ofa_import import import_ofa as _import_ofa
-from nas.search.api import SearchConfig, SearchResult, add_to_store, run_search
+from nas.search.api import SearchConfig, add_to_store, run_search
 from nas.train import TrainConfig, train_supernet
 from predictors import AccuracyPredictor, load_accuracy_dataset
 from predictors import fit_predictor as _fit_predictor

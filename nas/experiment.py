@@ -123,11 +123,20 @@ class AccuracySection(_Section):
 
 class PredictorSection(_Section):
     # predictors.bundle.fit_predictor; auto: the kind that ranks best in cross-validation on the collected data
-    kind: Literal["mlp", "gbt", "ridge", "stack", "auto"] = "auto"
+    kind: str = "auto"
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from predictors.bundle import AUTO, fp_kinds
+
+        if v != AUTO and v not in fp_kinds():
+            raise ValueError(f"allowed: one of {', '.join((*fp_kinds(), AUTO))}")
+        return v
 
 
 class SearchSection(_Section):
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    sampler: str = "nsga2"
     trials: PosInt = 2000
     workers: PosInt = 1
     objectives: Annotated[list[Literal["accuracy", "latency", "size"]], Field(min_length=2)] = \
@@ -136,6 +145,15 @@ class SearchSection(_Section):
     verify_top: Annotated[int, Field(ge=0)] = 0
     quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
     pruning: bool = True  # search channel keep ratios too (False: every block keeps all its channels)
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, v: str) -> str:
+        from nas.search.samplers import SAMPLERS
+
+        if v not in SAMPLERS:
+            raise ValueError(SAMPLERS.unknown_message(v))
+        return v
 
     @field_validator("objectives")
     @classmethod

@@ -249,7 +249,8 @@ class SearchSpace:
                                     **{f: tuple(v) for f, v in fields.items()}))
         return out
 
-    def _as_indices(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
+    def as_indices(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
+        """`to_indices(configs)`, or an index matrix passed through once its shape is checked."""
         if isinstance(configs, np.ndarray):
             if configs.ndim != 2 or configs.shape[1] != self.n_index_columns:
                 raise bad_value("indices shape", configs.shape, f"(n, {self.n_index_columns})")
@@ -259,7 +260,7 @@ class SearchSpace:
     def encode(self, configs: Sequence[SubnetConfig] | np.ndarray, quant: bool = True) -> np.ndarray:
         """One-hot features for predictors: resolution, depth per stage, and per position kernel / expand /
         keep (all zero when inactive); with `quant`, weight and activation bits per position too."""
-        idx = self._as_indices(configs).astype(np.int64)
+        idx = self.as_indices(configs).astype(np.int64)
         s = self.spec
         n = idx.shape[0]
         blocks = [np.eye(len(s.resolutions), dtype=np.float32)[idx[:, 0]]]

@@ -103,18 +103,16 @@ def test_profile_table_matches_space_profile_exactly(name) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["block", "block-dense", "field", "field-dense"])
-def test_encodings_round_trip_and_suggest(encoding) -> None:
+def test_builtin_encodings_suggest_inert_genes_only_when_dense(encoding) -> None:
+    """(Round trips and suggesting through Optuna: the encoding contract, tests/test_search_contract.py.)"""
     from nas.search import get_encoding
 
     sp = get_space(SPACE)
     enc = get_encoding(encoding, sp)
-    for c in sp.sample_many(30, seed=2):
-        assert enc.config_from_params(enc.params_from_config(c)) == c
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         t = study.ask()
         c = enc.suggest(t)
-        assert isinstance(c, SubnetConfig) and enc.config_from_params(t.params) == c
         n_block_params = sum(1 for k in t.params if k.startswith(("block_", "kernel_")))
         if encoding.endswith("-dense"):
             assert n_block_params == sp.spec.n_positions  # inert genes included

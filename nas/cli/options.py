@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,24 @@ SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negativ
 # allocation or an endless run.
 MAX_SAMPLES = 10**6
 MAX_POPULATION = 100_000
+
+
+def one_of(names: list[str]) -> str:
+    """'a, b or c'."""
+    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+class LazyHelpOption(click.Option):
+    """An option whose help is written when `--help` is shown (`help_from()`): lists read from the registries then
+    include every plugin's entry, and importing the command stays cheap."""
+
+    def __init__(self, *args: Any, help_from: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_from = help_from
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.help_from()
+        return super().get_help_record(ctx)
 
 
 def device_options(f: Any) -> Any:

@@ -6,7 +6,20 @@ import sys
 
 import click
 
-from nas.cli.options import MAX_POPULATION, SEED, echo_json
+from nas.cli.options import MAX_POPULATION, SEED, LazyHelpOption, echo_json, one_of
+
+
+def _samplers():  # noqa: ANN202 -- the registry (imports Optuna: only when --help or a search needs it)
+    from nas.search.samplers import SAMPLERS
+
+    return SAMPLERS
+
+
+def _encoding_help() -> str:
+    from nas.search.encoding import ENCODINGS
+
+    defaults = ", ".join(f"{name}: {kind.default_encoding}" for name, kind in _samplers().items())
+    return f"{one_of(ENCODINGS.names())}; default per sampler ({defaults})."
 
 
 @click.command("search")
@@ -18,7 +31,8 @@ from nas.cli.options import MAX_POPULATION, SEED, echo_json
 @click.option("--latency-ms", type=float, default=None, help="Latency budget (constraint), ms.")
 @click.option("--size-mb", type=float, default=None, help="Size budget (constraint), MB = 10^6 bytes.")
 @click.option("--min-accuracy", type=float, default=None, help="Accuracy floor (constraint), percent.")
-@click.option("--sampler", default="nsga2", show_default=True, help="nsga2, tpe or random.")
+@click.option("--sampler", default="nsga2", show_default=True, cls=LazyHelpOption,
+              help_from=lambda: one_of(_samplers().names()) + ".")
 @click.option("--trials", type=int, default=2000, show_default=True,
               help="Complete trials the study should hold (a rerun continues up to this).")
 @click.option("--workers", type=int, default=None,
@@ -33,8 +47,7 @@ from nas.cli.options import MAX_POPULATION, SEED, echo_json
 @click.option("--backend", default=None, help="Backend for measured latency (e.g. ort-cpu).")
 @click.option("--supernet", default=None, help="Supernet checkpoint for measured accuracy.")
 @click.option("--data", default=None, help="Data set for measured accuracy.")
-@click.option("--encoding", default=None, help="block, block-dense, field or field-dense; default per sampler "
-              "(nsga2: field-dense, random: block, tpe: field).")
+@click.option("--encoding", default=None, cls=LazyHelpOption, help_from=lambda: _encoding_help())
 @click.option("--batch-size", type=click.IntRange(1, MAX_POPULATION), default=None, help="Trials asked per batch (default per sampler).")
 @click.option("--population-size", type=click.IntRange(2, MAX_POPULATION), default=50, show_default=True, help="NSGA-II population.")
 @click.option("--float-only", is_flag=True, help="Search float subnets only (no bit-widths).")

@@ -31,10 +31,6 @@ from nas.search.samplers import SAMPLERS
 from nas.search.storage import default_storage_url, describe_url, journal_path
 
 EVALUATORS = ("predicted", "measured")
-# nsga2: per-field genes reach 98 % of the reference hypervolume at 4,250 evaluations on mbv3 (`block-dense` with
-# the field-wise operators at 6,000), at the same engine throughput since the search space is static
-# (experiments/results/search.md)
-DEFAULT_ENCODING = {"nsga2": "field-dense", "random": "block", "tpe": "field"}
 # why `workers` is ignored for the predicted evaluator unless forced: measured in experiments/results/search.md
 PREDICTED_IN_PROCESS = ("the predicted evaluator ran in this process: Ray workers cost more than they save on "
                         "cheap evaluations (start-up, and every worker replaying the others' trials); they are "
@@ -66,7 +62,7 @@ class SearchConfig:
     backend: str | None = None  # measured latency (and --verify-top)
     supernet: str | None = None  # measured accuracy (and --verify-top)
     data: str | None = None
-    encoding: str | None = None  # None: per sampler (DEFAULT_ENCODING)
+    encoding: str | None = None  # None: the sampler's (`SamplerKind.default_encoding`)
     batch_size: int | None = None  # None: population size for nsga2, 500 random, 32 tpe, 1 measured
     population_size: int = 50
     quantize: bool = True  # False: float subnets only (`--float-only`)
@@ -90,7 +86,7 @@ class SearchConfig:
             raise bad_value("--space", self.space, ", ".join(list_spaces()))
         objectives = parse_objectives(self.objectives)
         if self.sampler not in SAMPLERS:
-            raise bad_value("--sampler", self.sampler, ", ".join(SAMPLERS))
+            raise bad_value("--sampler", self.sampler, ", ".join(SAMPLERS.names()))
         if self.evaluator not in EVALUATORS:
             raise bad_value("--evaluator", self.evaluator, ", ".join(EVALUATORS))
         _positive_int("--trials", self.trials)
@@ -115,7 +111,7 @@ class SearchConfig:
                 not 0.0 <= self.local_fraction < 1.0:
             raise bad_value("--local-fraction", self.local_fraction, "a number in [0, 1)")
         if self.encoding is not None and self.encoding not in ENCODINGS:
-            raise bad_value("--encoding", self.encoding, ", ".join(ENCODINGS))
+            raise bad_value("--encoding", self.encoding, ", ".join(ENCODINGS.names()))
         Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
         if self.evaluator == "predicted":
             if self.predictor is None:
@@ -142,13 +138,14 @@ class SearchConfig:
         elif storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
             storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
         workers = c.workers if c.workers is not None else (0 if c.evaluator == "predicted" else 1)
-        encoding = c.encoding or DEFAULT_ENCODING[c.sampler]
+        kind = SAMPLERS.get(c.sampler)
+        encoding = c.encoding or kind.default_encoding
         if c.batch_size is not None:
             batch = c.batch_size
         elif c.evaluator == "measured":
             batch = 1
         else:
-            batch = {"nsga2": c.population_size, "random": 500, "tpe": 32}[c.sampler]
+            batch = kind.default_batch or c.population_size
         study = c.study or f"hwnas-{c.space}" + (f"-{device_tag}" if device_tag else "")
         return replace(c, out=out, storage=storage, workers=workers, encoding=encoding, batch_size=batch,
                        study=study, predictor=_abs(c.predictor), table=_abs(c.table), supernet=_abs(c.supernet))
@@ -169,7 +166,7 @@ class SearchConfig:
 
     def local_from(self) -> int | None:
         """The study's trial count from which the budget local search proposes (None: it never does)."""
-        if self.sampler != "nsga2" or not self.local_fraction or not Budgets(
+        if not SAMPLERS.get(self.sampler).generational or not self.local_fraction or not Budgets(
                 self.latency_ms, self.size_mb, self.min_accuracy).any():
             return None
         return max(self.population_size, self.trials - int(round(self.local_fraction * self.trials)))

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import optuna
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
@@ -31,8 +29,10 @@ from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
 from nas.search.local import BudgetLocalSearch, feasible_spread
 from nas.search.objectives import directions, objective_values
+from nas.search.optuna_compat import (CONSTRAINTS_KEY, forget_cached_trials, storage_of, study_id_of,
+                                     tell_with_warning, trial_id_of)
 from nas.search.operators import make_crossover, make_mutation, spread_configs
-from nas.search.samplers import make_sampler
+from nas.search.samplers import SAMPLERS, make_sampler
 from nas.search.storage import FastInMemoryStorage, describe_url, open_storage, write_finished_trials
 
 WORKER_ATTR = "hwnas:worker"
@@ -202,7 +202,7 @@ class _LightTrial:
         # count them into its generations)
         self._fixed = fixed or {}
         self._trial_id = trial_id
-        self._frozen = study._storage.get_trial(trial_id)
+        self._frozen = storage_of(study).get_trial(trial_id)
         self.number = self._frozen.number
         self._rel_space: dict[str, Any] = {}
         self._rel: dict[str, Any] = {}
@@ -229,7 +229,7 @@ class _LightTrial:
         return value
 
     def commit(self) -> None:
-        self.study._storage.set_trial_params(self._trial_id, self.params, self.distributions)  # type: ignore[attr-defined]
+        storage_of(self.study).set_trial_params(self._trial_id, self.params, self.distributions)  # type: ignore[attr-defined]
 
 
 class SearchEngine:
@@ -257,7 +257,8 @@ class SearchEngine:
         # the budget phase (light samplers only: its trials bypass the sampler)
         self.local: BudgetLocalSearch | None = None
         cost = getattr(self.evaluator, "evaluate_cost", None)
-        if spec.local_from is not None and self.budgets.any() and spec.sampler == "nsga2":
+        kind = SAMPLERS.get(spec.sampler)
+        if spec.local_from is not None and self.budgets.any() and kind.generational:
             self.local = BudgetLocalSearch(self.space, self.budgets, spec.quantize, sampler_seed ^ 0x5EED, cost=cost)
         self.mirror = optuna.create_study(
             directions=directions(spec.objectives), storage=FastInMemoryStorage(),
@@ -266,14 +267,14 @@ class SearchEngine:
                                  mutation_prob=spec.mutation_prob,
                                  crossover=make_crossover(spec.crossover, self.encoding.radices),
                                  search_space=self._mirror_dists if self.encoding.dense else None))
-        # Optuna's own Trial for TPE (its sampler reads the trial's params as they are suggested)
-        self._light = spec.sampler in ("nsga2", "random")
+        # Optuna's own Trial for a sampler that reads the trial's params as they are suggested (TPE)
+        self._light = kind.light
         self.sync()
         # NSGA-II's first generation on an empty study: see `operators.spread_configs` (each worker that starts on
         # an empty study seeds its own: the extremes repeat across workers -- answered from the cache --, the
         # spread between them follows the worker's seed)
         self._seeds: list[dict[str, Any]] = []
-        if spec.sampler == "nsga2" and spec.init == "spread" and not self.mirror.get_trials(deepcopy=False):
+        if kind.generational and spec.init == "spread" and not self.mirror.get_trials(deepcopy=False):
             if self.budgets.any() and cost is not None:
                 # a first generation that meets the latency/size budgets, spread from small to the boundary
                 pool = spread_configs(self.space, 20 * spec.population_size, sampler_seed, spec.quantize)
@@ -334,19 +335,19 @@ class SearchEngine:
                 self._store(batch, metrics)
                 stats.eval_seconds += time.perf_counter() - t0
                 stats.evaluated += len(batch)
-            storage = self.mirror._storage
+            storage = storage_of(self.mirror)
             for t, c in zip(trials, configs):
                 m = self.cache[c]
                 # the list form (names in `Budgets.constraint_names()` order): what Optuna's samplers and
                 # optuna-dashboard (which reads only this form) both understand
-                storage.set_trial_system_attr(t._trial_id, _CONSTRAINTS_KEY,
+                storage.set_trial_system_attr(trial_id_of(t), CONSTRAINTS_KEY,
                                               list(self.budgets.constraints(m).values()))
-                storage.set_trial_user_attr(t._trial_id, "metrics", m)
+                storage.set_trial_user_attr(trial_id_of(t), "metrics", m)
                 if c not in todo:
-                    storage.set_trial_user_attr(t._trial_id, "cached", True)
+                    storage.set_trial_user_attr(trial_id_of(t), "cached", True)
                     stats.cached += 1
                 # what `Study.tell` does, minus the deep copy of the trial it returns (~8 % of a predicted trial)
-                _tell_with_warning(study=self.mirror, trial=t.number if self._light else t,
+                tell_with_warning(study=self.mirror, trial=t.number if self._light else t,
                                    value_or_values=objective_values(self.spec.objectives, m), state=None,
                                    skip_if_finished=False)
             t0 = time.perf_counter()
@@ -365,9 +366,9 @@ class SearchEngine:
             trials = [self.mirror.ask() for _ in range(b)]
             return trials, [self.encoding.suggest(t) for t in trials]
         trials, configs = [], []
-        storage, sid = self.mirror._storage, self.mirror._study_id
+        storage, sid = storage_of(self.mirror), study_id_of(self.mirror)
         for _ in range(b):
-            self.mirror._thread_local.cached_all_trials = None  # as `Study.ask` does
+            forget_cached_trials(self.mirror)  # as `Study.ask` does
             t = _LightTrial(self.mirror, storage.create_new_trial(sid), self._seeds.pop(0) if self._seeds else None)
             configs.append(self.encoding.suggest(t))
             t.commit()
@@ -375,14 +376,14 @@ class SearchEngine:
         return trials, configs
 
     def _n_mirror(self) -> int:
-        return len(self.mirror._storage.get_all_trials(self.mirror._study_id, deepcopy=False))
+        return len(storage_of(self.mirror).get_all_trials(study_id_of(self.mirror), deepcopy=False))
 
     def _ask_fixed(self, configs: list[SubnetConfig]) -> tuple[list[Any], list[SubnetConfig]]:
         """Trials of the mirror with these configs, not drawn by the sampler."""
         trials = []
-        storage, sid = self.mirror._storage, self.mirror._study_id
+        storage, sid = storage_of(self.mirror), study_id_of(self.mirror)
         for c in configs:
-            self.mirror._thread_local.cached_all_trials = None
+            forget_cached_trials(self.mirror)
             t = _LightTrial(self.mirror, storage.create_new_trial(sid), self.encoding.params_from_config(c),
                             sample=False)
             self.encoding.suggest(t)
@@ -398,7 +399,7 @@ class SearchEngine:
 
     def _flush(self, trials: list[optuna.Trial], configs: list[SubnetConfig]) -> None:
         """Write the batch's finished trials to the shared study, spelled with the space's own parameters."""
-        all_trials = self.mirror._storage.get_all_trials(self.mirror._study_id, deepcopy=False)
+        all_trials = storage_of(self.mirror).get_all_trials(study_id_of(self.mirror), deepcopy=False)
         out = []
         for t, c in zip(trials, configs):
             ft = all_trials[t.number]
@@ -411,4 +412,4 @@ class SearchEngine:
                 datetime_complete=ft.datetime_complete, params=params,
                 distributions={k: self._stored_dists[k] for k in params}, user_attrs=ft.user_attrs,
                 system_attrs=sa, intermediate_values={}, trial_id=0))
-        write_finished_trials(self.study._storage, self.study._study_id, out)
+        write_finished_trials(storage_of(self.study), study_id_of(self.study), out)

@@ -210,9 +210,9 @@ def write_finished_trials(storage: optuna.storages.BaseStorage, study_id: int, t
         for t in trials:
             storage.create_new_trial(study_id, template_trial=t)
         return
-    from optuna.storages.journal._storage import JournalOperation
+    from nas.search.optuna_compat import JournalOperation, journal_backend, journal_worker_id
 
-    worker_id = storage._replay_result.worker_id
+    worker_id = journal_worker_id(storage)
     dist_json: dict[int, str] = {}
     logs = []
     for t in trials:
@@ -232,7 +232,7 @@ def write_finished_trials(storage: optuna.storages.BaseStorage, study_id: int, t
             "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
             "user_attrs": t.user_attrs, "system_attrs": t.system_attrs, "intermediate_values": {},
         })
-    storage._backend.append_logs(logs)  # type: ignore[attr-defined]
+    journal_backend(storage).append_logs(logs)
 
 
 def _iso(dt: datetime | None) -> str | None:
