@@ -58,11 +58,13 @@ class PredictorContract:
         raise NotImplementedError("override the `predictor_kind` fixture")
 
     @pytest.fixture(scope="class")
-    def space(self) -> Any:
+    @classmethod
+    def space(cls) -> Any:
         return get_space(CONTRACT_SPACE)
 
     @pytest.fixture(scope="class")
-    def data(self, space: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    @classmethod
+    def data(cls, space: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Train / test indices and synthetic accuracies, float and quantized."""
         return contract_data(space)
 

@@ -4,7 +4,8 @@ onnxruntime, with outputs equal at every step. A space from another package gets
 
     class TestMySpace(SearchSpaceContract):
         @pytest.fixture(scope="class")
-        def space_name(self) -> str:
+        @classmethod
+        def space_name(cls) -> str:
             return "my-space"
 
 The base's name does not start with `Test`, so pytest collects only the subclasses."""
@@ -49,11 +50,13 @@ class SearchSpaceContract:
     n_onnx_configs: dict[str, int] = {"mbv3-tiny": 12}
 
     @pytest.fixture(scope="class")
-    def space_name(self) -> str:  # pragma: no cover - the subclass gives it
+    @classmethod
+    def space_name(cls) -> str:  # pragma: no cover - the subclass gives it
         raise NotImplementedError("override the `space_name` fixture")
 
     @pytest.fixture(scope="class")
-    def space_and_net(self, space_name: str):  # noqa: ANN201
+    @classmethod
+    def space_and_net(cls, space_name: str):  # noqa: ANN201
         space = get_space(space_name)
         torch.manual_seed(0)
         net = randomize_statistics(space.build_supernet().eval(), seed=1)

@@ -394,7 +394,7 @@ def test_cli_predictor_fit(space, tmp_path):
     assert json.loads((out / MANIFEST).read_text())["metrics"]["n_test"] == report["n_test"]
     bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(data), "--out", str(tmp_path / "x"),
                               "--kind", "svm"])
-    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt, ridge, stack, auto" in bad.output
+    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of gbt, mlp, ridge, stack, auto" in bad.output
     assert not (tmp_path / "x").exists()
     garbage = tmp_path / "g.jsonl"
     garbage.write_text("not json\n")

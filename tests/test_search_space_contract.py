@@ -10,7 +10,8 @@ from search_spaces.testing import SearchSpaceContract
 
 class TestRegisteredSpaces(SearchSpaceContract):
     @pytest.fixture(scope="class", params=list_spaces())
-    def space_name(self, request) -> str:
+    @classmethod
+    def space_name(cls, request) -> str:
         return request.param
 
 
