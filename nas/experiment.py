@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
@@ -135,18 +135,15 @@ class PredictorSection(_Section):
         return v
 
 
-class SearchSection(_Section):
-    sampler: str = "nsga2"
-    trials: PosInt = 2000
-    workers: PosInt = 1
+class _SearchOverrides(_Section):
+    """The `search:` keys that mean something else in an experiment file than in `SearchConfig`; the others are
+    `SearchConfig`'s own fields (`SearchSection` below)."""
+
+    workers: PosInt = 1  # Ray workers; 1: in this process (`SearchConfig.workers` 0)
     objectives: Annotated[list[Literal["accuracy", "latency", "size"]], Field(min_length=2)] = \
         ["accuracy", "latency", "size"]
-    storage: str | None = None  # default: a journal file in the workdir
-    verify_top: Annotated[int, Field(ge=0)] = 0
-    quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
-    pruning: bool = True  # search channel keep ratios too (False: every block keeps all its channels)
 
-    @field_validator("sampler")
+    @field_validator("sampler", check_fields=False)
     @classmethod
     def _known_sampler(cls, v: str) -> str:
         from nas.search.samplers import SAMPLERS
@@ -162,10 +159,20 @@ class SearchSection(_Section):
             raise ValueError(f"got {v}, allowed: two or three distinct objectives of accuracy, latency, size")
         return v
 
-    @field_validator("storage")
+    @field_validator("storage", check_fields=False)
     @classmethod
     def _storage_scheme(cls, v: str | None) -> str | None:
         return _url_scheme("search.storage", v, journal=True)
+
+
+def _search_section() -> type[_Section]:
+    from nas.search.config import yaml_fields
+
+    return create_model("SearchSection", __base__=_SearchOverrides, __module__=__name__,
+                        **yaml_fields("sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
+
+
+SearchSection = _search_section()
 
 
 class Budget(_Section):
@@ -210,7 +217,7 @@ class Experiment(_Section):
     latency: LatencySection = LatencySection()
     accuracy: AccuracySection = AccuracySection()
     predictor: PredictorSection = PredictorSection()
-    search: SearchSection = SearchSection()
+    search: SearchSection = SearchSection()  # type: ignore[valid-type]
     budgets: Annotated[list[Budget], Field(min_length=1)]
     export: ExportSection = ExportSection()
     ray: RaySection = RaySection()

@@ -14,6 +14,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HWNAS_CACHE", tempfile.mkdtemp(prefix="hwnas-test-cache-"))
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test that uses the session's Ray instance is marked `ray`, so `make test-fast` (-m "not slow and not
+    ray") leaves Ray out without anyone remembering to mark it."""
+    for item in items:
+        if "ray_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray instance for the whole session; `ray.shutdown()` ends the processes this driver started."""

@@ -160,9 +160,9 @@ def test_hypervolume_and_pareto_on_known_points() -> None:
 def test_budget_validation_names_the_field() -> None:
     from nas.search import Budgets
 
-    with pytest.raises(InputError, match=r"--latency-ms: got -1.0, allowed: a positive number"):
+    with pytest.raises(InputError, match=r"latency_ms: got -1.0, allowed: a positive number"):
         Budgets(latency_ms=-1.0)
-    with pytest.raises(InputError, match=r"--min-accuracy: got 101.0, allowed: a number in \[0, 100\]"):
+    with pytest.raises(InputError, match=r"min_accuracy: got 101.0, allowed: a number in \[0, 100\]"):
         Budgets(min_accuracy=101.0)
 
 
@@ -509,7 +509,7 @@ def test_rerun_with_other_settings_needs_resume(search_assets, tmp_path) -> None
     out = tmp_path / "o"
     run_search(_config(search_assets, out, trials=60, sampler="random"))
     assert run_search(_config(search_assets, out, trials=80, sampler="random")).n_new == 20
-    with pytest.raises(InputError, match=r"seed=0 \(got 3\).*--resume"):
+    with pytest.raises(InputError, match=r"seed=0 \(got 3\).*`resume`"):
         run_search(_config(search_assets, out, trials=100, sampler="random", seed=3))
     res = run_search(_config(search_assets, out, trials=100, sampler="random", seed=3, resume=True))
     assert (res.n_trials, res.n_new) == (100, 20)

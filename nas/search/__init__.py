@@ -2,7 +2,8 @@
 constraints, cheap predicted evaluations in batches, expensive measured ones in Ray workers that share one
 study through its storage."""
 from nas.budgets import Budgets
-from nas.search.api import EVALUATORS, SearchConfig, SearchResult, best_per_budget, run_search, space_normalizer
+from nas.search.api import SearchResult, best_per_budget, run_search, space_normalizer
+from nas.search.config import EVALUATORS, SearchConfig
 from nas.search.encoding import ENCODINGS, BlockEncoding, Encoding, FieldEncoding, get_encoding
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 from nas.search.evaluators import Evaluator, MeasuredEvaluator, Metrics, PredictedEvaluator, ProfileTable

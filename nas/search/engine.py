@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 
 from nas.budgets import Budgets
+from nas.search.config import search_fields
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
 from nas.search.local import BudgetLocalSearch, feasible_spread
@@ -40,33 +41,17 @@ UID_ATTR = "hwnas:uid"
 RUN_ATTR = "hwnas:run"  # study user attribute: what the study searches (checked on resume)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+@search_fields("space", "objectives", "sampler", "encoding", "storage", "study", "seed", "evaluator", "predictor",
+               "table", "backend", "supernet", "data", "quantize", "batch_size", "population_size", "init",
+               "mutation", "mutation_prob", "crossover")
 class RunSpec:
-    """Everything a worker needs to rebuild the search in its own process (JSON-able)."""
+    """Everything a worker needs to rebuild the search in its own process (JSON-able): the resolved
+    `SearchConfig` fields it names (encoding, storage, study and batch_size are set), and what the driver derived."""
 
-    space: str
-    objectives: tuple[str, ...]
     budgets: dict[str, float | None]
-    sampler: str
-    encoding: str
-    storage: str
-    study: str
-    seed: int
-    evaluator: str = "predicted"
-    predictor: str | None = None
-    table: str | None = None
-    backend: str | None = None
-    supernet: str | None = None
-    data: str | None = None
-    quantize: bool = True
-    batch_size: int = 50
-    population_size: int = 50
     sync_every_batch: bool = False
     resolutions: tuple[int, ...] | None = None  # searched resolutions (None: all the space's)
-    init: str = "spread"  # nsga2's first generation: `operators.INITS`
-    mutation: str = "field"  # nsga2's mutation of packed block options: `operators.MUTATIONS`
-    mutation_prob: float | None = None  # None: Optuna's 1 / number of parameters
-    crossover: str = "field"  # nsga2's crossover of packed block options: `operators.CROSSOVERS`
     # with a budget: trials of the study from which on the budget local search (`local.py`) proposes the
     # configs instead of the sampler (None: never)
     local_from: int | None = None
@@ -126,12 +111,12 @@ def build_evaluator(spec: RunSpec) -> Evaluator:
     table = load_table(spec.table) if spec.table else None
     if spec.evaluator == "predicted":
         if predictor is None or table is None:
-            raise InputError("--evaluator predicted: needs --predictor DIR and --table FILE")
+            raise InputError("evaluator predicted: needs `predictor` DIR and `table` FILE")
         return PredictedEvaluator(space, predictor, table)
     if spec.evaluator == "measured":
         return MeasuredEvaluator(space, predictor=predictor, table=table, backend=spec.backend,
                                  supernet=spec.supernet, data=spec.data)
-    raise InputError(f"--evaluator: got {spec.evaluator!r}, allowed: predicted, measured")
+    raise InputError(f"evaluator: got {spec.evaluator!r}, allowed: predicted, measured")
 
 
 def open_study(spec: RunSpec, create: bool = False) -> optuna.Study:
@@ -146,8 +131,8 @@ def open_study(spec: RunSpec, create: bool = False) -> optuna.Study:
         else:
             for k, v in identity.items():
                 if k in have and json.dumps(have[k], sort_keys=True) != json.dumps(v, sort_keys=True):
-                    raise InputError(f"--study {spec.study}: {_difference(k, have[k], v)} in "
-                                     f"{describe_url(spec.storage)}; allowed: the same {k}, or a new --study name")
+                    raise InputError(f"study {spec.study}: {_difference(k, have[k], v)} in "
+                                     f"{describe_url(spec.storage)}; allowed: the same {k}, or a new `study` name")
             if any(k not in have for k in identity):  # a study from before a key was recorded: record it now
                 study.set_user_attr(RUN_ATTR, {**identity, **have})
         return study
