@@ -2,8 +2,9 @@
 
 Where a step already has its config type the verb is the library's own function (`train_supernet(TrainConfig,
 out)`: the config is what the checkpoint records, `out` where it goes; `run_search(SearchConfig)`;
-`nas.run_experiment(Experiment)`). Where a step is one library function, its config is generated from that function's keyword arguments (`config_of`): the
-signature stays the one definition of the fields, their types and defaults, so the config cannot drift from it.
+`nas.run_experiment(Experiment)`). Where a step is one library function, its config is generated from that
+function's keyword arguments (`config_of`): the signature stays the one definition of the fields, their types
+and defaults, so the config cannot drift from it.
 """
 from __future__ import annotations
 

@@ -102,7 +102,8 @@ class SearchSpaceContract:
         cfgs = self._configs(space, n, seed=7)
         cfgs[0] = cfgs[0].float_version()
         for i, c in enumerate(cfgs):
-            x = torch.randn(2, space.spec.in_channels, c.resolution, c.resolution, generator=torch.Generator().manual_seed(i))
+            x = torch.randn(2, space.spec.in_channels, c.resolution, c.resolution,
+                            generator=torch.Generator().manual_seed(i))
             net.set_active(c)
             with torch.no_grad():
                 y_super = net(x)

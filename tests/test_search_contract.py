@@ -42,7 +42,8 @@ def _install_plugin(site: Path) -> dict[str, str]:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hwnas-example-sampler\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text('[hwnas.samplers]\nexample-tpe = hwnas_example_sampler:EXAMPLE_TPE\n')
-    path = os.pathsep.join([str(site), str(PLUGIN_DIR), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([str(site), str(PLUGIN_DIR), str(Path(__file__).parents[1]),
+                            os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path, "TQDM_DISABLE": "1"}
 
 

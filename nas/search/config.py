@@ -66,9 +66,11 @@ class SearchConfig:
     size_mb: float | None = setting(help="Size budget (constraint), MB = 10^6 bytes.")
     min_accuracy: float | None = setting(help="Accuracy floor (constraint), percent.")
     sampler: str = setting("nsga2", _sampler_help)
-    trials: Annotated[int, Field(ge=1)] = setting(2000, "Complete trials the study should hold (a rerun continues up to this).")
+    trials: Annotated[int, Field(ge=1)] = setting(
+        2000, "Complete trials the study should hold (a rerun continues up to this).")
     # why the predicted evaluator runs in this process by default: `run_search`
-    workers: Annotated[int, Field(ge=0)] | None = setting(help="Ray worker actors; default 0 (in this process) for predicted, 1 for measured.")
+    workers: Annotated[int, Field(ge=0)] | None = setting(
+        help="Ray worker actors; default 0 (in this process) for predicted, 1 for measured.")
     force_workers: bool = setting(False, "Run `workers` Ray workers for the predicted evaluator too (by default it "
                                          "runs in this process).")
     ray_address: str | None = setting(help="Ray cluster address; default: start a local Ray.")
@@ -76,7 +78,8 @@ class SearchConfig:
     study: str | None = setting(help="Study name; default hwnas-SPACE-DEVICE.")
     seed: Annotated[int, Field(ge=0)] = setting(0)
     evaluator: str = setting("predicted", f"{_one_of(list(EVALUATORS))}.")
-    verify_top: Annotated[int, Field(ge=0)] = setting(0, "Re-score the K most accurate front entries with the measured evaluator.")
+    verify_top: Annotated[int, Field(ge=0)] = setting(
+        0, "Re-score the K most accurate front entries with the measured evaluator.")
     backend: str | None = setting(help="Backend for measured latency (e.g. ort-cpu).")
     supernet: str | None = setting(help="Supernet checkpoint for measured accuracy.")
     data: str | None = setting(help="Data set for measured accuracy.")
@@ -91,11 +94,12 @@ class SearchConfig:
     # (`redraw` / `uniform`: Optuna's). The field encodings' genes are fields already, so Optuna's own operators
     # act field-wise there.
     mutation: str = setting("field", f"nsga2's mutation of packed block options: {_one_of(list(MUTATIONS))}.")
-    mutation_prob: Annotated[float, Field(ge=0, le=1)] | None = setting(help="nsga2's mutation probability; default 1 / number of parameters.")
+    mutation_prob: Annotated[float, Field(ge=0, le=1)] | None = setting(
+        help="nsga2's mutation probability; default 1 / number of parameters.")
     crossover: str = setting("field", f"nsga2's crossover of packed block options: {_one_of(list(CROSSOVERS))}.")
     # 0: NSGA-II throughout (`local.py`)
-    local_fraction: Annotated[float, Field(ge=0, lt=1)] = setting(0.7, "With a budget (nsga2): share of the trials spent by the budget local "
-                                         "search after NSGA-II.")
+    local_fraction: Annotated[float, Field(ge=0, lt=1)] = setting(
+        0.7, "With a budget (nsga2): share of the trials spent by the budget local search after NSGA-II.")
     # without it, a rerun continues only a study searched with the same settings (`trials` excepted: the target)
     resume: bool = setting(False, "Continue the study in `out` even though its search settings differ.")
 
