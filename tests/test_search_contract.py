@@ -64,3 +64,19 @@ def test_a_plugin_sampler_is_picked_up_by_the_yaml_the_help_and_the_contract_sui
                             "-k", "TestRegisteredSamplers and example-tpe"], env=env, capture_output=True, text=True,
                            timeout=300, cwd=Path(__file__).parents[1])
     assert suite.returncode == 0 and "4 passed" in suite.stdout, suite.stdout[-2000:]
+
+
+@pytest.mark.ray
+def test_a_plugin_sampler_is_found_in_a_ray_worker(ray_local, tmp_path: Path) -> None:
+    """A search worker on a node where the plugin is installed finds it, though the driver never imported it."""
+    ray = ray_local
+    env = _install_plugin(tmp_path / "site")
+
+    @ray.remote(num_cpus=1, runtime_env={"env_vars": {"PYTHONPATH": env["PYTHONPATH"]}})
+    def kind_there() -> str:
+        from nas.search.samplers import SAMPLERS
+
+        return SAMPLERS.get("example-tpe").default_encoding
+
+    assert ray.get(kind_there.remote(), timeout=120) == "block"
+    assert "example-tpe" not in SAMPLERS
