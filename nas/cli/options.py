@@ -18,11 +18,6 @@ MAX_SAMPLES = 10**6
 MAX_POPULATION = 100_000
 
 
-def one_of(names: list[str]) -> str:
-    """'a, b or c'."""
-    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"
-
-
 class LazyHelpOption(click.Option):
     """An option whose help is written when `--help` is shown (`help_from()`): lists read from the registries then
     include every plugin's entry, and importing the command stays cheap."""

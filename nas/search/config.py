@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin
 from pydantic import Field
 
 from search_spaces import InputError, get_space, list_spaces
-from search_spaces.errors import bad_value
+from search_spaces.errors import bad_value, one_of
 
 from nas.budgets import Budgets
 from nas.search.encoding import ENCODINGS
@@ -40,17 +40,12 @@ def help_of(f: Any) -> str:
 
 
 def _sampler_help() -> str:
-    return f"{_one_of(SAMPLERS.names())}."
+    return f"{one_of(SAMPLERS.names())}."
 
 
 def _encoding_help() -> str:
     defaults = ", ".join(f"{name}: {kind.default_encoding}" for name, kind in SAMPLERS.items())
-    return f"{_one_of(ENCODINGS.names())}; default per sampler ({defaults})."
-
-
-def _one_of(names: list[str]) -> str:
-    """'a, b or c'."""
-    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{one_of(ENCODINGS.names())}; default per sampler ({defaults})."
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,7 @@ class SearchConfig:
     storage: str | None = setting(help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
     study: str | None = setting(help="Study name; default hwnas-SPACE-DEVICE.")
     seed: Annotated[int, Field(ge=0)] = setting(0)
-    evaluator: str = setting("predicted", f"{_one_of(list(EVALUATORS))}.")
+    evaluator: str = setting("predicted", f"{one_of(list(EVALUATORS))}.")
     verify_top: Annotated[int, Field(ge=0)] = setting(
         0, "Re-score the K most accurate front entries with the measured evaluator.")
     backend: str | None = setting(help="Backend for measured latency (e.g. ort-cpu).")
@@ -89,14 +84,14 @@ class SearchConfig:
     population_size: Annotated[int, Field(ge=2)] = setting(50, "NSGA-II population.")
     quantize: bool = setting(True, "Search bit-widths too (False: float subnets only).")
     pruning: bool = setting(True, "Search channel keep ratios too (False: every block keeps all its channels).")
-    init: str = setting("spread", f"nsga2's first generation: {_one_of(list(INITS))} (random: Optuna's).")
+    init: str = setting("spread", f"nsga2's first generation: {one_of(list(INITS))} (random: Optuna's).")
     # nsga2 on the packed `block`/`block-dense` encodings: field-wise mutation / crossover of a block's option
     # (`redraw` / `uniform`: Optuna's). The field encodings' genes are fields already, so Optuna's own operators
     # act field-wise there.
-    mutation: str = setting("field", f"nsga2's mutation of packed block options: {_one_of(list(MUTATIONS))}.")
+    mutation: str = setting("field", f"nsga2's mutation of packed block options: {one_of(list(MUTATIONS))}.")
     mutation_prob: Annotated[float, Field(ge=0, le=1)] | None = setting(
         help="nsga2's mutation probability; default 1 / number of parameters.")
-    crossover: str = setting("field", f"nsga2's crossover of packed block options: {_one_of(list(CROSSOVERS))}.")
+    crossover: str = setting("field", f"nsga2's crossover of packed block options: {one_of(list(CROSSOVERS))}.")
     # 0: NSGA-II throughout (`local.py`)
     local_fraction: Annotated[float, Field(ge=0, lt=1)] = setting(
         0.7, "With a budget (nsga2): share of the trials spent by the budget local search after NSGA-II.")
