@@ -136,12 +136,17 @@ class PredictorSection(_Section):
 
 
 class _SearchOverrides(_Section):
-    """The `search:` keys that mean something else in an experiment file than in `SearchConfig`; the others are
-    `SearchConfig`'s own fields (`SearchSection` below)."""
+    """The `search:` keys that mean something else in an experiment file than in `SearchConfig`, or that only the
+    pipeline has; the others are `SearchConfig`'s own fields (`SearchSection` below)."""
 
     workers: PosInt = 1  # Ray workers; 1: in this process (`SearchConfig.workers` 0)
     objectives: Annotated[list[Literal["accuracy", "latency", "size"]], Field(min_length=2)] = \
         ["accuracy", "latency", "size"]
+    # per budget with a latency or size limit, a budgeted search of this many trials after the front's (NSGA-II,
+    # then the budget local search, `nas.search.local`): the front spreads its trials over every trade-off, the
+    # budget's best subnet lies at its boundary. Its best feasible subnets join the front. 0: the front only.
+    # (the pipeline's setting, not one search's: no `SearchConfig` field)
+    budget_trials: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("sampler", check_fields=False)
     @classmethod

@@ -54,7 +54,7 @@ class ExportReport:
     top1_agreement: float  # percent of those images where both pick the same class
     accuracy: float  # onnxruntime, the whole test split, percent
     torch_accuracy: float  # the PyTorch subnet, the first `verify_n` test images, percent
-    holdout_accuracy: float  # onnxruntime, holdout split (where the predictor's labels come from), percent
+    holdout_accuracy: float  # onnxruntime, holdout split from image `holdout_from` on, percent
     predicted_accuracy: float | None
     latency_ms: float | None  # measured on the backend
     predicted_latency_ms: float | None
@@ -167,7 +167,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
                   table: Any = None, predictor: Any = None, entry: Any = None,
                   query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
                   calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                  verify_n: int | None = None, device: str = "auto") -> ExportReport:
+                  verify_n: int | None = None, device: str = "auto", holdout_from: int = 0) -> ExportReport:
     """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
 
     quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
@@ -178,13 +178,14 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     is given); query_provenance: where the query found it (goes into the card). verify_n: test images the ONNX
     model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way). device:
     where BN statistics and activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX
-    export and checks)."""
+    export and checks). holdout_from: the holdout images before this index chose the subnet (a selection among
+    candidates measured there is biased upwards on them), so `holdout_accuracy` is measured on the rest."""
     import torch
 
     from nas.train import load_for_eval
 
     t_start = time.perf_counter()
-    out = _check_arguments(config, out, calib_batches, calib_batch_size, verify_n)
+    out = _check_arguments(config, out, calib_batches, calib_batch_size, verify_n, holdout_from)
     table_obj = _load_table(table)
     b = _target_backend(backend, table_obj)  # bad --backend / table pairs fail before any work
     torch.manual_seed(seed)
@@ -203,7 +204,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         # the file a user of the target runtime deploys (e.g. fp16 for ort-cuda at fp16)
         if b is not None and b.deployable(onnx_model.path) != str(onnx_model.path):
             onnx_model = replace(onnx_model, path=Path(b.deployable(onnx_model.path)))
-        checked = _verify(sub.ref, ds, deployed.resolution, onnx_model.path, b, verify_n)
+        checked = _verify(sub.ref, ds, deployed.resolution, onnx_model.path, b, verify_n, holdout_from)
         predicted = _predict(entry, deployed, predictor, table_obj, space)
         measured = _measure_latency(b, onnx_model.path, input_shape, protocol)
         src = _Sources(supernet, meta, ds, table, table_obj, predictor, backend, b, query_provenance,
@@ -228,7 +229,7 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
 
 
 def _check_arguments(config: Any, out: str | os.PathLike[str], calib_batches: Any, calib_batch_size: Any,
-                     verify_n: Any) -> Path:
+                     verify_n: Any, holdout_from: Any) -> Path:
     if not isinstance(config, SubnetConfig):
         raise InputError(f"config: got {type(config).__name__}, allowed: a SubnetConfig")
     out = Path(out)
@@ -238,6 +239,8 @@ def _check_arguments(config: Any, out: str | os.PathLike[str], calib_batches: An
                     ("verify_n", 1 if verify_n is None else verify_n)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
+    if not isinstance(holdout_from, int) or isinstance(holdout_from, bool) or holdout_from < 0:
+        raise InputError(f"holdout_from: got {holdout_from!r}, allowed: an integer >= 0")
     return out
 
 
@@ -315,12 +318,14 @@ class _Verified:
     acc: float  # deployed model, whole test split
     torch_acc: float  # PyTorch reference, the first `n_ref` test images
     holdout_acc: float
+    holdout_images: list[int]  # [first, end)
     n_ref: int
     n_test: int
     runtime: str
 
 
-def _verify(ref: Any, ds: Any, res: int, model_path: Path, b: Any, verify_n: int | None) -> _Verified:
+def _verify(ref: Any, ds: Any, res: int, model_path: Path, b: Any, verify_n: int | None,
+            holdout_from: int) -> _Verified:
     """3. the deployed model against PyTorch on the test split, on the target runtime where it can run here."""
     import torch
 
@@ -345,9 +350,14 @@ def _verify(ref: Any, ds: Any, res: int, model_path: Path, b: Any, verify_n: int
     # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
     # a gap between prediction and holdout the predictor's
     x_hold, y_hold = _split_images(ds, "holdout", res)
+    if holdout_from >= len(y_hold):
+        raise InputError(f"holdout_from: got {holdout_from}, allowed: fewer than the {len(y_hold)} holdout "
+                         "images")
+    x_hold, y_hold = x_hold[holdout_from:], y_hold[holdout_from:]
     holdout_acc = 100.0 * float((run_deployed(x_hold.numpy().astype(np.float32))[0].argmax(1)
                                  == y_hold.numpy()).mean())
-    return _Verified(max_abs, max_rel, agree, acc, torch_acc, holdout_acc, n_ref, int(len(labels)), verified_on)
+    return _Verified(max_abs, max_rel, agree, acc, torch_acc, holdout_acc,
+                     [holdout_from, holdout_from + int(len(y_hold))], n_ref, int(len(labels)), verified_on)
 
 
 @dataclass(frozen=True)
@@ -466,7 +476,9 @@ def _card(src: _Sources, config: SubnetConfig, deployed: SubnetConfig, out: Path
                       "size_bytes": prof.size_bytes, "macs": prof.macs, "params": prof.params},
         "measured": {"accuracy": checked.acc, "accuracy_split": "test", "n_test_images": checked.n_test,
                      "torch_accuracy": checked.torch_acc,
-                     "holdout_accuracy": checked.holdout_acc, "latency_ms": measured.latency_ms,
+                     "holdout_accuracy": checked.holdout_acc,
+                     "holdout_images": checked.holdout_images,  # [first, end)
+                     "latency_ms": measured.latency_ms,
                      "latency": measured.measurement, "size_bytes": size_bytes},
         "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
                          "runtime": checked.runtime,

@@ -57,7 +57,9 @@ def test_predictions_hold_on_the_exports(first_run):
     rep = export["float"]
     pred = outputs("predictor")["report"]
     card = json.loads((wd / "model.card.json").read_text())
-    n_hold, n_test = card["provenance"]["data"]["splits"]["holdout"], card["provenance"]["data"]["splits"]["test"]
+    first, end = card["measured"]["holdout_images"]  # the holdout images that chose nothing
+    n_hold, n_test = end - first, card["provenance"]["data"]["splits"]["test"]
+    assert first > 0 and end == card["provenance"]["data"]["splits"]["holdout"]
     p = rep["accuracy"] / 100
     binomial = 100 * np.sqrt(max(p * (1 - p), 0.05) * (1 / n_hold + 1 / n_test))
     tolerance = 3 * binomial + 2 * pred["rmse"]
@@ -65,6 +67,14 @@ def test_predictions_hold_on_the_exports(first_run):
     assert abs(rep["holdout_accuracy"] - rep["accuracy"]) <= 3 * binomial
     assert rep["latency_ms"] == pytest.approx(export["entry"]["latency_ms"], rel=0.5)
     assert export["entry"]["accuracy_lower"] < export["entry"]["accuracy"]  # a lower bound came with it
+    # the exported subnet is the most accurate of the checked candidates, which include the best predicted one
+    # of the front and of the budget's own search
+    checked = export["holdout_checked"]
+    assert len(checked) == 3 and export["entry"]["entry_id"] == max(checked, key=lambda c: c["holdout"])["entry_id"]
+    budgeted = {b["budget"]: b for b in outputs("search")["budgeted"]}
+    assert budgeted.keys() == {"fast", "impossible"} and budgeted["impossible"]["best_predicted"] is None
+    best = max(v for v in (budgeted["fast"]["best_predicted"], budgeted["fast"]["front_best_predicted"]) if v)
+    assert max(c["predicted"] for c in checked) == pytest.approx(best)
 
 
 def test_rerun_is_cached_and_a_change_reruns_only_dependents(first_run):

@@ -481,6 +481,34 @@ def test_budgeted_search_uses_its_budget(search_assets, tmp_path) -> None:
     assert sum(t.feasible for t in tail) >= 0.95 * len(tail)
 
 
+def test_refine_for_budget_starts_from_the_front_and_stays_feasible(search_assets, tmp_path) -> None:
+    """The per-budget refinement after a front (`nas.search.refine`): every subnet it returns meets the budget,
+    the best is at least the front's best under it, it makes exactly the evaluations asked for, and with the
+    same seed it returns the same subnets."""
+    from nas.budgets import Budgets
+    from nas.search import run_search
+    from nas.search.refine import refine_for_budget
+
+    free = run_search(_config(search_assets, tmp_path / "free", trials=300, population_size=20))
+    lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
+    budget = Budgets(latency_ms=lat[len(lat) // 5])
+    start = [(t.config, t.metrics) for t in free.trials]
+    front_best = max(t.metrics["accuracy"] for t in free.trials if budget.feasible(t.metrics))
+    class Counting(CountingEvaluator):  # with the cost model, which the refinement screens children by
+        def evaluate_cost(self, idx):
+            return self.inner.evaluate_cost(idx)
+
+    ev = Counting(_predicted(search_assets))
+    best, n_new = refine_for_budget(get_space(SPACE), ev, budget, start, 200, seed=1, quantize=True, keep=5)
+    assert n_new == 200 == len(ev.seen) and len(best) == 5
+    assert all(e.latency_ms <= budget.latency_ms for e in best)
+    assert [e.accuracy for e in best] == sorted((e.accuracy for e in best), reverse=True)
+    assert best[0].accuracy >= front_best
+    again, _ = refine_for_budget(get_space(SPACE), _predicted(search_assets), budget, start, 200, seed=1,
+                                 quantize=True, keep=5)
+    assert [e.config for e in again] == [e.config for e in best]
+
+
 def test_fast_journal_replay_equals_optunas(search_assets, tmp_path) -> None:
     """`FastJournalStorage` replays a search's journal into the same trials as Optuna's own `JournalStorage`."""
     from optuna.storages import JournalStorage

@@ -117,15 +117,18 @@ def test_with_lower_bounds_uses_the_predictor_or_leaves_entries_alone(tmp_path):
     assert with_lower_bounds(plain, object()) == plain
 
 
-def test_verified_choice_skips_candidates_that_miss_on_the_holdout(tmp_path):
+def test_verified_choice_exports_the_best_checked_candidate_that_meets_the_budget(tmp_path):
     entries = _entries()
     with ResultsStore(tmp_path / "r.db") as st:
         st.add_front(entries, space=SPACE, device_tag="d", device_fingerprint="fp", dataset="x", predictor="p")
         q = query(st, SPACE, "d", min_accuracy=90.0, n_ranked=5)
-    measured = {c.entry.config: a for c, a in zip(q.ranked, (89.0, 89.5, 91.0, 92.0, 93.0))}
+    holdout = (89.0, 89.5, 92.0, 91.0, 92.0)
+    measured = {c.entry.config: a for c, a in zip(q.ranked, holdout)}
     chosen, checked = verified_choice(q, Budget(min_accuracy=90.0), measured.__getitem__)
-    assert chosen is q.ranked[2] and [c["holdout"] for c in checked] == [89.0, 89.5, 91.0]
+    # every candidate is checked; of the two at 92.0 the better predicted (earlier ranked) one is exported
+    assert [c["holdout"] for c in checked] == list(holdout) and chosen is q.ranked[2]
+    assert [c["entry_id"] for c in checked] == [c.entry_id for c in q.ranked]
     nothing, checked = verified_choice(q, Budget(min_accuracy=99.0), measured.__getitem__)
     assert nothing is None and len(checked) == 5
-    # no min_accuracy: the query's best, nothing measured
-    assert verified_choice(q, Budget(latency_ms=1.0), measured.__getitem__) == (q.best, [])
+    # no min_accuracy: the most accurate as checked, although the query ranks it third
+    assert verified_choice(q, Budget(latency_ms=1.0), measured.__getitem__)[0] is q.ranked[2]
