@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-hwnas
 PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# the tier to run while editing: no Ray, no supernet training, nothing marked slow (tests/conftest.py marks by use)
+test-fast: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not ray and not gpu"
 
 bench: venv
 	$(BIN)/python -m experiments.bench_all

@@ -249,7 +249,7 @@ def write_markdown() -> Path:
     q = json.loads((RESULTS / "deploy-query.json").read_text()) if (RESULTS / "deploy-query.json").exists() else None
     e = json.loads((RESULTS / "deploy-export.json").read_text()) if (RESULTS / "deploy-export.json").exists() else None
     lines = ["# Deployment path: budget queries and verified export", "",
-             "Machine: 2 shared CPU cores (other jobs running; single timings swing, see FACTS.md). "
+             "Machine: 2 shared CPU cores (other jobs running; single timings swing by tens of percent). "
              "Regenerate with the commands below (`experiments/bench_query_export.py`).", ""]
     if q:
         lines += ["## Query latency", "",

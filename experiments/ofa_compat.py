@@ -2,7 +2,7 @@
 (`experiments/ofa_baseline.py`) and the import-equivalence test (`tests/test_ofa_import.py`).
 
 `ofa` imports torchvision at package import time (for `RandomResizedCrop` and `transforms.functional`), and the
-only torchvision wheel the registry has for torch 2.13 is a CUDA build that fails to import here (FACTS.md). Its
+only torchvision wheel the registry has for torch 2.13 is a CUDA build that fails to import on a machine without CUDA libraries. Its
 search code and network definitions need none of torchvision, so stand-in modules registered in `sys.modules` are
 enough (nothing in them is ever called), plus `torch._six`, which torch 2.x dropped and OFA's loaders still import.
 """

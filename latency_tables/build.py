@@ -131,9 +131,8 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
     finally:
         bar.close()
     if table.overhead is None:
-        table.overhead = ex.call(device_tasks.measure_overhead, backend, args, protocol.to_dict(),
-                                 table.reference_model)
-        table._dense = None
+        table.set_overhead(ex.call(device_tasks.measure_overhead, backend, args, protocol.to_dict(),
+                                   table.reference_model))
         save()
     if calibrate or calibration_configs:
         calibrate_table(table, calibrate, method=calibration_method, executor=ex, configs=calibration_configs,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from latency_tables.backends import get_backend
-from latency_tables.backends.base import one_line
+from search_spaces.registry import one_line
 from latency_tables.protocol import Protocol
 from search_spaces import config_from_dict, get_space
 from search_spaces.block_spec import parse_block_key

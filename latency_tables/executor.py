@@ -62,7 +62,7 @@ class RayExecutor:
 
     def _remote(self, fn: Callable[..., Any]) -> Any:
         name = f"{fn.__module__}.{fn.__qualname__}"
-        if name not in _REMOTE:  # wrap once per process: re-wrapping costs ~30 ms a task (FACTS.md)
+        if name not in _REMOTE:  # wrap once per process: `ray.remote(f)` per call cost ~30 ms a task
             _REMOTE[name] = self.ray.remote(fn)
         return _REMOTE[name].options(resources={self.resource: 1}, num_cpus=1, max_retries=1)
 

@@ -19,12 +19,12 @@ class Protocol:
     models measured together are visited round-robin `rounds` times (interleaving), so a burst of load on the
     machine hits all of them alike instead of one. statistic: how the `rounds * repeats` timings become one
     number (`median` by default; `min_of_round_medians` for very noisy machines). cpu_mem_arena: ONNX Runtime's
-    CPU arena (off gave tighter runs, FACTS.md). interleave: how many models are measured together.
+    CPU arena (off gave tighter runs on this project's machine). interleave: how many models are measured together.
     reference: also time the table's reference model (a mid-sized whole subnet of its space,
     `models.reference_config`) between rounds and store each model's latency *relative* to it (`ref_ratio`); a
     table then uses ratio x the reference's typical latency, which cancels slow changes of machine load between
     the time blocks were measured and the time a whole model is (on a shared machine these swing by +-50 %; ratios
-    of alternated runs are stable, FACTS.md). On a dedicated device it changes ~nothing.
+    of alternated runs are stable: experiments/results/latency.md). On a dedicated device it changes ~nothing.
     clock: `cpu` times each run by the CPU time of the thread that runs it, where the backend computes on the
     calling thread (ort-cpu with 1 thread; other backends and thread counts use `wall`). On a machine with more
     runnable threads than cores, wall time inflates every run longer than a scheduler slice (a 3 ms model took

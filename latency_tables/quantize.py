@@ -5,7 +5,7 @@ them: convolutions such as `blocks.3.expand.conv`, linear layers (MatMul / Gemm)
 every other node stays float.
 - activations quantized (`act_bits` 8): static QDQ from `onnxruntime.quantization.quantize_static`, per-channel
   signed weights and *unsigned* 8-bit activations (on x86 signed activations fuse only half the convolutions and
-  run 3-6x slower, FACTS.md);
+  run 3-6x slower, as measured on ONNX Runtime here);
 - activations float (`act_bits` 32): weight-only quantization -- the weight is stored as int8/int4 behind a
   `DequantizeLinear`, which is what a weight-only deployment runs;
 - 4-bit weights need `DequantizeLinear` on INT4, i.e. opset >= 21: the model's opset is converted when needed.

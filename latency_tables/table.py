@@ -152,6 +152,11 @@ class LatencyTable:
         self.unsupported[key] = reason
         self._dense = None
 
+    def set_overhead(self, overhead: Any) -> None:
+        """The whole-model overhead measurement (the lookup arrays include it: rebuilt on the next predict)."""
+        self.overhead = overhead
+        self._dense = None
+
     # ---- file --------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -284,7 +289,7 @@ class LatencyTable:
             for c in configs:
                 if isinstance(c, FamilyConfig) and c.space != self.space:
                     raise InputError(f"config.space: got {c.space!r}, allowed: {self.space!r} (this table's space)")
-        idx = sp._as_indices(configs).astype(np.int64)
+        idx = sp.as_indices(configs).astype(np.int64)
         if self._dense is None:
             self._dense = self._build_dense()
         d = self._dense

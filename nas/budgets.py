@@ -32,9 +32,9 @@ class Budgets:
     min_accuracy: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "latency_ms", _check_budget("--latency-ms", self.latency_ms))
-        object.__setattr__(self, "size_mb", _check_budget("--size-mb", self.size_mb))
-        object.__setattr__(self, "min_accuracy", _check_budget("--min-accuracy", self.min_accuracy, 100.0))
+        object.__setattr__(self, "latency_ms", _check_budget("latency_ms", self.latency_ms))
+        object.__setattr__(self, "size_mb", _check_budget("size_mb", self.size_mb))
+        object.__setattr__(self, "min_accuracy", _check_budget("min_accuracy", self.min_accuracy, 100.0))
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
@@ -123,23 +123,39 @@ class AccuracySection(_Section):
 
 class PredictorSection(_Section):
     # predictors.bundle.fit_predictor; auto: the kind that ranks best in cross-validation on the collected data
-    kind: Literal["mlp", "gbt", "ridge", "stack", "auto"] = "auto"
+    kind: str = "auto"
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from predictors.bundle import AUTO, fp_kinds
+
+        if v != AUTO and v not in fp_kinds():
+            raise ValueError(f"allowed: one of {', '.join((*fp_kinds(), AUTO))}")
+        return v
 
 
-class SearchSection(_Section):
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
-    trials: PosInt = 2000
-    workers: PosInt = 1
+class _SearchOverrides(_Section):
+    """The `search:` keys that mean something else in an experiment file than in `SearchConfig`, or that only the
+    pipeline has; the others are `SearchConfig`'s own fields (`SearchSection` below)."""
+
+    workers: PosInt = 1  # Ray workers; 1: in this process (`SearchConfig.workers` 0)
     objectives: Annotated[list[Literal["accuracy", "latency", "size"]], Field(min_length=2)] = \
         ["accuracy", "latency", "size"]
-    storage: str | None = None  # default: a journal file in the workdir
-    verify_top: Annotated[int, Field(ge=0)] = 0
-    quantize: bool = True  # search bit-widths too (False: architecture and pruning only, float tables)
-    pruning: bool = True  # search channel keep ratios too (False: every block keeps all its channels)
     # per budget with a latency or size limit, a budgeted search of this many trials after the front's (NSGA-II,
     # then the budget local search, `nas.search.local`): the front spreads its trials over every trade-off, the
     # budget's best subnet lies at its boundary. Its best feasible subnets join the front. 0: the front only.
+    # (the pipeline's setting, not one search's: no `SearchConfig` field)
     budget_trials: Annotated[int, Field(ge=0)] = 0
+
+    @field_validator("sampler", check_fields=False)
+    @classmethod
+    def _known_sampler(cls, v: str) -> str:
+        from nas.search.samplers import SAMPLERS
+
+        if v not in SAMPLERS:
+            raise ValueError(SAMPLERS.unknown_message(v))
+        return v
 
     @field_validator("objectives")
     @classmethod
@@ -148,10 +164,20 @@ class SearchSection(_Section):
             raise ValueError(f"got {v}, allowed: two or three distinct objectives of accuracy, latency, size")
         return v
 
-    @field_validator("storage")
+    @field_validator("storage", check_fields=False)
     @classmethod
     def _storage_scheme(cls, v: str | None) -> str | None:
         return _url_scheme("search.storage", v, journal=True)
+
+
+def _search_section() -> type[_Section]:
+    from nas.search.config import yaml_fields
+
+    return create_model("SearchSection", __base__=_SearchOverrides, __module__=__name__,
+                        **yaml_fields("sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
+
+
+SearchSection = _search_section()
 
 
 class Budget(_Section):
@@ -196,7 +222,7 @@ class Experiment(_Section):
     latency: LatencySection = LatencySection()
     accuracy: AccuracySection = AccuracySection()
     predictor: PredictorSection = PredictorSection()
-    search: SearchSection = SearchSection()
+    search: SearchSection = SearchSection()  # type: ignore[valid-type]
     budgets: Annotated[list[Budget], Field(min_length=1)]
     export: ExportSection = ExportSection()
     ray: RaySection = RaySection()

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -180,15 +180,56 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     where BN statistics and activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX
     export and checks). holdout_from: the holdout images before this index chose the subnet (a selection among
     candidates measured there is biased upwards on them), so `holdout_accuracy` is measured on the rest."""
-    import onnx
     import torch
 
-    from nas.device import Runtime, resolve_device
-    from nas.train import calibration_batches, load_for_eval
-    from search_spaces.onnx_export import export_onnx
-    from search_spaces.supernet import recalibrate
+    from nas.train import load_for_eval
 
     t_start = time.perf_counter()
+    out = _check_arguments(config, out, calib_batches, calib_batch_size, verify_n, holdout_from)
+    table_obj = _load_table(table)
+    b = _target_backend(backend, table_obj)  # bad --backend / table pairs fail before any work
+    torch.manual_seed(seed)
+    net, ds, meta = load_for_eval(supernet, data_name=data)
+    if config.space != net.spec.name:
+        raise InputError(f"config.space: got {config.space!r}, allowed: {net.spec.name!r} (the supernet's space)")
+    deployed = config if quantize else config.float_version()
+    space = get_space(net.spec.name, num_classes=net.spec.num_classes, in_channels=net.spec.in_channels)
+    input_shape = space.input_shape(deployed, batch=1)
+    sub = _extract(net, space, ds, deployed, quantize, calib_batches, calib_batch_size, seed, device)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        onnx_model = _export_and_quantize(sub, input_shape, tmpdir)
+        # the file a user of the target runtime deploys (e.g. fp16 for ort-cuda at fp16)
+        if b is not None and b.deployable(onnx_model.path) != str(onnx_model.path):
+            onnx_model = replace(onnx_model, path=Path(b.deployable(onnx_model.path)))
+        checked = _verify(sub.ref, ds, deployed.resolution, onnx_model.path, b, verify_n, holdout_from)
+        predicted = _predict(entry, deployed, predictor, table_obj, space)
+        measured = _measure_latency(b, onnx_model.path, input_shape, protocol)
+        src = _Sources(supernet, meta, ds, table, table_obj, predictor, backend, b, query_provenance,
+                       calib_batches, calib_batch_size, seed)
+        card = _card(src, config, deployed, out, input_shape, net.spec.num_classes, sub, onnx_model, checked,
+                     predicted, measured)
+        card["export_seconds"] = round(time.perf_counter() - t_start, 2)
+        card_tmp = tmpdir / "card.json"
+        card_tmp.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        # the old card goes before the new model arrives: a reader never sees a new model beside an old card
+        card_path = card_path_for(out)
+        publish_pair(onnx_model.path, out, card_tmp, card_path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return ExportReport(
+        onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=sub.is_quant, opset=onnx_model.opset,
+        max_abs_diff=checked.max_abs, max_rel_diff=checked.max_rel, top1_agreement=checked.agree,
+        accuracy=checked.acc, torch_accuracy=checked.torch_acc, holdout_accuracy=checked.holdout_acc,
+        predicted_accuracy=predicted.accuracy, latency_ms=measured.latency_ms,
+        predicted_latency_ms=predicted.latency_ms, size_bytes=card["measured"]["size_bytes"],
+        predicted_size_bytes=predicted.profile.size_bytes, card=card)
+
+
+def _check_arguments(config: Any, out: str | os.PathLike[str], calib_batches: Any, calib_batch_size: Any,
+                     verify_n: Any, holdout_from: Any) -> Path:
     if not isinstance(config, FamilyConfig):
         raise InputError(f"config: got {type(config).__name__}, allowed: a search-space config (SubnetConfig, ...)")
     out = Path(out)
@@ -200,172 +241,252 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
             raise InputError(f"{name}: got {v!r}, allowed: an integer >= 1")
     if not isinstance(holdout_from, int) or isinstance(holdout_from, bool) or holdout_from < 0:
         raise InputError(f"holdout_from: got {holdout_from!r}, allowed: an integer >= 0")
-    table_obj = _load_table(table)
-    b = _target_backend(backend, table_obj)  # bad --backend / table pairs fail before any work
-    torch.manual_seed(seed)
-    net, ds, meta = load_for_eval(supernet, data_name=data)
-    if config.space != net.spec.name:
-        raise InputError(f"config.space: got {config.space!r}, allowed: {net.spec.name!r} (the supernet's space)")
-    deployed = config if quantize else config.float_version()
-    space = get_space(net.spec.name, num_classes=net.spec.num_classes, in_channels=net.spec.in_channels)
-    res = deployed.resolution
-    input_shape = space.input_shape(deployed, batch=1)
+    return out
 
-    # 1. extract + recalibrate (the PyTorch reference is the fake-quantized subnet the predictor predicts)
+
+@dataclass
+class _Extracted:
+    """Step 1: the PyTorch reference (the fake-quantized subnet the predictor predicts), the float subnet that is
+    exported (the reference's BN statistics), its bit policy and the calibration batches."""
+
+    ref: Any
+    float_sub: Any
+    policy: dict[str, Any]
+    calib: list[Any]
+
+    @property
+    def is_quant(self) -> bool:
+        return bool(self.policy)
+
+
+def _extract(net: Any, space: Any, ds: Any, deployed: FamilyConfig, quantize: bool, calib_batches: int,
+             calib_batch_size: int, seed: int, device: str) -> _Extracted:
+    """1. extract + recalibrate on fixed training batches."""
+    from nas.device import Runtime, resolve_device
+    from nas.train import calibration_batches
+    from search_spaces.supernet import recalibrate
+
     runtime = Runtime(resolve_device(device))
-    calib = calibration_batches(ds, res, calib_batches, calib_batch_size, seed, runtime)
+    calib = calibration_batches(ds, deployed.resolution, calib_batches, calib_batch_size, seed, runtime)
     ref = recalibrate(net.extract(deployed, fake_quant=True).to(runtime.device), calib).eval().cpu()
     calib = [b.cpu() for b in calib]
     policy = space.quantizable_layers(ref) if quantize else {}
-    is_quant = bool(policy)
     float_sub = ref
-    if is_quant:
+    if policy:
         float_sub = net.extract(deployed, fake_quant=False).eval()
         _copy_bn_stats(float_sub, ref)
+    return _Extracted(ref, float_sub, policy, calib)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+@dataclass(frozen=True)
+class _Onnx:
+    path: Path
+    proto: Any  # the checked model's graph (without external data)
+    opset: int
+    dynamic: bool
+
+
+def _export_and_quantize(sub: _Extracted, input_shape: tuple[int, ...], tmpdir: Path) -> _Onnx:
+    """2. export the float subnet, quantize it per its policy, check it with `onnx.checker`."""
+    import onnx
+
+    from search_spaces.onnx_export import export_onnx
+
+    float_path = tmpdir / "float.onnx"
+    export_onnx(sub.float_sub, input_shape, float_path, dynamic_batch=True)
+    model_path = float_path
+    if sub.is_quant:
+        from latency_tables.quantize import quantize_onnx
+
+        model_path = tmpdir / "model.onnx"
+        quantize_onnx(float_path, model_path, sub.policy, [b.numpy() for b in sub.calib])
     try:
-        # 2. export (+ quantize) and check
-        float_path = tmpdir / "float.onnx"
-        export_onnx(float_sub, input_shape, float_path, dynamic_batch=True)
-        model_path = float_path
-        if is_quant:
-            from latency_tables.quantize import quantize_onnx
+        onnx.checker.check_model(str(model_path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise HwnasError(f"export: onnx.checker rejects the exported model: {str(e).splitlines()[0]}") from None
+    m = onnx.load(str(model_path), load_external_data=False)
+    opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+    batch_dim = m.graph.input[0].type.tensor_type.shape.dim[0]
+    return _Onnx(model_path, m, opset, bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value"))
 
-            model_path = tmpdir / "model.onnx"
-            quantize_onnx(float_path, model_path, policy, [b.numpy() for b in calib])
-        try:
-            onnx.checker.check_model(str(model_path), full_check=True)
-        except onnx.checker.ValidationError as e:
-            raise HwnasError(f"export: onnx.checker rejects the exported model: {str(e).splitlines()[0]}") from None
-        m = onnx.load(str(model_path), load_external_data=False)
-        opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
-        batch_dim = m.graph.input[0].type.tensor_type.shape.dim[0]
-        dynamic = bool(batch_dim.dim_param) and not batch_dim.HasField("dim_value")
 
-        # the file a user of the target runtime deploys (e.g. fp16 for ort-cuda at fp16)
-        if b is not None and b.deployable(model_path) != str(model_path):
-            model_path = Path(b.deployable(model_path))
+@dataclass(frozen=True)
+class _Verified:
+    max_abs: float
+    max_rel: float
+    agree: float  # top-1 agreement, percent
+    acc: float  # deployed model, whole test split
+    torch_acc: float  # PyTorch reference, the first `n_ref` test images
+    holdout_acc: float
+    holdout_images: list[int]  # [first, end)
+    n_ref: int
+    n_test: int
+    runtime: str
 
-        # 3. verify against PyTorch on the test split, on the target runtime where it can run here
-        x_test, y_test = _split_images(ds, "test", res)
-        n_ref = len(x_test) if verify_n is None else min(verify_n, len(x_test))
-        with torch.no_grad():
-            ref_logits = torch.cat([ref(x_test[i : min(i + 256, n_ref)]) for i in range(0, n_ref, 256)]).numpy()
 
-        def run_deployed(x: np.ndarray) -> tuple[np.ndarray, str]:
-            """Logits from the target runtime where its backend can compute them here, else ONNX Runtime CPU."""
-            out = b.infer(model_path, x) if b is not None else None
-            return (out, b.name) if out is not None else (_run_ort(model_path, x), "ort-cpu")
+def _verify(ref: Any, ds: Any, res: int, model_path: Path, b: Any, verify_n: int | None,
+            holdout_from: int) -> _Verified:
+    """3. the deployed model against PyTorch on the test split, on the target runtime where it can run here."""
+    import torch
 
-        ort_logits, verified_on = run_deployed(x_test.numpy().astype(np.float32))
-        diff = np.abs(ort_logits[:n_ref] - ref_logits)
-        max_abs = float(diff.max())
-        max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
-        agree = 100.0 * float((ort_logits[:n_ref].argmax(1) == ref_logits.argmax(1)).mean())
-        labels = y_test.numpy()
-        acc = 100.0 * float((ort_logits.argmax(1) == labels).mean())
-        torch_acc = 100.0 * float((ref_logits.argmax(1) == labels[:n_ref]).mean())
-        # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
-        # a gap between prediction and holdout the predictor's
-        x_hold, y_hold = _split_images(ds, "holdout", res)
-        if holdout_from >= len(y_hold):
-            raise InputError(f"holdout_from: got {holdout_from}, allowed: fewer than the {len(y_hold)} holdout "
-                             "images")
-        x_hold, y_hold = x_hold[holdout_from:], y_hold[holdout_from:]
-        holdout_acc = 100.0 * float((run_deployed(x_hold.numpy().astype(np.float32))[0].argmax(1)
-                                     == y_hold.numpy()).mean())
+    x_test, y_test = _split_images(ds, "test", res)
+    n_ref = len(x_test) if verify_n is None else min(verify_n, len(x_test))
+    with torch.no_grad():
+        ref_logits = torch.cat([ref(x_test[i : min(i + 256, n_ref)]) for i in range(0, n_ref, 256)]).numpy()
 
-        # predictions
-        from_entry = _predicted_from_entry(entry, deployed)
-        pred_acc, acc_source = from_entry.get("accuracy"), ("front entry" if "accuracy" in from_entry else None)
-        pred_obj = _load_predictor(predictor)
-        if pred_obj is not None:
-            pred_acc, acc_source = float(np.asarray(pred_obj.predict([deployed])).ravel()[0]), "predictor"
-        pred_lat, lat_source = from_entry.get("latency_ms"), ("front entry" if "latency_ms" in from_entry else None)
-        if table_obj is not None:
-            pred_lat, lat_source = float(np.asarray(table_obj.predict([deployed])).ravel()[0]), "latency table"
-        prof = space.profile(deployed)
+    def run_deployed(x: np.ndarray) -> tuple[np.ndarray, str]:
+        """Logits from the target runtime where its backend can compute them here, else ONNX Runtime CPU."""
+        out = b.infer(model_path, x) if b is not None else None
+        return (out, b.name) if out is not None else (_run_ort(model_path, x), "ort-cpu")
 
-        # latency on the backend
-        measured_lat, measurement, backend_fp = None, None, None
-        if b is not None:
-            if protocol is None:
-                from latency_tables.protocol import Protocol
+    ort_logits, verified_on = run_deployed(x_test.numpy().astype(np.float32))
+    diff = np.abs(ort_logits[:n_ref] - ref_logits)
+    max_abs = float(diff.max())
+    max_rel = max_abs / max(float(np.abs(ref_logits).max()), 1e-12)
+    agree = 100.0 * float((ort_logits[:n_ref].argmax(1) == ref_logits.argmax(1)).mean())
+    labels = y_test.numpy()
+    acc = 100.0 * float((ort_logits.argmax(1) == labels).mean())
+    torch_acc = 100.0 * float((ref_logits.argmax(1) == labels[:n_ref]).mean())
+    # the same model on the split the predictor learnt from: a gap between holdout and test is the splits',
+    # a gap between prediction and holdout the predictor's
+    x_hold, y_hold = _split_images(ds, "holdout", res)
+    if holdout_from >= len(y_hold):
+        raise InputError(f"holdout_from: got {holdout_from}, allowed: fewer than the {len(y_hold)} holdout "
+                         "images")
+    x_hold, y_hold = x_hold[holdout_from:], y_hold[holdout_from:]
+    holdout_acc = 100.0 * float((run_deployed(x_hold.numpy().astype(np.float32))[0].argmax(1)
+                                 == y_hold.numpy()).mean())
+    return _Verified(max_abs, max_rel, agree, acc, torch_acc, holdout_acc,
+                     [holdout_from, holdout_from + int(len(y_hold))], n_ref, int(len(labels)), verified_on)
 
-                protocol = Protocol()
-            mres = b.measure(model_path, input_shape, protocol)
-            measured_lat, measurement, backend_fp = float(mres.median_ms), mres.to_dict(), b.fingerprint()
 
-        # 4. card + atomic placement
-        size_bytes = model_path.stat().st_size
-        card_path = card_path_for(out)
-        sup = Path(supernet)
-        card = {
-            "format": CARD_FORMAT, "version": CARD_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": {"file": out.name, "sha256": sha256_file(model_path), "size_bytes": size_bytes,
-                      "opset": opset, "ir_version": int(m.ir_version), "dynamic_batch": dynamic,
-                      "input": {"name": m.graph.input[0].name, "shape": ["batch", *input_shape[1:]],
-                                "dtype": "float32", "normalisation": f"as data set {ds.name} (train mean/std)"},
-                      "output": {"name": m.graph.output[0].name, "shape": ["batch", net.spec.num_classes],
-                                 "meaning": "logits", "classes": list(ds.classes)},
-                      "quantized": is_quant,
-                      "quantization": ({"method": "onnxruntime static QDQ, per-channel symmetric weights, "
-                                                  "U8 activations; weight-only where act_bits = 32",
-                                        "policy": {k: list(v) for k, v in policy.items()}} if is_quant else None)},
-            "deployment": None if b is None else b.deployment(),  # how to run it as it was measured
-            "config": deployed.to_dict(),
-            "requested_config": config.to_dict(),
-            "provenance": {
-                "supernet": {"path": str(sup.resolve()), "sha256": sha256_file(sup),
-                             "meta": {k: meta.get(k) for k in ("data", "data_seed", "epochs") if k in meta}},
-                "data": {"name": ds.name, "seed": ds.seed, "splits": ds.split_sizes()},
-                "calibration": {"batches": calib_batches, "batch_size": calib_batch_size, "seed": seed,
-                                "split": "train"},
-                "table": (None if table_obj is None else {
-                    "path": str(table) if isinstance(table, (str, os.PathLike)) else None,
-                    "device_tag": getattr(table_obj, "device_tag", None),
-                    "fingerprint": _fingerprint_of(table_obj)}),
-                "predictor": (None if pred_obj is None else {
-                    "path": str(predictor) if isinstance(predictor, (str, os.PathLike)) else None,
-                    "kind": type(pred_obj).__name__}),
-                "backend": None if backend is None else {"name": backend, "fingerprint": backend_fp,
-                                                         "protocol": protocol.to_dict() if protocol else None},
-                "query": dict(query_provenance) if query_provenance else None,
-                "hwnas": {"python": platform.python_version(), "torch": torch.__version__,
-                          "onnx": onnx.__version__, "onnxruntime": _ort_version()},
-            },
-            "predicted": {"accuracy": pred_acc, "accuracy_source": acc_source, "latency_ms": pred_lat,
-                          "latency_source": lat_source, "size_bytes": prof.size_bytes, "macs": prof.macs,
-                          "params": prof.params},
-            "measured": {"accuracy": acc, "accuracy_split": "test", "n_test_images": int(len(labels)),
-                         "torch_accuracy": torch_acc,
-                         "holdout_accuracy": holdout_acc,
-                         "holdout_images": [holdout_from, holdout_from + int(len(y_hold))],  # [first, end)
-                         "latency_ms": measured_lat,
-                         "latency": measurement, "size_bytes": size_bytes},
-            "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
-                             "runtime": verified_on,
-                             "split": "test", "n_images": n_ref, "max_abs_diff": max_abs,
-                             "max_rel_diff": max_rel, "top1_agreement": agree,
-                             "onnx_checker": "passed (full_check)"},
-            "export_seconds": None,
-        }
-        card["export_seconds"] = round(time.perf_counter() - t_start, 2)
-        card_tmp = tmpdir / "card.json"
-        card_tmp.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-        # the old card goes before the new model arrives: a reader never sees a new model beside an old card
-        publish_pair(model_path, out, card_tmp, card_path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return ExportReport(
-        onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=is_quant, opset=opset,
-        max_abs_diff=max_abs, max_rel_diff=max_rel, top1_agreement=agree, accuracy=acc, torch_accuracy=torch_acc,
-        holdout_accuracy=holdout_acc,
-        predicted_accuracy=pred_acc, latency_ms=measured_lat, predicted_latency_ms=pred_lat, size_bytes=size_bytes,
-        predicted_size_bytes=prof.size_bytes, card=card)
+@dataclass(frozen=True)
+class _Predicted:
+    accuracy: float | None
+    accuracy_source: str | None
+    latency_ms: float | None
+    latency_source: str | None
+    profile: Any
+    predictor: Any  # the loaded predictor (None: none given)
+
+
+def _predict(entry: Any, deployed: SubnetConfig, predictor: Any, table_obj: Any, space: Any) -> _Predicted:
+    """What was promised: the predictor's and the table's figures, else the stored front entry's."""
+    from_entry = _predicted_from_entry(entry, deployed)
+    pred_acc, acc_source = from_entry.get("accuracy"), ("front entry" if "accuracy" in from_entry else None)
+    pred_obj = _load_predictor(predictor)
+    if pred_obj is not None:
+        pred_acc, acc_source = float(np.asarray(pred_obj.predict([deployed])).ravel()[0]), "predictor"
+    pred_lat, lat_source = from_entry.get("latency_ms"), ("front entry" if "latency_ms" in from_entry else None)
+    if table_obj is not None:
+        pred_lat, lat_source = float(np.asarray(table_obj.predict([deployed])).ravel()[0]), "latency table"
+    return _Predicted(pred_acc, acc_source, pred_lat, lat_source, space.profile(deployed), pred_obj)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    latency_ms: float | None = None
+    measurement: dict[str, Any] | None = None
+    fingerprint: dict[str, Any] | None = None
+    protocol: Any = None
+
+
+def _measure_latency(b: Any, model_path: Path, input_shape: tuple[int, ...], protocol: Any) -> _Measured:
+    """Latency of the deployed file on the backend (none without one)."""
+    if b is None:
+        return _Measured(protocol=protocol)
+    if protocol is None:
+        from latency_tables.protocol import Protocol
+
+        protocol = Protocol()
+    mres = b.measure(model_path, input_shape, protocol)
+    return _Measured(float(mres.median_ms), mres.to_dict(), b.fingerprint(), protocol)
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """What the export was given and loaded, as the card records it."""
+
+    supernet: str | os.PathLike[str]
+    meta: dict[str, Any]
+    ds: Any
+    table: Any
+    table_obj: Any
+    predictor: Any
+    backend: str | None
+    b: Any  # the backend object (None: not measured)
+    query_provenance: Mapping[str, Any] | None
+    calib_batches: int
+    calib_batch_size: int
+    seed: int
+
+
+def _card(src: _Sources, config: SubnetConfig, deployed: SubnetConfig, out: Path, input_shape: tuple[int, ...],
+          num_classes: int, sub: _Extracted, onnx_model: _Onnx, checked: _Verified, predicted: _Predicted,
+          measured: _Measured) -> dict[str, Any]:
+    """4. the model card: what the file is, how to run it, where it came from, what was promised and measured."""
+    import onnx
+    import torch
+
+    m, model_path, policy, is_quant = onnx_model.proto, onnx_model.path, sub.policy, sub.is_quant
+    ds, meta, table, table_obj, predictor, backend = src.ds, src.meta, src.table, src.table_obj, src.predictor, \
+        src.backend
+    size_bytes = model_path.stat().st_size
+    sup = Path(src.supernet)
+    protocol = measured.protocol
+    prof = predicted.profile
+    pred_obj = predicted.predictor
+    return {
+        "format": CARD_FORMAT, "version": CARD_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"file": out.name, "sha256": sha256_file(model_path), "size_bytes": size_bytes,
+                  "opset": onnx_model.opset, "ir_version": int(m.ir_version), "dynamic_batch": onnx_model.dynamic,
+                  "input": {"name": m.graph.input[0].name, "shape": ["batch", *input_shape[1:]],
+                            "dtype": "float32", "normalisation": f"as data set {ds.name} (train mean/std)"},
+                  "output": {"name": m.graph.output[0].name, "shape": ["batch", num_classes],
+                             "meaning": "logits", "classes": list(ds.classes)},
+                  "quantized": is_quant,
+                  "quantization": ({"method": "onnxruntime static QDQ, per-channel symmetric weights, "
+                                              "U8 activations; weight-only where act_bits = 32",
+                                    "policy": {k: list(v) for k, v in policy.items()}} if is_quant else None)},
+        "deployment": None if src.b is None else src.b.deployment(),  # how to run it as it was measured
+        "config": deployed.to_dict(),
+        "requested_config": config.to_dict(),
+        "provenance": {
+            "supernet": {"path": str(sup.resolve()), "sha256": sha256_file(sup),
+                         "meta": {k: meta.get(k) for k in ("data", "data_seed", "epochs") if k in meta}},
+            "data": {"name": ds.name, "seed": ds.seed, "splits": ds.split_sizes()},
+            "calibration": {"batches": src.calib_batches, "batch_size": src.calib_batch_size, "seed": src.seed,
+                            "split": "train"},
+            "table": (None if table_obj is None else {
+                "path": str(table) if isinstance(table, (str, os.PathLike)) else None,
+                "device_tag": getattr(table_obj, "device_tag", None),
+                "fingerprint": _fingerprint_of(table_obj)}),
+            "predictor": (None if pred_obj is None else {
+                "path": str(predictor) if isinstance(predictor, (str, os.PathLike)) else None,
+                "kind": type(pred_obj).__name__}),
+            "backend": None if backend is None else {"name": backend, "fingerprint": measured.fingerprint,
+                                                     "protocol": protocol.to_dict() if protocol else None},
+            "query": dict(src.query_provenance) if src.query_provenance else None,
+            "hwnas": {"python": platform.python_version(), "torch": torch.__version__,
+                      "onnx": onnx.__version__, "onnxruntime": _ort_version()},
+        },
+        "predicted": {"accuracy": predicted.accuracy, "accuracy_source": predicted.accuracy_source,
+                      "latency_ms": predicted.latency_ms, "latency_source": predicted.latency_source,
+                      "size_bytes": prof.size_bytes, "macs": prof.macs, "params": prof.params},
+        "measured": {"accuracy": checked.acc, "accuracy_split": "test", "n_test_images": checked.n_test,
+                     "torch_accuracy": checked.torch_acc,
+                     "holdout_accuracy": checked.holdout_acc,
+                     "holdout_images": checked.holdout_images,  # [first, end)
+                     "latency_ms": measured.latency_ms,
+                     "latency": measured.measurement, "size_bytes": size_bytes},
+        "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
+                         "runtime": checked.runtime,
+                         "split": "test", "n_images": checked.n_ref, "max_abs_diff": checked.max_abs,
+                         "max_rel_diff": checked.max_rel, "top1_agreement": checked.agree,
+                         "onnx_checker": "passed (full_check)"},
+        "export_seconds": None,
+    }
 
 
 def _ort_version() -> str:

@@ -1,10 +1,11 @@
 """Ends a local Ray instance whose driver died without shutting it down (SIGKILL, OOM killer).
 
-Ray's own processes outlive a SIGKILLed driver (`ray::DashboardAgent`, `ray::RuntimeEnvAgent` kept running in
-FACTS.md). `nas.ray_session` starts this script beside every local Ray it starts, with a pipe on its stdin: while
-the driver lives it records the driver's process tree every half second; when the pipe closes without the word
-"stop" (the driver died), it terminates every recorded process that still runs -- and only those: a process is
-matched by pid *and* start time, so a reused pid is never hit. Run as a plain script (no package imports), so it
+Ray's own processes outlive a SIGKILLed driver (`ray::DashboardAgent` and `ray::RuntimeEnvAgent` kept running
+without this; `test_sigkilled_driver_leaves_no_ray_process_it_started` checks). `nas.ray_session` starts this
+script beside every local Ray it starts, with a pipe on its stdin: while the driver lives it records the driver's
+process tree every half second; when the pipe closes without the word "stop" (the driver died), it terminates
+every recorded process that still runs -- and only those: a process is matched by pid *and* start time, so a
+reused pid is never hit. Run as a plain script (no package imports), so it
 costs ~15 MB and starts in milliseconds.
 
     python nas/ray_reaper.py DRIVER_PID

@@ -93,7 +93,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[bo
 @functools.cache
 def remote_once(target: Any, **options: Any) -> Any:
     """`ray.remote(**options)(target)`, made once per process: re-wrapping a function costs ~30 ms a task
-    (FACTS.md), and ray is imported only by the callers that use it."""
+    (measured on Ray 2.60), and ray is imported only by the callers that use it."""
     import ray
 
     return ray.remote(**options)(target)

@@ -362,97 +362,18 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         norm = (init_payload or {}).get("meta", {}).get("normalization")
         data = load_training_data(cfg, space0.spec.in_channels, data_workers, norm)
     space = get_space(cfg.space, num_classes=data.num_classes, in_channels=data.channels)
-    torch.manual_seed(cfg.seed)
-    net = space.build_supernet()  # seeded initialisation
-    if init_payload is not None:
-        if init_payload["space"] != cfg.space:
-            raise InputError(f"--init-from: {init_from} is a supernet of space {init_payload['space']!r}, "
-                             f"allowed: one of {cfg.space!r}")
-        try:
-            net.load_state_dict(init_payload["state_dict"])
-        except RuntimeError as e:
-            raise InputError(f"--init-from: {init_from} does not fit this data set's supernet "
-                             f"({str(e).splitlines()[0]})") from None
-    net.to(runtime.device)
+    net = _initial_net(cfg, space, init_payload, init_from).to(runtime.device)
     optimizer = make_optimizer(net, cfg)
     scaler = runtime.grad_scaler()
-    start_epoch, history, seconds = 0, [], 0.0
     payload = resume_payload if resume_payload is not None else (
         read_checkpoint(out) if resume and out.exists() else None)
-    if payload is not None:
-        state = payload.get("train_state")
-        if not isinstance(state, dict):
-            raise InputError(f"--resume: {out} has no training state (a finished export?), allowed: a checkpoint "
-                             "written by hwnas supernet train")
-        old = TrainConfig.from_dict(state["config"])
-        for f in ("space", "data", "seed", "data_seed", "holdout", "test", "batch_size", "optimizer"):
-            if getattr(old, f) != getattr(cfg, f):
-                raise InputError(f"--resume: {f} got {getattr(cfg, f)!r}, allowed: {getattr(old, f)!r} "
-                                 f"(what {out} was trained with)")
-        net.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["optimizer"])  # moves the state to the parameters' device
-        start_epoch = int(state["epoch"])
-        history = list(state.get("history", []))
-        seconds = float(state.get("seconds", 0.0))
-    sampler = SubnetSampler(space, cfg)
-    n_train = len(data.labels_of("train"))
-    world = shard.world if shard else 1
-    batch_size = max(1, cfg.batch_size // world)  # cfg.batch_size is the global batch: the workers split it
-    steps_per_epoch = math.ceil(math.ceil(n_train / world) / batch_size)
-    teacher = space.largest()
-    elastic = bool(getattr(data, "streaming", False))
+    start_epoch, history, seconds = _resume_state(payload, cfg, out, net, optimizer)
+    run = _Run(cfg, space, data, net, optimizer, scaler, runtime, shard, SubnetSampler(space, cfg))
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        rng, g = _epoch_streams(cfg, epoch)
-        torch.manual_seed(int(rng.integers(2**62)))  # dropout draws from the global stream: seed it per epoch too
-        if cfg.sort_every and epoch > 0 and epoch % cfg.sort_every == 0 and epoch >= cfg.largest_only_epochs:
-            sort_channels(net, optimizer)
-        net.train()
-        only_largest = epoch < cfg.largest_only_epochs
-        stats = {"loss": 0.0, "student_loss": 0.0, "correct": 0, "seen": 0}
-        digest = hashlib.sha256() if shard is not None else None  # which subnets this worker trained
-        indices = None
-        if shard is not None:
-            # the epoch's permutation (the same on every worker, and the one a single process would use), dealt out by
-            # DistributedSampler: a global step's batch holds the images a one-process step would
-            perm = torch.randperm(n_train, generator=g).tolist()
-            indices = list(torch.utils.data.DistributedSampler(perm, num_replicas=shard.world, rank=shard.rank,
-                                                                shuffle=False, drop_last=False))
-            indices = [perm[i] for i in indices]
-        batches = data.batches("train", step_resolution(space, cfg, epoch, elastic), batch_size, shuffle=True,
-                               generator=g, augment=cfg.augment, indices=indices, pin_memory=runtime.cuda)
-        bar = _bar(progress and (shard is None or shard.rank == 0), steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
-        for i, (x, y) in enumerate(batches):
-            x, y = runtime.put(x, y)
-            step = epoch * steps_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, step, steps_per_epoch)
-            optimizer.zero_grad(set_to_none=True)
-            # every worker draws the same subnets: `rng` is seeded by (seed, epoch) and advanced alike per step
-            students = [] if only_largest else sampler.students(rng)
-            if digest is not None:
-                digest.update("".join(c.to_json() for c in students).encode())
-            _sandwich_step(net, cfg, teacher, students, x, y, elastic, runtime, scaler, stats, (epoch, i))
-            if shard is not None:
-                shard.average_gradients(net)
-            scaler.unscale_(optimizer)
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss'] / stats['seen']:.3f}",
-                                acc=f"{100 * stats['correct'] / stats['seen']:.1f}")
-        if bar is not None:
-            bar.close()
-        n = max(1, stats["seen"])
+        record = _train_epoch(run, epoch, progress)
         seconds += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": stats["loss"] / n, "student_loss": stats["student_loss"] / n,
-                  "train_acc": 100.0 * stats["correct"] / n, "lr": optimizer.param_groups[0]["lr"],
-                  "seconds": round(seconds, 2)}
-        if digest is not None:
-            record.update(subnets_sha256=digest.hexdigest()[:16], rank=shard.rank, workers=shard.world)
+        record["seconds"] = round(seconds, 2)
         history.append(record)
         if shard is None:
             _save(out, net, cfg, optimizer, epoch + 1, history, seconds, data, runtime)
@@ -464,6 +385,125 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
     if shard is None and start_epoch >= cfg.epochs and not out.exists():  # nothing to do but the file must exist
         _save(out, net, cfg, optimizer, start_epoch, history, seconds, data, runtime)
     return TrainResult(out, max(start_epoch, cfg.epochs), history, seconds)
+
+
+def _initial_net(cfg: TrainConfig, space: SearchSpace, init_payload: dict[str, Any] | None,
+                 init_from: str | os.PathLike[str] | None) -> Supernet:
+    """The seeded initialisation, or the weights of the `init_from` supernet."""
+    torch.manual_seed(cfg.seed)
+    net = space.build_supernet()
+    if init_payload is not None:
+        if init_payload["space"] != cfg.space:
+            raise InputError(f"--init-from: {init_from} is a supernet of space {init_payload['space']!r}, "
+                             f"allowed: one of {cfg.space!r}")
+        try:
+            net.load_state_dict(init_payload["state_dict"])
+        except RuntimeError as e:
+            raise InputError(f"--init-from: {init_from} does not fit this data set's supernet "
+                             f"({str(e).splitlines()[0]})") from None
+    return net
+
+
+def _resume_state(payload: dict[str, Any] | None, cfg: TrainConfig, out: Path, net: Supernet,
+                  optimizer: torch.optim.Optimizer) -> tuple[int, list[dict[str, Any]], float]:
+    """(first epoch, history, seconds so far); a checkpoint to resume from loads its weights and optimizer state,
+    once its settings are the run's."""
+    if payload is None:
+        return 0, [], 0.0
+    state = payload.get("train_state")
+    if not isinstance(state, dict):
+        raise InputError(f"--resume: {out} has no training state (a finished export?), allowed: a checkpoint "
+                         "written by hwnas supernet train")
+    old = TrainConfig.from_dict(state["config"])
+    for f in ("space", "data", "seed", "data_seed", "holdout", "test", "batch_size", "optimizer"):
+        if getattr(old, f) != getattr(cfg, f):
+            raise InputError(f"--resume: {f} got {getattr(cfg, f)!r}, allowed: {getattr(old, f)!r} "
+                             f"(what {out} was trained with)")
+    net.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])  # moves the state to the parameters' device
+    return int(state["epoch"]), list(state.get("history", [])), float(state.get("seconds", 0.0))
+
+
+@dataclass
+class _Run:
+    """What every epoch of one training run uses."""
+
+    cfg: TrainConfig
+    space: SearchSpace
+    data: AnyData
+    net: Supernet
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    runtime: Runtime
+    shard: Shard | None
+    sampler: SubnetSampler
+
+    def __post_init__(self) -> None:
+        self.n_train = len(self.data.labels_of("train"))
+        world = self.shard.world if self.shard else 1
+        self.batch_size = max(1, self.cfg.batch_size // world)  # the global batch: the workers split it
+        self.steps_per_epoch = math.ceil(math.ceil(self.n_train / world) / self.batch_size)
+        self.teacher = self.space.largest()
+        self.elastic = bool(getattr(self.data, "streaming", False))
+
+
+def _shard_indices(shard: Shard, n_train: int, g: torch.Generator) -> list[int]:
+    """This worker's images of the epoch: the epoch's permutation (the same on every worker, and the one a single
+    process would use), dealt out by DistributedSampler: a global step's batch holds the images a one-process
+    step would."""
+    perm = torch.randperm(n_train, generator=g).tolist()
+    indices = list(torch.utils.data.DistributedSampler(perm, num_replicas=shard.world, rank=shard.rank,
+                                                        shuffle=False, drop_last=False))
+    return [perm[i] for i in indices]
+
+
+def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
+    """One epoch of sandwich-rule steps; its history record (without the running `seconds`)."""
+    cfg, net, optimizer, scaler, runtime, shard = run.cfg, run.net, run.optimizer, run.scaler, run.runtime, run.shard
+    rng, g = _epoch_streams(cfg, epoch)
+    torch.manual_seed(int(rng.integers(2**62)))  # dropout draws from the global stream: seed it per epoch too
+    if cfg.sort_every and epoch > 0 and epoch % cfg.sort_every == 0 and epoch >= cfg.largest_only_epochs:
+        sort_channels(net, optimizer)
+    net.train()
+    only_largest = epoch < cfg.largest_only_epochs
+    stats = {"loss": 0.0, "student_loss": 0.0, "correct": 0, "seen": 0}
+    digest = hashlib.sha256() if shard is not None else None  # which subnets this worker trained
+    indices = _shard_indices(shard, run.n_train, g) if shard is not None else None
+    batches = run.data.batches("train", step_resolution(run.space, cfg, epoch, run.elastic), run.batch_size,
+                               shuffle=True, generator=g, augment=cfg.augment, indices=indices,
+                               pin_memory=runtime.cuda)
+    bar = _bar(progress and (shard is None or shard.rank == 0), run.steps_per_epoch,
+               f"epoch {epoch + 1}/{cfg.epochs}")
+    for i, (x, y) in enumerate(batches):
+        x, y = runtime.put(x, y)
+        step = epoch * run.steps_per_epoch + i
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, step, run.steps_per_epoch)
+        optimizer.zero_grad(set_to_none=True)
+        # every worker draws the same subnets: `rng` is seeded by (seed, epoch) and advanced alike per step
+        students = [] if only_largest else run.sampler.students(rng)
+        if digest is not None:
+            digest.update("".join(c.to_json() for c in students).encode())
+        _sandwich_step(net, cfg, run.teacher, students, x, y, run.elastic, runtime, scaler, stats, (epoch, i))
+        if shard is not None:
+            shard.average_gradients(net)
+        scaler.unscale_(optimizer)
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss'] / stats['seen']:.3f}",
+                            acc=f"{100 * stats['correct'] / stats['seen']:.1f}")
+    if bar is not None:
+        bar.close()
+    n = max(1, stats["seen"])
+    record = {"epoch": epoch + 1, "loss": stats["loss"] / n, "student_loss": stats["student_loss"] / n,
+              "train_acc": 100.0 * stats["correct"] / n, "lr": optimizer.param_groups[0]["lr"], "seconds": 0.0}
+    if digest is not None:
+        record.update(subnets_sha256=digest.hexdigest()[:16], rank=shard.rank, workers=shard.world)
+    return record
 
 
 def _sandwich_step(net: Supernet, cfg: TrainConfig, teacher: SubnetConfig, students: list[SubnetConfig],

@@ -47,6 +47,8 @@ class Predictor(ABC):
 
     kind: ClassVar[str] = ""
     has_std: ClassVar[bool] = False
+    # a kind `fit_predictor(kind=...)` fits on float records; False: a quantization-aware model built from one
+    full_precision: ClassVar[bool] = True
 
     def __init__(self, space: str | SearchSpace, *, quant: bool = False, seed: int = 0) -> None:
         self.search_space: SearchSpace = get_space(space) if isinstance(space, str) else space
@@ -186,7 +188,7 @@ class Predictor(ABC):
     def _load_state(self, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None: ...
 
 
-PREDICTORS: Registry[type[Predictor]] = Registry("predictor kind")
+PREDICTORS: Registry[type[Predictor]] = Registry("predictor kind", entry_points="hwnas.predictors")
 
 
 def pack_members(models: list[Predictor]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:

@@ -215,7 +215,11 @@ def _load_model(d: Path, role: str, entry: Any, sp: Any) -> Predictor:
 
 
 # ---- fitting from a dataset ------------------------------------------------------------------------------
-FP_KINDS = ("mlp", "gbt", "ridge", "stack")
+def fp_kinds() -> list[str]:
+    """The registered kinds `fit_predictor` can fit (`Predictor.full_precision`), besides `auto`."""
+    return [name for name, cls in PREDICTORS.items() if cls.full_precision]
+
+
 # what `auto` chooses between: the stack already weighs gbt against ridge by cross-validation, and offering them
 # alone too only adds chances to pick a kind by noise (the quickstart's 156 float samples: ridge won CV by 0.005
 # over the stack, then ranked its held-out subnets at 0.587 against the stack's 0.687)
@@ -243,8 +247,8 @@ def fit_predictor(dataset: AccuracyDataset, kind: str = AUTO, seed: int = 0, tes
     the quantization-aware one (transferred from the fp model, or the same kind fitted jointly on all samples,
     whichever ranks held-out quantized records better: `predictors.quant_fit`). `kind="auto"` picks the fp kind by
     cross-validation on the training records (`choose_kind`). Returns the predictor and its held-out report."""
-    if kind not in (*FP_KINDS, AUTO):
-        raise bad_value("kind", kind, f"one of {', '.join((*FP_KINDS, AUTO))}")
+    if kind != AUTO and kind not in fp_kinds():
+        raise bad_value("kind", kind, f"one of {', '.join((*fp_kinds(), AUTO))}")
     train, test = dataset.split(test_fraction, seed)
     if len(test) < 2:
         raise InputError(f"test_fraction: {test_fraction} holds out {len(test)} of {len(dataset)} records, "

@@ -38,6 +38,7 @@ class QuantAwareMLPPredictor(MLPPredictor):
     """An `mlp` over features with bit-widths; transferred from an fp `mlp` (`from_fp`) or trained from scratch."""
 
     kind = "mlp-qa"
+    full_precision = False
 
     def __init__(self, space: str | SearchSpace, *, seed: int = 0, members: int = 5, hidden: int = 32,
                  layers: int = 2, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 3e-2,

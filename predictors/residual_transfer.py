@@ -24,6 +24,7 @@ class ResidualTransferPredictor(Predictor):
     """A frozen fp predictor plus a fitted quantization cost; build it with `from_fp`."""
 
     kind = "qa-residual"
+    full_precision = False
 
     def __init__(self, space: str | SearchSpace, *, seed: int = 0) -> None:
         super().__init__(space, quant=True, seed=seed)

@@ -20,3 +20,8 @@ class UnknownNameError(InputError):
 def bad_value(field: str, value: object, allowed: str) -> InputError:
     """Build the one-line error every validator uses: field, value, what is allowed."""
     return InputError(f"{field}: got {value!r}, allowed: {allowed}")
+
+
+def one_of(names: list[str]) -> str:
+    """'a, b or c': choices as an error or a help text lists them."""
+    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -204,7 +204,7 @@ class Family(ABC):
     def index_columns(self) -> list[str]:
         return list(self.schema.names)
 
-    def _as_indices(self, configs: Sequence[FamilyConfig] | np.ndarray) -> np.ndarray:
+    def as_indices(self, configs: Sequence[FamilyConfig] | np.ndarray) -> np.ndarray:
         if isinstance(configs, np.ndarray):
             if configs.ndim != 2 or configs.shape[1] != self.n_index_columns:
                 raise bad_value("indices shape", configs.shape, f"(n, {self.n_index_columns})")
@@ -214,7 +214,7 @@ class Family(ABC):
     def encode(self, configs: Sequence[FamilyConfig] | np.ndarray, quant: bool = True) -> np.ndarray:
         """One-hot features for predictors, one block per schema column in order (all zero where inert); bit-width
         columns only with `quant`."""
-        idx = self._as_indices(configs).astype(np.int64)
+        idx = self.as_indices(configs).astype(np.int64)
         blocks = []
         for c, col in enumerate(self.schema.columns):
             if col.quant and not quant:

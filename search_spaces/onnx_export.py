@@ -1,7 +1,7 @@
 """Export a module to ONNX the one way every part of hwnas does it (tables, validation, export).
 
 TorchScript-based exporter (`dynamo=False`): opset 17, one self-contained file, ~1 s for a MobileNet, where the
-dynamo exporter takes 7-8 s and cannot write opset 17 (FACTS.md). Written atomically.
+dynamo exporter takes 7-8 s and cannot write opset 17 (torch 2.13). Written atomically.
 """
 from __future__ import annotations
 

@@ -248,7 +248,7 @@ def test_resuming_a_study_with_another_table_is_refused(assets, tmp_path) -> Non
                                                        for e in d["entries"].values()])
     base = {"table": str(assets["table"]), "predictor": str(assets["predictor"])}
     run_search(_config(base, tmp_path / "o", trials=20, sampler="random", batch_size=20))
-    with pytest.raises(InputError, match=r"scorers.table is 'sha256:.*got 'sha256:.*new --study name"):
+    with pytest.raises(InputError, match=r"scorers.table is 'sha256:.*got 'sha256:.*new `study` name"):
         run_search(_config({**base, "table": str(other)}, tmp_path / "o", trials=40, sampler="random",
                            batch_size=20))
     # the same scorers resume

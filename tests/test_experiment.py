@@ -29,8 +29,8 @@ def test_shipped_experiments_validate():
     ({"budgets": [{}]}, "budgets[0]: a budget needs at least one of latency_ms, size_mb, min_accuracy"),
     ({"budgets": []}, "experiment: budgets: List should have at least 1 item"),
     ({"space": "mbv4"}, "unknown search space 'mbv4'; known: mbv3, mbv3-tiny, mbv3-w1.2, vit-s, vit-tiny (closest: mbv3)"),
-    ({"search": {"sampler": "cmaes"}}, "search.sampler: Input should be 'nsga2', 'tpe' or 'random'"),
-    ({"predictor": {"kind": "svm"}}, "predictor.kind: Input should be 'mlp', 'gbt', 'ridge', 'stack' or 'auto'"),
+    ({"search": {"sampler": "cmaes"}}, "search.sampler: unknown sampler 'cmaes'; known: nsga2, tpe, random"),
+    ({"predictor": {"kind": "svm"}}, "predictor.kind: allowed: one of gbt, mlp, ridge, stack, auto"),
     ({"latency": {"resolutions": [33]}}, "latency.resolutions: got [33], allowed: a non-empty subset of [16, 20"),
 ])
 def test_bad_experiments_name_the_key(change, message):

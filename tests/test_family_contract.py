@@ -16,7 +16,7 @@ from search_spaces import FAMILIES, InputError, config_from_dict, get_space
 from search_spaces.block_spec import parse_block_key
 from search_spaces.family import PRESET_FAMILY
 from search_spaces.onnx_export import export_onnx
-from tests.helpers import randomize_statistics
+from search_spaces.testing import randomize_statistics
 
 # the smallest preset of each family (parametrized over the registry, so a new family is checked as it registers)
 PRESETS = {"mbv3": "mbv3-tiny", "vit": "vit-tiny"}

@@ -1,18 +1,11 @@
-"""Contract test run by every registered latency backend: it skips with the backend's own reason where the
-machine cannot run it, and otherwise measures real ONNX models (a float and a quantized block)."""
+"""Every registered latency backend passes the contract shipped in `latency_tables.testing`; backend options."""
 from __future__ import annotations
 
 import pytest
 
 from latency_tables import BACKENDS, Protocol, get_backend, list_backends
-from latency_tables.backends.base import REQUIRED_FINGERPRINT_KEYS
-from latency_tables.models import export_block
-from search_spaces import BlockSpec, get_space
+from latency_tables.testing import PROTOCOL, BackendContract
 from search_spaces.errors import HwnasError, InputError
-
-PROTOCOL = Protocol(warmup=2, repeats=4, rounds=2, interleave=4)
-FLOAT_BLOCK = "mbconv:in8x8:c24-72-32:k3:s1:hswish:se0:w32a32"
-QUANT_BLOCK = "mbconv:in8x8:c24-72-32:k3:s1:hswish:se0:w8a8"
 
 
 def test_registry_names() -> None:
@@ -22,48 +15,10 @@ def test_registry_names() -> None:
         get_backend("ort-cpux")
 
 
-@pytest.mark.parametrize("name", list_backends())
-def test_backend_contract(name: str, tmp_path) -> None:
-    cls = BACKENDS.get(name)
-    ok, reason = cls.available()
-    if not ok:
-        assert reason and "\n" not in reason
-        with pytest.raises(HwnasError, match="not available here") as e:
-            get_backend(name)
-        assert "\n" not in str(e.value)
-        pytest.skip(reason)
-    be = get_backend(name, threads=1, batch_size=1)
-    fp = be.fingerprint()
-    for field in (*REQUIRED_FINGERPRINT_KEYS, *cls.resume_keys):
-        assert field in fp, field
-    assert set(cls.same_device_keys()) >= set(REQUIRED_FINGERPRINT_KEYS)
-    assert fp["backend"] == name and fp["threads"] == 1 and fp["precision"] == "fp32"
-    assert cls.precisions[0] == "fp32"
-    with pytest.raises(InputError, match=f"precision: got 'int3', allowed: for {name}: "):
-        get_backend(name, precision="int3")
-    assert be.default_device_tag().endswith(f"{name}-t1")
-    sp = get_space("mbv3-tiny")
-    items = []
-    for key in (FLOAT_BLOCK, QUANT_BLOCK):
-        b = BlockSpec.from_key(key)
-        if be.supports(b.weight_bits, b.act_bits)[0]:
-            items.append(export_block(sp, b, tmp_path))
-    results = be.measure_many(items + [(tmp_path / "missing.onnx", (1, 24, 8, 8))], PROTOCOL)
-    assert isinstance(results[-1], Exception)  # a model the backend cannot open is reported, not fatal
-    for m in results[:-1]:
-        assert not isinstance(m, Exception), m
-        assert m.count == PROTOCOL.repeats * PROTOCOL.rounds
-        assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
-    with pytest.raises(HwnasError, match="missing.onnx"):
-        be.measure(tmp_path / "missing.onnx", (1, 24, 8, 8), PROTOCOL)
-    for precision in cls.precisions[1:]:  # every 16-bit format the backend declares runs the same blocks
-        be16 = get_backend(name, precision=precision)
-        fp16 = be16.fingerprint()
-        assert fp16["precision"] == precision and be16.default_device_tag().endswith(f"-t1-{precision}")
-        assert [k for k in cls.same_device_keys() if fp16.get(k) != fp.get(k)]  # never resumes an fp32 table
-        for m in be16.measure_many(items, PROTOCOL):
-            assert not isinstance(m, Exception), m
-            assert m.median_ms > 0
+class TestRegisteredBackends(BackendContract):
+    @pytest.fixture(params=list_backends())
+    def backend_name(self, request) -> str:
+        return request.param
 
 
 def test_backend_bad_options() -> None:

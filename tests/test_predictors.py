@@ -1,6 +1,5 @@
-"""Accuracy predictors: one contract test over every registered kind (fit on a synthetic target -> beats a constant
-predictor -> save -> load -> same predictions), the quantization-aware transfer, the bundle, the dataset reader, the
-metrics and `hwnas predictor fit`."""
+"""Accuracy predictors: every registered kind passes the contract shipped in `predictors.testing`; the
+quantization-aware transfer, the bundle, the dataset reader, the metrics and `hwnas predictor fit`."""
 from __future__ import annotations
 
 import json
@@ -15,11 +14,9 @@ from predictors import (
     fit_predictor, label_reliability, load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
 )
 from predictors.bundle import MANIFEST
-from predictors.base import SOFT_CLIP_FRACTION, soft_clip
+from predictors.testing import PredictorContract, contract_data
+from predictors.base import soft_clip
 from search_spaces import HwnasError, InputError, get_space
-
-# small, fast settings per kind (the defaults are tuned for ~1,000 samples)
-FAST = {"mlp": {"epochs": 120}, "mlp-qa": {"epochs": 120}, "gbt": {"max_iter": 80}}
 
 
 @pytest.fixture(scope="module")
@@ -30,70 +27,13 @@ def space():
 @pytest.fixture(scope="module")
 def data(space):
     """Train / test indices and synthetic accuracies, float and quantized."""
-    out = {}
-    for name, n, seed, quant in (("fp_train", 300, 1, False), ("fp_test", 300, 2, False),
-                                 ("q_train", 300, 3, True), ("q_test", 300, 4, True)):
-        idx = space.to_indices(space.sample_many(n, seed, quantize=quant))
-        out[name] = (idx, synthetic_accuracy(space, idx, seed=0, noise=0.1))
-    return out
+    return contract_data(space)
 
 
-def _save_model(model, path: Path) -> None:
-    bundle_fp = model if not model.quant else None
-    if bundle_fp is None:  # a quantized model travels as the qa half of a bundle
-        fp = create_predictor("mlp", model.space, epochs=5).fit(*_tiny_float(model.search_space))
-        AccuracyPredictor(fp, model).save(path)
-    else:
-        AccuracyPredictor(model).save(path)
-
-
-def _tiny_float(space):
-    idx = space.to_indices(space.sample_many(20, 9, quantize=False))
-    return idx, synthetic_accuracy(space, idx)
-
-
-def _new(kind, space, data):
-    """A new predictor of `kind`; `qa-residual` only exists on top of a fitted fp model."""
-    if kind == "qa-residual":
-        return ResidualTransferPredictor.from_fp(create_predictor("ridge", space).fit(*data["fp_train"]))
-    return create_predictor(kind, space, seed=0, **FAST.get(kind, {}))
-
-
-# ---- the contract every registered kind passes ---------------------------------------------------------------
-@pytest.mark.parametrize("kind", PREDICTORS.names())
-def test_predictor_contract(kind, space, data, tmp_path):
-    model = _new(kind, space, data)
-    train, test = ("q_train", "q_test") if model.quant else ("fp_train", "fp_test")
-    x, y = data[train]
-    xt, yt = data[test]
-    model.fit(x, y)
-    pred = model.predict(xt)
-    assert pred.shape == (len(yt),) and pred.dtype == np.float64 and np.isfinite(pred).all()
-    # extrapolation bounded to a tenth of the trained-on range past it, even far outside the training distribution
-    extreme = np.vstack([space.to_indices([space.largest(), space.smallest()]) if not model.quant else
-                         space.to_indices([space.largest(4, 8), space.smallest(4, 8)]), xt])
-    lo, hi = model.train_info["label_range"]  # what it trained on (a transfer: and its fp model)
-    w = SOFT_CLIP_FRACTION * (hi - lo)
-    assert lo <= y.min() and y.max() <= hi
-    assert lo - w <= model.predict(extreme).min() <= model.predict(extreme).max() <= hi + w
-    m = rank_metrics(yt, pred)
-    const = rank_metrics(yt, np.full(len(yt), y.mean()))
-    assert m["kendall_tau"] > 0.5 > const["kendall_tau"], (kind, m)
-    assert m["rmse"] < 0.7 * const["rmse"], (kind, m, const)
-    # configs, indices and the encode matrix give the same predictions
-    configs = space.from_indices(xt[:7])
-    np.testing.assert_allclose(model.predict(configs), pred[:7], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(model.predict(space.encode(xt[:7], quant=model.quant)), pred[:7], rtol=0, atol=1e-5)
-    assert model.predict(xt[:0]).shape == (0,)
-    # save -> load -> identical predictions
-    _save_model(model, tmp_path / "p")
-    loaded = load_predictor(tmp_path / "p", space="mbv3-tiny")
-    again = loaded.qa if model.quant else loaded.fp
-    assert type(again) is type(model) and again.options() == model.options()
-    np.testing.assert_array_equal(again.predict(xt), pred)
-    assert not list(tmp_path.glob(".p.*")), "temporary directories left behind"
-    # seeded: fitting again gives the same model
-    np.testing.assert_array_equal(_new(kind, space, data).fit(x, y).predict(xt), pred)
+class TestRegisteredPredictors(PredictorContract):
+    @pytest.fixture(params=PREDICTORS.names())
+    def predictor_kind(self, request) -> str:
+        return request.param
 
 
 def test_mlp_spread_and_batched_fast_path(space, data):
@@ -455,7 +395,7 @@ def test_cli_predictor_fit(space, tmp_path):
     assert json.loads((out / MANIFEST).read_text())["metrics"]["n_test"] == report["n_test"]
     bad = runner.invoke(cli, ["predictor", "fit", "--dataset", str(data), "--out", str(tmp_path / "x"),
                               "--kind", "svm"])
-    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of mlp, gbt, ridge, stack, auto" in bad.output
+    assert bad.exit_code == 2 and "kind: got 'svm', allowed: one of gbt, mlp, ridge, stack, auto" in bad.output
     assert not (tmp_path / "x").exists()
     garbage = tmp_path / "g.jsonl"
     garbage.write_text("not json\n")

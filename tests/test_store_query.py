@@ -94,7 +94,7 @@ def test_feasible_queries_match_brute_force(filled):
 
 def test_nothing_meets_the_budgets(filled):
     store, entries, _ = filled
-    r = nas.query(store, SPACE, "test-cpu", latency_ms=0.05, size_mb=0.01)
+    r = nas.query(nas.QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=0.05, size_mb=0.01))
     assert not r.found and r.best is None and r.n_feasible == 0
     assert r.message.startswith("nothing meets these budgets")
     assert len(r.closest) == 3

@@ -4,8 +4,5 @@ from latency_tables.backends import openvino as _openvino  # noqa: F401  -- regi
 from latency_tables.backends import ort as _ort  # noqa: F401  -- registers the ONNX Runtime backends
 from latency_tables.backends import tensorrt as _tensorrt  # noqa: F401  -- registers `tensorrt`
 from latency_tables.backends.base import BACKENDS, Backend, Runner, get_backend, list_backends
-from latency_tables.backends.plugins import load_entry_point_backends
-
-load_entry_point_backends()
 
 __all__ = ["BACKENDS", "Backend", "Runner", "get_backend", "list_backends"]

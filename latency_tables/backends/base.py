@@ -19,10 +19,22 @@ from typing import Any, ClassVar
 from latency_tables.measurement import Measurement
 from latency_tables.protocol import Protocol
 from search_spaces.errors import HwnasError, bad_value
-from search_spaces.registry import Registry
+from search_spaces.registry import Registry, one_line
 
 Runner = Callable[[], None]  # may carry a `close()` attribute: device memory to free once measured
-BACKENDS: Registry[type[Backend]] = Registry("latency backend")
+
+
+def _plugins() -> Any:
+    from latency_tables.backends import plugins
+
+    return plugins
+
+
+# other packages' backends: the `hwnas.backends` entry points (`plugins.py`)
+BACKENDS: Registry[type[Backend]] = Registry(
+    "latency backend", entry_points="hwnas.backends",
+    check=lambda name, obj: _plugins().check_backend(name, obj),
+    on_broken=lambda name, value, reason: _plugins().broken_backend(name, value, reason))
 
 
 def cpu_model() -> str:
@@ -236,12 +248,6 @@ def _measure_interleaved(runners: list[Runner | Exception], ref_run: Runner | No
             m = m.with_reference(timings[i], ref_timings[i])
         out.append(m)
     return out
-
-
-def one_line(e: BaseException) -> str:
-    """'Type: first line of the message' (at most 300 characters): an error that fits in one report line."""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
 def get_backend(name: str, threads: int = 1, batch_size: int = 1, device_id: int = 0,

@@ -1,7 +1,7 @@
 """ONNX Runtime backends: CPU, CUDA and TensorRT execution providers.
 
 Graph optimisation stays at ORT_ENABLE_ALL, as deployed (the extended level drops the NCHWc layout and is ~3x
-slower on x86, FACTS.md). One intra-op thread by default, one inter-op thread, sequential execution.
+slower on x86, measured on this project's machine). One intra-op thread by default, one inter-op thread, sequential execution.
 """
 from __future__ import annotations
 

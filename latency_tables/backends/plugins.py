@@ -3,20 +3,28 @@
     [project.entry-points."hwnas.backends"]
     my-npu = "my_package.backend:MyNpuBackend"     # a `Backend` subclass
 
-and every process that imports `latency_tables.backends` -- the CLI, and a Ray worker measuring on another node
-where the package is installed -- finds it by name. A plugin that fails to load does not break hwnas: it is
-listed as unavailable with the reason (`hwnas latency backends`)."""
+and every process that looks a backend up -- the CLI, and a Ray worker measuring on another node where the package
+is installed -- finds it by name (`BACKENDS` reads the group on its first lookup). A plugin that fails to load does
+not break hwnas: it is listed as unavailable with the reason (`hwnas latency backends`)."""
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from latency_tables.backends.base import BACKENDS, Backend, one_line
+from latency_tables.backends.base import Backend
 
 GROUP = "hwnas.backends"
 
 
-def _broken(name: str, ep: EntryPoint, reason: str) -> type[Backend]:
+def check_backend(name: str, cls: Any) -> type[Backend]:
+    """What an entry point must load: a `Backend` subclass whose `name` is the entry point's."""
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise TypeError(f"{cls!r} is not a latency_tables Backend subclass")
+    if getattr(cls, "name", None) != name:
+        raise TypeError(f"its name is {getattr(cls, 'name', None)!r}, the entry point says {name!r}")
+    return cls
+
+
+def broken_backend(name: str, value: str, reason: str) -> type[Backend]:
     """A registered stand-in whose `available()` says why the plugin cannot be used."""
 
     class Broken(Backend):
@@ -31,24 +39,5 @@ def _broken(name: str, ep: EntryPoint, reason: str) -> type[Backend]:
             raise AssertionError("never constructed: not available")
 
     Broken.name = name
-    Broken.__qualname__ = Broken.__name__ = f"Broken[{ep.value}]"
+    Broken.__qualname__ = Broken.__name__ = f"Broken[{value}]"
     return Broken
-
-
-def load_entry_point_backends() -> list[str]:
-    """Register every `hwnas.backends` entry point not registered yet; returns the names added."""
-    added = []
-    for ep in entry_points(group=GROUP):
-        if ep.name in BACKENDS:
-            continue
-        try:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Backend)):
-                raise TypeError(f"{ep.value} is {cls!r}, not a latency_tables Backend subclass")
-            if getattr(cls, "name", None) != ep.name:
-                raise TypeError(f"{ep.value}.name is {getattr(cls, 'name', None)!r}, the entry point says {ep.name!r}")
-        except Exception as e:  # noqa: BLE001 -- any failure of third-party code: report it, do not crash
-            cls = _broken(ep.name, ep, f"entry point {ep.name} = {ep.value} failed to load ({one_line(e)})")
-        BACKENDS.register(ep.name, cls)
-        added.append(ep.name)
-    return added

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nas.cli.options import SEED, echo_json
+from nas.cli.options import SEED, FieldErrors, echo_json
 
 STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
 OBJECTIVE_CHOICES = ("accuracy", "latency", "size")
@@ -88,7 +88,7 @@ def serve(store: str | None, host: str, port: int, log_level: str, disclose_path
     run_server(store, host=host, port=port, log_level=log_level, disclose=disclose_paths)
 
 
-@click.command()
+@click.command(cls=FieldErrors)
 @click.option("--supernet", required=True, type=click.Path(dir_okay=False), help="Supernet checkpoint (.pt).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Subnet config JSON (hwnas or OFA format; a front entry or model card works too).")

@@ -6,7 +6,14 @@ import json
 
 import click
 
-from nas.cli.options import SEED, echo_json, parse_ints
+from nas.cli.options import SEED, LazyHelpOption, echo_json, parse_ints
+from search_spaces.errors import one_of
+
+
+def _backend_names() -> list[str]:
+    from latency_tables import list_backends
+
+    return list_backends()
 
 
 @click.group()
@@ -16,8 +23,8 @@ def latency() -> None:
 
 @latency.command()
 @click.option("--space", required=True, help="Search space name (see `hwnas spaces`).")
-@click.option("--backend", required=True,
-              help="ort-cpu, openvino-cpu, ort-cuda, ort-trt or tensorrt (see `hwnas latency backends`).")
+@click.option("--backend", required=True, cls=LazyHelpOption,
+              help_from=lambda: f"{one_of(_backend_names())} (see `hwnas latency backends`).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Table file (JSON); resumed if it exists.")
 @click.option("--resolutions", help="Input sizes to measure, e.g. 160,224 (default: all of the space's).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")

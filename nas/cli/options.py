@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from search_spaces import InputError, SubnetConfig, config_from_dict
+from search_spaces import HwnasError, InputError, SubnetConfig, config_from_dict
 
 
 SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negative seed is bad input, not a traceback
@@ -15,6 +16,41 @@ SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range: a negativ
 # allocation or an endless run.
 MAX_SAMPLES = 10**6
 MAX_POPULATION = 100_000
+
+
+class LazyHelpOption(click.Option):
+    """An option whose help is written when `--help` is shown (`help_from()`): lists read from the registries then
+    include every plugin's entry, and importing the command stays cheap."""
+
+    def __init__(self, *args: Any, help_from: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_from = help_from
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.help_from()
+        return super().get_help_record(ctx)
+
+
+class FieldErrors(click.Command):
+    """A command whose options are named after the fields of the config it builds (`--latency-ms` -> `latency_ms`):
+    a library error naming a field (`latency_ms: got ...`, or `` `latency_ms` `` inside) is shown with its flag."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HwnasError as e:  # bad input (`InputError`, exit 2) and runtime failures (exit 1) alike
+            shown = fields_as_flags(str(e), self.params)
+            if shown == str(e):
+                raise
+            raise (InputError if isinstance(e, InputError) else HwnasError)(shown) from None
+
+
+def fields_as_flags(message: str, params: list[click.Parameter]) -> str:
+    import re
+
+    flags = {p.name: p.opts[0] for p in params if isinstance(p, click.Option) and p.name}
+    message = re.sub(r"^([a-z_]+)(?=[: ])", lambda m: flags.get(m.group(1), m.group(1)), message)
+    return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def device_options(f: Any) -> Any:

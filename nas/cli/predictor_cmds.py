@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import click
 
-from nas.cli.options import SEED, echo_json
+from nas.cli.options import SEED, LazyHelpOption, echo_json
+
+
+def _kind_help() -> str:
+    from predictors.bundle import AUTO_KINDS, CV_FOLDS, fp_kinds
+
+    return (f"Full-precision model: {', '.join(fp_kinds())} (`hwnas`'s own: mlp ensemble, gbt trees, ridge linear with "
+            "effects varying by resolution, stack = gbt + ridge blended by cross-validation), or auto "
+            f"({' or '.join(AUTO_KINDS)}, whichever ranks better in {CV_FOLDS}-fold cross-validation on the training "
+            "records). The quantization-aware model is transferred from it or fitted jointly on all records, "
+            "whichever cross-validates better.")
 
 
 @click.group()
@@ -15,11 +25,7 @@ def predictor() -> None:
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(dir_okay=False),
               help="JSON-lines accuracy dataset (from `hwnas predictor dataset`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write (atomically).")
-@click.option("--kind", default="auto", show_default=True,
-              help="Full-precision model: mlp (ensemble), gbt (trees), ridge (linear, effects varying with the "
-                   "resolution), stack (gbt + ridge blended by cross-validation), or auto (mlp or stack, whichever "
-                   "ranks better in 4-fold cross-validation on the training records). The quantization-aware model "
-                   "is transferred from it or fitted jointly on all records, whichever cross-validates better.")
+@click.option("--kind", default="auto", show_default=True, cls=LazyHelpOption, help_from=lambda: _kind_help())
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split and the models.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of architectures held out for the reported metrics.")

@@ -1,77 +1,111 @@
-"""`hwnas search`: the joint architecture x pruning x bit-width search (see nas/search)."""
+"""`hwnas search`: the joint architecture x pruning x bit-width search (see nas/search).
+
+Its options are `SearchConfig`'s fields (`nas/search/config.py`: types, defaults, help); `FLAGS` below is the one
+place that says which field is which flag, in `--help` order."""
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import MISSING, fields
+from typing import Any, Callable
 
 import click
 
-from nas.cli.options import MAX_POPULATION, SEED, echo_json
+from nas.cli.options import MAX_POPULATION, SEED, FieldErrors, LazyHelpOption, echo_json
+
+# field -> flag, click type and (for an inverted on/off field) the flag's own help. `SearchConfig` fields not
+# listed (init, mutation, mutation_prob, crossover) are Python / experiment-file settings only.
+FLAGS: dict[str, dict[str, Any]] = {
+    "space": {"flag": "--space"},
+    "predictor": {"flag": "--predictor"},
+    "table": {"flag": "--table"},
+    "objectives": {"flag": "--objectives"},
+    "latency_ms": {"flag": "--latency-ms", "type": float},
+    "size_mb": {"flag": "--size-mb", "type": float},
+    "min_accuracy": {"flag": "--min-accuracy", "type": float},
+    "sampler": {"flag": "--sampler"},
+    "trials": {"flag": "--trials", "type": int},
+    "workers": {"flag": "--workers", "type": int},
+    "ray_address": {"flag": "--ray-address"},
+    "storage": {"flag": "--storage"},
+    "study": {"flag": "--study"},
+    "seed": {"flag": "--seed", "type": SEED},
+    "evaluator": {"flag": "--evaluator"},
+    "verify_top": {"flag": "--verify-top", "type": int},
+    "backend": {"flag": "--backend"},
+    "supernet": {"flag": "--supernet"},
+    "data": {"flag": "--data"},
+    "encoding": {"flag": "--encoding"},
+    "batch_size": {"flag": "--batch-size", "type": click.IntRange(1, MAX_POPULATION)},
+    "population_size": {"flag": "--population-size", "type": click.IntRange(2, MAX_POPULATION)},
+    "quantize": {"flag": "--float-only", "off": "Search float subnets only (no bit-widths)."},
+    "pruning": {"flag": "--no-pruning", "off": "Search without channel pruning (keep ratio 1.0 everywhere)."},
+    "local_fraction": {"flag": "--local-fraction", "type": float},
+    "resume": {"flag": "--resume"},
+    "force_workers": {"flag": "--force-workers"},
+}
+CLI_ONLY = ("store", "dataset", "out", "as_json")  # after the fields above, in this order (`out` is a field)
 
 
-@click.command("search")
-@click.option("--space", required=True, help="Search space name (hwnas spaces).")
-@click.option("--predictor", "predictor", default=None, help="Accuracy predictor directory.")
-@click.option("--table", default=None, help="Latency table file of the target device.")
-@click.option("--objectives", default="accuracy,latency,size", show_default=True,
-              help="Two or more of accuracy, latency, size.")
-@click.option("--latency-ms", type=float, default=None, help="Latency budget (constraint), ms.")
-@click.option("--size-mb", type=float, default=None, help="Size budget (constraint), MB = 10^6 bytes.")
-@click.option("--min-accuracy", type=float, default=None, help="Accuracy floor (constraint), percent.")
-@click.option("--sampler", default="nsga2", show_default=True, help="nsga2, tpe or random.")
-@click.option("--trials", type=int, default=2000, show_default=True,
-              help="Complete trials the study should hold (a rerun continues up to this).")
-@click.option("--workers", type=int, default=None,
-              help="Ray worker actors; default 0 (in this process) for predicted, 1 for measured.")
-@click.option("--ray-address", default=None, help="Ray cluster address; default: start a local Ray.")
-@click.option("--storage", default=None, help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
-@click.option("--study", "study", default=None, help="Study name; default hwnas-SPACE-DEVICE.")
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--evaluator", default="predicted", show_default=True, help="predicted or measured.")
-@click.option("--verify-top", type=int, default=0, show_default=True,
-              help="Re-score the K most accurate front entries with the measured evaluator.")
-@click.option("--backend", default=None, help="Backend for measured latency (e.g. ort-cpu).")
-@click.option("--supernet", default=None, help="Supernet checkpoint for measured accuracy.")
-@click.option("--data", default=None, help="Data set for measured accuracy.")
-@click.option("--encoding", default=None, help="block, block-dense, field or field-dense; default per sampler "
-              "(nsga2: field-dense, random: block, tpe: field).")
-@click.option("--batch-size", type=click.IntRange(1, MAX_POPULATION), default=None, help="Trials asked per batch (default per sampler).")
-@click.option("--population-size", type=click.IntRange(2, MAX_POPULATION), default=50, show_default=True, help="NSGA-II population.")
-@click.option("--float-only", is_flag=True, help="Search float subnets only (no bit-widths).")
-@click.option("--no-pruning", is_flag=True, help="Search without channel pruning (keep ratio 1.0 everywhere).")
-@click.option("--local-fraction", type=float, default=0.7, show_default=True,
-              help="With a budget (nsga2): share of the trials spent by the budget local search after NSGA-II.")
-@click.option("--resume", is_flag=True, help="Continue the study in --out even though its search settings differ.")
-@click.option("--force-workers", is_flag=True,
-              help="Run --workers Ray workers for the predicted evaluator too (by default it runs in this process).")
-@click.option("--store", default=None, help="Results store URL/path: add the front to it (hwnas query reads it).")
-@click.option("--dataset", default=None, help="Data set name recorded with the front in --store "
-              "(default: the one the predictor was fitted on).")
-@click.option("--out", required=True, help="Output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print n_trials, n_pareto, hypervolume, trials_per_second, best.")
-def search(space: str, predictor: str | None, table: str | None, objectives: str, latency_ms: float | None,
-           size_mb: float | None, min_accuracy: float | None, sampler: str, trials: int, workers: int | None,
-           ray_address: str | None, storage: str | None, study: str | None, seed: int, evaluator: str,
-           verify_top: int, backend: str | None, supernet: str | None, data: str | None, encoding: str | None,
-           batch_size: int | None, population_size: int, float_only: bool, no_pruning: bool, local_fraction: float,
-           resume: bool, force_workers: bool, store: str | None, dataset: str | None, out: str,
-           as_json: bool) -> None:
+def _field_option(name: str) -> Callable[[Any], Any]:
+    from nas.search.config import SearchConfig, help_of
+
+    f = {f.name: f for f in fields(SearchConfig)}[name]
+    spec = FLAGS.get(name, {"flag": "--" + name.replace("_", "-")})
+    # `` `field` `` in a help text: that field's flag
+    flags = {n: s["flag"] for n, s in FLAGS.items()} | {"out": "--out"}
+
+    def text() -> str:
+        import re
+
+        return re.sub(r"`(\w+)`", lambda m: flags.get(m.group(1), m.group(0)), help_of(f))
+
+    kw: dict[str, Any] = {}
+    if isinstance(f.default, bool):  # an on/off field: a flag that turns it from its default
+        kw.update(is_flag=True, flag_value=not f.default, default=f.default)
+        if "off" in spec:
+            kw["help"] = spec["off"]
+        else:
+            kw.update(cls=LazyHelpOption, help_from=text)
+        return click.option(spec["flag"], name, **kw)
+    if f.default is MISSING:
+        kw["required"] = True
+    else:
+        kw["default"] = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        kw["show_default"] = f.default is not None
+    if "type" in spec:
+        kw["type"] = spec["type"]
+    return click.option(spec["flag"], name, cls=LazyHelpOption, help_from=text, **kw)
+
+
+def _options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Every option of `hwnas search`, in `--help` order (decorators apply bottom-up: reversed)."""
+    opts = [_field_option(n) for n in FLAGS] + [
+        click.option("--store", default=None,
+                     help="Results store URL/path: add the front to it (hwnas query reads it)."),
+        click.option("--dataset", default=None, help="Data set name recorded with the front in --store "
+                     "(default: the one the predictor was fitted on)."),
+        _field_option("out"),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print n_trials, n_pareto, hypervolume, trials_per_second, best.")]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@click.command("search", cls=FieldErrors)
+@_options
+def search(store: str | None, dataset: str | None, as_json: bool, **settings: Any) -> None:
     """Search the joint space for the accuracy / latency / size Pareto front on the table's device."""
     from nas.search.api import SearchConfig, run_search
 
-    cfg = SearchConfig(space=space, out=out, predictor=predictor, table=table, objectives=objectives,  # type: ignore[arg-type]
-                       latency_ms=latency_ms, size_mb=size_mb, min_accuracy=min_accuracy, sampler=sampler,
-                       trials=trials, workers=workers, ray_address=ray_address, storage=storage, study=study,
-                       seed=seed, evaluator=evaluator, verify_top=verify_top, backend=backend, supernet=supernet,
-                       data=data, encoding=encoding, batch_size=batch_size, population_size=population_size,
-                       quantize=not float_only, pruning=not no_pruning, local_fraction=local_fraction,
-                       resume=resume, force_workers=force_workers)
+    cfg = SearchConfig(**settings)
     cfg.validate()
     bar = None
     if not as_json and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"):
         from tqdm import tqdm
 
-        bar = tqdm(total=trials, desc="search", unit="trial", file=sys.stderr)
+        bar = tqdm(total=cfg.trials, desc="search", unit="trial", file=sys.stderr)
 
     def progress(done: int, target: int) -> None:
         if bar is not None:

@@ -13,182 +13,24 @@ from typing import Any
 import numpy as np
 from optuna.trial import TrialState
 
-from search_spaces import HwnasError, InputError, SubnetConfig, get_space, list_spaces
-from search_spaces.errors import bad_value
+from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 
 from nas.budgets import Budgets
 from nas.front import FrontEntry, with_lower_bounds
 from nas.ray_session import ray_session
-from nas.search.encoding import ENCODINGS
+from nas.search.config import SearchConfig
 from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
 from nas.search.evaluators import Evaluator, MeasuredEvaluator, PredictedEvaluator
 from nas.search.loaders import load_predictor, load_table
-from nas.search.objectives import objective_values, parse_objectives
-from nas.search.operators import CROSSOVERS, INITS, MUTATIONS
+from nas.search.objectives import objective_values
 from nas.search.output import CONFIG_FILE, FRONT_FILE, PLOT_FILE, SUMMARY_FILE, front_json, plot_front, write_json
 from nas.search.pareto import Normalizer, hypervolume, pareto_mask
-from nas.search.samplers import SAMPLERS
-from nas.search.storage import default_storage_url, describe_url, journal_path
+from nas.search.storage import describe_url
 
-EVALUATORS = ("predicted", "measured")
-# nsga2: per-field genes reach 98 % of the reference hypervolume at 4,250 evaluations on mbv3 (`block-dense` with
-# the field-wise operators at 6,000), at the same engine throughput since the search space is static
-# (experiments/results/search.md)
-DEFAULT_ENCODING = {"nsga2": "field-dense", "random": "block", "tpe": "field"}
 # why `workers` is ignored for the predicted evaluator unless forced: measured in experiments/results/search.md
 PREDICTED_IN_PROCESS = ("the predicted evaluator ran in this process: Ray workers cost more than they save on "
                         "cheap evaluations (start-up, and every worker replaying the others' trials); they are "
                         "kept for the measured evaluator (force them with force_workers / --force-workers)")
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """One search. `trials` is the study's total: rerunning with the same storage and study continues it."""
-
-    space: str
-    out: str
-    predictor: str | None = None
-    table: str | None = None
-    objectives: tuple[str, ...] = ("accuracy", "latency", "size")
-    latency_ms: float | None = None
-    size_mb: float | None = None
-    min_accuracy: float | None = None
-    sampler: str = "nsga2"
-    trials: int = 2000
-    workers: int | None = None  # None: 0 (in this process) for predicted, 1 for measured
-    force_workers: bool = False  # run `workers` Ray workers for the predicted evaluator too (see run_search)
-    ray_address: str | None = None
-    storage: str | None = None  # None: <out>/study.journal
-    study: str | None = None  # None: hwnas-<space>-<table device tag>
-    seed: int = 0
-    evaluator: str = "predicted"
-    verify_top: int = 0
-    backend: str | None = None  # measured latency (and --verify-top)
-    supernet: str | None = None  # measured accuracy (and --verify-top)
-    data: str | None = None
-    encoding: str | None = None  # None: per sampler (DEFAULT_ENCODING)
-    batch_size: int | None = None  # None: population size for nsga2, 500 random, 32 tpe, 1 measured
-    population_size: int = 50
-    quantize: bool = True  # False: float subnets only (`--float-only`)
-    pruning: bool = True  # False: every block keeps all its channels (`--no-pruning`)
-    init: str = "spread"  # nsga2's first generation (`operators.INITS`); `random`: Optuna's
-    # nsga2 on the packed `block`/`block-dense` encodings: field-wise mutation / crossover of a block's option
-    # (`operators.MUTATIONS` / `CROSSOVERS`; `redraw` / `uniform`: Optuna's). The field encodings' genes are fields
-    # already, so Optuna's own operators act field-wise there.
-    mutation: str = "field"
-    mutation_prob: float | None = None  # nsga2; None: 1 / number of parameters (Optuna's default)
-    crossover: str = "field"
-    # with a budget (nsga2): the share of `trials` spent by the budget local search after NSGA-II (`local.py`);
-    # 0: NSGA-II throughout
-    local_fraction: float = 0.7
-    # continue a study whose search settings differ from these (`--resume`); without it that is an error, and a
-    # rerun continues only a study searched with the same settings (`trials` excepted: it is the target)
-    resume: bool = False
-
-    def validate(self) -> SearchConfig:
-        if self.space not in list_spaces():
-            raise bad_value("--space", self.space, ", ".join(list_spaces()))
-        objectives = parse_objectives(self.objectives)
-        if self.sampler not in SAMPLERS:
-            raise bad_value("--sampler", self.sampler, ", ".join(SAMPLERS))
-        if self.evaluator not in EVALUATORS:
-            raise bad_value("--evaluator", self.evaluator, ", ".join(EVALUATORS))
-        _positive_int("--trials", self.trials)
-        _positive_int("--population-size", self.population_size, minimum=2)
-        if self.workers is not None:
-            _positive_int("--workers", self.workers, minimum=0)
-        if self.batch_size is not None:
-            _positive_int("--batch-size", self.batch_size)
-        _positive_int("--verify-top", self.verify_top, minimum=0)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise bad_value("--seed", self.seed, "an integer >= 0")
-        if self.init not in INITS:
-            raise bad_value("--init", self.init, ", ".join(INITS))
-        if self.mutation not in MUTATIONS:
-            raise bad_value("--mutation", self.mutation, ", ".join(MUTATIONS))
-        if self.crossover not in CROSSOVERS:
-            raise bad_value("--crossover", self.crossover, ", ".join(CROSSOVERS))
-        if self.mutation_prob is not None and (isinstance(self.mutation_prob, bool) or not isinstance(
-                self.mutation_prob, (int, float)) or not 0.0 <= self.mutation_prob <= 1.0):
-            raise bad_value("--mutation-prob", self.mutation_prob, "a number in [0, 1]")
-        if isinstance(self.local_fraction, bool) or not isinstance(self.local_fraction, (int, float)) or \
-                not 0.0 <= self.local_fraction < 1.0:
-            raise bad_value("--local-fraction", self.local_fraction, "a number in [0, 1)")
-        if self.encoding is not None and self.encoding not in ENCODINGS:
-            raise bad_value("--encoding", self.encoding, ", ".join(ENCODINGS))
-        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
-        if self.evaluator == "predicted":
-            if self.predictor is None:
-                raise InputError("--predictor: missing, allowed: a predictor directory (needed by --evaluator predicted)")
-            if self.table is None:
-                raise InputError("--table: missing, allowed: a latency table file (needed by --evaluator predicted)")
-        if self.predictor is not None and not Path(self.predictor).exists():
-            raise InputError(f"--predictor: got {self.predictor!r}, allowed: an existing predictor directory")
-        if self.table is not None and not Path(self.table).is_file():
-            raise InputError(f"--table: got {self.table!r}, allowed: an existing latency table file")
-        if self.verify_top and self.backend is None and self.supernet is None:
-            raise InputError("--verify-top: needs --backend NAME and/or --supernet FILE to measure with")
-        if self.study is not None and not self.study.strip():
-            raise bad_value("--study", self.study, "a non-empty name")
-        return replace(self, objectives=objectives)
-
-    def resolved(self, device_tag: str | None = None) -> SearchConfig:
-        c = self.validate()
-        out = str(Path(c.out).resolve())
-        storage = c.storage or default_storage_url(out)
-        jp = journal_path(storage)
-        if jp is not None:
-            storage = str(jp.resolve())
-        elif storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
-            storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
-        workers = c.workers if c.workers is not None else (0 if c.evaluator == "predicted" else 1)
-        encoding = c.encoding or DEFAULT_ENCODING[c.sampler]
-        if c.batch_size is not None:
-            batch = c.batch_size
-        elif c.evaluator == "measured":
-            batch = 1
-        else:
-            batch = {"nsga2": c.population_size, "random": 500, "tpe": 32}[c.sampler]
-        study = c.study or f"hwnas-{c.space}" + (f"-{device_tag}" if device_tag else "")
-        return replace(c, out=out, storage=storage, workers=workers, encoding=encoding, batch_size=batch,
-                       study=study, predictor=_abs(c.predictor), table=_abs(c.table), supernet=_abs(c.supernet))
-
-    def run_spec(self, resolutions: tuple[int, ...] | None = None) -> RunSpec:
-        assert self.storage and self.study and self.encoding and self.batch_size is not None
-        return RunSpec(space=self.space, objectives=tuple(self.objectives),
-                       budgets=Budgets(self.latency_ms, self.size_mb, self.min_accuracy).to_dict(),
-                       sampler=self.sampler, encoding=self.encoding, storage=self.storage, study=self.study,
-                       seed=self.seed, evaluator=self.evaluator, predictor=self.predictor, table=self.table,
-                       backend=self.backend, supernet=self.supernet, data=self.data, quantize=self.quantize,
-                       batch_size=self.batch_size, population_size=self.population_size,
-                       sync_every_batch=bool(self.workers and self.workers > 1), resolutions=resolutions,
-                       init=self.init, mutation=self.mutation, crossover=self.crossover,
-                       mutation_prob=None if self.mutation_prob is None else float(self.mutation_prob),
-                       local_from=self.local_from(),
-                       keep=None if self.pruning else (max(get_space(self.space).spec.keep_choices),))
-
-    def local_from(self) -> int | None:
-        """The study's trial count from which the budget local search proposes (None: it never does)."""
-        if self.sampler != "nsga2" or not self.local_fraction or not Budgets(
-                self.latency_ms, self.size_mb, self.min_accuracy).any():
-            return None
-        return max(self.population_size, self.trials - int(round(self.local_fraction * self.trials)))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["objectives"] = list(self.objectives)
-        if d.get("storage"):
-            d["storage"] = describe_url(d["storage"])
-        return d
-
-
-def _abs(p: str | None) -> str | None:
-    return None if p is None else str(Path(p).resolve())
-
-
-def _positive_int(field_: str, v: Any, minimum: int = 1) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise bad_value(field_, v, f"an integer >= {minimum}")
 
 
 @dataclass(frozen=True)
@@ -242,7 +84,7 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
     space = get_space(config.space)
     table = load_table(config.table) if config.table else None
     if table is not None and config.backend is not None and table.backend != config.backend:
-        raise InputError(f"--backend: got {config.backend!r}, but the latency table was measured with "
+        raise InputError(f"backend: got {config.backend!r}, but the latency table was measured with "
                          f"{table.backend!r}; allowed: {table.backend!r} (or a table of {config.backend!r})")
     predictor = load_predictor(config.predictor) if config.predictor else None
     cfg = config.resolved(getattr(table, "device_tag", None))
@@ -258,7 +100,7 @@ def run_search(config: SearchConfig, progress: Callable[[int, int], None] | None
             evaluator = MeasuredEvaluator(space, predictor=predictor, table=table, backend=cfg.backend,
                                           supernet=cfg.supernet, data=cfg.data)
     elif cfg.workers:
-        raise InputError("evaluator: a custom evaluator runs in this process only (use workers=0)")
+        raise InputError("evaluator: a custom evaluator runs in this process only (use `workers` 0)")
     study = open_study(spec, create=True)
     before = count_complete(study)
     _check_settings(study, cfg, before)
@@ -311,7 +153,7 @@ def table_resolutions(space: Any, table: Any) -> tuple[int, ...] | None:
         return None
     allowed = tuple(r for r in space.spec.resolutions if r in {int(x) for x in res})
     if not allowed:
-        raise InputError(f"--table: measured at resolutions {list(res)}, none of which is in space {space.name} "
+        raise InputError(f"table: measured at resolutions {list(res)}, none of which is in space {space.name} "
                          f"({list(space.spec.resolutions)})")
     return None if allowed == tuple(space.spec.resolutions) else allowed
 
@@ -363,9 +205,9 @@ def _check_settings(study: Any, cfg: SearchConfig, n_complete: int) -> None:
         diff = [k for k in SETTINGS_FIELDS if json.dumps(have.get(k)) != json.dumps(want[k])]
         if diff and not cfg.resume:
             shown = ", ".join(f"{k}={have.get(k)!r} (got {want[k]!r})" for k in diff)
-            raise InputError(f"--out {cfg.out}: its study {cfg.study!r} holds {n_complete} trials searched with "
-                             f"{shown}; allowed: the same settings, --resume to continue it with these, or a new "
-                             "--out / --study")
+            raise InputError(f"out {cfg.out}: its study {cfg.study!r} holds {n_complete} trials searched with "
+                             f"{shown}; allowed: the same settings, `resume` to continue it with these, or a new "
+                             "`out` / `study`")
         if not diff:
             return
     study.set_user_attr(SETTINGS_ATTR, want)
@@ -452,7 +294,7 @@ def add_to_store(result: SearchResult, url: str, dataset: str | None = None) -> 
     from nas.store import ResultsStore
 
     if not result.front:
-        raise HwnasError("--store: the search found no feasible subnet, nothing to add")
+        raise HwnasError("store: the search found no feasible subnet, nothing to add")
     if dataset is None:
         ds = (result.predictor_info or {}).get("dataset", {})
         found = (ds.get("name") or ds.get("data")) if isinstance(ds, dict) else None
@@ -460,7 +302,7 @@ def add_to_store(result: SearchResult, url: str, dataset: str | None = None) -> 
             found = found[0] if len(found) == 1 else None
         dataset = found if isinstance(found, str) else None
     if not dataset:
-        raise InputError("--dataset: missing, allowed: the data set name the predictor's accuracies come from "
+        raise InputError("dataset: missing, allowed: the data set name the predictor's accuracies come from "
                          "(the predictor does not record it)")
     with ResultsStore(url) as store:
         return store.add_front(result.front, space=result.summary["space"], device_tag=result.device_tag or "unknown",

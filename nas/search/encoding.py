@@ -21,16 +21,18 @@ Every encoding maps params -> `SubnetConfig` (`config_from_params`) and back (`p
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from search_spaces import InputError, SearchSpace, SubnetConfig
 from search_spaces.errors import bad_value
+from search_spaces.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-ENCODINGS = ("block", "block-dense", "field", "field-dense")
+# name -> `factory(space, quantize) -> Encoding`; other packages add theirs through the `hwnas.encodings` entry points
+ENCODINGS: Registry[Callable[[SearchSpace, bool], Encoding]] = Registry("encoding", entry_points="hwnas.encodings")
 
 
 def _suggester(trial: Any) -> Any:
@@ -277,10 +279,12 @@ class DenseFieldEncoding(Encoding):
 
 def get_encoding(name: str, space: SearchSpace, quantize: bool = True) -> Encoding:
     """The encoding `name` of `space` (restricted to `space.resolutions`)."""
-    if name == "field":
-        return FieldEncoding(space, quantize)
-    if name == "field-dense":
-        return DenseFieldEncoding(space, quantize)
-    if name in ("block", "block-dense"):
-        return BlockEncoding(space, quantize, dense=name == "block-dense")
-    raise bad_value("encoding", name, ", ".join(ENCODINGS))
+    if name not in ENCODINGS:
+        raise bad_value("encoding", name, ", ".join(ENCODINGS.names()))
+    return ENCODINGS.get(name)(space, quantize)
+
+
+ENCODINGS.register("field", FieldEncoding)
+ENCODINGS.register("field-dense", DenseFieldEncoding)
+ENCODINGS.register("block", lambda space, quantize=True: BlockEncoding(space, quantize))
+ENCODINGS.register("block-dense", lambda space, quantize=True: BlockEncoding(space, quantize, dense=True))

@@ -20,19 +20,20 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import optuna
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 
 from nas.budgets import Budgets
+from nas.search.config import search_fields
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
 from nas.search.local import BudgetLocalSearch, feasible_spread
 from nas.search.objectives import directions, objective_values
+from nas.search.optuna_compat import (CONSTRAINTS_KEY, forget_cached_trials, storage_of, study_id_of,
+                                     tell_with_warning, trial_id_of)
 from nas.search.operators import make_crossover, make_mutation, spread_configs
-from nas.search.samplers import make_sampler
+from nas.search.samplers import SAMPLERS, make_sampler
 from nas.search.storage import FastInMemoryStorage, describe_url, open_storage, write_finished_trials
 
 WORKER_ATTR = "hwnas:worker"
@@ -40,33 +41,17 @@ UID_ATTR = "hwnas:uid"
 RUN_ATTR = "hwnas:run"  # study user attribute: what the study searches (checked on resume)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+@search_fields("space", "objectives", "sampler", "encoding", "storage", "study", "seed", "evaluator", "predictor",
+               "table", "backend", "supernet", "data", "quantize", "batch_size", "population_size", "init",
+               "mutation", "mutation_prob", "crossover")
 class RunSpec:
-    """Everything a worker needs to rebuild the search in its own process (JSON-able)."""
+    """Everything a worker needs to rebuild the search in its own process (JSON-able): the resolved
+    `SearchConfig` fields it names (encoding, storage, study and batch_size are set), and what the driver derived."""
 
-    space: str
-    objectives: tuple[str, ...]
     budgets: dict[str, float | None]
-    sampler: str
-    encoding: str
-    storage: str
-    study: str
-    seed: int
-    evaluator: str = "predicted"
-    predictor: str | None = None
-    table: str | None = None
-    backend: str | None = None
-    supernet: str | None = None
-    data: str | None = None
-    quantize: bool = True
-    batch_size: int = 50
-    population_size: int = 50
     sync_every_batch: bool = False
     resolutions: tuple[int, ...] | None = None  # searched resolutions (None: all the space's)
-    init: str = "spread"  # nsga2's first generation: `operators.INITS`
-    mutation: str = "field"  # nsga2's mutation of packed block options: `operators.MUTATIONS`
-    mutation_prob: float | None = None  # None: Optuna's 1 / number of parameters
-    crossover: str = "field"  # nsga2's crossover of packed block options: `operators.CROSSOVERS`
     # with a budget: trials of the study from which on the budget local search (`local.py`) proposes the
     # configs instead of the sampler (None: never)
     local_from: int | None = None
@@ -126,12 +111,12 @@ def build_evaluator(spec: RunSpec) -> Evaluator:
     table = load_table(spec.table) if spec.table else None
     if spec.evaluator == "predicted":
         if predictor is None or table is None:
-            raise InputError("--evaluator predicted: needs --predictor DIR and --table FILE")
+            raise InputError("evaluator predicted: needs `predictor` DIR and `table` FILE")
         return PredictedEvaluator(space, predictor, table)
     if spec.evaluator == "measured":
         return MeasuredEvaluator(space, predictor=predictor, table=table, backend=spec.backend,
                                  supernet=spec.supernet, data=spec.data)
-    raise InputError(f"--evaluator: got {spec.evaluator!r}, allowed: predicted, measured")
+    raise InputError(f"evaluator: got {spec.evaluator!r}, allowed: predicted, measured")
 
 
 def open_study(spec: RunSpec, create: bool = False) -> optuna.Study:
@@ -146,8 +131,8 @@ def open_study(spec: RunSpec, create: bool = False) -> optuna.Study:
         else:
             for k, v in identity.items():
                 if k in have and json.dumps(have[k], sort_keys=True) != json.dumps(v, sort_keys=True):
-                    raise InputError(f"--study {spec.study}: {_difference(k, have[k], v)} in "
-                                     f"{describe_url(spec.storage)}; allowed: the same {k}, or a new --study name")
+                    raise InputError(f"study {spec.study}: {_difference(k, have[k], v)} in "
+                                     f"{describe_url(spec.storage)}; allowed: the same {k}, or a new `study` name")
             if any(k not in have for k in identity):  # a study from before a key was recorded: record it now
                 study.set_user_attr(RUN_ATTR, {**identity, **have})
         return study
@@ -202,7 +187,7 @@ class _LightTrial:
         # count them into its generations)
         self._fixed = fixed or {}
         self._trial_id = trial_id
-        self._frozen = study._storage.get_trial(trial_id)
+        self._frozen = storage_of(study).get_trial(trial_id)
         self.number = self._frozen.number
         self._rel_space: dict[str, Any] = {}
         self._rel: dict[str, Any] = {}
@@ -229,7 +214,7 @@ class _LightTrial:
         return value
 
     def commit(self) -> None:
-        self.study._storage.set_trial_params(self._trial_id, self.params, self.distributions)  # type: ignore[attr-defined]
+        storage_of(self.study).set_trial_params(self._trial_id, self.params, self.distributions)  # type: ignore[attr-defined]
 
 
 class SearchEngine:
@@ -257,7 +242,8 @@ class SearchEngine:
         # the budget phase (light samplers only: its trials bypass the sampler)
         self.local: BudgetLocalSearch | None = None
         cost = getattr(self.evaluator, "evaluate_cost", None)
-        if spec.local_from is not None and self.budgets.any() and spec.sampler == "nsga2":
+        kind = SAMPLERS.get(spec.sampler)
+        if spec.local_from is not None and self.budgets.any() and kind.generational:
             self.local = BudgetLocalSearch(self.space, self.budgets, spec.quantize, sampler_seed ^ 0x5EED, cost=cost)
         self.mirror = optuna.create_study(
             directions=directions(spec.objectives), storage=FastInMemoryStorage(),
@@ -266,14 +252,14 @@ class SearchEngine:
                                  mutation_prob=spec.mutation_prob,
                                  crossover=make_crossover(spec.crossover, self.encoding.radices),
                                  search_space=self._mirror_dists if self.encoding.dense else None))
-        # Optuna's own Trial for TPE (its sampler reads the trial's params as they are suggested)
-        self._light = spec.sampler in ("nsga2", "random")
+        # Optuna's own Trial for a sampler that reads the trial's params as they are suggested (TPE)
+        self._light = kind.light
         self.sync()
         # NSGA-II's first generation on an empty study: see `operators.spread_configs` (each worker that starts on
         # an empty study seeds its own: the extremes repeat across workers -- answered from the cache --, the
         # spread between them follows the worker's seed)
         self._seeds: list[dict[str, Any]] = []
-        if spec.sampler == "nsga2" and spec.init == "spread" and not self.mirror.get_trials(deepcopy=False):
+        if kind.generational and spec.init == "spread" and not self.mirror.get_trials(deepcopy=False):
             if self.budgets.any() and cost is not None:
                 # a first generation that meets the latency/size budgets, spread from small to the boundary
                 pool = spread_configs(self.space, 20 * spec.population_size, sampler_seed, spec.quantize)
@@ -334,19 +320,19 @@ class SearchEngine:
                 self._store(batch, metrics)
                 stats.eval_seconds += time.perf_counter() - t0
                 stats.evaluated += len(batch)
-            storage = self.mirror._storage
+            storage = storage_of(self.mirror)
             for t, c in zip(trials, configs):
                 m = self.cache[c]
                 # the list form (names in `Budgets.constraint_names()` order): what Optuna's samplers and
                 # optuna-dashboard (which reads only this form) both understand
-                storage.set_trial_system_attr(t._trial_id, _CONSTRAINTS_KEY,
+                storage.set_trial_system_attr(trial_id_of(t), CONSTRAINTS_KEY,
                                               list(self.budgets.constraints(m).values()))
-                storage.set_trial_user_attr(t._trial_id, "metrics", m)
+                storage.set_trial_user_attr(trial_id_of(t), "metrics", m)
                 if c not in todo:
-                    storage.set_trial_user_attr(t._trial_id, "cached", True)
+                    storage.set_trial_user_attr(trial_id_of(t), "cached", True)
                     stats.cached += 1
                 # what `Study.tell` does, minus the deep copy of the trial it returns (~8 % of a predicted trial)
-                _tell_with_warning(study=self.mirror, trial=t.number if self._light else t,
+                tell_with_warning(study=self.mirror, trial=t.number if self._light else t,
                                    value_or_values=objective_values(self.spec.objectives, m), state=None,
                                    skip_if_finished=False)
             t0 = time.perf_counter()
@@ -365,9 +351,9 @@ class SearchEngine:
             trials = [self.mirror.ask() for _ in range(b)]
             return trials, [self.encoding.suggest(t) for t in trials]
         trials, configs = [], []
-        storage, sid = self.mirror._storage, self.mirror._study_id
+        storage, sid = storage_of(self.mirror), study_id_of(self.mirror)
         for _ in range(b):
-            self.mirror._thread_local.cached_all_trials = None  # as `Study.ask` does
+            forget_cached_trials(self.mirror)  # as `Study.ask` does
             t = _LightTrial(self.mirror, storage.create_new_trial(sid), self._seeds.pop(0) if self._seeds else None)
             configs.append(self.encoding.suggest(t))
             t.commit()
@@ -375,14 +361,14 @@ class SearchEngine:
         return trials, configs
 
     def _n_mirror(self) -> int:
-        return len(self.mirror._storage.get_all_trials(self.mirror._study_id, deepcopy=False))
+        return len(storage_of(self.mirror).get_all_trials(study_id_of(self.mirror), deepcopy=False))
 
     def _ask_fixed(self, configs: list[SubnetConfig]) -> tuple[list[Any], list[SubnetConfig]]:
         """Trials of the mirror with these configs, not drawn by the sampler."""
         trials = []
-        storage, sid = self.mirror._storage, self.mirror._study_id
+        storage, sid = storage_of(self.mirror), study_id_of(self.mirror)
         for c in configs:
-            self.mirror._thread_local.cached_all_trials = None
+            forget_cached_trials(self.mirror)
             t = _LightTrial(self.mirror, storage.create_new_trial(sid), self.encoding.params_from_config(c),
                             sample=False)
             self.encoding.suggest(t)
@@ -398,7 +384,7 @@ class SearchEngine:
 
     def _flush(self, trials: list[optuna.Trial], configs: list[SubnetConfig]) -> None:
         """Write the batch's finished trials to the shared study, spelled with the space's own parameters."""
-        all_trials = self.mirror._storage.get_all_trials(self.mirror._study_id, deepcopy=False)
+        all_trials = storage_of(self.mirror).get_all_trials(study_id_of(self.mirror), deepcopy=False)
         out = []
         for t, c in zip(trials, configs):
             ft = all_trials[t.number]
@@ -411,4 +397,4 @@ class SearchEngine:
                 datetime_complete=ft.datetime_complete, params=params,
                 distributions={k: self._stored_dists[k] for k in params}, user_attrs=ft.user_attrs,
                 system_attrs=sa, intermediate_values={}, trial_id=0))
-        write_finished_trials(self.study._storage, self.study._study_id, out)
+        write_finished_trials(storage_of(self.study), study_id_of(self.study), out)

@@ -45,7 +45,8 @@ class ProfileTable:
 
     `SearchSpace.profile` costs ~160 us per mbv3 config (it builds every block); the counts are additive over
     blocks, so per-position lookup arrays summed over the active blocks give the same integers in ~1 us.
-    `tests/test_search_core.py` checks equality with `SearchSpace.profile` on random configs.
+    `tests/test_search.py::test_profile_table_matches_space_profile_exactly` checks equality with
+    `SearchSpace.profile` on random configs.
     """
 
     def __init__(self, space: SearchSpace) -> None:
@@ -132,8 +133,8 @@ class PredictedEvaluator(Evaluator):
     name = "predicted"
 
     def __init__(self, space: SearchSpace, predictor: Any, table: Any, calibrated: bool = True) -> None:
-        _check_space("--predictor", getattr(predictor, "space", space.name), space)
-        _check_space("--table", getattr(table, "space", space.name), space)
+        _check_space("predictor", getattr(predictor, "space", space.name), space)
+        _check_space("table", getattr(table, "space", space.name), space)
         self.space = space
         self.predictor = predictor
         self.table = table
@@ -196,11 +197,11 @@ class MeasuredEvaluator(Evaluator):
     def __init__(self, space: SearchSpace, predictor: Any = None, table: Any = None, backend: str | None = None,
                  supernet: str | None = None, data: str | None = None, split: str = "test") -> None:
         if backend is None and supernet is None:
-            raise InputError("--evaluator measured: needs --backend and/or --supernet (with --data)")
+            raise InputError("evaluator measured: needs `backend` and/or `supernet` (with `data`)")
         if supernet is None and predictor is None:
-            raise InputError("--evaluator measured: needs --supernet/--data or --predictor for accuracy")
+            raise InputError("evaluator measured: needs `supernet`/`data` or `predictor` for accuracy")
         if backend is None and table is None:
-            raise InputError("--evaluator measured: needs --backend or --table for latency")
+            raise InputError("evaluator measured: needs `backend` or `table` for latency")
         self.space = space
         self.predictor, self.table = predictor, table
         self.backend_name, self.supernet_path, self.data_name, self.split = backend, supernet, data, split

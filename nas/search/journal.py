@@ -18,8 +18,9 @@ from typing import Any
 from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
-from optuna.storages.journal._storage import JournalStorageReplayResult
 from optuna.trial import FrozenTrial, TrialState
+
+from nas.search.optuna_compat import JournalStorageReplayResult
 
 
 class _Replay(JournalStorageReplayResult):

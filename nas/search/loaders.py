@@ -11,7 +11,7 @@ from search_spaces import InputError
 def load_predictor(directory: str | os.PathLike[str], space: str | None = None) -> Any:
     p = Path(directory)
     if not p.exists():
-        raise InputError(f"--predictor: got {str(directory)!r}, allowed: an existing predictor directory "
+        raise InputError(f"predictor: got {str(directory)!r}, allowed: an existing predictor directory "
                          "(written by `hwnas predictor fit`)")
     from predictors import load_predictor as _load
 
@@ -21,7 +21,7 @@ def load_predictor(directory: str | os.PathLike[str], space: str | None = None) 
 def load_table(path: str | os.PathLike[str], space: str | None = None) -> Any:
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--table: got {str(path)!r}, allowed: an existing latency table file "
+        raise InputError(f"table: got {str(path)!r}, allowed: an existing latency table file "
                          "(written by `hwnas latency build`)")
     from latency_tables import LatencyTable
 

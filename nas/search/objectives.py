@@ -24,12 +24,12 @@ def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
     items = [t for t in items if t]
     allowed = ", ".join(OBJECTIVES)
     if len(items) < 2:
-        raise bad_value("--objectives", ",".join(items), f"two or more of {allowed}, comma separated")
+        raise bad_value("objectives", ",".join(items), f"two or more of {allowed}, comma separated")
     for t in items:
         if t not in OBJECTIVES:
-            raise bad_value("--objectives", t, allowed)
+            raise bad_value("objectives", t, allowed)
     if len(set(items)) != len(items):
-        raise bad_value("--objectives", ",".join(items), f"distinct names among {allowed}")
+        raise bad_value("objectives", ",".join(items), f"distinct names among {allowed}")
     return tuple(items)
 
 

@@ -1,14 +1,12 @@
-"""Pareto fronts and hypervolume, on Optuna's own implementations (`optuna.study._multi_objective`,
-`optuna._hypervolume`: Optuna 5 exposes no public function for either; both are pinned by `optuna<6`)."""
+"""Pareto fronts and hypervolume, on Optuna's own implementations (private in Optuna 5: `optuna_compat`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume
-from optuna.study._multi_objective import _is_pareto_front
 
 from nas.front import OBJECTIVES
+from nas.search.optuna_compat import compute_hypervolume, is_pareto_front
 
 
 def to_loss(values: np.ndarray, objectives: Sequence[str]) -> np.ndarray:
@@ -23,7 +21,7 @@ def pareto_mask(values: np.ndarray, objectives: Sequence[str]) -> np.ndarray:
     loss = to_loss(values, objectives)
     if len(loss) == 0:
         return np.zeros(0, dtype=bool)
-    return _is_pareto_front(loss, assume_unique_lexsorted=False)
+    return is_pareto_front(loss, assume_unique_lexsorted=False)
 
 
 class Normalizer:
@@ -69,6 +67,6 @@ def hypervolume(values: np.ndarray, normalizer: Normalizer) -> float:
     loss = loss[np.all(loss < ref, axis=1)]
     if len(loss) == 0:
         return 0.0
-    loss = loss[_is_pareto_front(loss, assume_unique_lexsorted=False)]
+    loss = loss[is_pareto_front(loss, assume_unique_lexsorted=False)]
     loss = np.unique(loss, axis=0)
     return float(compute_hypervolume(loss, ref, assume_pareto=True)) / float(np.prod(ref))

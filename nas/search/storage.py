@@ -58,11 +58,11 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
     jp = journal_path(url)
     if jp is not None:
         if jp.exists() and jp.is_dir():
-            raise InputError(f"--storage: got {url!r}, allowed: a journal file path (this is a directory)")
+            raise InputError(f"storage: got {url!r}, allowed: a journal file path (this is a directory)")
         jp.parent.mkdir(parents=True, exist_ok=True)
         return open_journal(jp)
     if not is_rdb_url(url):
-        raise InputError(f"--storage: got {describe_url(url)!r}, allowed: a journal file path, journal:///path, "
+        raise InputError(f"storage: got {describe_url(url)!r}, allowed: a journal file path, journal:///path, "
                          "or an RDB URL (sqlite:///, postgresql://, mysql://)")
     try:
         kw: dict[str, Any] = {"engine_kwargs": {"pool_pre_ping": True}} if not url.startswith("sqlite") else {}
@@ -72,10 +72,10 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
             kw.update(heartbeat_interval=heartbeat_interval, grace_period=heartbeat_interval * 4)
         return optuna.storages.RDBStorage(url, **kw)
     except ImportError as e:  # the dialect's DBAPI driver is not installed
-        raise InputError(f"--storage: {describe_url(url).split(':', 1)[0]} needs its database driver ({e}); install "
+        raise InputError(f"storage: {describe_url(url).split(':', 1)[0]} needs its database driver ({e}); install "
                          "it, e.g. pip install 'hwnas[postgres]' for PostgreSQL") from None
     except Exception as e:  # connection refused, ...
-        raise HwnasError(f"--storage: cannot open {describe_url(url)} ({type(e).__name__}: "
+        raise HwnasError(f"storage: cannot open {describe_url(url)} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
@@ -210,9 +210,9 @@ def write_finished_trials(storage: optuna.storages.BaseStorage, study_id: int, t
         for t in trials:
             storage.create_new_trial(study_id, template_trial=t)
         return
-    from optuna.storages.journal._storage import JournalOperation
+    from nas.search.optuna_compat import JournalOperation, journal_backend, journal_worker_id
 
-    worker_id = storage._replay_result.worker_id
+    worker_id = journal_worker_id(storage)
     dist_json: dict[int, str] = {}
     logs = []
     for t in trials:
@@ -232,7 +232,7 @@ def write_finished_trials(storage: optuna.storages.BaseStorage, study_id: int, t
             "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
             "user_attrs": t.user_attrs, "system_attrs": t.system_attrs, "intermediate_values": {},
         })
-    storage._backend.append_logs(logs)  # type: ignore[attr-defined]
+    journal_backend(storage).append_logs(logs)
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -1,0 +1,248 @@
+"""`SearchConfig`: every setting of one search, defined once -- name, type, default and help (`help_of`).
+
+`hwnas search` makes its options from these fields (`nas/cli/search_cmds.py` maps each field to its flag), the
+engine's `RunSpec` takes the fields it needs from here, and errors name the field (the CLI shows the flag)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin, get_type_hints
+
+from pydantic import Field
+
+from search_spaces import InputError, get_space, list_spaces
+from search_spaces.errors import bad_value, one_of
+
+from nas.budgets import Budgets
+from nas.search.encoding import ENCODINGS
+from nas.search.objectives import parse_objectives
+from nas.search.operators import CROSSOVERS, INITS, MUTATIONS
+from nas.search.samplers import SAMPLERS
+from nas.search.storage import default_storage_url, describe_url, journal_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nas.search.engine import RunSpec
+
+EVALUATORS = ("predicted", "measured")
+
+
+def setting(default: Any = None, help: str | Callable[[], str] = "", required: bool = False) -> Any:  # noqa: A002
+    """A field with its help (a string, or a function that lists registry names when asked)."""
+    if required:
+        return field(metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def help_of(f: Any) -> str:
+    """A field's help text (`` `name` `` marks another field: the CLI writes it as that field's flag)."""
+    h = f.metadata.get("help", "")
+    return h() if callable(h) else h
+
+
+def _sampler_help() -> str:
+    return f"{one_of(SAMPLERS.names())}."
+
+
+def _encoding_help() -> str:
+    defaults = ", ".join(f"{name}: {kind.default_encoding}" for name, kind in SAMPLERS.items())
+    return f"{one_of(ENCODINGS.names())}; default per sampler ({defaults})."
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search. `trials` is the study's total: rerunning with the same storage and study continues it."""
+
+    space: str = setting(help="Search space name (hwnas spaces).", required=True)
+    out: str = setting(help="Output directory.", required=True)
+    predictor: str | None = setting(help="Accuracy predictor directory.")
+    table: str | None = setting(help="Latency table file of the target device.")
+    objectives: tuple[str, ...] = setting(("accuracy", "latency", "size"), "Two or more of accuracy, latency, size.")
+    latency_ms: float | None = setting(help="Latency budget (constraint), ms.")
+    size_mb: float | None = setting(help="Size budget (constraint), MB = 10^6 bytes.")
+    min_accuracy: float | None = setting(help="Accuracy floor (constraint), percent.")
+    sampler: str = setting("nsga2", _sampler_help)
+    trials: Annotated[int, Field(ge=1)] = setting(
+        2000, "Complete trials the study should hold (a rerun continues up to this).")
+    # why the predicted evaluator runs in this process by default: `run_search`
+    workers: Annotated[int, Field(ge=0)] | None = setting(
+        help="Ray worker actors; default 0 (in this process) for predicted, 1 for measured.")
+    force_workers: bool = setting(False, "Run `workers` Ray workers for the predicted evaluator too (by default it "
+                                         "runs in this process).")
+    ray_address: str | None = setting(help="Ray cluster address; default: start a local Ray.")
+    storage: str | None = setting(help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
+    study: str | None = setting(help="Study name; default hwnas-SPACE-DEVICE.")
+    seed: Annotated[int, Field(ge=0)] = setting(0)
+    evaluator: str = setting("predicted", f"{one_of(list(EVALUATORS))}.")
+    verify_top: Annotated[int, Field(ge=0)] = setting(
+        0, "Re-score the K most accurate front entries with the measured evaluator.")
+    backend: str | None = setting(help="Backend for measured latency (e.g. ort-cpu).")
+    supernet: str | None = setting(help="Supernet checkpoint for measured accuracy.")
+    data: str | None = setting(help="Data set for measured accuracy.")
+    encoding: str | None = setting(help=_encoding_help)
+    # None: the sampler's `SamplerKind.default_batch` (its population size for nsga2), 1 for the measured evaluator
+    batch_size: Annotated[int, Field(ge=1)] | None = setting(help="Trials asked per batch (default per sampler).")
+    population_size: Annotated[int, Field(ge=2)] = setting(50, "NSGA-II population.")
+    quantize: bool = setting(True, "Search bit-widths too (False: float subnets only).")
+    pruning: bool = setting(True, "Search channel keep ratios too (False: every block keeps all its channels).")
+    init: str = setting("spread", f"nsga2's first generation: {one_of(list(INITS))} (random: Optuna's).")
+    # nsga2 on the packed `block`/`block-dense` encodings: field-wise mutation / crossover of a block's option
+    # (`redraw` / `uniform`: Optuna's). The field encodings' genes are fields already, so Optuna's own operators
+    # act field-wise there.
+    mutation: str = setting("field", f"nsga2's mutation of packed block options: {one_of(list(MUTATIONS))}.")
+    mutation_prob: Annotated[float, Field(ge=0, le=1)] | None = setting(
+        help="nsga2's mutation probability; default 1 / number of parameters.")
+    crossover: str = setting("field", f"nsga2's crossover of packed block options: {one_of(list(CROSSOVERS))}.")
+    # 0: NSGA-II throughout (`local.py`)
+    local_fraction: Annotated[float, Field(ge=0, lt=1)] = setting(
+        0.7, "With a budget (nsga2): share of the trials spent by the budget local search after NSGA-II.")
+    # without it, a rerun continues only a study searched with the same settings (`trials` excepted: the target)
+    resume: bool = setting(False, "Continue the study in `out` even though its search settings differ.")
+
+    def validate(self) -> SearchConfig:
+        if self.space not in list_spaces():
+            raise bad_value("space", self.space, ", ".join(list_spaces()))
+        objectives = parse_objectives(self.objectives)
+        if self.sampler not in SAMPLERS:
+            raise bad_value("sampler", self.sampler, ", ".join(SAMPLERS.names()))
+        if self.evaluator not in EVALUATORS:
+            raise bad_value("evaluator", self.evaluator, ", ".join(EVALUATORS))
+        for f in fields(self):
+            _check_bounds(f.name, getattr(self, f.name))
+        if self.init not in INITS:
+            raise bad_value("init", self.init, ", ".join(INITS))
+        if self.mutation not in MUTATIONS:
+            raise bad_value("mutation", self.mutation, ", ".join(MUTATIONS))
+        if self.crossover not in CROSSOVERS:
+            raise bad_value("crossover", self.crossover, ", ".join(CROSSOVERS))
+        if self.encoding is not None and self.encoding not in ENCODINGS:
+            raise bad_value("encoding", self.encoding, ", ".join(ENCODINGS.names()))
+        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
+        if self.evaluator == "predicted":
+            if self.predictor is None:
+                raise InputError("predictor: missing, allowed: a predictor directory (needed by `evaluator` predicted)")
+            if self.table is None:
+                raise InputError("table: missing, allowed: a latency table file (needed by `evaluator` predicted)")
+        if self.predictor is not None and not Path(self.predictor).exists():
+            raise InputError(f"predictor: got {self.predictor!r}, allowed: an existing predictor directory")
+        if self.table is not None and not Path(self.table).is_file():
+            raise InputError(f"table: got {self.table!r}, allowed: an existing latency table file")
+        if self.verify_top and self.backend is None and self.supernet is None:
+            raise InputError("verify_top: needs `backend` NAME and/or `supernet` FILE to measure with")
+        if self.study is not None and not self.study.strip():
+            raise bad_value("study", self.study, "a non-empty name")
+        return replace(self, objectives=objectives)
+
+    def resolved(self, device_tag: str | None = None) -> SearchConfig:
+        c = self.validate()
+        out = str(Path(c.out).resolve())
+        storage = c.storage or default_storage_url(out)
+        jp = journal_path(storage)
+        if jp is not None:
+            storage = str(jp.resolve())
+        elif storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+            storage = "sqlite:///" + str(Path(storage[len("sqlite:///"):]).resolve())
+        workers = c.workers if c.workers is not None else (0 if c.evaluator == "predicted" else 1)
+        kind = SAMPLERS.get(c.sampler)
+        encoding = c.encoding or kind.default_encoding
+        if c.batch_size is not None:
+            batch = c.batch_size
+        elif c.evaluator == "measured":
+            batch = 1
+        else:
+            batch = kind.default_batch or c.population_size
+        study = c.study or f"hwnas-{c.space}" + (f"-{device_tag}" if device_tag else "")
+        return replace(c, out=out, storage=storage, workers=workers, encoding=encoding, batch_size=batch,
+                       study=study, predictor=_abs(c.predictor), table=_abs(c.table), supernet=_abs(c.supernet))
+
+    def run_spec(self, resolutions: tuple[int, ...] | None = None) -> RunSpec:
+        from nas.search.engine import RunSpec
+
+        assert self.storage and self.study and self.encoding and self.batch_size is not None
+        return RunSpec(space=self.space, objectives=tuple(self.objectives),
+                       budgets=Budgets(self.latency_ms, self.size_mb, self.min_accuracy).to_dict(),
+                       sampler=self.sampler, encoding=self.encoding, storage=self.storage, study=self.study,
+                       seed=self.seed, evaluator=self.evaluator, predictor=self.predictor, table=self.table,
+                       backend=self.backend, supernet=self.supernet, data=self.data, quantize=self.quantize,
+                       batch_size=self.batch_size, population_size=self.population_size,
+                       sync_every_batch=bool(self.workers and self.workers > 1), resolutions=resolutions,
+                       init=self.init, mutation=self.mutation, crossover=self.crossover,
+                       mutation_prob=None if self.mutation_prob is None else float(self.mutation_prob),
+                       local_from=self.local_from(),
+                       keep=None if self.pruning else (max(get_space(self.space).spec.keep_choices),))
+
+    def local_from(self) -> int | None:
+        """The study's trial count from which the budget local search proposes (None: it never does)."""
+        if not SAMPLERS.get(self.sampler).generational or not self.local_fraction or not Budgets(
+                self.latency_ms, self.size_mb, self.min_accuracy).any():
+            return None
+        return max(self.population_size, self.trials - int(round(self.local_fraction * self.trials)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["objectives"] = list(self.objectives)
+        if d.get("storage"):
+            d["storage"] = describe_url(d["storage"])
+        return d
+
+
+_HINTS = get_type_hints(SearchConfig, include_extras=True)
+
+
+def search_fields(*names: str) -> Callable[[type], type]:
+    """Class decorator (under `@dataclass`): these `SearchConfig` fields, with their types, defaults and help, ahead
+    of the class's own -- so a settings type that carries some of them (`RunSpec`) does not spell them again."""
+    def add(cls: type) -> type:
+        src = {f.name: f for f in fields(SearchConfig)}
+        unknown = [n for n in names if n not in src]
+        if unknown:
+            raise TypeError(f"not SearchConfig fields: {unknown}")
+        cls.__annotations__ = {**{n: src[n].type for n in names}, **cls.__dict__.get("__annotations__", {})}
+        for n in names:
+            setattr(cls, n, field(default=src[n].default, metadata=src[n].metadata))
+        return cls
+
+    return add
+
+
+def _abs(p: str | None) -> str | None:
+    return None if p is None else str(Path(p).resolve())
+
+
+def _bounds(name: str) -> tuple[type, dict[str, float]] | None:
+    """(int or float, {ge/gt/le/lt: bound}) of a field whose type carries `Field(...)` bounds, else None."""
+    hint = _HINTS[name]
+    if get_origin(hint) is not Annotated:  # `Annotated[...] | None`: its first member
+        hint = next((a for a in get_args(hint) if get_origin(a) is Annotated), None)
+        if hint is None:
+            return None
+    base, *meta = get_args(hint)
+    bounds = {k: getattr(m, k) for info in meta for m in getattr(info, "metadata", ())
+              for k in ("ge", "gt", "le", "lt") if getattr(m, k, None) is not None}
+    return base, bounds
+
+
+def _check_bounds(name: str, v: Any) -> None:
+    found = _bounds(name)
+    if found is None or v is None:  # unbounded, or an optional field left unset
+        return
+    base, b = found
+    lo = b.get("ge", b.get("gt"))
+    hi = b.get("le", b.get("lt"))
+    if base is int:
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= b["ge"]
+        allowed = f"an integer >= {b['ge']}"
+    else:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and \
+            (v >= lo if "ge" in b else v > lo) and (v <= hi if "le" in b else v < hi)
+        allowed = f"a number in {'[' if 'ge' in b else '('}{lo:g}, {hi:g}{']' if 'le' in b else ')'}"
+    if not ok:
+        raise bad_value(name, v, allowed)
+
+
+def yaml_fields(*names: str) -> dict[str, tuple[Any, Any]]:
+    """These fields as pydantic field definitions (type with its bounds, default, help): an experiment file's
+    section that sets them (`nas.experiment.SearchSection`) takes them from here."""
+    src = {f.name: f for f in fields(SearchConfig)}
+    return {n: (_HINTS[n], Field(default=src[n].default, description=help_of(src[n]) or None)) for n in names}
+
+
