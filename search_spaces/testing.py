@@ -26,7 +26,6 @@ from search_spaces.onnx_export import export_onnx
 from search_spaces.quant import ActRange
 
 
-@torch.no_grad()
 def check_supernet_extract_onnx_agree(space: Any, net: nn.Module, configs: list[Any], tmp_path: Any) -> None:
     """For each config: the supernet's output equals the extracted subnet's (1e-5 relative) and ONNX Runtime's
     run of its export (1e-4; exported at batch 1, run at batch 2), and the subnet holds the parameters its
@@ -49,6 +48,7 @@ def check_supernet_extract_onnx_agree(space: Any, net: nn.Module, configs: list[
         assert np.abs(y_ort - y_sub.numpy()).max() <= 1e-4 * scale, c
 
 
+@torch.no_grad()
 def randomize_statistics(net: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BatchNorm random affine parameters and running statistics, and every activation range a
     plausible span, so equality checks between supernet, extracted subnet and ONNX are not trivially met by a
