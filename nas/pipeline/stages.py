@@ -298,9 +298,11 @@ def baseline_evaluations(exp: Experiment) -> int:
 
 def _best_under(entries: list[Any], b: Budget) -> float | None:
     """The best predicted accuracy of `entries` under `b`'s latency and size limits."""
-    ok = [e.accuracy for e in entries if (b.latency_ms is None or e.latency_ms <= b.latency_ms)
-          and (b.size_mb is None or e.size_bytes <= b.size_mb * 1e6)]
-    return max(ok, default=None)
+    from nas.budgets import Budgets
+
+    ok = Budgets(b.latency_ms, b.size_mb).mask([e.accuracy for e in entries], [e.latency_ms for e in entries],
+                                               [e.size_bytes for e in entries])
+    return max((e.accuracy for e, keep in zip(entries, ok) if keep), default=None)
 
 
 def merged_front(entries: list[Any]) -> list[Any]:
