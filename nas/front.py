@@ -40,6 +40,13 @@ class FrontEntry:
         d["config"] = config_from_dict(d["config"])
         return cls(**d)
 
+    @classmethod
+    def from_metrics(cls, config: SubnetConfig, m: dict[str, Any], feasible: bool = True,
+                     trial: int | None = None) -> FrontEntry:
+        """An entry from an evaluator's metrics row (`Metrics.row`)."""
+        return cls(config=config, accuracy=float(m["accuracy"]), latency_ms=float(m["latency_ms"]),
+                   size_bytes=int(m["size_bytes"]), macs=int(m["macs"]), feasible=bool(feasible), trial=trial)
+
     @property
     def accuracy_for_budget(self) -> float:
         """What a `min_accuracy` budget is checked against: the lower bound where there is one."""

@@ -105,20 +105,20 @@ class OrtBackend(Backend):
     def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
         """Logits for accuracy, not timing: on the CPU with every core (the same logits as one thread, bit for
         bit, measured on a 4-bit mbv3-tiny subnet; 1.7x faster on 2 cores)."""
-        import onnxruntime as ort
-
-        so = self.session_options(Protocol())
-        if self.provider == "CPUExecutionProvider":
-            so.intra_op_num_threads = max(self.threads, os.cpu_count() or 1)
-        sess = ort.InferenceSession(self.deployable(onnx_path), so, providers=self.provider_list())
+        cpu = self.provider == "CPUExecutionProvider"
+        sess = self._session(onnx_path, None, threads=max(self.threads, os.cpu_count() or 1) if cpu else None)
         name = sess.get_inputs()[0].name
         return np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
 
-    def _session(self, onnx_path: str | os.PathLike[str], protocol: Protocol | None) -> Any:
+    def _session(self, onnx_path: str | os.PathLike[str], protocol: Protocol | None,
+                 threads: int | None = None) -> Any:
+        """A session as the table measures with (`threads`: another intra-op thread count)."""
         import onnxruntime as ort
 
-        return ort.InferenceSession(self.deployable(onnx_path), self.session_options(protocol or Protocol()),
-                                    providers=self.provider_list())
+        so = self.session_options(protocol or Protocol())
+        if threads is not None:
+            so.intra_op_num_threads = threads
+        return ort.InferenceSession(self.deployable(onnx_path), so, providers=self.provider_list())
 
     def open(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...], protocol: Protocol) -> Runner:
         import onnxruntime as ort

@@ -165,11 +165,6 @@ def _trial_rows(study: Any, space: Any) -> tuple[list[Any], list[SubnetConfig], 
     return trials, configs, [t.user_attrs["metrics"] for t in trials]
 
 
-def _entry(config: SubnetConfig, m: dict[str, Any], feasible: bool, trial: int) -> FrontEntry:
-    return FrontEntry(config=config, accuracy=float(m["accuracy"]), latency_ms=float(m["latency_ms"]),
-                      size_bytes=int(m["size_bytes"]), macs=int(m["macs"]), feasible=bool(feasible), trial=trial)
-
-
 def space_normalizer(space: Any, evaluator: Evaluator, objectives: tuple[str, ...],
                      quantize: bool = True, n_random: int = 2000) -> Normalizer:
     """Ideal and nadir of the Pareto front of a fixed set of subnets under `evaluator`: the smallest and the largest
@@ -248,7 +243,7 @@ def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator:
         if configs[i] in seen:
             continue
         seen.add(configs[i])
-        front.append(_entry(configs[i], metrics[i], True, trials[i].number))
+        front.append(FrontEntry.from_metrics(configs[i], metrics[i], True, trials[i].number))
     front = with_lower_bounds(front, predictor)
     norm, norm_basis = _normalizer(cfg, spec, space, evaluator, predictor, table, values)
     hv = hypervolume(values[feasible], norm) if norm is not None and feasible.any() else 0.0
@@ -338,7 +333,7 @@ def best_per_budget(budgets: Budgets, configs: list[SubnetConfig], metrics: list
             out[key] = None
             continue
         i = max(ok, key=lambda i: (metrics[i]["accuracy"], -metrics[i]["latency_ms"], -metrics[i]["size_bytes"]))
-        out[key] = _entry(configs[i], metrics[i], True, trials[i].number).to_dict()
+        out[key] = FrontEntry.from_metrics(configs[i], metrics[i], True, trials[i].number).to_dict()
     return out
 
 

@@ -44,5 +44,4 @@ def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
         done += len(configs)
     ok = [(c, m) for c, m in seen.items() if m["supported"] and budgets.feasible(m)]
     ok.sort(key=lambda cm: (-cm[1]["accuracy"], cm[1]["latency_ms"], cm[1]["size_bytes"]))
-    return [FrontEntry(config=c, accuracy=float(m["accuracy"]), latency_ms=float(m["latency_ms"]),
-                       size_bytes=int(m["size_bytes"]), macs=int(m["macs"])) for c, m in ok[:keep]], done
+    return [FrontEntry.from_metrics(c, m) for c, m in ok[:keep]], done
