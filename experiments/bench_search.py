@@ -75,8 +75,9 @@ def hwnas_run(ev: Any, args: Any, n: int, seed: int, out: Path, sampler: str = "
     d = out / f"{sampler}-{seed}-{'-'.join(f'{k}{v}' for k, v in kw.items())}"
     shutil.rmtree(d, ignore_errors=True)
     t0 = time.perf_counter()
+    counted = CountingEvaluator(ev)
     res = run_search(SearchConfig(space=args.space, out=str(d), predictor=args.predictor_dir, table=args.table,
-                                  sampler=sampler, trials=n, seed=seed, **kw), evaluator=ev)
+                                  sampler=sampler, trials=n, seed=seed, **kw), evaluator=counted)
     wall = time.perf_counter() - t0
     trials = optuna.load_study(study_name=res.study, storage=open_storage(str(d / "study.journal"))).get_trials(
         deepcopy=False)
@@ -86,8 +87,55 @@ def hwnas_run(ev: Any, args: Any, n: int, seed: int, out: Path, sampler: str = "
     sup = np.array([t.metrics["supported"] for t in res.trials])
     return {"values": vals, "supported": sup, "t": np.array([(t.datetime_complete - start).total_seconds()
                                                              for t in trials]),
-            "wall": wall, "engine_tps": res.summary["workers"]["stats"][0]["completed"] / max(
+            "wall": wall, "evaluations": counted.n, "engine_tps": res.summary["workers"]["stats"][0]["completed"] / max(
                 res.summary["workers"]["stats"][0]["seconds"], 1e-9), "best": res.best}
+
+
+class CountingEvaluator:
+    """Counts every configuration `evaluate` / `evaluate_indices` scores (the cost model, free, is not counted)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.n = inner, 0
+
+    def evaluate(self, configs: Any) -> Any:
+        self.n += len(configs)
+        return self.inner.evaluate(configs)
+
+    def evaluate_indices(self, idx: np.ndarray) -> Any:
+        self.n += len(idx)
+        return self.inner.evaluate_indices(idx)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def hwnas_front_refine(ev: Any, args: Any, space: Any, n: int, budgets: list[float], seed: int, out: Path,
+                       front_fraction: float, float_only: bool = False, **refine_kw: Any) -> list[float]:
+    """The pipeline's way of serving many budgets: one unconstrained front, then `refine_for_budget` per budget.
+    Each budget's answer is charged every evaluation it rests on: the whole front's plus its own refinement's,
+    `n` in all (the front is shared between the budgets, but counted in full for each)."""
+    from nas.budgets import Budgets
+    from nas.search import SearchConfig, run_search
+    from nas.search.refine import refine_for_budget
+    from search_spaces import get_space
+
+    restrict = {"quantize": False, "pruning": False} if float_only else {}
+    d = out / f"front-refine-{seed}-{'float' if float_only else 'joint'}"
+    shutil.rmtree(d, ignore_errors=True)
+    counted = CountingEvaluator(ev)
+    res = run_search(SearchConfig(space=args.space, out=str(d), predictor=args.predictor_dir, table=args.table,
+                                  trials=int(round(front_fraction * n)), seed=seed, **restrict), evaluator=counted)
+    n_front = counted.n
+    start = [(t.config, t.metrics) for t in res.trials]
+    space_r = get_space(args.space, resolutions=space.resolutions, keep=(1.0,)) if float_only else space
+    row = []
+    for i, b in enumerate(budgets):
+        counted.n = n_front
+        best, _ = refine_for_budget(space_r, counted, Budgets(latency_ms=b), start, n - n_front,
+                                    seed=seed + 101 + i, quantize=not float_only, **refine_kw)
+        assert counted.n == n, (counted.n, n)  # exactly the evaluations OFA gets for this budget
+        row.append(best[0].accuracy if best else float("nan"))
+    return row
 
 
 def optuna_run(ev: Any, space: Any, n: int, seed: int, sampler: str, cap_s: float) -> dict[str, Any]:
@@ -198,6 +246,8 @@ def main() -> None:
     ap.add_argument("--budget-evals", type=int, default=5000, help="evaluations per budget (table 2)")
     ap.add_argument("--reference-samples", type=int, default=50_000)
     ap.add_argument("--optuna-time-cap", type=float, default=90.0, help="seconds per Optuna NSGA-II / TPE run")
+    ap.add_argument("--front-fraction", type=float, default=0.3,
+                    help="front + refinement rows: the share of --budget-evals spent on the shared front")
     ap.add_argument("--methods", default="hwnas,random,pymoo-nsga2,optuna-nsga2,optuna-tpe,ofa-evolution,ofa-reimpl")
     args = ap.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -281,6 +331,11 @@ def main() -> None:
                          ("hwnas --latency-ms B (float, keep 1.0)", {"quantize": False, "pruning": False})):
             per_budget.setdefault(name, []).append(
                 [best_under(hwnas_run(ev, args, B, seed, out, latency_ms=b, **kw), b) for b in budgets])
+        for name, kw in (("hwnas front + refine (joint)", {}),
+                         ("hwnas front + refine (joint, float first 0.15)", {"float_first": 0.15}),
+                         ("hwnas front + refine (float, keep 1.0)", {"float_only": True})):
+            per_budget.setdefault(name, []).append(
+                hwnas_front_refine(ev, args, space, B, budgets, seed, out, args.front_fraction, **kw))
         if "ofa-evolution" in methods:
             from experiments.ofa_baseline import run_evolution_finder
             from nas.search.evolution import evolve_once

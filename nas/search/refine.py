@@ -12,26 +12,55 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from search_spaces import SearchSpace, SubnetConfig
+from search_spaces import SearchSpace, SubnetConfig, get_space
 
 from nas.budgets import Budgets
 from nas.front import FrontEntry
 from nas.search.local import BudgetLocalSearch
 
 
+def is_float_unpruned(config: SubnetConfig) -> bool:
+    """Whether every block of `config` is float (32/32 bits) and unpruned (keep 1.0)."""
+    return all(k == 1.0 for k in config.keep) and all(b >= 32 for b in (*config.weight_bits, *config.act_bits))
+
+
 def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
                       start: Iterable[tuple[SubnetConfig, dict[str, Any]]], n: int, seed: int, quantize: bool,
-                      keep: int = 10, batch: int = 50) -> tuple[list[FrontEntry], int]:
+                      keep: int = 10, batch: int = 50, float_first: float = 0.0,
+                      **local_options: Any) -> tuple[list[FrontEntry], int]:
     """The `keep` most accurate subnets meeting `budgets` (best first) after `n` more evaluations by `evaluator`
     (a `PredictedEvaluator` or anything with `evaluate(configs) -> Metrics`; `evaluate_cost` where it has one)
     around the best of `start` (configs with their `Metrics.row`s, e.g. a search's trials); and how many new
-    evaluations were made."""
-    local = BudgetLocalSearch(space, budgets, quantize, seed, cost=getattr(evaluator, "evaluate_cost", None))
+    evaluations were made.
+
+    `float_first`: the fraction of `n` first spent on float, unpruned subnets only (a local search of that
+    subspace, from the float ones of `start`), before the joint search starts from everything seen: the joint
+    space contains the float one, and this finds its optimum before bits and keep ratios are mixed in."""
+    cost = getattr(evaluator, "evaluate_cost", None)
     seen: dict[SubnetConfig, dict[str, Any]] = {}
     for config, m in start:
-        if config not in seen:
-            seen[config] = m
-            local.observe(config, m)
+        seen.setdefault(config, m)
+    n_float = int(round(float_first * n)) if quantize or tuple(getattr(space, "keep_choices", ())) != (1.0,) else 0
+    done = 0
+    if n_float:
+        float_space = get_space(space.name, resolutions=space.resolutions, keep=(1.0,))
+        local = BudgetLocalSearch(float_space, budgets, False, seed ^ 0xF1, cost=cost, **local_options)
+        for c, m in seen.items():
+            if is_float_unpruned(c):
+                local.observe(c, m)
+        done = _spend(local, evaluator, seen, n_float, batch)
+    local = BudgetLocalSearch(space, budgets, quantize, seed, cost=cost, **local_options)
+    for c, m in seen.items():
+        local.observe(c, m)
+    done += _spend(local, evaluator, seen, n - done, batch)
+    ok = [(c, m) for c, m in seen.items() if m["supported"] and budgets.feasible(m)]
+    ok.sort(key=lambda cm: (-cm[1]["accuracy"], cm[1]["latency_ms"], cm[1]["size_bytes"]))
+    return [FrontEntry.from_metrics(c, m) for c, m in ok[:keep]], done
+
+
+def _spend(local: BudgetLocalSearch, evaluator: Any, seen: dict[SubnetConfig, dict[str, Any]], n: int,
+           batch: int) -> int:
+    """`n` evaluations of `local`'s proposals, recorded in `seen` and fed back to `local`."""
     done = 0
     while done < n:
         configs = local.propose(min(batch, n - done), seen)
@@ -42,6 +71,4 @@ def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
                 seen[c] = row
                 local.observe(c, row)
         done += len(configs)
-    ok = [(c, m) for c, m in seen.items() if m["supported"] and budgets.feasible(m)]
-    ok.sort(key=lambda cm: (-cm[1]["accuracy"], cm[1]["latency_ms"], cm[1]["size_bytes"]))
-    return [FrontEntry.from_metrics(c, m) for c, m in ok[:keep]], done
+    return done
