@@ -509,6 +509,37 @@ def test_refine_for_budget_starts_from_the_front_and_stays_feasible(search_asset
     assert [e.config for e in again] == [e.config for e in best]
 
 
+def test_refine_for_budget_float_first_searches_the_float_subspace_then_the_joint_one(search_assets,
+                                                                                       tmp_path) -> None:
+    """`float_first`: the first share of the evaluations goes to float, unpruned subnets only, the rest to the
+    joint space; the count is still exact, every answer meets the budget, and the best is at least the start's
+    best float subnet under it (the float phase starts there)."""
+    from nas.budgets import Budgets
+    from nas.search import run_search
+    from nas.search.refine import is_float_unpruned, refine_for_budget
+
+    free = run_search(_config(search_assets, tmp_path / "free", trials=200, population_size=20))
+    lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
+    budget = Budgets(latency_ms=lat[len(lat) // 3])
+    start = [(t.config, t.metrics) for t in free.trials]
+
+    class Counting(CountingEvaluator):
+        def evaluate_cost(self, idx):
+            return self.inner.evaluate_cost(idx)
+
+    ev = Counting(_predicted(search_assets))
+    best, n_new = refine_for_budget(get_space(SPACE), ev, budget, start, 200, seed=2, quantize=True, keep=3,
+                                    float_first=0.5, project=20)
+    assert n_new == 200 == len(ev.seen)
+    assert all(is_float_unpruned(c) for c in ev.seen[:100])
+    assert not all(is_float_unpruned(c) for c in ev.seen[100:])
+    assert all(e.latency_ms <= budget.latency_ms for e in best)
+    float_best = max((t.metrics["accuracy"] for t in free.trials
+                      if budget.feasible(t.metrics) and is_float_unpruned(t.config)), default=-1.0)
+    assert best[0].accuracy >= float_best
+    assert is_float_unpruned(get_space(SPACE).largest()) and not is_float_unpruned(get_space(SPACE).smallest(8, 8))
+
+
 def test_fast_journal_replay_equals_optunas(search_assets, tmp_path) -> None:
     """`FastJournalStorage` replays a search's journal into the same trials as Optuna's own `JournalStorage`."""
     from optuna.storages import JournalStorage

@@ -34,7 +34,7 @@ CostFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 class BudgetLocalSearch:
     def __init__(self, space: SearchSpace, budgets: Budgets, quantize: bool, seed: int, cost: CostFn | None = None,
                  n_parents: int = 25, mutation_ratio: float = 0.5, mutation_prob: float | None = None,
-                 max_rounds: int = 30, boundary: float | None = None) -> None:
+                 max_rounds: int = 30) -> None:
         self.genes = Genes(space, quantize)
         self.budgets = budgets
         self.cost_budgets = Budgets(latency_ms=budgets.latency_ms, size_mb=budgets.size_mb)
@@ -44,7 +44,6 @@ class BudgetLocalSearch:
         self.mutation_ratio = mutation_ratio
         self.mutation_prob = mutation_prob if mutation_prob is not None else 1.0 / self.genes.n_genes
         self.max_rounds = max_rounds
-        self.boundary = boundary
         # best first: (-accuracy, latency, tiebreak, config) of feasible ones; (violation, ...) of infeasible ones
         self._feasible: list[tuple[float, float, int, SubnetConfig]] = []
         self._infeasible: list[tuple[float, float, int, SubnetConfig]] = []
@@ -80,7 +79,6 @@ class BudgetLocalSearch:
         out: list[SubnetConfig] = []
         taken: set[SubnetConfig] = set()
         spare: list[SubnetConfig] = []  # novel but over budget: used only if nothing better turns up
-        inner: list[SubnetConfig] = []  # feasible but further inside the budget than `boundary`
         for _ in range(self.max_rounds):
             need = n - len(out)
             if need <= 0:
@@ -89,18 +87,12 @@ class BudgetLocalSearch:
             kids = self._children(pg, k)
             configs = self.genes.to_configs(kids)
             ok = np.ones(len(configs), bool)
-            near = ok
             if self.cost is not None:
                 lat, size, sup = self.cost(self.genes.to_indices(kids))
                 self.proposed_checked += len(kids)
                 ok = sup & self.cost_budgets.mask(np.zeros(len(kids)), lat, size)
-                near = ok & (self._slack(lat, size) >= self.boundary) if self.boundary else ok
-            for c, good, nr in zip(configs, ok, near):
+            for c, good in zip(configs, ok):
                 if c in taken or c in evaluated:
-                    continue
-                if good and not nr:
-                    if len(inner) < n and c not in inner:
-                        inner.append(c)
                     continue
                 if good:
                     taken.add(c)
@@ -109,7 +101,7 @@ class BudgetLocalSearch:
                         break
                 elif len(spare) < n:
                     spare.append(c)
-        for c in inner + spare:
+        for c in spare:
             if len(out) >= n:
                 break
             if c not in taken:
@@ -118,15 +110,6 @@ class BudgetLocalSearch:
         while len(out) < n:  # a converged population: repeat a parent (answered from the cache)
             out.append(parents[len(out) % len(parents)])
         return out
-
-    def _slack(self, lat: np.ndarray, size: np.ndarray) -> np.ndarray:
-        """How close to the tightest latency/size budget (1 = at it)."""
-        r = np.zeros(len(lat))
-        if self.budgets.latency_ms is not None:
-            r = np.maximum(r, lat / self.budgets.latency_ms)
-        if self.budgets.size_mb is not None:
-            r = np.maximum(r, size / 1e6 / self.budgets.size_mb)
-        return r
 
     def _children(self, pg: np.ndarray, k: int) -> np.ndarray:
         rng = self.rng

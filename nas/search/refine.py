@@ -10,6 +10,7 @@ are its parents) and spends its `n` evaluations on children that the cost model 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from search_spaces import SearchSpace, SubnetConfig, get_space
@@ -24,9 +25,35 @@ def is_float_unpruned(config: SubnetConfig) -> bool:
     return all(k == 1.0 for k in config.keep) and all(b >= 32 for b in (*config.weight_bits, *config.act_bits))
 
 
+def float_projection(config: SubnetConfig) -> SubnetConfig:
+    """`config` with every block float and unpruned (its architecture unchanged)."""
+    n = len(config.keep)
+    return replace(config, keep=(1.0,) * n, weight_bits=(32,) * n, act_bits=(32,) * n)
+
+
+def _projected_seeds(space: SearchSpace, seen: dict[SubnetConfig, dict[str, Any]], budgets: Budgets, cost: Any,
+                     n: int) -> list[SubnetConfig]:
+    """Float projections of the most accurate subnets seen that the cost model says still meet the budgets and
+    that were not evaluated: the float phase's warm start where the start holds few float subnets."""
+    order = sorted((c for c, m in seen.items() if m["supported"]), key=lambda c: -seen[c]["accuracy"])
+    out: list[SubnetConfig] = []
+    for c in order:
+        p = float_projection(c)
+        if p not in seen and p not in out:
+            out.append(p)
+        if len(out) >= 4 * n:
+            break
+    if not out or cost is None:
+        return out[:n]
+    lat, size, sup = cost(space.to_indices(out))
+    cb = Budgets(latency_ms=budgets.latency_ms, size_mb=budgets.size_mb)
+    ok = sup & cb.mask(lat * 0, lat, size)
+    return [c for c, good in zip(out, ok) if good][:n]
+
+
 def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
                       start: Iterable[tuple[SubnetConfig, dict[str, Any]]], n: int, seed: int, quantize: bool,
-                      keep: int = 10, batch: int = 50, float_first: float = 0.0,
+                      keep: int = 10, batch: int = 50, float_first: float = 0.0, project: int = 0,
                       **local_options: Any) -> tuple[list[FrontEntry], int]:
     """The `keep` most accurate subnets meeting `budgets` (best first) after `n` more evaluations by `evaluator`
     (a `PredictedEvaluator` or anything with `evaluate(configs) -> Metrics`; `evaluate_cost` where it has one)
@@ -48,7 +75,15 @@ def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
         for c, m in seen.items():
             if is_float_unpruned(c):
                 local.observe(c, m)
-        done = _spend(local, evaluator, seen, n_float, batch)
+        if project:
+            seeds = _projected_seeds(float_space, seen, budgets, cost, min(project, n_float))
+            if seeds:
+                metrics = evaluator.evaluate(seeds)
+                for i, c in enumerate(seeds):
+                    seen[c] = metrics.row(i)
+                    local.observe(c, seen[c])
+                done = len(seeds)
+        done += _spend(local, evaluator, seen, n_float - done, batch)
     local = BudgetLocalSearch(space, budgets, quantize, seed, cost=cost, **local_options)
     for c, m in seen.items():
         local.observe(c, m)
