@@ -362,7 +362,9 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
         norm = (init_payload or {}).get("meta", {}).get("normalization")
         data = load_training_data(cfg, space0.spec.in_channels, data_workers, norm)
     space = get_space(cfg.space, num_classes=data.num_classes, in_channels=data.channels)
-    net = _initial_net(cfg, space, init_payload, init_from).to(runtime.device)
+    # channels_last: 1.5x less CPU per sandwich step of mbv3-tiny at 32 px on this machine (its depthwise convs);
+    # only 4-D weights change layout (vit: the patch embedding), and a checkpoint loads into either layout
+    net = _initial_net(cfg, space, init_payload, init_from).to(runtime.device, memory_format=torch.channels_last)
     optimizer = make_optimizer(net, cfg)
     scaler = runtime.grad_scaler()
     payload = resume_payload if resume_payload is not None else (
@@ -476,6 +478,8 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
                f"epoch {epoch + 1}/{cfg.epochs}")
     for i, (x, y) in enumerate(batches):
         x, y = runtime.put(x, y)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         step = epoch * run.steps_per_epoch + i
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, step, run.steps_per_epoch)
