@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
+from search_spaces.settings import yaml_fields
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -151,7 +152,7 @@ class _SearchOverrides(_Section):
     @field_validator("sampler", check_fields=False)
     @classmethod
     def _known_sampler(cls, v: str) -> str:
-        from nas.search.samplers import SAMPLERS
+        from nas.search.sampler_kinds import SAMPLERS
 
         if v not in SAMPLERS:
             raise ValueError(SAMPLERS.unknown_message(v))
@@ -171,10 +172,10 @@ class _SearchOverrides(_Section):
 
 
 def _search_section() -> type[_Section]:
-    from nas.search.config import yaml_fields
+    from nas.search.config import SearchConfig
 
     return create_model("SearchSection", __base__=_SearchOverrides, __module__=__name__,
-                        **yaml_fields("sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
+                        **yaml_fields(SearchConfig, "sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
 
 
 SearchSection = _search_section()
