@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from latency_tables.build import build_table as _build_table
+from latency_tables import TableConfig, build_table
 from nas.accuracy_dataset import collect as _collect
 from nas.export import ExportReport
 from nas.export import export_subnet as _export_subnet
@@ -46,7 +46,6 @@ def _call(fn: Callable[..., Any], config: Any) -> Any:
 
 
 ImportConfig = config_of(_import_ofa, "ImportConfig")
-TableConfig = config_of(_build_table, "TableConfig")
 CollectConfig = config_of(_collect, "CollectConfig")
 FitConfig = config_of(_fit_predictor, "FitConfig")
 QueryConfig = config_of(_query, "QueryConfig")
@@ -56,11 +55,6 @@ ExportConfig = config_of(_export_subnet, "ExportConfig")
 def import_ofa(config: ImportConfig) -> dict[str, Any]:  # type: ignore[valid-type]
     """Convert Once-for-All's published supernet into an hwnas checkpoint; returns its meta."""
     return _call(_import_ofa, config)
-
-
-def build_table(config: TableConfig) -> Any:  # type: ignore[valid-type]
-    """Measure (or finish measuring) a latency table; returns the `LatencyTable`."""
-    return _call(_build_table, config)
 
 
 def collect_labels(config: CollectConfig) -> dict[str, Any]:  # type: ignore[valid-type]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
-from search_spaces.settings import yaml_fields
+from search_spaces.settings import values, yaml_fields
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -81,22 +81,24 @@ class SupernetSection(_Section):
         return _existing_file("supernet.checkpoint", v)
 
 
-class LatencySection(_Section):
-    backend: str = "ort-cpu"
+# `latency:` keys that are `TableConfig` fields (type, bounds, help from there; the defaults below where the
+# pipeline's differ: fewer calibration subnets, every run measures its own table)
+TABLE_FIELDS = ("backend", "precision", "threads", "batch_size", "calibrate", "device_tag")
+
+
+class _LatencyOverrides(_Section):
+    """The `latency:` keys the pipeline has and `TableConfig` does not (or spells otherwise)."""
+
     # several devices: one table, one front and one export per entry (NAME or NAME:PRECISION, e.g. openvino-cpu:bf16;
     # each in <workdir>/<name>[-<precision>]), sharing the supernet, the accuracy data set, the predictor and the
     # store; `backend` is then not used
     backends: Annotated[list[str], Field(min_length=1)] | None = None
-    precision: str = "fp32"  # the backend's float format: fp32, or its 16-bit one (bf16 on openvino-cpu)
-    threads: PosInt = 1
-    batch_size: PosInt = 1
     resolutions: list[int] | None = None  # None: all of the space's resolutions
-    calibrate: Annotated[int, Field(ge=0)] = 8  # end-to-end measurements for the calibration fit
     validate_n: Annotated[int, Field(ge=0)] = 10  # held-out subnets measured end to end to report fidelity
     table: str | None = None  # reuse this table instead of building one
-    device_tag: str | None = None
     # time a whole reference subnet between rounds and store latencies relative to it (cancels slow load drift on
     # a shared machine); off, a table holds the plain timings a user of a quiet machine measures
+    # (`Protocol.reference`)
     load_reference: bool = True
 
     @field_validator("table")
@@ -107,6 +109,23 @@ class LatencySection(_Section):
 
             LatencyTable.load(v)  # a truncated or corrupt table is refused before anything runs
         return v
+
+    def table_config(self, **rest: Any) -> Any:
+        """The `TableConfig` of this section's device (`rest`: what the run adds -- space, out, quantize, ...)."""
+        from latency_tables import Protocol, TableConfig
+
+        return TableConfig(**values(self, *TABLE_FIELDS), resolutions=self.resolutions,
+                           protocol=Protocol(reference=self.load_reference), **rest)
+
+
+def _latency_section() -> type[_Section]:
+    from latency_tables.table_config import TableConfig
+
+    return create_model("LatencySection", __base__=_LatencyOverrides, __module__=__name__,
+                        **yaml_fields(TableConfig, *TABLE_FIELDS, backend="ort-cpu", calibrate=8))
+
+
+LatencySection = _latency_section()
 
 
 class AccuracySection(_Section):
@@ -220,7 +239,7 @@ class Experiment(_Section):
     workdir: str | None = None  # default: runs/<name>
     store: str | None = None  # default: sqlite in the workdir
     supernet: SupernetSection = SupernetSection()
-    latency: LatencySection = LatencySection()
+    latency: LatencySection = LatencySection()  # type: ignore[valid-type]
     accuracy: AccuracySection = AccuracySection()
     predictor: PredictorSection = PredictorSection()
     search: SearchSection = SearchSection()  # type: ignore[valid-type]

@@ -37,7 +37,18 @@ def hints(cls: type) -> dict[str, Any]:
     """The fields' annotations, resolved, with their `Annotated` bounds."""
     cached = cls.__dict__.get("__settings_hints__")
     if cached is None:
-        cached = get_type_hints(cls, include_extras=True)
+        try:
+            cached = get_type_hints(cls, include_extras=True)
+        except NameError:  # a name imported for type checkers only: those fields are unbounded
+            import sys
+
+            ns = {**vars(sys.modules[cls.__module__]), "Any": Any}
+            cached = {}
+            for f in dataclasses.fields(cls):
+                try:
+                    cached[f.name] = eval(f.type, ns) if isinstance(f.type, str) else f.type  # noqa: S307
+                except NameError:
+                    cached[f.name] = Any
         type.__setattr__(cls, "__settings_hints__", cached)
     return cached
 

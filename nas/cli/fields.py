@@ -21,7 +21,7 @@ from nas.cli.options import FieldErrors, LazyHelpOption
 @dataclasses.dataclass(frozen=True)
 class Flag:
     """How one field is spelled on the command line where it differs from the rule (`--field-name`, the type its
-    annotation implies): `flag` its name (`--eval/--no-eval` for an on/off switch; for an on/off field a flag that
+    annotation implies; a function returning one is called when the option is built): `flag` its name (`--eval/--no-eval` for an on/off switch; for an on/off field a flag that
     turns it from its default, e.g. `--float-only` for `quantize`), `type` a click type, `off` the help of such an
     inverting flag, `callback` a click callback that converts the text (e.g. `160,224` -> (160, 224))."""
 
@@ -125,6 +125,8 @@ class _PendingOption:
             kw["default"] = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
             kw["show_default"] = f.default is not None
         t = spec.type if spec.type is not None else click_type(hints(cls)[self.name])
+        if callable(t) and not isinstance(t, (click.ParamType, type)):  # a choice read from a registry when used
+            t = t()
         if t is not None:
             kw["type"] = t
         if spec.callback is not None:

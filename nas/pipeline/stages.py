@@ -119,16 +119,13 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
 
 def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | None, progress: bool) -> dict[str, Any]:
     """Build (or resume) the latency table, then validate it on held-out subnets (runs in a child)."""
-    from latency_tables import Protocol, build_table, validate_table
+    from latency_tables import build_table, validate_table
     from latency_tables.validate import calibration_summary
 
     exp = Experiment.model_validate(exp_dict)
     lat = exp.latency
-    table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
-                        protocol=Protocol(reference=lat.load_reference),
-                        batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
-                        calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress,
-                        precision=lat.precision)
+    table = build_table(lat.table_config(space=exp.space, out=out, ray_address=ray_address,
+                                         quantize=exp.search.quantize, progress=progress))
     validation = None
     if lat.validate_n:
         v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address, progress=progress)
