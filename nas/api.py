@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from latency_tables import TableConfig, build_table
-from nas.accuracy_dataset import collect as _collect
+from nas.accuracy_dataset import CollectConfig
+from nas.accuracy_dataset import collect as collect_labels
 from nas.export import ExportReport
 from nas.export import export_subnet as _export_subnet
 from nas.lookup import QueryResult
@@ -46,7 +47,6 @@ def _call(fn: Callable[..., Any], config: Any) -> Any:
 
 
 ImportConfig = config_of(_import_ofa, "ImportConfig")
-CollectConfig = config_of(_collect, "CollectConfig")
 FitConfig = config_of(_fit_predictor, "FitConfig")
 QueryConfig = config_of(_query, "QueryConfig")
 ExportConfig = config_of(_export_subnet, "ExportConfig")
@@ -55,11 +55,6 @@ ExportConfig = config_of(_export_subnet, "ExportConfig")
 def import_ofa(config: ImportConfig) -> dict[str, Any]:  # type: ignore[valid-type]
     """Convert Once-for-All's published supernet into an hwnas checkpoint; returns its meta."""
     return _call(_import_ofa, config)
-
-
-def collect_labels(config: CollectConfig) -> dict[str, Any]:  # type: ignore[valid-type]
-    """Label sampled subnets of a supernet with their measured accuracy (appends to a JSON-lines file)."""
-    return _call(_collect, config)
 
 
 def fit_predictor(config: FitConfig) -> tuple[AccuracyPredictor, dict[str, Any]]:  # type: ignore[valid-type]

@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
-from search_spaces.settings import values, yaml_fields
+from search_spaces.settings import Seed, values, yaml_fields
+
+from nas.collect_config import Amp
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a run's name is a folder under runs/: no separators, no ..
 MAX_YAML_NODES = 10_000  # an experiment file has ~100 nodes; aliases may not expand it past this
 MAX_ERROR_INPUT = 120  # characters of the offending value quoted in an error
@@ -51,7 +52,6 @@ def _url_scheme(field: str, v: str | None, journal: bool) -> str | None:
 
 
 DeviceName = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
-Amp = Literal["bf16", "fp16", "off"]
 
 
 class SupernetSection(_Section):
@@ -128,17 +128,33 @@ def _latency_section() -> type[_Section]:
 LatencySection = _latency_section()
 
 
-class AccuracySection(_Section):
-    n: PosInt = 400
-    quantized_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
-    workers: PosInt = 1
-    calib_batches: PosInt = 8  # training batches (of 128) that recalibrate each subnet's BatchNorm statistics
-    # label each subnet on the first N holdout images only (None: all): more subnets for the same time, while the
-    # whole holdout split still verifies the subnets chosen for export
+# `accuracy:` keys that are `CollectConfig` fields (type, bounds, help from there)
+COLLECT_FIELDS = ("n", "quantized_fraction", "workers", "calib_batches", "amp", "gpus_per_task")
+
+
+class _AccuracyOverrides(_Section):
+    """The `accuracy:` keys the pipeline spells otherwise than `CollectConfig`."""
+
+    # `CollectConfig.max_images`: label each subnet on the first N holdout images only (None: all): more subnets for
+    # the same time, while the whole holdout split still verifies the subnets chosen for export
     label_images: Annotated[int, Field(ge=2)] | None = None
     device: DeviceName = "auto"
-    amp: Amp | None = None
-    gpus_per_task: Annotated[float, Field(gt=0, le=1)] | None = None  # Ray tasks on GPUs; None: 1 on CUDA
+
+    def collect_config(self, **rest: Any) -> Any:
+        """The `CollectConfig` of this section (`rest`: what the run adds -- supernet, out, seed, ...)."""
+        from nas.collect_config import CollectConfig
+
+        return CollectConfig(**values(self, *COLLECT_FIELDS, "device"), max_images=self.label_images, **rest)
+
+
+def _accuracy_section() -> type[_Section]:
+    from nas.collect_config import CollectConfig
+
+    return create_model("AccuracySection", __base__=_AccuracyOverrides, __module__=__name__,
+                        **yaml_fields(CollectConfig, *COLLECT_FIELDS, n=400))
+
+
+AccuracySection = _accuracy_section()
 
 
 class PredictorSection(_Section):
@@ -240,7 +256,7 @@ class Experiment(_Section):
     store: str | None = None  # default: sqlite in the workdir
     supernet: SupernetSection = SupernetSection()
     latency: LatencySection = LatencySection()  # type: ignore[valid-type]
-    accuracy: AccuracySection = AccuracySection()
+    accuracy: AccuracySection = AccuracySection()  # type: ignore[valid-type]
     predictor: PredictorSection = PredictorSection()
     search: SearchSection = SearchSection()  # type: ignore[valid-type]
     budgets: Annotated[list[Budget], Field(min_length=1)]

@@ -11,9 +11,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
+from annotated_types import Ge, Le
+
 from search_spaces.errors import bad_value
 
 Help = str | Callable[[], str]
+Seed = Annotated[int, Ge(0), Le(2**32 - 1)]  # numpy's and torch's seed range
 
 
 def setting(default: Any = None, help: Help = "", required: bool = False) -> Any:  # noqa: A002

@@ -5,6 +5,7 @@ supernet -> latency -> accuracy -> predictor -> search -> store -> export -> bas
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import platform
 import shutil
@@ -187,11 +188,12 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
         from nas.accuracy_dataset import collect
 
         out = folder / "accuracy.jsonl"
-        info = collect(supernet.outputs["checkpoint"], exp.data, a.n, out, seed=exp.seed,
-                       quantized_fraction=a.quantized_fraction if exp.search.quantize else 0.0,
-                       workers=a.workers, ray_address=ray_address if a.workers > 1 else None,
-                       progress=progress, resolutions=exp.latency.resolutions, calib_batches=a.calib_batches,
-                       device=a.device, amp=a.amp, gpus_per_task=a.gpus_per_task, max_images=a.label_images)
+        cfg = a.collect_config(supernet=supernet.outputs["checkpoint"], data_name=exp.data, out=out, seed=exp.seed,
+                               ray_address=ray_address if a.workers > 1 else None, progress=progress,
+                               resolutions=exp.latency.resolutions)
+        if not exp.search.quantize:
+            cfg = dataclasses.replace(cfg, quantized_fraction=0.0)
+        info = collect(cfg)
         return {"dataset": str(out.resolve()), "n": a.n, "mean_accuracy": info.get("mean_accuracy")}
 
     return run.run("accuracy", settings, [supernet], collect_)
