@@ -23,8 +23,7 @@ from nas.lookup import query as _query
 from nas.ofa_import import import_ofa as _import_ofa
 from nas.search.api import SearchConfig, add_to_store, run_search
 from nas.train import TrainConfig, train_supernet
-from predictors import AccuracyPredictor, load_accuracy_dataset
-from predictors import fit_predictor as _fit_predictor
+from predictors import FitConfig, fit_predictor, load_accuracy_dataset
 
 
 def config_of(fn: Callable[..., Any], name: str) -> type:
@@ -47,7 +46,6 @@ def _call(fn: Callable[..., Any], config: Any) -> Any:
 
 
 ImportConfig = config_of(_import_ofa, "ImportConfig")
-FitConfig = config_of(_fit_predictor, "FitConfig")
 QueryConfig = config_of(_query, "QueryConfig")
 ExportConfig = config_of(_export_subnet, "ExportConfig")
 
@@ -55,11 +53,6 @@ ExportConfig = config_of(_export_subnet, "ExportConfig")
 def import_ofa(config: ImportConfig) -> dict[str, Any]:  # type: ignore[valid-type]
     """Convert Once-for-All's published supernet into an hwnas checkpoint; returns its meta."""
     return _call(_import_ofa, config)
-
-
-def fit_predictor(config: FitConfig) -> tuple[AccuracyPredictor, dict[str, Any]]:  # type: ignore[valid-type]
-    """Fit the accuracy predictor on a data set (`load_accuracy_dataset`); returns it and its held-out report."""
-    return _call(_fit_predictor, config)
 
 
 def query(config: QueryConfig) -> QueryResult:  # type: ignore[valid-type]

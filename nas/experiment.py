@@ -157,18 +157,27 @@ def _accuracy_section() -> type[_Section]:
 AccuracySection = _accuracy_section()
 
 
-class PredictorSection(_Section):
-    # predictors.bundle.fit_predictor; auto: the kind that ranks best in cross-validation on the collected data
-    kind: str = "auto"
-
-    @field_validator("kind")
+class _PredictorChecks(_Section):
+    @field_validator("kind", check_fields=False)
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        from predictors.bundle import AUTO, fp_kinds
+        from predictors.bundle import fp_kinds
+        from predictors.fit_config import AUTO
 
         if v != AUTO and v not in fp_kinds():
             raise ValueError(f"allowed: one of {', '.join((*fp_kinds(), AUTO))}")
         return v
+
+
+def _predictor_section() -> type[_Section]:
+    from predictors.fit_config import FitConfig
+
+    # `FitConfig.kind`; auto: the kind that ranks best in cross-validation on the collected data
+    return create_model("PredictorSection", __base__=_PredictorChecks, __module__=__name__,
+                        **yaml_fields(FitConfig, "kind"))
+
+
+PredictorSection = _predictor_section()
 
 
 class _SearchOverrides(_Section):
@@ -257,7 +266,7 @@ class Experiment(_Section):
     supernet: SupernetSection = SupernetSection()
     latency: LatencySection = LatencySection()  # type: ignore[valid-type]
     accuracy: AccuracySection = AccuracySection()  # type: ignore[valid-type]
-    predictor: PredictorSection = PredictorSection()
+    predictor: PredictorSection = PredictorSection()  # type: ignore[valid-type]
     search: SearchSection = SearchSection()  # type: ignore[valid-type]
     budgets: Annotated[list[Budget], Field(min_length=1)]
     export: ExportSection = ExportSection()

@@ -11,7 +11,7 @@ from nas.lookup import query
 from nas.pipeline.stages import verified_choice
 from nas.experiment import Budget
 from nas.store import ResultsStore
-from predictors import fit_predictor, load_accuracy_dataset, load_predictor
+from predictors import FitConfig, fit_predictor, load_accuracy_dataset, load_predictor
 from predictors.uncertainty import Margins, conformal_margin
 from search_spaces import InputError, get_space
 from tests.test_predictors import _write_dataset
@@ -50,7 +50,7 @@ def test_fitted_predictor_bounds_survive_save_and_hold_on_held_out(tmp_path):
     p = tmp_path / "acc.jsonl"
     _write_dataset(p, space, 200, 120)
     ds = load_accuracy_dataset(p)
-    bundle, report = fit_predictor(ds, kind="ridge", seed=0, test_fraction=0.3)
+    bundle, report = fit_predictor(FitConfig(dataset=ds, kind="ridge", seed=0, test_fraction=0.3))
     assert set(report["margin_90"]) == {"fp", "qa"} and all(v > 0 for v in report["margin_90"].values())
     bundle.save(tmp_path / "pred")
     loaded = load_predictor(tmp_path / "pred")
@@ -110,7 +110,7 @@ def test_with_lower_bounds_uses_the_predictor_or_leaves_entries_alone(tmp_path):
     space = get_space(SPACE)
     p = tmp_path / "acc.jsonl"
     _write_dataset(p, space, 120, 40)
-    bundle, _ = fit_predictor(load_accuracy_dataset(p), kind="ridge", seed=0)
+    bundle, _ = fit_predictor(FitConfig(dataset=load_accuracy_dataset(p), kind="ridge", seed=0))
     plain = [FrontEntry(c, 90.0, 1.0, 1, 1) for c in space.sample_many(4, 1)]
     bounded = with_lower_bounds(plain, bundle)
     assert all(b.accuracy_lower is not None and b.accuracy_lower < bundle.predict([b.config])[0] for b in bounded)

@@ -15,6 +15,7 @@ from typing import Any
 from nas.experiment import Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
 from search_spaces.files import atomic_write_json, sha256_file
+from search_spaces.settings import values
 
 
 def _child_main(target: str, kwargs: dict[str, Any], result: str) -> None:
@@ -203,14 +204,13 @@ def predictor_stage(run: StageRunner, exp: Experiment, accuracy: StageResult) ->
     settings = {"kind": exp.predictor.kind, "seed": exp.seed}
 
     def fit(folder: Path) -> dict[str, Any]:
-        from predictors import fit_predictor, load_accuracy_dataset
+        from predictors import FitConfig, fit_predictor
 
-        ds = load_accuracy_dataset(accuracy.outputs["dataset"], space=exp.space)
-        pred, report = fit_predictor(ds, kind=exp.predictor.kind, seed=exp.seed)
         out = folder / "predictor"
         if out.exists():  # an interrupted earlier attempt: fitting is cheap, start again
             shutil.rmtree(out)
-        pred.save(out)
+        _, report = fit_predictor(FitConfig(dataset=accuracy.outputs["dataset"], space=exp.space, out=out,
+                                            seed=exp.seed, **values(exp.predictor, "kind")))
         return {"predictor": str(out.resolve()), "report": report}
 
     return run.run("predictor", settings, [accuracy], fit)
