@@ -308,7 +308,7 @@ class Experiment(_Section):
 
     @model_validator(mode="after")
     def _ofa_space(self) -> Experiment:
-        from nas.ofa_import import OFA_SPACES
+        from nas.import_config import OFA_SPACES
 
         if self.supernet.import_ofa is not None and self.space not in OFA_SPACES:
             raise ValueError(f"supernet.import_ofa: space is {self.space!r}, allowed: one of {', '.join(OFA_SPACES)} "

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from nas.front import CONFIDENCE, FrontEntry, with_lower_bounds
 from nas.lookup import query
+from nas.query_config import QueryConfig
 from nas.pipeline.stages import verified_choice
 from nas.experiment import Budget
 from nas.store import ResultsStore
@@ -81,12 +82,13 @@ def test_min_accuracy_is_met_on_the_lower_bound(tmp_path):
     entries = _entries()
     with ResultsStore(tmp_path / "r.db") as st:
         st.add_front(entries, space=SPACE, device_tag="d", device_fingerprint="fp", dataset="x", predictor="p")
-        q = query(st, SPACE, "d", min_accuracy=90.0, objective="latency", n_ranked=3)
+        q = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=90.0, objective="latency",
+                              n_ranked=3))
         # predicted >= 90 for all; the lower bound 88 + 0.1 i >= 90 only from i = 20
         assert q.found and q.best.entry.accuracy_lower == pytest.approx(90.0)
         assert f"{CONFIDENCE:.0%} confidence" in q.message
         assert [c.entry.accuracy_lower for c in q.ranked] == pytest.approx([90.0, 90.1, 90.2])
-        none = query(st, SPACE, "d", min_accuracy=95.0)
+        none = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=95.0))
         assert not none.found and none.closest[0].violations["min_accuracy"]["value"] == pytest.approx(90.9)
         assert st.entries(1)[5].accuracy_lower == pytest.approx(88.5)
 
@@ -103,7 +105,8 @@ def test_store_written_before_lower_bounds_is_upgraded(tmp_path):
     with ResultsStore(path, create=False) as st:
         e = st.entries(1)[0]
         assert e.accuracy_lower is None and e.accuracy_for_budget == e.accuracy
-        assert query(st, SPACE, "d", min_accuracy=90.5, objective="latency").best.entry.accuracy == pytest.approx(90.6)
+        fast = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=90.5, objective="latency"))
+        assert fast.best.entry.accuracy == pytest.approx(90.6)
 
 
 def test_with_lower_bounds_uses_the_predictor_or_leaves_entries_alone(tmp_path):
@@ -121,7 +124,7 @@ def test_verified_choice_exports_the_best_checked_candidate_that_meets_the_budge
     entries = _entries()
     with ResultsStore(tmp_path / "r.db") as st:
         st.add_front(entries, space=SPACE, device_tag="d", device_fingerprint="fp", dataset="x", predictor="p")
-        q = query(st, SPACE, "d", min_accuracy=90.0, n_ranked=5)
+        q = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=90.0, n_ranked=5))
     holdout = (89.0, 89.5, 92.0, 91.0, 92.0)
     measured = {c.entry.config: a for c, a in zip(q.ranked, holdout)}
     chosen, checked = verified_choice(q, Budget(min_accuracy=90.0), measured.__getitem__)

@@ -30,6 +30,7 @@ class Flag:
     off: str | None = None
     callback: Callable[[click.Context, click.Parameter, Any], Any] | None = None
     required: bool | None = None
+    dest: str | None = None  # the keyword the command gets, where two configs of one command share a field name
 
 
 def flag_of(name: str, spec: Flag | None = None) -> str:
@@ -106,6 +107,7 @@ class _PendingOption:
         cls = self.config()
         f = field_map(cls)[self.name]
         spec = self.specs[self.name]
+        dest = spec.dest or self.name
         flags = {n: flag_of(n, s) for n, s in self.specs.items()}
 
         def text() -> str:  # `` `field` `` in a help text: that field's flag
@@ -114,11 +116,11 @@ class _PendingOption:
         kw: dict[str, Any] = {}
         if isinstance(f.default, bool):  # an on/off field
             if spec.flag and "/" in spec.flag:  # `--eval/--no-eval`: a switch that shows its default
-                return LazyHelpOption([spec.flag, self.name], default=f.default, show_default=True, help_from=text)
+                return LazyHelpOption([spec.flag, dest], default=f.default, show_default=True, help_from=text)
             kw.update(is_flag=True, flag_value=not f.default, default=f.default)
             if spec.off is not None:
-                return click.Option([flag_of(self.name, spec), self.name], help=spec.off, **kw)
-            return LazyHelpOption([flag_of(self.name, spec), self.name], help_from=text, **kw)
+                return click.Option([flag_of(self.name, spec), dest], help=spec.off, **kw)
+            return LazyHelpOption([flag_of(self.name, spec), dest], help_from=text, **kw)
         if f.default is MISSING or spec.required:
             kw["required"] = True
         else:
@@ -131,7 +133,7 @@ class _PendingOption:
             kw["type"] = t
         if spec.callback is not None:
             kw["callback"] = spec.callback
-        return LazyHelpOption([flag_of(self.name, spec), self.name], help_from=text, **kw)
+        return LazyHelpOption([flag_of(self.name, spec), dest], help_from=text, **kw)
 
 
 class ConfigCommand(FieldErrors):

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 
+from nas.cli.fields import ConfigCommand, Flag, config_options
 from nas.cli.options import SEED, data_workers_option, device_options, echo_json, read_config
 
 
@@ -175,21 +177,26 @@ def supernet_eval(path: str, data_name: str | None, split: str, config_file: str
             click.echo(f"{k:<16} {v:6.2f} % {split}")
 
 
-@supernet.command("import-ofa")
+def _import_config() -> type:
+    from nas.import_config import ImportConfig
+
+    return ImportConfig
+
+
+@supernet.command("import-ofa", cls=ConfigCommand)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--space", type=click.Choice(["mbv3", "mbv3-w1.2"]), required=True,
-              help="mbv3 for ofa_mbv3_d234_e346_k357_w1.0, mbv3-w1.2 for ..._w1.2.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="hwnas supernet checkpoint to write.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def supernet_import_ofa(checkpoint: str, space: str, out: str, as_json: bool) -> None:
+@config_options(_import_config, ["space", ("out", Flag(type=click.Path(dir_okay=False))), click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")])
+def supernet_import_ofa(as_json: bool, **settings: Any) -> None:
     """Convert a Once-for-All MobileNetV3 supernet checkpoint (its model zoo's file) into an hwnas supernet:
     float weights, keep ratio 1.0, ImageNet normalisation stated. Evaluate with `supernet eval --data folder:...`,
     fine-tune quantization-aware with `supernet train --init-from OUT`."""
-    from nas.ofa_import import import_ofa
+    from nas.ofa_import import ImportConfig, import_ofa
 
-    meta = import_ofa(checkpoint, space, out)
-    summary = {"out": out, "space": space, **meta}
+    meta = import_ofa(ImportConfig(**settings))
+    summary = {"out": settings["out"], "space": settings["space"], **meta}
     if as_json:
         echo_json(summary)
     else:
-        click.echo(f"wrote {out}: Once-for-All {meta['ofa_checkpoint']} as space {space} (float, keep 1.0)")
+        click.echo(f"wrote {settings['out']}: Once-for-All {meta['ofa_checkpoint']} as space {settings['space']} "
+                   "(float, keep 1.0)")

@@ -67,10 +67,10 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool, ray_addres
                     "sha256": sha256_file(s.import_ofa) if Path(s.import_ofa).is_file() else "missing"}
 
         def convert(folder: Path) -> dict[str, Any]:
-            from nas.ofa_import import import_ofa
+            from nas.ofa_import import ImportConfig, import_ofa
 
             out = folder / "supernet.pt"
-            import_ofa(s.import_ofa, exp.space, out)
+            import_ofa(ImportConfig(checkpoint=s.import_ofa, space=exp.space, out=out))
             return {"checkpoint": str(out.resolve()), "trained_here": False, "imported_from": settings["import_ofa"]}
 
         return run.run("supernet", settings, [], convert)
@@ -401,14 +401,16 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 "calib_batches": exp.accuracy.calib_batches}
 
     def export(folder: Path) -> dict[str, Any]:
-        from nas.export import export_subnet
+        from nas.export import ExportConfig, export_subnet
         from nas.lookup import query
+        from nas.query_config import QueryConfig
         from nas.store import ResultsStore
 
         out: dict[str, Any] = {}
         with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
-            found = [query(st, exp.space, store.outputs["device_tag"], latency_ms=b.latency_ms, size_mb=b.size_mb,
-                           min_accuracy=b.min_accuracy, dataset=exp.data, n_ranked=VERIFY_CANDIDATES)
+            found = [query(QueryConfig(store=st, space=exp.space, device=store.outputs["device_tag"],
+                                       latency_ms=b.latency_ms, size_mb=b.size_mb, min_accuracy=b.min_accuracy,
+                                       dataset=exp.data, n_ranked=VERIFY_CANDIDATES))
                      for b in exp.budgets]
         # recalibrated as the labels were, so a holdout check and the predictor's labels measure the same subnet
         calib = exp.accuracy.calib_batches
@@ -430,12 +432,12 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
             variants = [("float", False)] if exp.export.float else []
             variants += [("quantized", True)] if exp.export.quantized and chosen.entry.config.is_quantized else []
             for name, quantize in variants:
-                rep = export_subnet(supernet.outputs["checkpoint"], chosen.entry.config,
-                                    folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
-                                    backend=exp.latency.backend, table=latency.outputs["table"],
-                                    predictor=predictor.outputs["predictor"], entry=chosen.entry,
-                                    query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
-                                    verify_n=exp.export.verify_n, holdout_from=check.n_images)
+                rep = export_subnet(ExportConfig(
+                    supernet=supernet.outputs["checkpoint"], config=chosen.entry.config,
+                    out=folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
+                    backend=exp.latency.backend, table=latency.outputs["table"], predictor=predictor.outputs["predictor"],
+                    entry=chosen.entry, query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
+                    verify_n=exp.export.verify_n, holdout_from=check.n_images))
                 row[name] = rep.summary()
             out[slug] = row
         return {"budgets": out}
