@@ -54,12 +54,14 @@ def _url_scheme(field: str, v: str | None, journal: bool) -> str | None:
 DeviceName = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
 
 
-class SupernetSection(_Section):
-    epochs: PosInt = 8
-    batch_size: PosInt = 128  # the global batch (data-parallel workers split it)
-    lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
-    # fraction of the images held out for the predictor's labels (more: steadier labels, less to train on)
-    holdout: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
+# `supernet:` keys that are `TrainConfig` fields (type, bounds, help from there; fewer epochs by default)
+TRAIN_FIELDS = ("epochs", "batch_size", "holdout")
+
+
+class _SupernetOverrides(_Section):
+    """The `supernet:` keys the pipeline has and `TrainConfig` does not (or defaults otherwise)."""
+
+    lr: PosFloat | None = None  # None: the trainer's default (`TrainConfig.lr`, warm-up then cosine)
     checkpoint: str | None = None  # use this trained supernet instead of training one
     import_ofa: str | None = None  # or convert Once-for-All's published supernet (space mbv3 / mbv3-w1.2)
     workers: PosInt = 1  # > 1: data-parallel on Ray Train
@@ -68,8 +70,14 @@ class SupernetSection(_Section):
     amp: Amp | None = None  # None: bf16 on CUDA, off on the CPU
     data_workers: Annotated[int, Field(ge=0)] = 0  # DataLoader processes decoding a streamed folder:PATH
 
+    def train_config(self, **rest: Any) -> Any:
+        """The `TrainConfig` of this section (`rest`: what the experiment adds -- space, data, seeds)."""
+        from nas.train_config import TrainConfig
+
+        return TrainConfig(**values(self, *TRAIN_FIELDS), **({"lr": self.lr} if self.lr is not None else {}), **rest)
+
     @model_validator(mode="after")
-    def _one_source(self) -> SupernetSection:
+    def _one_source(self) -> _SupernetOverrides:
         if self.checkpoint is not None and self.import_ofa is not None:
             raise ValueError("supernet: give one of checkpoint (an hwnas supernet) or import_ofa (Once-for-All's), "
                              "not both")
@@ -79,6 +87,16 @@ class SupernetSection(_Section):
     @classmethod
     def _checkpoint_exists(cls, v: str | None) -> str | None:
         return _existing_file("supernet.checkpoint", v)
+
+
+def _supernet_section() -> type[_Section]:
+    from nas.train_config import TrainConfig
+
+    return create_model("SupernetSection", __base__=_SupernetOverrides, __module__=__name__,
+                        **yaml_fields(TrainConfig, *TRAIN_FIELDS, epochs=8))
+
+
+SupernetSection = _supernet_section()
 
 
 # `latency:` keys that are `TableConfig` fields (type, bounds, help from there; the defaults below where the
@@ -263,7 +281,7 @@ class Experiment(_Section):
     seed: Seed = 0
     workdir: str | None = None  # default: runs/<name>
     store: str | None = None  # default: sqlite in the workdir
-    supernet: SupernetSection = SupernetSection()
+    supernet: SupernetSection = SupernetSection()  # type: ignore[valid-type]
     latency: LatencySection = LatencySection()  # type: ignore[valid-type]
     accuracy: AccuracySection = AccuracySection()  # type: ignore[valid-type]
     predictor: PredictorSection = PredictorSection()  # type: ignore[valid-type]

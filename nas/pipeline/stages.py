@@ -93,12 +93,11 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
                          ray_address: str | None = None) -> dict[str, Any]:
     """Train (or resume) the experiment's supernet and evaluate its reference subnets (runs in a child)."""
     from nas.device import Runtime
-    from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
+    from nas.train import evaluate_references, load_for_eval, train_supernet
 
     exp = Experiment.model_validate(exp_dict)
     s = exp.supernet
-    cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size, holdout=s.holdout,
-                      seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
+    cfg = s.train_config(space=exp.space, data=exp.data, seed=exp.seed, data_seed=exp.seed)
     runtime = Runtime.from_options(s.device, s.amp)
     if s.workers > 1:
         from nas.distributed_train import train_distributed
