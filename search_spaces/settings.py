@@ -136,7 +136,11 @@ def yaml_fields(source: type, *names: str, **defaults: Any) -> dict[str, tuple[A
     unknown = [n for n in (*names, *defaults) if n not in src]
     if unknown:
         raise TypeError(f"not {source.__name__} fields: {unknown}")
-    return {n: (h[n], Field(default=defaults.get(n, src[n].default), description=help_of(src[n]) or None))
+    def description(f: dataclasses.Field[Any]) -> str | None:
+        h = f.metadata.get("help")  # a help read from a registry stays unread: the schema is built on import
+        return h if isinstance(h, str) and h else None
+
+    return {n: (h[n], Field(default=defaults.get(n, src[n].default), description=description(src[n])))
             for n in (*names, *(d for d in defaults if d not in names))}
 
 
