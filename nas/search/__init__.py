@@ -5,7 +5,7 @@ study through its storage.
 The names are imported lazily: `nas.search.config` (what `hwnas search --help` reads) must not pull Optuna in."""
 from __future__ import annotations
 
-from typing import Any
+from search_spaces.lazy import lazy_exports
 
 # name -> module that defines it
 _LAZY = {
@@ -25,15 +25,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nas.search' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
