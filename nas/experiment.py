@@ -102,6 +102,9 @@ SupernetSection = _supernet_section()
 # `latency:` keys that are `TableConfig` fields (type, bounds, help from there; the defaults below where the
 # pipeline's differ: fewer calibration subnets, every run measures its own table)
 TABLE_FIELDS = ("backend", "precision", "threads", "batch_size", "calibrate", "device_tag")
+# `latency:` keys that are `Protocol` fields: many short rounds outvote bursts of load that a few long ones cannot
+# (experiments/results/vit-tiny.md)
+PROTOCOL_FIELDS = ("rounds", "repeats")
 
 
 class _LatencyOverrides(_Section):
@@ -133,14 +136,16 @@ class _LatencyOverrides(_Section):
         from latency_tables import Protocol, TableConfig
 
         return TableConfig(**values(self, *TABLE_FIELDS), resolutions=self.resolutions,
-                           protocol=Protocol(reference=self.load_reference), **rest)
+                           protocol=Protocol(reference=self.load_reference, **values(self, *PROTOCOL_FIELDS)), **rest)
 
 
 def _latency_section() -> type[_Section]:
+    from latency_tables.protocol import Protocol
     from latency_tables.table_config import TableConfig
 
     return create_model("LatencySection", __base__=_LatencyOverrides, __module__=__name__,
-                        **yaml_fields(TableConfig, *TABLE_FIELDS, backend="ort-cpu", calibrate=8))
+                        **yaml_fields(TableConfig, *TABLE_FIELDS, backend="ort-cpu", calibrate=8),
+                        **yaml_fields(Protocol, *PROTOCOL_FIELDS))
 
 
 LatencySection = _latency_section()

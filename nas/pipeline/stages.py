@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from nas.experiment import Budget, Experiment
+from nas.experiment import PROTOCOL_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
@@ -139,6 +139,14 @@ def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | Non
             "keys": len(table.entries), "validation": validation, "calibration": calibration_summary(table)}
 
 
+def _non_default_protocol(lat: Any) -> dict[str, Any]:
+    """The section's protocol settings that differ from `Protocol`'s defaults (a default one keeps the stage key it
+    had before they were settable)."""
+    from latency_tables.protocol import Protocol
+
+    return {f: getattr(lat, f) for f in PROTOCOL_FIELDS if getattr(lat, f) != getattr(Protocol(), f)}
+
+
 def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
     lat = exp.latency
     if lat.table is not None:
@@ -168,6 +176,7 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
                 "quantize": exp.search.quantize}
     if lat.precision != "fp32":  # fp32 keeps the key it had before precisions existed
         settings["precision"] = lat.precision
+    settings.update(_non_default_protocol(lat))
 
     def build(folder: Path) -> dict[str, Any]:
         return in_child("nas.pipeline.stages:build_table_stage", folder, exp_dict=exp.model_dump(),
