@@ -248,16 +248,18 @@ def _search_section() -> type[_Section]:
 SearchSection = _search_section()
 
 
-class Budget(_Section):
+class _BudgetBase(_Section):
+    """One entry of `budgets:`: a name and the `BudgetSettings` fields (added by `_budget_section`)."""
+
     name: str | None = None
-    latency_ms: PosFloat | None = None
-    size_mb: PosFloat | None = None
-    min_accuracy: Annotated[float, Field(ge=0, le=100)] | None = None
 
     @model_validator(mode="after")
-    def _at_least_one(self) -> Budget:
+    def _checked(self) -> Budget:
+        from nas.budgets import Budgets
+
         if self.latency_ms is None and self.size_mb is None and self.min_accuracy is None:
             raise ValueError("a budget needs at least one of latency_ms, size_mb, min_accuracy")
+        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # an InputError is a ValueError: one line
         return self
 
     def label(self) -> str:
@@ -266,6 +268,16 @@ class Budget(_Section):
         parts = [f"{k}<={v:g}" for k, v in (("latency_ms", self.latency_ms), ("size_mb", self.size_mb)) if v]
         parts += [f"accuracy>={self.min_accuracy:g}"] if self.min_accuracy is not None else []
         return ", ".join(parts)
+
+
+def _budget_section() -> type[_Section]:
+    from nas.budgets import BudgetSettings
+
+    return create_model("Budget", __base__=_BudgetBase, __module__=__name__,
+                        **yaml_fields(BudgetSettings, "latency_ms", "size_mb", "min_accuracy"))
+
+
+Budget = _budget_section()
 
 
 class ExportSection(_Section):

@@ -8,13 +8,15 @@ from typing import Any, Literal
 
 from search_spaces.settings import setting
 
+from nas.budgets import BudgetSettings
+
 STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
 N_CLOSEST = 3
 Objective = Literal["accuracy", "latency", "size"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class QueryConfig:
+class QueryConfig(BudgetSettings):
     """The best stored subnet for `space` on `device` meeting every budget given (latency <= latency_ms,
     size <= size_mb * 10^6 bytes, accuracy >= min_accuracy % at `nas.front.CONFIDENCE`), best by `objective`;
     with `n_ranked` > 1 also the runners-up."""
@@ -23,9 +25,6 @@ class QueryConfig:
     store: Any | str | os.PathLike[str] | None = setting(help=STORE_HELP)
     space: str = setting(help="Search space name.", required=True)
     device: str | None = setting(help="Device tag the fronts were searched for.")
-    latency_ms: float | None = setting(help="Latency budget in ms (<=).")
-    size_mb: float | None = setting(help="Size budget, MB = 10^6 bytes (<=).")
-    min_accuracy: float | None = setting(help="Predicted top-1 floor, percent (>=).")
     objective: Objective = setting("accuracy", "Best by this metric among the subnets meeting every budget.")
     dataset: str | None = setting(help="Data set of the fronts (needed when several exist).")
     predictor: str | None = setting(help="Only fronts searched with this predictor (as stored).")

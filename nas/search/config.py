@@ -17,7 +17,7 @@ from search_spaces import InputError, get_space, list_spaces
 from search_spaces.errors import bad_value, one_of
 from search_spaces.settings import check_bounds, check_choice, setting
 
-from nas.budgets import Budgets
+from nas.budgets import BudgetSettings, Budgets
 
 if TYPE_CHECKING:  # pragma: no cover
     from nas.search.engine import RunSpec
@@ -39,8 +39,8 @@ def _encoding_help() -> str:
     return f"{one_of(ENCODINGS.names())}; default per sampler ({defaults})."
 
 
-@dataclass(frozen=True)
-class SearchConfig:
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig(BudgetSettings):
     """One search. `trials` is the study's total: rerunning with the same storage and study continues it."""
 
     space: str = setting(help="Search space name (hwnas spaces).", required=True)
@@ -48,9 +48,6 @@ class SearchConfig:
     predictor: str | None = setting(help="Accuracy predictor directory.")
     table: str | None = setting(help="Latency table file of the target device.")
     objectives: tuple[str, ...] = setting(("accuracy", "latency", "size"), "Two or more of accuracy, latency, size.")
-    latency_ms: float | None = setting(help="Latency budget (constraint), ms.")
-    size_mb: float | None = setting(help="Size budget (constraint), MB = 10^6 bytes.")
-    min_accuracy: float | None = setting(help="Accuracy floor (constraint), percent.")
     sampler: str = setting("nsga2", _sampler_help)
     trials: Annotated[int, Field(ge=1)] = setting(
         2000, "Complete trials the study should hold (a rerun continues up to this).")
