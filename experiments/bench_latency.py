@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_tables import LatencyTable, build_table, calibrate_table, error_stats, validate_table
+from latency_tables import LatencyTable, TableConfig, build_table, calibrate_table, error_stats, validate_table
 from search_spaces import config_from_dict
 from search_spaces.files import atomic_write_json
 
@@ -41,8 +41,8 @@ def run_case(space: str, resolution: int, out_dir: Path, n: int, calibrate: int,
              backend: str = "ort-cpu", precision: str = "fp32") -> dict:
     suffix = backend if precision == "fp32" else f"{backend}-{precision}"
     path = out_dir / f"{space}-r{resolution}-{suffix}.json"
-    table = build_table(space, backend, path, resolutions=[resolution], calibrate=calibrate, progress=True,
-                        precision=precision)
+    table = build_table(TableConfig(space=space, backend=backend, out=path, resolutions=[resolution],
+                                    calibrate=calibrate, progress=True, precision=precision))
     report = validate_table(table, n, seed=seed, progress=True)
     y = np.array([s["measured_ms"] for s in report["subnets"]])
     cfgs = [config_from_dict(s["config"]) for s in report["subnets"]]

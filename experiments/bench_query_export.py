@@ -107,6 +107,7 @@ def bench_http(db: Path, space: str, device: str, queries: int, seed: int) -> di
 
 def run_query(args: argparse.Namespace) -> dict[str, Any]:
     from nas.lookup import query
+    from nas.query_config import QueryConfig
     from nas.store import ResultsStore
 
     space, device = "mbv3-tiny", "bench-cpu"
@@ -127,7 +128,7 @@ def run_query(args: argparse.Namespace) -> dict[str, Any]:
 
         st = ResultsStore(db, create=False)  # a fresh reader: the first query loads the columns
         t0 = time.perf_counter()
-        first = query(st, space, device, latency_ms=1.0)
+        first = query(QueryConfig(store=st, space=space, device=device, latency_ms=1.0))
         cold = time.perf_counter() - t0
         assert first.n_entries == per_front * args.fronts
         rng = np.random.default_rng(args.seed)
@@ -135,7 +136,7 @@ def run_query(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.queries):
             b = budgets_for(rng, i)
             t0 = time.perf_counter()
-            r = query(st, space, device, **b)
+            r = query(QueryConfig(store=st, space=space, device=device, **b))
             dt = time.perf_counter() - t0
             (found_ts if r.found else missing_ts).append(dt)
         every = found_ts + missing_ts
@@ -143,7 +144,7 @@ def run_query(args: argparse.Namespace) -> dict[str, Any]:
         st.add_front(synthetic_front(10, space, seed=123), space=space, device_tag=device, device_fingerprint="x",
                      dataset="digits", predictor="bench-mlp")
         t0 = time.perf_counter()
-        query(st, space, device, latency_ms=1.0)
+        query(QueryConfig(store=st, space=space, device=device, latency_ms=1.0))
         after_write = time.perf_counter() - t0
         st.close()
         out: dict[str, Any] = {
@@ -166,16 +167,18 @@ def pick_configs(args: argparse.Namespace, space_name: str, table: Any) -> list[
     or seeded random (quantized) samples of the space."""
     if args.store:
         from nas.lookup import query
+        from nas.query_config import QueryConfig
         from nas.store import ResultsStore
 
         with ResultsStore(args.store, create=False) as st:
-            probe = query(st, space_name, args.device)
+            probe = query(QueryConfig(store=st, space=space_name, device=args.device))
             cols = st.columns([f.id for f in st.fronts() if f.space == space_name and f.device_tag == args.device],
                               st.revision())
             qs = np.quantile(cols.latency_ms, np.linspace(0.1, 0.9, args.n))
             out, seen = [], set()
             for b in qs:
-                r = query(st, space_name, args.device, latency_ms=float(b))
+                r = query(QueryConfig(store=st, space=space_name, device=args.device,
+                                      latency_ms=float(b)))
                 if r.found and r.best.entry.config not in seen:
                     seen.add(r.best.entry.config)
                     prov = {"entry_id": r.best.entry_id, "budgets": r.budgets, **r.best.front.to_dict()}
@@ -199,7 +202,7 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
 
     from latency_tables import LatencyTable, Protocol
     from nas.checkpoint import read_checkpoint
-    from nas.export import export_subnet
+    from nas.export import ExportConfig, export_subnet
     from predictors import load_predictor
 
     torch.set_num_threads(1)
@@ -211,9 +214,10 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
         for i, (cfg, entry, prov) in enumerate(pick_configs(args, space_name, table)):
             t0 = time.perf_counter()
-            r = export_subnet(args.supernet, cfg, Path(tmp) / f"subnet{i}.onnx", quantize=not args.float,
-                              data=args.data, backend=args.backend, table=table, predictor=predictor, entry=entry,
-                              query_provenance=prov, protocol=protocol, seed=args.seed)
+            r = export_subnet(ExportConfig(supernet=args.supernet, config=cfg, out=Path(tmp) / f"subnet{i}.onnx",
+                                           quantize=not args.float, data=args.data, backend=args.backend, table=table,
+                                           predictor=predictor, entry=entry, query_provenance=prov,
+                                           protocol=protocol, seed=args.seed))
             row = r.summary()
             row["seconds"] = time.perf_counter() - t0
             row["bits"] = sorted({f"w{w}a{a}" for w, a in zip(cfg.weight_bits, cfg.act_bits)})

@@ -48,13 +48,14 @@ OBJECTIVES = ("accuracy", "latency", "size")
 def fit_synthetic_predictor(space_name: str, out: Path, n: int = 4000, seed: int = 0) -> Path:
     """An MLP fitted on `n` `synthetic_accuracy` labels, saved to `out` (reused when there): a real predictor
     directory for runs that rebuild their evaluator from files (Ray workers, `bench_search_scaling`)."""
-    from predictors.bundle import fit_predictor
+    from predictors.bundle import FitConfig, fit_predictor
     from predictors.synthetic import synthetic_dataset
     from search_spaces import get_space
 
     if (out / "predictor.json").is_file():
         return out
-    pred, report = fit_predictor(synthetic_dataset(get_space(space_name), n, seed), kind="mlp", seed=seed)
+    pred, report = fit_predictor(FitConfig(dataset=synthetic_dataset(get_space(space_name), n, seed), kind="mlp",
+                                           seed=seed))
     pred.save(out)
     (out / "fit_report.json").write_text(json.dumps(report, indent=1, default=str))
     return out
@@ -272,14 +273,15 @@ def main() -> None:
         args.predictor_dir = args.predictor
     else:
         from experiments.synthetic_predictor import SyntheticPredictor
-        from predictors.bundle import fit_predictor
+        from predictors.bundle import FitConfig, fit_predictor
         from predictors.synthetic import synthetic_dataset
 
         predictor, note = SyntheticPredictor(space_full), "synthetic_accuracy (seed 0, no noise)"
         # `run_search` wants a predictor directory (its run config records it); the search uses `ev` below
         args.predictor_dir = str(out / "predictor-placeholder")
         if not (out / "predictor-placeholder" / "predictor.json").is_file():
-            fit_predictor(synthetic_dataset(space_full, 200, 0), kind="ridge", seed=0)[0].save(args.predictor_dir)
+            fit_predictor(FitConfig(dataset=synthetic_dataset(space_full, 200, 0), kind="ridge", seed=0,
+                                    out=args.predictor_dir))
     ev = PredictedEvaluator(space_full, predictor, table)
     seeds = [int(s) for s in args.seeds.split(",")]
     counts = [int(c) for c in args.counts.split(",")]

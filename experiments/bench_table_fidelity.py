@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_tables import LatencyTable, build_table
+from latency_tables import LatencyTable, TableConfig, build_table
 from latency_tables.models import LEGACY_REFERENCE, export_reference_model, export_subnet
 from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.validate import calibration_summary
@@ -97,7 +97,8 @@ def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{space}-r{resolution}-ort-cpu.json"
     t0 = time.time()
-    table = build_table(space, "ort-cpu", path, resolutions=[resolution], calibrate=calibrate, progress=True)
+    table = build_table(TableConfig(space=space, backend="ort-cpu", out=path, resolutions=[resolution],
+                                    calibrate=calibrate, progress=True))
     built_at = time.time()
     sp = table.search_space
     exclude = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}

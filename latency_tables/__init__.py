@@ -1,16 +1,24 @@
 """What a device costs: backends that measure ONNX on a device, latency tables that store block latencies with
-their provenance, vectorised lookup, calibration to whole models, and validation against end-to-end runs."""
-from latency_tables.backends import BACKENDS, Backend, get_backend, list_backends
-from latency_tables.build import build_table, calibrate_table, table_keys
-from latency_tables.calibration import Calibration
-from latency_tables.measurement import Measurement
-from latency_tables.protocol import Protocol
-from latency_tables.quantize import quantize_onnx
-from latency_tables.table import LatencyTable, MissingBlockError
-from latency_tables.validate import error_stats, measure_subnet, validate_table
+their provenance, vectorised lookup, calibration to whole models, and validation against end-to-end runs.
 
-__all__ = [
-    "BACKENDS", "Backend", "Calibration", "LatencyTable", "Measurement", "MissingBlockError", "Protocol",
-    "build_table", "calibrate_table", "error_stats", "get_backend", "list_backends", "measure_subnet",
-    "quantize_onnx", "table_keys", "validate_table",
-]
+The names are imported lazily: listing backends or reading `TableConfig` (`hwnas latency build --help`, an
+experiment file's schema) imports no torch or ONNX."""
+from __future__ import annotations
+
+from search_spaces.lazy import lazy_exports
+
+# name -> module that defines it
+_LAZY = {
+    **{n: "latency_tables.backends" for n in ("BACKENDS", "Backend", "get_backend", "list_backends")},
+    **{n: "latency_tables.build" for n in ("build_table", "calibrate_table", "table_keys")},
+    "Calibration": "latency_tables.calibration",
+    "Measurement": "latency_tables.measurement",
+    "Protocol": "latency_tables.protocol",
+    "quantize_onnx": "latency_tables.quantize",
+    **{n: "latency_tables.table" for n in ("LatencyTable", "MissingBlockError")},
+    "TableConfig": "latency_tables.table_config",
+    **{n: "latency_tables.validate" for n in ("error_stats", "measure_subnet", "validate_table")},
+}
+
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -7,7 +7,6 @@ existing table of the same space, backend and device measures only what is missi
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -17,12 +16,13 @@ import numpy as np
 
 from latency_tables import device_tasks
 from latency_tables.backends.base import BACKENDS, device_tag_from_fingerprint
-from latency_tables.calibration import AUTO, METHODS, Calibration, select
+from latency_tables.calibration import AUTO, Calibration, select
 from latency_tables.executor import LocalExecutor, RayExecutor
 from latency_tables.models import reference_model_spec
 from latency_tables.protocol import Protocol
 from latency_tables.sampling import policy_of, sample_configs
 from latency_tables.table import LatencyTable
+from latency_tables.table_config import TableConfig
 from latency_tables.validate import measure_configs
 from search_spaces import SearchSpace, SubnetConfig, config_from_dict, get_space
 from search_spaces.errors import InputError, bad_value
@@ -39,72 +39,39 @@ def _executor(ray_address: str | None, device_tag: str | None) -> LocalExecutor 
     if ray_address is None:
         return LocalExecutor()
     if not device_tag:
-        raise InputError("--device-tag: missing, allowed: the TAG of the Ray resource device:TAG that marks the "
-                         "nodes to measure on (required with --ray-address)")
+        raise InputError("device_tag: missing, allowed: the TAG of the Ray resource device:TAG that marks the "
+                         "nodes to measure on (required with `ray_address`)")
     return RayExecutor(ray_address, device_tag)
 
 
 def _check_resume(table: LatencyTable, space: str, backend: str, fp: dict[str, Any], protocol: Protocol,
                   out: Path) -> None:
     if table.space != space or table.backend != backend:
-        raise InputError(f"--out: {out} holds a table for {table.space} / {table.backend}, this build is {space} / "
-                         f"{backend}; choose another --out or delete it")
+        raise InputError(f"out: {out} holds a table for {table.space} / {table.backend}, this build is {space} / "
+                         f"{backend}; choose another `out` or delete it")
     for k in BACKENDS.get(backend).same_device_keys():  # each backend says which of its facts must match
         if table.fingerprint.get(k) != fp.get(k):
-            raise InputError(f"--out: {out} was measured with {k}={table.fingerprint.get(k)!r}, this build has "
-                             f"{k}={fp.get(k)!r}; choose another --out or delete it")
+            raise InputError(f"out: {out} was measured with {k}={table.fingerprint.get(k)!r}, this build has "
+                             f"{k}={fp.get(k)!r}; choose another `out` or delete it")
     if table.protocol != protocol.to_dict():
-        raise InputError(f"--out: {out} was measured with protocol {table.protocol}, this build uses "
-                         f"{protocol.to_dict()}; choose another --out or delete it")
+        raise InputError(f"out: {out} was measured with protocol {table.protocol}, this build uses "
+                         f"{protocol.to_dict()}; choose another `out` or delete it")
 
 
-def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[str],
-                resolutions: Sequence[int] | None = None, threads: int = 1, batch_size: int = 1,
-                protocol: Protocol | None = None, device_tag: str | None = None, ray_address: str | None = None,
-                calibrate: int = 12, calibration_method: str = AUTO, quantize: bool = True,
-                keys: Sequence[str] | None = None, calibration_configs: Sequence[SubnetConfig] | None = None,
-                progress: bool = True, on_chunk: Callable[[int, int], None] | None = None,
-                precision: str = "fp32") -> LatencyTable:
-    """Measure (or finish measuring) the table at `out` and return it.
-
-    keys: measure only these block keys (tests, partial tables); default every key of the space at
-    `resolutions` (default: all of the space's). calibrate: how many random whole subnets to measure for the
-    calibration (0: none), spread over bit-width policies and sizes (`sampling.sample_configs`).
-    calibration_configs: measure these instead. calibration_method: `auto` (the candidate with the lowest
-    cross-validated error, `calibration.select`) or one of `calibration.METHODS` to force it.
-    """
-    sp = get_space(space) if isinstance(space, str) else space
-    BACKENDS.get(backend).check_precision(precision)  # unknown names fail here, listing the known ones
-    if calibration_method != AUTO and calibration_method not in METHODS:
-        raise bad_value("calibration_method", calibration_method, f"one of {AUTO}, {', '.join(METHODS)}")
-    if not isinstance(calibrate, int) or calibrate < 0:
-        raise bad_value("calibrate", calibrate, "an integer >= 0")
-    protocol = protocol or Protocol()
-    res = sorted(set(resolutions)) if resolutions else list(sp.spec.resolutions)
-    all_keys = table_keys(sp, res, quantize)
-    if keys is not None:
-        unknown = sorted(set(keys) - set(all_keys))
-        if unknown:
-            raise bad_value("keys", unknown[0], f"block keys of {sp.name} at resolutions {res}")
-        all_keys = sorted(set(keys))
-    args = {"threads": threads, "batch_size": batch_size}
-    if precision != "fp32":  # fp32 tables keep the arguments (and cache keys) they had before precisions
-        args["precision"] = precision
-    ex = _executor(ray_address, device_tag)
+def build_table(config: TableConfig) -> LatencyTable:
+    """Measure (or finish measuring) the table at `config.out` and return it: every block key of the space at
+    its resolutions (`config.keys`: only these), then the per-inference overhead, then the calibration
+    (`calibrate_table`: `calibrate` random whole subnets spread over bit-width policies and sizes, or
+    `calibration_configs`; `calibration_method` auto picks by cross-validation)."""
+    config.validate()
+    sp = get_space(config.space) if isinstance(config.space, str) else config.space
+    res, keys = _keys_to_measure(sp, config)
+    ex = _executor(config.ray_address, config.device_tag)
     started = time.perf_counter()
-    fp = ex.call(device_tasks.device_fingerprint, backend, args)
-    out = Path(out)
-    if out.exists():
-        table = LatencyTable.load(out)
-        _check_resume(table, sp.name, backend, fp, protocol, out)
-        table.resolutions = sorted(set(table.resolutions) | set(res))
-    else:
-        table = LatencyTable(sp.name, device_tag or device_tag_from_fingerprint(fp), backend, fp,
-                             protocol.to_dict(), res,
-                             reference_model=reference_model_spec(sp, res) if protocol.reference else None)
-    table.expected_keys = max(len(set(all_keys) | set(table.entries) | set(table.unsupported)),
-                              table.expected_keys or 0)
-    todo = [k for k in all_keys if k not in table.entries and k not in table.unsupported]
+    fp = ex.call(device_tasks.device_fingerprint, config.backend, config.backend_args())
+    out = Path(config.out)
+    table = _open_table(sp, config, res, fp, out)
+    table.expected_keys = max(len(set(keys) | set(table.entries) | set(table.unsupported)), table.expected_keys or 0)
     base_seconds = table.build_seconds
 
     def save() -> None:
@@ -112,12 +79,54 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
         table.save(out)
 
     save()
-    chunks = [todo[i : i + protocol.interleave] for i in range(0, len(todo), protocol.interleave)]
+    _measure_blocks(table, sp, keys, ex, config, save)
+    if table.overhead is None:
+        table.set_overhead(ex.call(device_tasks.measure_overhead, config.backend, config.backend_args(),
+                                   config.protocol.to_dict(), table.reference_model))
+        save()
+    if config.calibrate or config.calibration_configs:
+        calibrate_table(table, config.calibrate, method=config.calibration_method, executor=ex,
+                        configs=config.calibration_configs, progress=config.progress)
+        save()
+    return table
+
+
+def _keys_to_measure(sp: SearchSpace, config: TableConfig) -> tuple[list[int], list[str]]:
+    """The resolutions (the space's when none are given) and the block keys the table should hold."""
+    res = sorted(set(config.resolutions)) if config.resolutions else list(sp.spec.resolutions)
+    all_keys = table_keys(sp, res, config.quantize)
+    if config.keys is None:
+        return res, all_keys
+    unknown = sorted(set(config.keys) - set(all_keys))
+    if unknown:
+        raise bad_value("keys", unknown[0], f"block keys of {sp.name} at resolutions {res}")
+    return res, sorted(set(config.keys))
+
+
+def _open_table(sp: SearchSpace, config: TableConfig, res: list[int], fp: dict[str, Any], out: Path) -> LatencyTable:
+    """The table at `out` to continue (same space, backend, device and protocol), or a new empty one."""
+    if out.exists():
+        table = LatencyTable.load(out)
+        _check_resume(table, sp.name, config.backend, fp, config.protocol, out)
+        table.resolutions = sorted(set(table.resolutions) | set(res))
+        return table
+    return LatencyTable(sp.name, config.device_tag or device_tag_from_fingerprint(fp), config.backend, fp,
+                        config.protocol.to_dict(), res,
+                        reference_model=reference_model_spec(sp, res) if config.protocol.reference else None)
+
+
+def _measure_blocks(table: LatencyTable, sp: SearchSpace, keys: list[str], ex: LocalExecutor | RayExecutor,
+                    config: TableConfig, save: Callable[[], None]) -> None:
+    """Measure the keys the table lacks, `protocol.interleave` at a time, saving after each chunk."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), unit="block", desc=f"{sp.name} on {table.device_tag}", disable=not progress or None)
+    todo = [k for k in keys if k not in table.entries and k not in table.unsupported]
+    step = config.protocol.interleave
+    calls = [(sp.name, todo[i : i + step], config.backend, config.backend_args(), config.protocol.to_dict(),
+              table.reference_model) for i in range(0, len(todo), step)]
+    bar = tqdm(total=len(todo), unit="block", desc=f"{sp.name} on {table.device_tag}",
+               disable=not config.progress or None)
     try:
-        calls = [(sp.name, c, backend, args, protocol.to_dict(), table.reference_model) for c in chunks]
         for _, result in ex.map(device_tasks.measure_blocks, calls):
             for key, r in result.items():
                 if "measurement" in r:
@@ -126,19 +135,10 @@ def build_table(space: str | SearchSpace, backend: str, out: str | os.PathLike[s
                     table.mark_unsupported(key, r["unsupported"])
             save()
             bar.update(len(result))
-            if on_chunk is not None:
-                on_chunk(len(table.entries) + len(table.unsupported), table.expected_keys)
+            if config.on_chunk is not None:
+                config.on_chunk(len(table.entries) + len(table.unsupported), table.expected_keys)
     finally:
         bar.close()
-    if table.overhead is None:
-        table.set_overhead(ex.call(device_tasks.measure_overhead, backend, args, protocol.to_dict(),
-                                   table.reference_model))
-        save()
-    if calibrate or calibration_configs:
-        calibrate_table(table, calibrate, method=calibration_method, executor=ex, configs=calibration_configs,
-                        progress=progress)
-        save()
-    return table
 
 
 def calibrate_table(table: LatencyTable, n: int, method: str = AUTO, seed: int = CALIBRATION_SEED,

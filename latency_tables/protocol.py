@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from annotated_types import Ge
 
 from search_spaces.errors import bad_value
+from search_spaces.settings import setting
 
 PROTOCOL_VERSION = 1
-STATISTICS = ("median", "trimmed_mean", "min_of_round_medians")
-CLOCKS = ("cpu", "wall")
+Statistic = Literal["median", "trimmed_mean", "min_of_round_medians"]
+Clock = Literal["cpu", "wall"]
+STATISTICS: tuple[str, ...] = get_args(Statistic)
+CLOCKS: tuple[str, ...] = get_args(Clock)
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,17 @@ class Protocol:
     whole models; CPU time is what the model costs on a core of its own, which a user's quiet-machine timing
     sees. `wall`: the plain elapsed time (tables written before `clock` existed)."""
 
-    warmup: int = 10
-    repeats: int = 20
-    rounds: int = 5
-    statistic: str = "median"
-    interleave: int = 8
-    cpu_mem_arena: bool = False
-    reference: bool = True
-    clock: str = "cpu"
-    version: int = PROTOCOL_VERSION
+    warmup: Annotated[int, Ge(0)] = setting(10)
+    repeats: Annotated[int, Ge(1)] = setting(20, "Timed runs per round.")
+    rounds: Annotated[int, Ge(1)] = setting(5, "Interleaved rounds.")
+    statistic: Statistic = setting("median")
+    interleave: Annotated[int, Ge(1)] = setting(8)
+    cpu_mem_arena: bool = setting(False)
+    reference: bool = setting(True, "Time the reference model alongside (load normalization).")
+    clock: Clock = setting("cpu", "cpu: time each run by its thread's CPU time where the backend computes on the "
+                                  "calling thread (ort-cpu, 1 thread), so other work on the machine does not inflate "
+                                  "it; wall: elapsed time.")
+    version: int = setting(PROTOCOL_VERSION)
 
     def __post_init__(self) -> None:
         for name in ("warmup", "repeats", "rounds", "interleave"):

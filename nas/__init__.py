@@ -13,7 +13,7 @@ export, CLI), and the front door a script uses:
 The names are imported lazily, so `import nas` (and `hwnas --help`) stays cheap (no torch, no Optuna)."""
 from __future__ import annotations
 
-from typing import Any
+from search_spaces.lazy import lazy_exports
 
 # name -> module that defines it (the verbs and their configs: `nas.api`)
 _LAZY = {
@@ -31,15 +31,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nas' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

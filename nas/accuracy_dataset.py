@@ -30,6 +30,8 @@ from search_spaces import HwnasError, InputError, SearchSpace, SubnetConfig, con
 from search_spaces.errors import bad_value
 from search_spaces.files import sha256_file
 
+from nas.collect_config import CollectConfig
+
 RECORD_KEYS = ("config", "accuracy", "quantized", "split", "data", "supernet", "seconds")
 
 
@@ -37,7 +39,7 @@ def checkpoint_id(path: str | os.PathLike[str]) -> str:
     """'sha256:<hex>' of the checkpoint file's bytes: the same weights give the same id wherever they lie."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--supernet: got {str(path)!r}, allowed: an existing checkpoint file")
+        raise InputError(f"supernet: got {str(path)!r}, allowed: an existing checkpoint file")
     return "sha256:" + sha256_file(p)
 
 
@@ -167,63 +169,38 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
         yield list(items[i : i + size])
 
 
-def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out: str | os.PathLike[str],
-            seed: int = 0, quantized_fraction: float = 0.5, split: str = "holdout", workers: int = 1,
-            ray_address: str | None = None, calib_batches: int = 8, chunk_size: int = 8, progress: bool = True,
-            threads: int | None = None, resolutions: Sequence[int] | None = None, device: str = "auto",
-            amp: str | None = None, gpus_per_task: float | None = None,
-            max_images: int | None = None) -> dict[str, Any]:
-    """Evaluate `n` sampled subnets of `supernet` on `split` and append their records to `out` (resuming).
-    `resolutions`: sample only these (the ones a search will look at, e.g. its latency table's), so no label is
-    spent where the search never goes. `device` / `amp`: where each evaluation runs; Ray tasks that use GPUs
-    (`gpus_per_task`, default 1 when the device here is CUDA; a fraction shares a GPU) request that many from Ray
-    and evaluate on CUDA. `max_images`: measure each subnet on the first N images of the split only (more subnets
-    for the same time; the whole split stays for verifying chosen subnets).
-    Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy"}."""
+def collect(config: CollectConfig) -> dict[str, Any]:
+    """Evaluate `config.n` sampled subnets of its supernet and append their records to `config.out` (resuming:
+    configs already there are skipped); here, or as Ray tasks (`workers > 1` or `ray_address`; on GPUs each asks
+    for `gpus_per_task`, default 1 when the device here is CUDA).
+    Returns {"out", "n", "existing", "new", "seconds", "mean_accuracy", "supernet"}."""
     from nas.checkpoint import read_checkpoint
+    from nas.device import resolve_device
 
-    if not isinstance(n, int) or n < 1:
-        raise bad_value("--n", n, "an integer >= 1")
-    if split not in ("train", "holdout", "test"):
-        raise bad_value("--split", split, "one of train, holdout, test")
-    if workers < 1:
-        raise bad_value("--workers", workers, "an integer >= 1")
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 2):
-        raise bad_value("--max-images", max_images, "an integer >= 2 (both halves need images)")
-    if gpus_per_task is not None and not 0 < gpus_per_task <= 1:
-        raise bad_value("--gpus-per-task", gpus_per_task, "a fraction in (0, 1]")
-    from nas.device import resolve_amp, resolve_device
-
-    resolve_amp(amp, resolve_device(device))  # a bad or unavailable device fails here, before any task starts
-    out = Path(out)
+    c = config
+    c.validate()
+    out = Path(c.out)
     if out.is_dir():
-        raise InputError(f"--out: {out} is a directory, allowed: a .jsonl file path")
-    ckpt_id = checkpoint_id(supernet)
-    payload = read_checkpoint(supernet)
+        raise InputError(f"out: {out} is a directory, allowed: a .jsonl file path")
+    ckpt_id = checkpoint_id(c.supernet)
+    payload = read_checkpoint(c.supernet)
     meta = payload.get("meta", {})
-    data_name = data_name or meta.get("data")
+    data_name = c.data_name or meta.get("data")
     if not data_name:
-        raise InputError(f"--data: {supernet} does not record its data set, allowed: give --data NAME")
+        raise InputError(f"data_name: {c.supernet} does not record its data set, allowed: a data set NAME")
     data_seed = int(meta.get("data_seed", 0))
     space = get_space(payload["space"], num_classes=payload["num_classes"], in_channels=payload["in_channels"],
-                      resolutions=resolutions)
+                      resolutions=c.resolutions)
     del payload
-
-    existing = read_records(out, repair=True)
-    for i, r in enumerate(existing):
-        if r.get("supernet") != ckpt_id or r.get("data") != data_name or r.get("split") != split \
-                or r.get("max_images") != max_images:
-            raise InputError(f"--out: {out} line {i + 1} is for supernet {r.get('supernet')}, data {r.get('data')!r}, "
-                             f"split {r.get('split')!r}, max_images {r.get('max_images')}; allowed: records of "
-                             f"{ckpt_id}, {data_name!r}, {split!r}, max_images {max_images} (use another --out)")
+    existing = _existing_records(out, ckpt_id, data_name, c)
     done = {_config_key(r["config"]) for r in existing}
-    todo = [c.to_dict() for c in sample_configs(space, n, seed, quantized_fraction)]
-    todo = [d for d in todo if _config_key(d) not in done]
+    todo = [d for d in (x.to_dict() for x in sample_configs(space, c.n, c.seed, c.quantized_fraction))
+            if _config_key(d) not in done]
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.touch(exist_ok=True)
     bar = None
-    if progress and todo:
+    if c.progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="subnets", dynamic_ncols=True)
@@ -236,20 +213,34 @@ def collect(supernet: str | os.PathLike[str], data_name: str | None, n: int, out
             bar.update(len(records))
             bar.set_postfix(acc=f"{np.mean(accs):.2f}")
 
-    if todo and (workers > 1 or ray_address):
-        if gpus_per_task is None and resolve_device(device).type == "cuda":
-            gpus_per_task = 1.0
-        _collect_ray(supernet, ckpt_id, data_name, data_seed, todo, split, calib_batches, chunk_size, workers,
-                     ray_address, write, gpus_per_task or 0.0, amp, device, max_images)
+    if todo and (c.workers > 1 or c.ray_address):
+        gpus = c.gpus_per_task
+        if gpus is None and resolve_device(c.device).type == "cuda":
+            gpus = 1.0
+        _collect_ray(c.supernet, ckpt_id, data_name, data_seed, todo, c.split, c.calib_batches, c.chunk_size,
+                     c.workers, c.ray_address, write, gpus or 0.0, c.amp, c.device, c.max_images)
     else:
-        for chunk in _chunks(todo, chunk_size):
-            write(evaluate_chunk(str(supernet), None, ckpt_id, data_name, data_seed, chunk, split, calib_batches,
-                                 threads, device, amp, max_images))
+        for chunk in _chunks(todo, c.chunk_size):
+            write(evaluate_chunk(str(c.supernet), None, ckpt_id, data_name, data_seed, chunk, c.split,
+                                 c.calib_batches, c.threads, c.device, c.amp, c.max_images))
     if bar is not None:
         bar.close()
     return {"out": str(out), "n": len(existing) + len(accs), "existing": len(existing), "new": len(accs),
             "seconds": round(time.perf_counter() - t0, 2),
             "mean_accuracy": round(float(np.mean(accs)), 3) if accs else None, "supernet": ckpt_id}
+
+
+def _existing_records(out: Path, ckpt_id: str, data_name: str, c: CollectConfig) -> list[dict[str, Any]]:
+    """The records already in `out` (a torn last line cut off), all of this supernet, data, split and image count."""
+    existing = read_records(out, repair=True)
+    for i, r in enumerate(existing):
+        if r.get("supernet") != ckpt_id or r.get("data") != data_name or r.get("split") != c.split \
+                or r.get("max_images") != c.max_images:
+            raise InputError(f"out: {out} line {i + 1} is for supernet {r.get('supernet')}, data {r.get('data')!r}, "
+                             f"split {r.get('split')!r}, max_images {r.get('max_images')}; allowed: records of "
+                             f"{ckpt_id}, {data_name!r}, {c.split!r}, max_images {c.max_images} (use another "
+                             "`out`)")
+    return existing
 
 
 def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str, data_seed: int,
@@ -275,5 +266,5 @@ def _collect_ray(supernet: str | os.PathLike[str], ckpt_id: str, data_name: str,
                 write(ray.get(ref))
 
 
-__all__ = ["RECORD_KEYS", "append_records", "checkpoint_id", "collect", "evaluate_chunk", "read_records",
+__all__ = ["RECORD_KEYS", "CollectConfig", "append_records", "checkpoint_id", "collect", "evaluate_chunk", "read_records",
            "sample_configs"]

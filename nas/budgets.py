@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces.errors import bad_value
+from search_spaces.settings import setting
 
 
 def _check_budget(field: str, value: float | None, upper: float | None = None) -> float | None:
@@ -26,10 +27,18 @@ def _check_budget(field: str, value: float | None, upper: float | None = None) -
 
 
 @dataclass(frozen=True)
-class Budgets:
-    latency_ms: float | None = None
-    size_mb: float | None = None
-    min_accuracy: float | None = None
+class BudgetSettings:
+    """The three budget settings, defined once: `SearchConfig`, `QueryConfig` and an experiment file's `budgets:`
+    take them from here, and `Budgets` checks them."""
+
+    latency_ms: float | None = setting(help="Latency budget, ms (<=).")
+    size_mb: float | None = setting(help="Size budget, MB = 10^6 bytes (<=).")
+    min_accuracy: float | None = setting(help="Accuracy floor, percent (>=).")
+
+
+@dataclass(frozen=True)
+class Budgets(BudgetSettings):
+    """Checked budgets and their arithmetic."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "latency_ms", _check_budget("latency_ms", self.latency_ms))

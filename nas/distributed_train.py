@@ -39,18 +39,17 @@ def average_gradients(net: Any) -> None:
     into one buffer so a step costs one all-reduce."""
     import torch
     import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
     params = [p for p in net.parameters() if p.requires_grad]
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     grads = [p.grad for p in params]
-    flat = _flatten_dense_tensors(grads)
+    flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat.div_(dist.get_world_size())
-    for g, new in zip(grads, _unflatten_dense_tensors(flat, grads)):
-        g.copy_(new)
+    for g, new in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(new.view_as(g))
 
 
 def _worker_loop(config: dict[str, Any]) -> None:

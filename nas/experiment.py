@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
+from search_spaces.settings import Seed, values, yaml_fields
+
+from nas.collect_config import Amp
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a run's name is a folder under runs/: no separators, no ..
 MAX_YAML_NODES = 10_000  # an experiment file has ~100 nodes; aliases may not expand it past this
 MAX_ERROR_INPUT = 120  # characters of the offending value quoted in an error
@@ -50,15 +52,16 @@ def _url_scheme(field: str, v: str | None, journal: bool) -> str | None:
 
 
 DeviceName = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
-Amp = Literal["bf16", "fp16", "off"]
 
 
-class SupernetSection(_Section):
-    epochs: PosInt = 8
-    batch_size: PosInt = 128  # the global batch (data-parallel workers split it)
-    lr: PosFloat | None = None  # None: the trainer's default (AdamW 4e-3, warm-up then cosine)
-    # fraction of the images held out for the predictor's labels (more: steadier labels, less to train on)
-    holdout: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
+# `supernet:` keys that are `TrainConfig` fields (type, bounds, help from there; fewer epochs by default)
+TRAIN_FIELDS = ("epochs", "batch_size", "holdout")
+
+
+class _SupernetOverrides(_Section):
+    """The `supernet:` keys the pipeline has and `TrainConfig` does not (or defaults otherwise)."""
+
+    lr: PosFloat | None = None  # None: the trainer's default (`TrainConfig.lr`, warm-up then cosine)
     checkpoint: str | None = None  # use this trained supernet instead of training one
     import_ofa: str | None = None  # or convert Once-for-All's published supernet (space mbv3 / mbv3-w1.2)
     workers: PosInt = 1  # > 1: data-parallel on Ray Train
@@ -67,8 +70,14 @@ class SupernetSection(_Section):
     amp: Amp | None = None  # None: bf16 on CUDA, off on the CPU
     data_workers: Annotated[int, Field(ge=0)] = 0  # DataLoader processes decoding a streamed folder:PATH
 
+    def train_config(self, **rest: Any) -> Any:
+        """The `TrainConfig` of this section (`rest`: what the experiment adds -- space, data, seeds)."""
+        from nas.train_config import TrainConfig
+
+        return TrainConfig(**values(self, *TRAIN_FIELDS), **({"lr": self.lr} if self.lr is not None else {}), **rest)
+
     @model_validator(mode="after")
-    def _one_source(self) -> SupernetSection:
+    def _one_source(self) -> _SupernetOverrides:
         if self.checkpoint is not None and self.import_ofa is not None:
             raise ValueError("supernet: give one of checkpoint (an hwnas supernet) or import_ofa (Once-for-All's), "
                              "not both")
@@ -80,22 +89,37 @@ class SupernetSection(_Section):
         return _existing_file("supernet.checkpoint", v)
 
 
-class LatencySection(_Section):
-    backend: str = "ort-cpu"
+def _supernet_section() -> type[_Section]:
+    from nas.train_config import TrainConfig
+
+    return create_model("SupernetSection", __base__=_SupernetOverrides, __module__=__name__,
+                        **yaml_fields(TrainConfig, *TRAIN_FIELDS, epochs=8))
+
+
+SupernetSection = _supernet_section()
+
+
+# `latency:` keys that are `TableConfig` fields (type, bounds, help from there; the defaults below where the
+# pipeline's differ: fewer calibration subnets, every run measures its own table)
+TABLE_FIELDS = ("backend", "precision", "threads", "batch_size", "calibrate", "device_tag")
+# `latency:` keys that are `Protocol` fields: many short rounds outvote bursts of load that a few long ones cannot
+# (experiments/results/vit-tiny.md)
+PROTOCOL_FIELDS = ("rounds", "repeats")
+
+
+class _LatencyOverrides(_Section):
+    """The `latency:` keys the pipeline has and `TableConfig` does not (or spells otherwise)."""
+
     # several devices: one table, one front and one export per entry (NAME or NAME:PRECISION, e.g. openvino-cpu:bf16;
     # each in <workdir>/<name>[-<precision>]), sharing the supernet, the accuracy data set, the predictor and the
     # store; `backend` is then not used
     backends: Annotated[list[str], Field(min_length=1)] | None = None
-    precision: str = "fp32"  # the backend's float format: fp32, or its 16-bit one (bf16 on openvino-cpu)
-    threads: PosInt = 1
-    batch_size: PosInt = 1
     resolutions: list[int] | None = None  # None: all of the space's resolutions
-    calibrate: Annotated[int, Field(ge=0)] = 8  # end-to-end measurements for the calibration fit
     validate_n: Annotated[int, Field(ge=0)] = 10  # held-out subnets measured end to end to report fidelity
     table: str | None = None  # reuse this table instead of building one
-    device_tag: str | None = None
     # time a whole reference subnet between rounds and store latencies relative to it (cancels slow load drift on
     # a shared machine); off, a table holds the plain timings a user of a quiet machine measures
+    # (`Protocol.reference`)
     load_reference: bool = True
 
     @field_validator("table")
@@ -107,32 +131,76 @@ class LatencySection(_Section):
             LatencyTable.load(v)  # a truncated or corrupt table is refused before anything runs
         return v
 
+    def table_config(self, **rest: Any) -> Any:
+        """The `TableConfig` of this section's device (`rest`: what the run adds -- space, out, quantize, ...)."""
+        from latency_tables import Protocol, TableConfig
 
-class AccuracySection(_Section):
-    n: PosInt = 400
-    quantized_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
-    workers: PosInt = 1
-    calib_batches: PosInt = 8  # training batches (of 128) that recalibrate each subnet's BatchNorm statistics
-    # label each subnet on the first N holdout images only (None: all): more subnets for the same time, while the
-    # whole holdout split still verifies the subnets chosen for export
+        return TableConfig(**values(self, *TABLE_FIELDS), resolutions=self.resolutions,
+                           protocol=Protocol(reference=self.load_reference, **values(self, *PROTOCOL_FIELDS)), **rest)
+
+
+def _latency_section() -> type[_Section]:
+    from latency_tables.protocol import Protocol
+    from latency_tables.table_config import TableConfig
+
+    return create_model("LatencySection", __base__=_LatencyOverrides, __module__=__name__,
+                        **yaml_fields(TableConfig, *TABLE_FIELDS, backend="ort-cpu", calibrate=8),
+                        **yaml_fields(Protocol, *PROTOCOL_FIELDS))
+
+
+LatencySection = _latency_section()
+
+
+# `accuracy:` keys that are `CollectConfig` fields (type, bounds, help from there)
+COLLECT_FIELDS = ("n", "quantized_fraction", "workers", "calib_batches", "amp", "gpus_per_task")
+
+
+class _AccuracyOverrides(_Section):
+    """The `accuracy:` keys the pipeline spells otherwise than `CollectConfig`."""
+
+    # `CollectConfig.max_images`: label each subnet on the first N holdout images only (None: all): more subnets for
+    # the same time, while the whole holdout split still verifies the subnets chosen for export
     label_images: Annotated[int, Field(ge=2)] | None = None
     device: DeviceName = "auto"
-    amp: Amp | None = None
-    gpus_per_task: Annotated[float, Field(gt=0, le=1)] | None = None  # Ray tasks on GPUs; None: 1 on CUDA
+
+    def collect_config(self, **rest: Any) -> Any:
+        """The `CollectConfig` of this section (`rest`: what the run adds -- supernet, out, seed, ...)."""
+        from nas.collect_config import CollectConfig
+
+        return CollectConfig(**values(self, *COLLECT_FIELDS, "device"), max_images=self.label_images, **rest)
 
 
-class PredictorSection(_Section):
-    # predictors.bundle.fit_predictor; auto: the kind that ranks best in cross-validation on the collected data
-    kind: str = "auto"
+def _accuracy_section() -> type[_Section]:
+    from nas.collect_config import CollectConfig
 
-    @field_validator("kind")
+    return create_model("AccuracySection", __base__=_AccuracyOverrides, __module__=__name__,
+                        **yaml_fields(CollectConfig, *COLLECT_FIELDS, n=400))
+
+
+AccuracySection = _accuracy_section()
+
+
+class _PredictorChecks(_Section):
+    @field_validator("kind", check_fields=False)
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        from predictors.bundle import AUTO, fp_kinds
+        from predictors.bundle import fp_kinds
+        from predictors.fit_config import AUTO
 
         if v != AUTO and v not in fp_kinds():
             raise ValueError(f"allowed: one of {', '.join((*fp_kinds(), AUTO))}")
         return v
+
+
+def _predictor_section() -> type[_Section]:
+    from predictors.fit_config import FitConfig
+
+    # `FitConfig.kind`; auto: the kind that ranks best in cross-validation on the collected data
+    return create_model("PredictorSection", __base__=_PredictorChecks, __module__=__name__,
+                        **yaml_fields(FitConfig, "kind"))
+
+
+PredictorSection = _predictor_section()
 
 
 class _SearchOverrides(_Section):
@@ -151,7 +219,7 @@ class _SearchOverrides(_Section):
     @field_validator("sampler", check_fields=False)
     @classmethod
     def _known_sampler(cls, v: str) -> str:
-        from nas.search.samplers import SAMPLERS
+        from nas.search.sampler_kinds import SAMPLERS
 
         if v not in SAMPLERS:
             raise ValueError(SAMPLERS.unknown_message(v))
@@ -171,25 +239,27 @@ class _SearchOverrides(_Section):
 
 
 def _search_section() -> type[_Section]:
-    from nas.search.config import yaml_fields
+    from nas.search.config import SearchConfig
 
     return create_model("SearchSection", __base__=_SearchOverrides, __module__=__name__,
-                        **yaml_fields("sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
+                        **yaml_fields(SearchConfig, "sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
 
 
 SearchSection = _search_section()
 
 
-class Budget(_Section):
+class _BudgetBase(_Section):
+    """One entry of `budgets:`: a name and the `BudgetSettings` fields (added by `_budget_section`)."""
+
     name: str | None = None
-    latency_ms: PosFloat | None = None
-    size_mb: PosFloat | None = None
-    min_accuracy: Annotated[float, Field(ge=0, le=100)] | None = None
 
     @model_validator(mode="after")
-    def _at_least_one(self) -> Budget:
+    def _checked(self) -> Budget:
+        from nas.budgets import Budgets
+
         if self.latency_ms is None and self.size_mb is None and self.min_accuracy is None:
             raise ValueError("a budget needs at least one of latency_ms, size_mb, min_accuracy")
+        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # an InputError is a ValueError: one line
         return self
 
     def label(self) -> str:
@@ -198,6 +268,16 @@ class Budget(_Section):
         parts = [f"{k}<={v:g}" for k, v in (("latency_ms", self.latency_ms), ("size_mb", self.size_mb)) if v]
         parts += [f"accuracy>={self.min_accuracy:g}"] if self.min_accuracy is not None else []
         return ", ".join(parts)
+
+
+def _budget_section() -> type[_Section]:
+    from nas.budgets import BudgetSettings
+
+    return create_model("Budget", __base__=_BudgetBase, __module__=__name__,
+                        **yaml_fields(BudgetSettings, "latency_ms", "size_mb", "min_accuracy"))
+
+
+Budget = _budget_section()
 
 
 class ExportSection(_Section):
@@ -218,10 +298,10 @@ class Experiment(_Section):
     seed: Seed = 0
     workdir: str | None = None  # default: runs/<name>
     store: str | None = None  # default: sqlite in the workdir
-    supernet: SupernetSection = SupernetSection()
-    latency: LatencySection = LatencySection()
-    accuracy: AccuracySection = AccuracySection()
-    predictor: PredictorSection = PredictorSection()
+    supernet: SupernetSection = SupernetSection()  # type: ignore[valid-type]
+    latency: LatencySection = LatencySection()  # type: ignore[valid-type]
+    accuracy: AccuracySection = AccuracySection()  # type: ignore[valid-type]
+    predictor: PredictorSection = PredictorSection()  # type: ignore[valid-type]
     search: SearchSection = SearchSection()  # type: ignore[valid-type]
     budgets: Annotated[list[Budget], Field(min_length=1)]
     export: ExportSection = ExportSection()
@@ -263,7 +343,7 @@ class Experiment(_Section):
 
     @model_validator(mode="after")
     def _ofa_space(self) -> Experiment:
-        from nas.ofa_import import OFA_SPACES
+        from nas.import_config import OFA_SPACES
 
         if self.supernet.import_ofa is not None and self.space not in OFA_SPACES:
             raise ValueError(f"supernet.import_ofa: space is {self.space!r}, allowed: one of {', '.join(OFA_SPACES)} "

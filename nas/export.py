@@ -29,6 +29,8 @@ import numpy as np
 from search_spaces import FamilyConfig, HwnasError, InputError, SubnetConfig, get_space
 from search_spaces.files import publish_pair, sha256_file
 
+from nas.export_config import ExportConfig
+
 CARD_FORMAT = "hwnas-model-card"
 CARD_VERSION = 1
 
@@ -110,7 +112,7 @@ def _target_backend(backend: str | None, table_obj: Any) -> Any:
     table_fp = table_fp if isinstance(table_fp, Mapping) else {}
     table_backend = getattr(table_obj, "backend", None)
     if table_backend is not None and table_backend != backend:
-        raise InputError(f"--backend: got {backend!r}, but the latency table was measured with {table_backend!r}; "
+        raise InputError(f"backend: got {backend!r}, but the latency table was measured with {table_backend!r}; "
                          f"allowed: {table_backend!r} (or a table of {backend!r})")
     threads = table_fp.get("threads", 1)
     return _get_backend(backend, threads=int(threads) if isinstance(threads, int) and threads > 0 else 1,
@@ -162,40 +164,28 @@ def _split_images(ds: Any, split: str, res: int) -> tuple[Any, Any]:
     return torch.cat(x), torch.cat(y)
 
 
-def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: str | os.PathLike[str], *,
-                  quantize: bool = False, data: str | None = None, backend: str | None = "ort-cpu",
-                  table: Any = None, predictor: Any = None, entry: Any = None,
-                  query_provenance: Mapping[str, Any] | None = None, protocol: Any = None,
-                  calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                  verify_n: int | None = None, device: str = "auto", holdout_from: int = 0) -> ExportReport:
-    """Export `config` from the supernet checkpoint `supernet` to `out` (+ `<stem>.card.json`) and verify it.
-
-    quantize: apply the config's per-layer bits (else the float version of the architecture is exported).
-    data: data set name (default: the one the supernet was trained on) -- calibration (train split) and
-    verification (test split). backend: latency backend name (`ort-cpu`, ...) or None to skip measuring.
-    table / predictor: a LatencyTable / predictor object or path, for predicted latency / accuracy.
-    entry: the stored `FrontEntry` this config came from (its predictions are used when no table / predictor
-    is given); query_provenance: where the query found it (goes into the card). verify_n: test images the ONNX
-    model is compared with PyTorch on (None: all; its accuracy is measured on all of them either way). device:
-    where BN statistics and activation ranges are recalibrated (float32; the subnet then moves to the CPU for ONNX
-    export and checks). holdout_from: the holdout images before this index chose the subnet (a selection among
-    candidates measured there is biased upwards on them), so `holdout_accuracy` is measured on the rest."""
+def export_subnet(settings: ExportConfig) -> ExportReport:
+    """Export `settings.config` from its supernet checkpoint to `settings.out` (+ `<stem>.card.json`) and verify it
+    (`ExportConfig`): extract and recalibrate, export ONNX and quantize, verify against PyTorch, the predictor and
+    the latency table, write the card."""
     import torch
 
     from nas.train import load_for_eval
 
+    s = settings
     t_start = time.perf_counter()
-    out = _check_arguments(config, out, calib_batches, calib_batch_size, verify_n, holdout_from)
-    table_obj = _load_table(table)
-    b = _target_backend(backend, table_obj)  # bad --backend / table pairs fail before any work
-    torch.manual_seed(seed)
-    net, ds, meta = load_for_eval(supernet, data_name=data)
-    if config.space != net.spec.name:
-        raise InputError(f"config.space: got {config.space!r}, allowed: {net.spec.name!r} (the supernet's space)")
-    deployed = config if quantize else config.float_version()
+    out = _check_arguments(s.config, s.out, s.calib_batches, s.calib_batch_size, s.verify_n, s.holdout_from)
+    table_obj = _load_table(s.table)
+    backend = None if s.backend == "none" else s.backend  # the CLI's word for none
+    b = _target_backend(backend, table_obj)  # bad backend / table pairs fail before any work
+    torch.manual_seed(s.seed)
+    net, ds, meta = load_for_eval(s.supernet, data_name=s.data)
+    if s.config.space != net.spec.name:
+        raise InputError(f"config.space: got {s.config.space!r}, allowed: {net.spec.name!r} (the supernet's space)")
+    deployed = s.config if s.quantize else s.config.float_version()
     space = get_space(net.spec.name, num_classes=net.spec.num_classes, in_channels=net.spec.in_channels)
     input_shape = space.input_shape(deployed, batch=1)
-    sub = _extract(net, space, ds, deployed, quantize, calib_batches, calib_batch_size, seed, device)
+    sub = _extract(net, space, ds, deployed, s.quantize, s.calib_batches, s.calib_batch_size, s.seed, s.device)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -204,12 +194,12 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
         # the file a user of the target runtime deploys (e.g. fp16 for ort-cuda at fp16)
         if b is not None and b.deployable(onnx_model.path) != str(onnx_model.path):
             onnx_model = replace(onnx_model, path=Path(b.deployable(onnx_model.path)))
-        checked = _verify(sub.ref, ds, deployed.resolution, onnx_model.path, b, verify_n, holdout_from)
-        predicted = _predict(entry, deployed, predictor, table_obj, space)
-        measured = _measure_latency(b, onnx_model.path, input_shape, protocol)
-        src = _Sources(supernet, meta, ds, table, table_obj, predictor, backend, b, query_provenance,
-                       calib_batches, calib_batch_size, seed)
-        card = _card(src, config, deployed, out, input_shape, net.spec.num_classes, sub, onnx_model, checked,
+        checked = _verify(sub.ref, ds, deployed.resolution, onnx_model.path, b, s.verify_n, s.holdout_from)
+        predicted = _predict(s.entry, deployed, s.predictor, table_obj, space)
+        measured = _measure_latency(b, onnx_model.path, input_shape, s.protocol)
+        src = _Sources(s.supernet, meta, ds, s.table, table_obj, s.predictor, backend, b, s.query_provenance,
+                       s.calib_batches, s.calib_batch_size, s.seed)
+        card = _card(src, s.config, deployed, out, input_shape, net.spec.num_classes, sub, onnx_model, checked,
                      predicted, measured)
         card["export_seconds"] = round(time.perf_counter() - t_start, 2)
         card_tmp = tmpdir / "card.json"
@@ -220,7 +210,8 @@ def export_subnet(supernet: str | os.PathLike[str], config: SubnetConfig, out: s
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return ExportReport(
-        onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=sub.is_quant, opset=onnx_model.opset,
+        onnx_path=str(out), card_path=str(card_path), config=deployed, quantized=sub.is_quant,
+        opset=onnx_model.opset,
         max_abs_diff=checked.max_abs, max_rel_diff=checked.max_rel, top1_agreement=checked.agree,
         accuracy=checked.acc, torch_accuracy=checked.torch_acc, holdout_accuracy=checked.holdout_acc,
         predicted_accuracy=predicted.accuracy, latency_ms=measured.latency_ms,
@@ -234,7 +225,7 @@ def _check_arguments(config: Any, out: str | os.PathLike[str], calib_batches: An
         raise InputError(f"config: got {type(config).__name__}, allowed: a search-space config (SubnetConfig, ...)")
     out = Path(out)
     if out.is_dir():
-        raise InputError(f"--out: got {str(out)!r} (a directory), allowed: a file path such as model.onnx")
+        raise InputError(f"out: got {str(out)!r} (a directory), allowed: a file path such as model.onnx")
     for name, v in (("calib_batches", calib_batches), ("calib_batch_size", calib_batch_size),
                     ("verify_n", 1 if verify_n is None else verify_n)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:

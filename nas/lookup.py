@@ -10,7 +10,6 @@ one primary-key read (is the cache current?), a vectorised mask, and one read of
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +17,10 @@ import numpy as np
 
 from nas.front import CONFIDENCE, OBJECTIVES, FrontEntry
 from nas.budgets import Budgets
+from nas.query_config import QueryConfig
 from nas.store import FrontInfo, ResultsStore
 from search_spaces import InputError
 
-N_CLOSEST = 3
 
 
 @dataclass(frozen=True)
@@ -129,25 +128,29 @@ def _best(idx: np.ndarray, cols: Any, objective: str) -> int:
     return int(_order(top, cols, objective)[0]) if len(top) > 1 else int(top[0])
 
 
-def query(store: ResultsStore | str | os.PathLike[str], space: str, device: str, latency_ms: float | None = None,
-          size_mb: float | None = None, min_accuracy: float | None = None, objective: str = "accuracy",
-          dataset: str | None = None, predictor: str | None = None, n_closest: int = N_CLOSEST,
-          n_ranked: int = 1) -> QueryResult:
-    """The best stored subnet for `space` on `device` meeting every budget given (latency <= latency_ms,
-    size <= size_mb * 10^6 bytes, accuracy >= min_accuracy % at `nas.front.CONFIDENCE` -- the entry's lower
-    bound where it has one, else its predicted accuracy), best by `objective`; with `n_ranked` > 1 also the
-    runners-up (`ranked`), for a caller that verifies candidates by measurement before it deploys one."""
-    if not isinstance(store, ResultsStore):
-        store = ResultsStore(store, create=False)
-    if objective not in OBJECTIVES:
-        raise InputError(f"objective: got {objective!r}, allowed: one of {{{', '.join(OBJECTIVES)}}}")
-    lat_b = _budget("latency_ms", latency_ms, "milliseconds")
-    size_b = _budget("size_mb", size_mb, "MB = 10^6 bytes")
-    acc_b = _budget("min_accuracy", min_accuracy, "percent", upper=100.0)
+def query(config: QueryConfig) -> QueryResult:
+    """The answer to `config` (see `QueryConfig`): a `min_accuracy` budget holds on the entry's lower bound where it
+    has one, else on its predicted accuracy."""
+    c = config
+    if c.device is None:
+        raise InputError("device: missing, allowed: a device tag with a stored front (see `hwnas query --help`)")
+    if c.objective not in OBJECTIVES:
+        raise InputError(f"objective: got {c.objective!r}, allowed: one of {{{', '.join(OBJECTIVES)}}}")
+    if isinstance(c.store, ResultsStore):
+        return _answer(c.store, c)
+    with ResultsStore(c.store, create=False) as store:
+        return _answer(store, c)
+
+
+def _answer(store: ResultsStore, c: QueryConfig) -> QueryResult:
+    space, device, objective, n_closest, n_ranked = c.space, c.device, c.objective, c.n_closest, c.n_ranked
+    lat_b = _budget("latency_ms", c.latency_ms, "milliseconds")
+    size_b = _budget("size_mb", c.size_mb, "MB = 10^6 bytes")
+    acc_b = _budget("min_accuracy", c.min_accuracy, "percent", upper=100.0)
     budgets = {k: v for k, v in (("latency_ms", lat_b), ("size_mb", size_b), ("min_accuracy", acc_b)) if v is not None}
 
     rev = store.revision()
-    fronts = _matching_fronts(store.fronts(rev), space, device, dataset, predictor)
+    fronts = _matching_fronts(store.fronts(rev), space, device, c.dataset, c.predictor)
     by_id = {f.id: f for f in fronts}
     cols = store.columns(by_id, rev)
     n = len(cols.ids)

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 
 from nas.checkpoint import load_torch_file
+from nas.import_config import OFA_SPACES, ImportConfig
 from search_spaces import InputError, get_space
 from search_spaces.files import sha256_file
 from search_spaces.supernet import Supernet
 
-OFA_SPACES = ("mbv3", "mbv3-w1.2")
 # ImageNet normalisation OFA trained with (ofa/imagenet_classification/data_providers/imagenet.py)
 IMAGENET_NORMALIZATION = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -121,10 +121,11 @@ def read_ofa_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return obj
 
 
-def import_ofa(checkpoint: str | os.PathLike[str], space: str, out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Convert an OFA checkpoint file into an hwnas supernet checkpoint at `out`; returns its meta."""
+def import_ofa(config: ImportConfig) -> dict[str, Any]:
+    """Convert an OFA checkpoint file into an hwnas supernet checkpoint at `config.out`; returns its meta."""
     from nas.checkpoint import save_supernet
 
+    checkpoint, space, out = config.checkpoint, config.space, config.out
     net = supernet_from_ofa_state_dict(read_ofa_checkpoint(checkpoint), space)
     meta = {"source": "once-for-all", "ofa_checkpoint": Path(checkpoint).name,
             "ofa_sha256": sha256_file(checkpoint), "normalization": IMAGENET_NORMALIZATION, "keep": 1.0,
@@ -133,5 +134,5 @@ def import_ofa(checkpoint: str | os.PathLike[str], space: str, out: str | os.Pat
     return meta
 
 
-__all__ = ["IMAGENET_NORMALIZATION", "OFA_SPACES", "canonical_key", "import_ofa", "ofa_key_map",
+__all__ = ["IMAGENET_NORMALIZATION", "OFA_SPACES", "ImportConfig", "canonical_key", "import_ofa", "ofa_key_map",
            "read_ofa_checkpoint", "supernet_from_ofa_state_dict"]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from nas.front import OBJECTIVES
 from nas.lookup import query
+from nas.query_config import QueryConfig
 from nas.store import ResultsStore
 from search_spaces import HwnasError, InputError
 
@@ -129,8 +130,8 @@ def create_app(store: ResultsStore | str | os.PathLike[str], disclose: bool = Fa
         predictor: str | None = Query(None, description="accuracy predictor the front was searched with"),
     ) -> Any:
         """The best stored subnet for `space` on `device` meeting every budget given."""
-        r = query(store, space, device, latency_ms=latency_ms, size_mb=size_mb, min_accuracy=min_accuracy,
-                  objective=objective, dataset=dataset, predictor=predictor)
+        r = query(QueryConfig(store=store, space=space, device=device, latency_ms=latency_ms, size_mb=size_mb,
+                              min_accuracy=min_accuracy, objective=objective, dataset=dataset, predictor=predictor))
         body = show(r.to_dict())
         return body if r.found else JSONResponse(status_code=404, content=body)
 

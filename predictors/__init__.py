@@ -8,24 +8,29 @@ Kinds (`PREDICTORS`, `create_predictor(kind, space, **options)`): `mlp` (ensembl
 (quantization-aware, transferred from an fp `mlp` by `QuantAwareMLPPredictor.from_fp`), `gbt` (gradient-boosted
 trees baseline), `ridge` (linear, each choice's effect varying with the resolution), `stack` (a blend of kinds,
 weighted by cross-validation), `qa-residual` (quantization-aware: any fitted fp kind, frozen, plus a fitted cost of
-each quantized block). Imports only `search_spaces`.
+each quantized block). Imports only `search_spaces`, and lazily: reading `FitConfig` (`hwnas predictor fit --help`)
+imports no torch.
 """
-from predictors.base import PREDICTORS, Predictor, create_predictor, list_predictors
-from predictors.bundle import AccuracyPredictor, fit_predictor, load_predictor
-from predictors.dataset import AccuracyDataset, load_accuracy_dataset
-from predictors.features import FeatureLayout
-from predictors.gbt import GBTPredictor
-from predictors.metrics import label_reliability, rank_metrics
-from predictors.mlp import MLPPredictor
-from predictors.qa import QuantAwareMLPPredictor, transfer
-from predictors.residual_transfer import ResidualTransferPredictor
-from predictors.ridge import RidgePredictor
-from predictors.stack import StackPredictor
-from predictors.synthetic import synthetic_accuracy
+from __future__ import annotations
 
-__all__ = [
-    "PREDICTORS", "AccuracyDataset", "AccuracyPredictor", "FeatureLayout", "GBTPredictor", "MLPPredictor",
-    "Predictor", "QuantAwareMLPPredictor", "ResidualTransferPredictor", "RidgePredictor", "StackPredictor",
-    "create_predictor", "fit_predictor", "list_predictors", "label_reliability", "load_accuracy_dataset",
-    "load_predictor", "rank_metrics", "synthetic_accuracy", "transfer",
-]
+from search_spaces.lazy import lazy_exports
+
+# name -> module that defines it
+_LAZY = {
+    **{n: "predictors.base" for n in ("PREDICTORS", "Predictor", "create_predictor", "list_predictors")},
+    **{n: "predictors.bundle" for n in ("AccuracyPredictor", "fit_predictor", "load_predictor")},
+    **{n: "predictors.dataset" for n in ("AccuracyDataset", "load_accuracy_dataset")},
+    "FeatureLayout": "predictors.features",
+    "FitConfig": "predictors.fit_config",
+    "GBTPredictor": "predictors.gbt",
+    **{n: "predictors.metrics" for n in ("label_reliability", "rank_metrics")},
+    "MLPPredictor": "predictors.mlp",
+    **{n: "predictors.qa" for n in ("QuantAwareMLPPredictor", "transfer")},
+    "ResidualTransferPredictor": "predictors.residual_transfer",
+    "RidgePredictor": "predictors.ridge",
+    "StackPredictor": "predictors.stack",
+    "synthetic_accuracy": "predictors.synthetic",
+}
+
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -226,3 +226,8 @@ def create_predictor(kind: str, space: str | SearchSpace, **options: Any) -> Pre
         if name not in allowed:
             raise bad_value(f"{kind} option {name!r}", options[name], f"options {', '.join(allowed)}")
     return cls(space, **options)
+
+
+# the built-in kinds register themselves on import: whoever reads `PREDICTORS` sees them all (the package's
+# `__init__` is lazy, so this is where they are imported)
+from predictors import gbt, mlp, qa, residual_transfer, ridge, stack  # noqa: E402,F401

@@ -29,6 +29,7 @@ from search_spaces.files import inside, publish, shared_mode
 from predictors.base import FORMAT_VERSION, PREDICTORS, Predictor, create_predictor
 from predictors.dataset import AccuracyDataset
 from predictors.features import ConfigsOrIndices, FeatureLayout
+from predictors.fit_config import AUTO, FitConfig
 from predictors.metrics import cv_kendall_tau, label_reliability, rank_metrics
 from predictors.quant_fit import fit_quant_model
 from predictors.uncertainty import Margins
@@ -224,7 +225,6 @@ def fp_kinds() -> list[str]:
 # alone too only adds chances to pick a kind by noise (the quickstart's 156 float samples: ridge won CV by 0.005
 # over the stack, then ranked its held-out subnets at 0.587 against the stack's 0.687)
 AUTO_KINDS = ("mlp", "stack")
-AUTO = "auto"
 CV_FOLDS = 4
 
 
@@ -241,14 +241,15 @@ def choose_kind(idx: np.ndarray, y: np.ndarray, space: str, seed: int = 0,
     return best, {"cv_folds": folds, "kendall_tau": taus, "chosen": best}
 
 
-def fit_predictor(dataset: AccuracyDataset, kind: str = AUTO, seed: int = 0, test_fraction: float = 0.2,
-                  min_train: int = 10) -> tuple[AccuracyPredictor, dict[str, Any]]:
+def fit_predictor(config: FitConfig) -> tuple[AccuracyPredictor, dict[str, Any]]:
     """Split held-out architectures, fit the fp model on float samples and -- when there are quantized samples --
     the quantization-aware one (transferred from the fp model, or the same kind fitted jointly on all samples,
     whichever ranks held-out quantized records better: `predictors.quant_fit`). `kind="auto"` picks the fp kind by
-    cross-validation on the training records (`choose_kind`). Returns the predictor and its held-out report."""
-    if kind != AUTO and kind not in fp_kinds():
-        raise bad_value("kind", kind, f"one of {', '.join((*fp_kinds(), AUTO))}")
+    cross-validation on the training records (`choose_kind`). Returns the predictor and its held-out report; with
+    `config.out`, the predictor is saved there too."""
+    config.validate()
+    dataset = config.load_dataset()
+    kind, seed, test_fraction, min_train = config.kind, config.seed, config.test_fraction, config.min_train
     train, test = dataset.split(test_fraction, seed)
     if len(test) < 2:
         raise InputError(f"test_fraction: {test_fraction} holds out {len(test)} of {len(dataset)} records, "
@@ -298,6 +299,8 @@ def fit_predictor(dataset: AccuracyDataset, kind: str = AUTO, seed: int = 0, tes
     report["margin_90"] = {r: round(margins.margin(r, 0.9), 4) for r in ("fp", "qa") if r in margins.residuals}
     bundle.info = {"metrics": report, "dataset": {"n": len(dataset), "n_quantized": int(q.sum()), **dataset.sources},
                    "uncertainty": margins.to_dict()}
+    if config.out is not None:
+        bundle.save(config.out)
     return bundle, report
 
 

@@ -3,7 +3,8 @@ classical baseline the MLP is compared with.
 
 scikit-learn fits; the fitted trees are then copied into plain arrays (split feature, threshold, children, leaf
 value) that are saved as safetensors and evaluated here in numpy straight from the `to_indices` matrix: a split on
-one-hot feature "column c has choice v" reads `indices[:, c] == v`. No pickle, no scikit-learn internals at load.
+one-hot feature "column c has choice v" reads `indices[:, c] == v`. No pickle, no scikit-learn at load; the
+trees are read through `predictors.sklearn_compat` (scikit-learn has no public form of them).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from search_spaces import SearchSpace
 from search_spaces.errors import bad_value
 
+from predictors import sklearn_compat
 from predictors.base import PREDICTORS, Predictor
 
 
@@ -56,8 +58,7 @@ class GBTPredictor(Predictor):
             model.fit(x, y, sample_weight=weight)
         feature, threshold, left, right, value, leaf, roots = [], [], [], [], [], [], []
         base = 0
-        for stage in model._predictors:  # one TreePredictor per iteration (single output)
-            nodes = stage[0].nodes
+        for nodes in sklearn_compat.trees(model):
             roots.append(base)
             feature.append(nodes["feature_idx"].astype(np.int64))
             threshold.append(nodes["num_threshold"].astype(np.float64))
@@ -77,7 +78,7 @@ class GBTPredictor(Predictor):
             "left": np.concatenate(left), "right": np.concatenate(right),
             "value": np.concatenate(value), "is_leaf": is_leaf_all.astype(np.uint8),
             "roots": np.asarray(roots, dtype=np.int64),
-            "baseline": np.asarray([float(np.ravel(model._baseline_prediction)[0])]),
+            "baseline": np.asarray([sklearn_compat.baseline(model)]),
         }
         self.train_info = {"n_trees": len(roots), "n_nodes": int(base)}
         # the flattened trees must reproduce scikit-learn exactly

@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from nas.accuracy_dataset import RECORD_KEYS, checkpoint_id, collect, read_records, sample_configs
+from nas.accuracy_dataset import RECORD_KEYS, CollectConfig, checkpoint_id, collect, read_records, sample_configs
 from nas.checkpoint import save_supernet
 from nas.data import load_data
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
@@ -46,17 +46,17 @@ def test_labels_on_the_first_images_of_the_split(tmp_path, ckpt):
     """`max_images`: each record measured on that many images, said so in the record; a resume with another count
     is refused (the labels would not compare)."""
     out = tmp_path / "acc.jsonl"
-    collect(ckpt, None, 3, out, seed=0, max_images=20, **KW)
+    collect(CollectConfig(supernet=ckpt, data_name=None, n=3, out=out, seed=0, max_images=20, **KW))
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["max_images"], r["images"]) for r in recs] == [(20, 20)] * 3
     assert all(abs(sum(r["accuracy_halves"]) / 2 - r["accuracy"]) <= 100 / 20 + 1e-6 for r in recs)
     with pytest.raises(InputError, match="max_images 20; allowed: .* max_images None"):
-        collect(ckpt, None, 4, out, seed=0, **KW)
+        collect(CollectConfig(supernet=ckpt, data_name=None, n=4, out=out, seed=0, **KW))
 
 
 def test_collect_schema(tmp_path, ckpt):
     out = tmp_path / "acc.jsonl"
-    res = collect(ckpt, None, 4, out, seed=0, **KW)
+    res = collect(CollectConfig(supernet=ckpt, data_name=None, n=4, out=out, seed=0, **KW))
     assert res["n"] == 4 and res["new"] == 4 and res["existing"] == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 4
@@ -76,42 +76,43 @@ def test_collect_schema(tmp_path, ckpt):
 
 def test_collect_resumes_after_a_torn_line(tmp_path, ckpt):
     fresh = tmp_path / "fresh.jsonl"
-    collect(ckpt, "synthetic", 6, fresh, seed=2, **KW)
+    collect(CollectConfig(supernet=ckpt, data_name="synthetic", n=6, out=fresh, seed=2, **KW))
     out = tmp_path / "acc.jsonl"
-    collect(ckpt, "synthetic", 3, out, seed=2, **KW)
+    collect(CollectConfig(supernet=ckpt, data_name="synthetic", n=3, out=out, seed=2, **KW))
     with out.open("a") as f:
         f.write('{"config": {"version": 1, "space": "mbv3-ti')  # killed mid-write
     assert len(read_records(out)) == 3  # the torn tail is not a record
-    res = collect(ckpt, "synthetic", 6, out, seed=2, **KW)
+    res = collect(CollectConfig(supernet=ckpt, data_name="synthetic", n=6, out=out, seed=2, **KW))
     assert res["existing"] == 3 and res["new"] == 3
     text = out.read_text()
     assert text.endswith("\n") and len(text.splitlines()) == 6
     assert _strip(read_records(out)) == _strip(read_records(fresh))  # same configs, same accuracies
-    again = collect(ckpt, "synthetic", 6, out, seed=2, **KW)
+    again = collect(CollectConfig(supernet=ckpt, data_name="synthetic", n=6, out=out, seed=2, **KW))
     assert again["new"] == 0 and len(out.read_text().splitlines()) == 6
 
 
 def test_collect_refuses_mixing_and_corrupt_files(tmp_path, ckpt):
     out = tmp_path / "acc.jsonl"
-    collect(ckpt, None, 2, out, **KW)
+    collect(CollectConfig(supernet=ckpt, data_name=None, n=2, out=out, **KW))
     other = tmp_path / "other.pt"
     torch.manual_seed(1)
     save_supernet(other, get_space("mbv3-tiny", num_classes=4).build_supernet(), {"data": "synthetic"})
-    with pytest.raises(InputError, match="use another --out"):
-        collect(other, None, 3, out, **KW)
+    with pytest.raises(InputError, match="use another `out`"):
+        collect(CollectConfig(supernet=other, data_name=None, n=3, out=out, **KW))
     lines = out.read_text().splitlines()
     out.write_text("not json\n" + "\n".join(lines) + "\n")
     with pytest.raises(HwnasError, match="line 1 is not an accuracy record"):
-        collect(ckpt, None, 3, out, **KW)
+        collect(CollectConfig(supernet=ckpt, data_name=None, n=3, out=out, **KW))
     # a whole (newline-terminated) bad last line was written as such: an error, never cut off as torn
     out.write_text("\n".join(lines) + "\n" + '{"accuracy": 90}\n')
     with pytest.raises(HwnasError, match=f"line {len(lines) + 1} is not an accuracy record"):
-        collect(ckpt, None, 3, out, **KW)
+        collect(CollectConfig(supernet=ckpt, data_name=None, n=3, out=out, **KW))
     assert len(out.read_text().splitlines()) == len(lines) + 1
     with pytest.raises(InputError, match="existing checkpoint"):
-        collect(tmp_path / "missing.pt", None, 3, tmp_path / "x.jsonl", **KW)
+        collect(CollectConfig(supernet=tmp_path / "missing.pt", data_name=None, n=3, out=tmp_path / "x.jsonl",
+                              **KW))
     with pytest.raises(InputError, match="10 classes, the supernet 4"):
-        collect(ckpt, "digits", 1, tmp_path / "d.jsonl", **KW)
+        collect(CollectConfig(supernet=ckpt, data_name="digits", n=1, out=tmp_path / "d.jsonl", **KW))
 
 
 def test_dataset_command(tmp_path, ckpt):
@@ -129,9 +130,10 @@ def test_dataset_command(tmp_path, ckpt):
 @pytest.mark.ray
 def test_collect_with_ray_tasks(tmp_path, ckpt, ray_local):
     local = tmp_path / "local.jsonl"
-    collect(ckpt, None, 4, local, seed=5, **KW)
+    collect(CollectConfig(supernet=ckpt, data_name=None, n=4, out=local, seed=5, **KW))
     remote = tmp_path / "ray.jsonl"
-    res = collect(ckpt, None, 4, remote, seed=5, workers=2, chunk_size=2, **KW)
+    res = collect(CollectConfig(supernet=ckpt, data_name=None, n=4, out=remote, seed=5, workers=2, chunk_size=2,
+                                **KW))
     assert res["new"] == 4
     key = lambda r: json.dumps(r["config"], sort_keys=True)  # noqa: E731
     assert sorted(_strip(read_records(remote)), key=key) == sorted(_strip(read_records(local)), key=key)

@@ -163,6 +163,7 @@ def test_torn_checkpoint_is_one_line(checkpoint, tmp_path) -> None:
 def test_store_rows_with_impossible_metrics_are_refused(tmp_path) -> None:
     from nas.front import FrontEntry
     from nas.lookup import query
+    from nas.query_config import QueryConfig
     from nas.store import ResultsStore
     from search_spaces import get_space
 
@@ -171,12 +172,12 @@ def test_store_rows_with_impossible_metrics_are_refused(tmp_path) -> None:
     with ResultsStore(db) as st:
         st.add_front([FrontEntry(c, 90.0 + i, 1.0 + i, 1000, 1000) for i, c in enumerate(cfgs)], space=SPACE,
                      device_tag="dev", device_fingerprint={"x": 1}, dataset="d", predictor="p")
-        assert query(st, SPACE, "dev", latency_ms=5).found
+        assert query(QueryConfig(store=st, space=SPACE, device="dev", latency_ms=5)).found
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE hwnas_entries SET latency_ms = -0.28 WHERE id = 2")
     with ResultsStore(db, create=False) as st:
         with pytest.raises(HwnasError, match=r"entry 2 \(front 1\) is corrupt.*latency_ms -0.28"):
-            query(st, SPACE, "dev", latency_ms=5)
+            query(QueryConfig(store=st, space=SPACE, device="dev", latency_ms=5))
         with pytest.raises(HwnasError, match="is corrupt"):
             st.entries(1)
 

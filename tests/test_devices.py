@@ -105,10 +105,11 @@ def test_ray_train_ddp_on_one_gpu(tmp_path, ray_with_gpu):
 
 
 def test_gpu_fraction_is_validated(tmp_path):
-    from nas.accuracy_dataset import collect
+    from nas.accuracy_dataset import CollectConfig, collect
 
-    with pytest.raises(InputError, match="--gpus-per-task: got 1.5"):
-        collect(tmp_path / "none.pt", "digits", 4, tmp_path / "a.jsonl", gpus_per_task=1.5)
+    with pytest.raises(InputError, match="gpus_per_task: got 1.5"):
+        collect(CollectConfig(supernet=tmp_path / "none.pt", data_name="digits", n=4, out=tmp_path / "a.jsonl",
+                              gpus_per_task=1.5))
 
 
 @pytest.mark.gpu
@@ -116,11 +117,11 @@ def test_gpu_fraction_is_validated(tmp_path):
 @needs_cuda
 def test_accuracy_tasks_share_a_gpu(tmp_path, ray_with_gpu):
     """Two Ray evaluation tasks at half a GPU each run side by side on one GPU, on CUDA."""
-    from nas.accuracy_dataset import collect, read_records
+    from nas.accuracy_dataset import CollectConfig, collect, read_records
     from nas.train import TrainConfig, train_supernet
 
     train_supernet(TrainConfig(space="mbv3-tiny", data="synthetic", epochs=1, batch_size=64), tmp_path / "sn.pt",
                    progress=False)
-    info = collect(tmp_path / "sn.pt", None, 4, tmp_path / "a.jsonl", workers=2, gpus_per_task=0.5, chunk_size=2,
-                   progress=False, device="cuda")
+    info = collect(CollectConfig(supernet=tmp_path / "sn.pt", data_name=None, n=4, out=tmp_path / "a.jsonl", workers=2,
+                                 gpus_per_task=0.5, chunk_size=2, progress=False, device="cuda"))
     assert info["new"] == 4 and len(read_records(tmp_path / "a.jsonl")) == 4

@@ -36,4 +36,6 @@ def test_two_ray_train_workers_resume_and_match_one_process(tmp_path, ray_local)
         assert meta["epochs"] == 2
         acc[name] = evaluate(net, largest, data, "test")
     assert acc["w1"] > 80.0  # both really learned
-    assert abs(acc["w2"] - acc["w1"]) <= 1.0, acc
+    # 2 points: twice the binomial standard error of a difference of two ~98 % accuracies on digits' 360 test
+    # images; which float sums a run takes (threads, memory layout) moves it by 1-2.5 points (training.md)
+    assert abs(acc["w2"] - acc["w1"]) <= 2.0, acc

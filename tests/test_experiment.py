@@ -25,7 +25,7 @@ def test_shipped_experiments_validate():
 
 @pytest.mark.parametrize("change, message", [
     ({"search": {"trails": 5}}, "experiment: search.trails: unknown key"),
-    ({"budgets": [{"latency_ms": -1}]}, "experiment: budgets[0].latency_ms: Input should be greater than 0"),
+    ({"budgets": [{"latency_ms": -1}]}, "experiment: budgets[0]: latency_ms: got -1.0, allowed: a positive number"),
     ({"budgets": [{}]}, "budgets[0]: a budget needs at least one of latency_ms, size_mb, min_accuracy"),
     ({"budgets": []}, "experiment: budgets: List should have at least 1 item"),
     ({"space": "mbv4"}, "unknown search space 'mbv4'; known: mbv3, mbv3-tiny, mbv3-w1.2, vit-s, vit-tiny (closest: mbv3)"),

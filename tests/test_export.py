@@ -19,7 +19,7 @@ from latency_tables.quantize import onnx_conv_module_names
 from nas.checkpoint import save_supernet
 from nas.cli.main import cli
 from nas.data import load_data
-from nas.export import card_path_for, export_subnet
+from nas.export import ExportConfig, card_path_for, export_subnet
 from nas.front import FrontEntry
 from nas.store import ResultsStore
 from predictors import create_predictor
@@ -69,7 +69,7 @@ def test_float_export_matches_pytorch_and_card_is_true(trained, tmp_path):
     sup, cfg, data = trained
     entry = FrontEntry(cfg, 93.0, 0.4, 1, 1)  # a stored prediction for exactly this subnet
     out = tmp_path / "model.onnx"
-    r = export_subnet(sup, cfg, out, backend="ort-cpu", protocol=QUICK, entry=entry)
+    r = export_subnet(ExportConfig(supernet=sup, config=cfg, out=out, backend="ort-cpu", protocol=QUICK, entry=entry))
     assert r.max_rel_diff <= 1e-4 and r.top1_agreement == 100.0 and not r.quantized
     assert r.accuracy > 80.0  # the trained subnet really classifies digits
     assert r.opset >= 17 and r.latency_ms is not None and r.latency_ms > 0
@@ -107,7 +107,7 @@ def test_int8_export_keeps_top1(trained, tmp_path):
     sup, cfg, data = trained
     q = cfg.with_bits(8, 8)
     out = tmp_path / "int8.onnx"
-    r = export_subnet(sup, q, out, quantize=True, backend=None)
+    r = export_subnet(ExportConfig(supernet=sup, config=q, out=out, quantize=True, backend=None))
     assert r.quantized and r.config == q
     assert r.top1_agreement >= 98.0, r
     assert r.accuracy >= r.torch_accuracy - 2.0
@@ -148,7 +148,8 @@ def test_mixed_policy_leaves_32_bit_layers_float(trained, tmp_path):
     table.save(tmp_path / "table.json")
     pred = create_predictor("gbt", sp).fit(sp.sample_many(40, 1), np.linspace(60.0, 90.0, 40))
     out = tmp_path / "mixed.onnx"
-    r = export_subnet(sup, q, out, quantize=True, backend=None, table=tmp_path / "table.json", predictor=pred)
+    r = export_subnet(ExportConfig(supernet=sup, config=q, out=out, quantize=True, backend=None,
+                                   table=tmp_path / "table.json", predictor=pred))
     assert r.top1_agreement >= 95.0, r
     assert r.predicted_latency_ms == pytest.approx(0.01 * len(blocks) * (len(blocks) + 1) / 2)
     assert r.predicted_accuracy == pytest.approx(float(pred.predict([q])[0]))
@@ -208,7 +209,7 @@ def test_export_bad_input(trained, tmp_path):
     assert res.exit_code == 2 and "--config: got" in res.output
     other = get_space("mbv3").smallest()
     with pytest.raises(InputError, match="config.space: got 'mbv3', allowed: 'mbv3-tiny'"):
-        export_subnet(sup, other, tmp_path / "y.onnx", backend=None)
+        export_subnet(ExportConfig(supernet=sup, config=other, out=tmp_path / "y.onnx", backend=None))
     res = runner.invoke(cli, ["export", "--supernet", str(tmp_path / "none.pt"), "--config", "c.json",
                               "--out", str(tmp_path / "z.onnx")])
     assert res.exit_code == 2 and "supernet: got" in res.output
@@ -236,8 +237,8 @@ def test_export_runs_on_openvino_with_top1_agreement(trained, tmp_path, bits, pr
     sup, cfg, _ = trained
     q = cfg.with_bits(*bits)
     table = _table_for(q, "openvino-cpu", precision, tmp_path / "table.json")
-    r = export_subnet(sup, q, tmp_path / "m.onnx", quantize=True, backend="openvino-cpu", table=table,
-                      protocol=QUICK)
+    r = export_subnet(ExportConfig(supernet=sup, config=q, out=tmp_path / "m.onnx", quantize=True,
+                                   backend="openvino-cpu", table=table, protocol=QUICK))
     assert r.top1_agreement >= 98.0, r
     assert r.latency_ms is not None and r.latency_ms > 0
     card = json.loads(card_path_for(tmp_path / "m.onnx").read_text())
@@ -253,9 +254,10 @@ def test_export_runs_on_openvino_with_top1_agreement(trained, tmp_path, bits, pr
 def test_export_refuses_a_table_of_another_runtime(trained, tmp_path):
     sup, cfg, _ = trained
     table = _table_for(cfg, "ort-cpu", "fp32", tmp_path / "ort.json")
-    with pytest.raises(InputError, match="^--backend: got 'openvino-cpu', but the latency table was measured with "
+    with pytest.raises(InputError, match="^backend: got 'openvino-cpu', but the latency table was measured with "
                                          "'ort-cpu'; allowed: 'ort-cpu'"):
-        export_subnet(sup, cfg, tmp_path / "m.onnx", backend="openvino-cpu", table=table)
+        export_subnet(ExportConfig(supernet=sup, config=cfg, out=tmp_path / "m.onnx", backend="openvino-cpu",
+                                   table=table))
     (tmp_path / "c.json").write_text(cfg.to_json())
     res = CliRunner().invoke(cli, ["export", "--supernet", str(sup), "--config", str(tmp_path / "c.json"),
                                    "--out", str(tmp_path / "m.onnx"), "--backend", "openvino-cpu",

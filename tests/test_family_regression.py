@@ -50,7 +50,7 @@ def compute_reference() -> dict[str, Any]:
     from nas.search.evolution import evolve_once
     from nas.search.evaluators import PredictedEvaluator
     from nas.search.loaders import load_predictor, load_table
-    from predictors.bundle import fit_predictor
+    from predictors.bundle import FitConfig, fit_predictor
     from predictors.synthetic import synthetic_accuracy, synthetic_dataset
     from search_spaces import get_space
 
@@ -59,7 +59,7 @@ def compute_reference() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         table = str(_table(root / "table.json"))
-        pred, _ = fit_predictor(synthetic_dataset(sp, 160, 0), kind="ridge", seed=0)
+        pred, _ = fit_predictor(FitConfig(dataset=synthetic_dataset(sp, 160, 0), kind="ridge", seed=0))
         pred.save(root / "pred")
         predictor = str(root / "pred")
         runs = {

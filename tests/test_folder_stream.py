@@ -139,8 +139,9 @@ def test_supernet_trains_and_evaluates_on_a_streamed_tree(tmp_path):
     acc = evaluate(net, get_space("mbv3-tiny", num_classes=3).smallest(), data, "test", calib_batches=2,
                    calib_batch_size=8)
     assert 0.0 <= acc <= 100.0
-    from nas.export import export_subnet
+    from nas.export import ExportConfig, export_subnet
 
-    rep = export_subnet(tmp_path / "sn.pt", get_space("mbv3-tiny", num_classes=3).smallest(), tmp_path / "m.onnx",
-                        backend=None, calib_batches=2, calib_batch_size=8, device="cpu")
+    rep = export_subnet(ExportConfig(supernet=tmp_path / "sn.pt", config=get_space("mbv3-tiny", num_classes=3).smallest(),
+                                     out=tmp_path / "m.onnx", backend=None, calib_batches=2, calib_batch_size=8,
+                                     device="cpu"))
     assert rep.top1_agreement >= 99.0 and (tmp_path / "m.onnx").is_file()

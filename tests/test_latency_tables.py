@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from latency_tables import (Calibration, LatencyTable, MissingBlockError, Protocol, build_table, quantize_onnx, table_keys,
-                            validate_table)
+from latency_tables import (Calibration, LatencyTable, MissingBlockError, Protocol, TableConfig, build_table,
+                            quantize_onnx, table_keys, validate_table)
 from latency_tables.models import export_subnet, random_supernet
 from search_spaces import SubnetConfig, get_space
 from search_spaces.errors import HwnasError, InputError
@@ -47,8 +47,9 @@ def _keys(configs: list[SubnetConfig]) -> list[str]:
 @pytest.fixture(scope="module")
 def table_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("lt") / "tiny.json"
-    build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=PROTOCOL,
-                keys=_keys(CALIB + HELD_OUT + UNIFORM), calibration_configs=CALIB, calibrate=0, progress=False)
+    build_table(TableConfig(space="mbv3-tiny", backend="ort-cpu", out=path, resolutions=[RES], protocol=PROTOCOL,
+                            keys=_keys(CALIB + HELD_OUT + UNIFORM), calibration_configs=CALIB, calibrate=0,
+                            progress=False))
     return path
 
 
@@ -186,22 +187,22 @@ def test_interrupt_and_resume(tmp_path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=PROTOCOL, keys=keys, calibrate=0,
-                    progress=False, on_chunk=stop)
+        build_table(TableConfig(space="mbv3-tiny", backend="ort-cpu", out=path, resolutions=[RES], protocol=PROTOCOL,
+                                keys=keys, calibrate=0, progress=False, on_chunk=stop))
     partial = LatencyTable.load(path)
     assert len(partial.entries) == PROTOCOL.interleave < len(keys) and not partial.complete
     with pytest.raises(MissingBlockError):
         partial.predict(HELD_OUT[:1])
     seen: list[int] = []
-    t = build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=PROTOCOL, keys=keys, calibrate=0,
-                    progress=False, on_chunk=lambda done, total: seen.append(done))
+    t = build_table(TableConfig(space="mbv3-tiny", backend="ort-cpu", out=path, resolutions=[RES], protocol=PROTOCOL,
+                                keys=keys, calibrate=0, progress=False, on_chunk=lambda done, total: seen.append(done)))
     assert t.complete and set(t.entries) == set(keys)
     assert seen[0] > PROTOCOL.interleave  # only the missing keys were measured
     for k, e in partial.entries.items():
         assert t.entries[k] == e  # kept, not re-measured
     with pytest.raises(InputError, match="protocol"):  # resuming with another protocol is refused
-        build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=Protocol.quick(), keys=keys,
-                    calibrate=0, progress=False)
+        build_table(TableConfig(space="mbv3-tiny", backend="ort-cpu", out=path, resolutions=[RES],
+                                protocol=Protocol.quick(), keys=keys, calibrate=0, progress=False))
 
 
 def test_damaged_and_wrong_tables_are_rejected(table_path, tmp_path) -> None:
@@ -275,11 +276,12 @@ def test_table_keys_cover_every_block() -> None:
 def test_ray_distributed_build(ray_local, tmp_path) -> None:
     path = tmp_path / "ray.json"
     keys = _keys(HELD_OUT[:1])[:8]
-    t = build_table("mbv3-tiny", "ort-cpu", path, resolutions=[RES], protocol=PROTOCOL, keys=keys, calibrate=0,
-                    device_tag="test-cpu", ray_address="auto", progress=False)
+    t = build_table(TableConfig(space="mbv3-tiny", backend="ort-cpu", out=path, resolutions=[RES], protocol=PROTOCOL,
+                                keys=keys, calibrate=0, device_tag="test-cpu", ray_address="auto", progress=False))
     assert t.device_tag == "test-cpu" and set(t.entries) == set(keys)
     assert LatencyTable.load(path).device_tag == "test-cpu"
     assert t.fingerprint["backend"] == "ort-cpu" and t.overhead_ms > 0
     with pytest.raises(InputError, match="device:test-cpu"):
-        build_table("mbv3-tiny", "ort-cpu", tmp_path / "other.json", resolutions=[RES], protocol=PROTOCOL,
-                    keys=keys, calibrate=0, device_tag="jetson", ray_address="auto", progress=False)
+        build_table(TableConfig(space="mbv3-tiny", backend="ort-cpu", out=tmp_path / "other.json", resolutions=[RES],
+                                protocol=PROTOCOL, keys=keys, calibrate=0, device_tag="jetson", ray_address="auto",
+                                progress=False))

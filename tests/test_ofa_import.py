@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas.checkpoint import load_supernet
-from nas.ofa_import import import_ofa, supernet_from_ofa_state_dict
+from nas.ofa_import import ImportConfig, import_ofa, supernet_from_ofa_state_dict
 from search_spaces import InputError, SubnetConfig
 
 from experiments.ofa_compat import ofa_mbv3_class
@@ -64,7 +64,7 @@ def test_extract_equals_ofa_get_active_subnet(tmp_path, width, space):
     ofa = _ofa_net(width, seed=int(width * 10))
     ofa_file = tmp_path / "ofa.pth"
     torch.save({"state_dict": ofa.state_dict()}, ofa_file)  # as OFA's model zoo stores it
-    import_ofa(ofa_file, space, tmp_path / "sn.pt")
+    import_ofa(ImportConfig(checkpoint=ofa_file, space=space, out=tmp_path / "sn.pt"))
     net, meta = load_supernet(tmp_path / "sn.pt", space=space)
     assert meta["source"] == "once-for-all" and meta["normalization"]["mean"] == [0.485, 0.456, 0.406]
     rng = random.Random(7)

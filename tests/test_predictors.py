@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from predictors import (
     PREDICTORS, AccuracyPredictor, FeatureLayout, QuantAwareMLPPredictor, ResidualTransferPredictor, create_predictor,
-    fit_predictor, label_reliability, load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
+    FitConfig, fit_predictor, label_reliability, load_accuracy_dataset, load_predictor, rank_metrics, synthetic_accuracy,
 )
 from predictors.bundle import MANIFEST
 from predictors.testing import PredictorContract, contract_data
@@ -300,26 +300,29 @@ def test_dataset_bad_values(space, tmp_path):
 def test_fit_predictor_from_dataset(space, tmp_path):
     p = tmp_path / "acc.jsonl"
     _write_dataset(p, space, 160, 100)
-    bundle, report = fit_predictor(load_accuracy_dataset(p), kind="mlp", seed=0, test_fraction=0.25)
+    bundle, report = fit_predictor(FitConfig(dataset=load_accuracy_dataset(p), kind="mlp", seed=0,
+                                             test_fraction=0.25))
     assert report["n_train"] + report["n_test"] == 260 and report["n_test"] > 20
     assert set(report["models"]) == {"fp", "qa"} and report["models"]["qa"]["n_train"] > 50
     assert report["kendall_tau"] > 0.4 and report["models"]["fp"]["kendall_tau"] > 0.5, report
     rel = report["label_reliability"]  # from the half of the records that carry accuracy_halves
     assert rel["n"] == 130 and 0.5 < rel["tau_ceiling"] < 1.0
     with pytest.raises(InputError, match="kind: got 'mlp-qa'"):
-        fit_predictor(load_accuracy_dataset(p), kind="mlp-qa")
+        fit_predictor(FitConfig(dataset=load_accuracy_dataset(p), kind="mlp-qa"))
 
 
 def test_auto_kind_is_chosen_by_cross_validation(space, tmp_path):
     p = tmp_path / "acc.jsonl"
     _write_dataset(p, space, 160, 60)
-    bundle, report = fit_predictor(load_accuracy_dataset(p), kind="auto", seed=0, test_fraction=0.25)
+    bundle, report = fit_predictor(FitConfig(dataset=load_accuracy_dataset(p), kind="auto", seed=0,
+                                             test_fraction=0.25))
     sel = report["kind_selection"]
     assert sel["cv_folds"] == 4 and set(sel["kendall_tau"]) == {"mlp", "stack"}
     # on the synthetic target the mlp ranks far better than gbt (bench_predictors: 0.92 vs 0.77 at 300 samples)
     assert sel["chosen"] == "mlp" == report["kind"] == bundle.kind, sel
     assert sel["kendall_tau"]["mlp"] > sel["kendall_tau"]["stack"] + 0.03, sel
-    assert fit_predictor(load_accuracy_dataset(p), kind="mlp", seed=0)[1]["kind_selection"] is None
+    report = fit_predictor(FitConfig(dataset=load_accuracy_dataset(p), kind="mlp", seed=0))[1]
+    assert report["kind_selection"] is None
 
 
 def _kernel_flips_with_resolution(space, n=600, seed=7):

@@ -42,10 +42,11 @@ def make_table(path: Path, space_name: str = SPACE) -> Path:
 
 
 def make_predictor(directory: Path, space_name: str = SPACE, n: int = 300, seed: int = 0) -> Path:
-    from predictors.bundle import fit_predictor
+    from predictors.bundle import FitConfig, fit_predictor
     from predictors.synthetic import synthetic_dataset
 
-    pred, _ = fit_predictor(synthetic_dataset(get_space(space_name), n, seed), kind="mlp", seed=seed)
+    pred, _ = fit_predictor(FitConfig(dataset=synthetic_dataset(get_space(space_name), n, seed), kind="mlp",
+                                      seed=seed))
     pred.save(directory)
     return directory
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from nas.lookup import query
+from nas.query_config import QueryConfig
 from nas.store import ResultsStore
 from tests.test_store_query import FP, SPACE, brute_force, make_entries
 
@@ -76,7 +77,8 @@ def test_best_subnet_over_http(server):
     assert body["best"]["latency_ms"] == want.latency_ms and body["best"]["size_bytes"] == want.size_bytes
     assert body["best"]["provenance"]["device_tag"] == "test-cpu"
     with ResultsStore(db, create=False) as st:  # the same answer as the Python API
-        assert body == query(st, SPACE, "test-cpu", latency_ms=2.5, size_mb=0.8).to_dict()
+        want = query(QueryConfig(store=st, space=SPACE, device="test-cpu", latency_ms=2.5, size_mb=0.8))
+        assert body == want.to_dict()
     r = client.get("/subnets", params={**params, "objective": "latency"})
     assert r.status_code == 200 and r.json()["best"]["latency_ms"] == brute_force(
         entries, latency_ms=2.5, size_mb=0.8, objective="latency").latency_ms

@@ -12,6 +12,7 @@ import nas
 from nas.cli.main import cli
 from nas.front import FrontEntry
 from nas.lookup import query
+from nas.query_config import QueryConfig
 from nas.store import ResultsStore, fingerprint_hash
 from search_spaces import InputError, get_space
 
@@ -78,7 +79,7 @@ def test_feasible_queries_match_brute_force(filled):
                    "min_accuracy": float(rng.uniform(50, 80)) if i % 4 == 0 else None}
         objective = ("accuracy", "latency", "size")[i % 3]
         want = brute_force(entries, objective=objective, **budgets)
-        r = query(store, SPACE, "test-cpu", objective=objective, **budgets)
+        r = query(QueryConfig(store=store, space=SPACE, device="test-cpu", objective=objective, **budgets))
         if want is None:
             assert not r.found and r.best is None
             continue
@@ -112,13 +113,14 @@ def test_nothing_meets_the_budgets(filled):
 
 def test_new_front_is_seen_by_the_next_query(filled):
     store, entries, _ = filled
-    before = query(store, SPACE, "test-cpu", latency_ms=1.0)
+    before = query(QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=1.0))
     better = FrontEntry(entries[0].config, 99.9, 0.5, 60_000, 1_000_000)
     store.add_front([better], space=SPACE, device_tag="test-cpu", device_fingerprint=FP, dataset="digits",
                     predictor="mlp-v2")
-    after = query(store, SPACE, "test-cpu", latency_ms=1.0)
+    after = query(QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=1.0))
     assert before.best.entry != better and after.best.entry == better and after.best.front.predictor == "mlp-v2"
-    assert query(store, SPACE, "test-cpu", latency_ms=1.0, predictor="mlp-v1").best.entry == before.best.entry
+    again = query(QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=1.0, predictor="mlp-v1"))
+    assert again.best.entry == before.best.entry
 
 
 def test_several_datasets_need_a_choice(filled):
@@ -126,8 +128,8 @@ def test_several_datasets_need_a_choice(filled):
     e = make_entries(5, seed=3)
     store.add_front(e, space=SPACE, device_tag="test-cpu", device_fingerprint=FP, dataset="mnist-5k", predictor="p")
     with pytest.raises(InputError, match=r"dataset: not given.*digits, mnist-5k"):
-        query(store, SPACE, "test-cpu")
-    r = query(store, SPACE, "test-cpu", dataset="mnist-5k")
+        query(QueryConfig(store=store, space=SPACE, device="test-cpu"))
+    r = query(QueryConfig(store=store, space=SPACE, device="test-cpu", dataset="mnist-5k"))
     assert r.found and r.n_entries == 5 and r.best.entry == brute_force(e)
 
 
@@ -146,7 +148,7 @@ def test_bad_queries_name_field_value_and_allowed(filled, kwargs, match):
     store, _, _ = filled
     args = {"space": SPACE, "device": "test-cpu", **kwargs}
     with pytest.raises(InputError, match=match):
-        query(store, **args)
+        query(QueryConfig(store=store, **args))
 
 
 def test_store_errors(tmp_path):
@@ -155,7 +157,7 @@ def test_store_errors(tmp_path):
     assert not (tmp_path / "missing.db").exists()
     empty = ResultsStore(tmp_path / "empty.db")
     with pytest.raises(InputError, match="space: got 'mbv3-tiny', allowed: none -- the store holds no fronts"):
-        query(empty, SPACE, "x")
+        query(QueryConfig(store=empty, space=SPACE, device="x"))
     with pytest.raises(InputError, match="entries: got an empty front"):
         empty.add_front([], space=SPACE, device_tag="d", device_fingerprint="f", dataset="digits", predictor="p")
     e = make_entries(1, 0)
@@ -184,10 +186,10 @@ def test_cli_query(filled, tmp_path):
 
     res = runner.invoke(cli, ["query", "--store", url, "--space", SPACE, "--device", "nope", "--json"])
     assert res.exit_code == 2
-    assert res.output.strip().splitlines() == ["error: device: got 'nope', allowed: one of {other-gpu, test-cpu}"]
+    assert res.output.strip().splitlines() == ["error: --device: got 'nope', allowed: one of {other-gpu, test-cpu}"]
 
     res = runner.invoke(cli, ["query", "--store", url, "--space", SPACE, "--device", "test-cpu", "--size-mb", "-3"])
-    assert res.exit_code == 2 and "size_mb: got -3.0, allowed: a positive number" in res.output
+    assert res.exit_code == 2 and "--size-mb: got -3.0, allowed: a positive number" in res.output
 
     res = runner.invoke(cli, ["query", "--store", str(tmp_path / "none.db"), "--space", SPACE, "--device", "x"])
     assert res.exit_code == 2 and "allowed: an existing results store" in res.output

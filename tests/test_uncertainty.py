@@ -8,10 +8,11 @@ import sqlalchemy as sa
 
 from nas.front import CONFIDENCE, FrontEntry, with_lower_bounds
 from nas.lookup import query
+from nas.query_config import QueryConfig
 from nas.pipeline.stages import verified_choice
 from nas.experiment import Budget
 from nas.store import ResultsStore
-from predictors import fit_predictor, load_accuracy_dataset, load_predictor
+from predictors import FitConfig, fit_predictor, load_accuracy_dataset, load_predictor
 from predictors.uncertainty import Margins, conformal_margin
 from search_spaces import InputError, get_space
 from tests.test_predictors import _write_dataset
@@ -50,7 +51,7 @@ def test_fitted_predictor_bounds_survive_save_and_hold_on_held_out(tmp_path):
     p = tmp_path / "acc.jsonl"
     _write_dataset(p, space, 200, 120)
     ds = load_accuracy_dataset(p)
-    bundle, report = fit_predictor(ds, kind="ridge", seed=0, test_fraction=0.3)
+    bundle, report = fit_predictor(FitConfig(dataset=ds, kind="ridge", seed=0, test_fraction=0.3))
     assert set(report["margin_90"]) == {"fp", "qa"} and all(v > 0 for v in report["margin_90"].values())
     bundle.save(tmp_path / "pred")
     loaded = load_predictor(tmp_path / "pred")
@@ -81,12 +82,13 @@ def test_min_accuracy_is_met_on_the_lower_bound(tmp_path):
     entries = _entries()
     with ResultsStore(tmp_path / "r.db") as st:
         st.add_front(entries, space=SPACE, device_tag="d", device_fingerprint="fp", dataset="x", predictor="p")
-        q = query(st, SPACE, "d", min_accuracy=90.0, objective="latency", n_ranked=3)
+        q = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=90.0, objective="latency",
+                              n_ranked=3))
         # predicted >= 90 for all; the lower bound 88 + 0.1 i >= 90 only from i = 20
         assert q.found and q.best.entry.accuracy_lower == pytest.approx(90.0)
         assert f"{CONFIDENCE:.0%} confidence" in q.message
         assert [c.entry.accuracy_lower for c in q.ranked] == pytest.approx([90.0, 90.1, 90.2])
-        none = query(st, SPACE, "d", min_accuracy=95.0)
+        none = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=95.0))
         assert not none.found and none.closest[0].violations["min_accuracy"]["value"] == pytest.approx(90.9)
         assert st.entries(1)[5].accuracy_lower == pytest.approx(88.5)
 
@@ -103,14 +105,15 @@ def test_store_written_before_lower_bounds_is_upgraded(tmp_path):
     with ResultsStore(path, create=False) as st:
         e = st.entries(1)[0]
         assert e.accuracy_lower is None and e.accuracy_for_budget == e.accuracy
-        assert query(st, SPACE, "d", min_accuracy=90.5, objective="latency").best.entry.accuracy == pytest.approx(90.6)
+        fast = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=90.5, objective="latency"))
+        assert fast.best.entry.accuracy == pytest.approx(90.6)
 
 
 def test_with_lower_bounds_uses_the_predictor_or_leaves_entries_alone(tmp_path):
     space = get_space(SPACE)
     p = tmp_path / "acc.jsonl"
     _write_dataset(p, space, 120, 40)
-    bundle, _ = fit_predictor(load_accuracy_dataset(p), kind="ridge", seed=0)
+    bundle, _ = fit_predictor(FitConfig(dataset=load_accuracy_dataset(p), kind="ridge", seed=0))
     plain = [FrontEntry(c, 90.0, 1.0, 1, 1) for c in space.sample_many(4, 1)]
     bounded = with_lower_bounds(plain, bundle)
     assert all(b.accuracy_lower is not None and b.accuracy_lower < bundle.predict([b.config])[0] for b in bounded)
@@ -121,7 +124,7 @@ def test_verified_choice_exports_the_best_checked_candidate_that_meets_the_budge
     entries = _entries()
     with ResultsStore(tmp_path / "r.db") as st:
         st.add_front(entries, space=SPACE, device_tag="d", device_fingerprint="fp", dataset="x", predictor="p")
-        q = query(st, SPACE, "d", min_accuracy=90.0, n_ranked=5)
+        q = query(QueryConfig(store=st, space=SPACE, device="d", min_accuracy=90.0, n_ranked=5))
     holdout = (89.0, 89.5, 92.0, 91.0, 92.0)
     measured = {c.entry.config: a for c, a in zip(q.ranked, holdout)}
     chosen, checked = verified_choice(q, Budget(min_accuracy=90.0), measured.__getitem__)

@@ -1,48 +1,39 @@
-"""`hwnas predictor dataset`: evaluate sampled subnets of a supernet into a resumable JSON-lines file."""
+"""`hwnas predictor dataset`: evaluate sampled subnets of a supernet into a resumable JSON-lines file.
+
+Its options are `CollectConfig`'s fields (`nas/collect_config.py`), in `--help` order."""
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
-from nas.cli.options import SEED, device_options, echo_json, parse_ints
+from nas.cli.fields import ConfigCommand, Flag, config_options, ints_callback
+from nas.cli.options import echo_json
 
 
-@click.command("dataset")
-@click.option("--supernet", "supernet_path", type=click.Path(dir_okay=False), required=True,
-              help="Supernet checkpoint (hwnas supernet train).")
-@click.option("--data", "data_name", default=None, help="Data set (default: the one the supernet was trained on).")
-@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of subnets in the file when done.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON-lines file (appended, resumable).")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampled config sequence.")
-@click.option("--quantized-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Fraction of subnets sampled with quantized blocks.")
-@click.option("--split", type=click.Choice(["holdout", "test", "train"]), default="holdout", show_default=True)
-@click.option("--calib-batches", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Training batches for BN / activation-range recalibration per subnet.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Evaluate as Ray tasks on this many CPUs (local Ray) when > 1.")
-@click.option("--ray-address", default=None, help="Join this Ray cluster (e.g. auto) and evaluate there.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads when evaluating here.")
-@click.option("--resolutions", default=None,
-              help="Sample only these resolutions, e.g. 32 (those the search will look at; default: all).")
-@click.option("--max-images", type=click.IntRange(min=2), default=None,
-              help="Measure each subnet on the first N images of the split only (default: all).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@device_options
-@click.option("--gpus-per-task", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="GPUs each Ray evaluation task requests (a fraction shares one; default 1 on CUDA).")
-def dataset(supernet_path: str, data_name: str | None, n: int, out: str, seed: int, quantized_fraction: float,
-            split: str, calib_batches: int, workers: int, ray_address: str | None, threads: int | None,
-            resolutions: str | None, max_images: int | None, as_json: bool, quiet: bool, device: str,
-            amp: str | None, gpus_per_task: float | None) -> None:
+def _config() -> type:
+    from nas.collect_config import CollectConfig
+
+    return CollectConfig
+
+
+OPTIONS: list[Any] = [
+    ("supernet", Flag(type=click.Path(dir_okay=False))), ("data_name", Flag("--data")), "n",
+    ("out", Flag(type=click.Path(dir_okay=False))), "seed", "quantized_fraction", "split", "calib_batches",
+    "workers", "ray_address", "threads", ("resolutions", Flag(callback=ints_callback("resolutions"))), "max_images",
+    click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+    ("progress", Flag("--quiet", off="No progress bar.")), "device", "amp", "gpus_per_task",
+]
+
+
+@click.command("dataset", cls=ConfigCommand)
+@config_options(_config, OPTIONS)
+def dataset(as_json: bool, **settings: Any) -> None:
     """Evaluate N sampled subnets (float and quantized) on the holdout split, appending to OUT; rerunning
     resumes (configs already in OUT are skipped)."""
-    from nas.accuracy_dataset import collect
+    from nas.accuracy_dataset import CollectConfig, collect
 
-    res = collect(supernet_path, data_name, n, out, seed=seed, quantized_fraction=quantized_fraction, split=split,
-                  workers=workers, ray_address=ray_address, calib_batches=calib_batches, progress=not quiet,
-                  threads=threads, resolutions=parse_ints(resolutions, "--resolutions"), device=device, amp=amp,
-                  gpus_per_task=gpus_per_task, max_images=max_images)
+    res = collect(CollectConfig(**settings))
     if as_json:
         echo_json(res)
     else:

@@ -7,54 +7,45 @@ from typing import Any
 
 import click
 
-from nas.cli.options import SEED, FieldErrors, echo_json
-
-STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
-OBJECTIVE_CHOICES = ("accuracy", "latency", "size")
-
-
-def budget_options(f: Any, predictor_flag: str = "--predictor") -> Any:
-    f = click.option(predictor_flag, "predictor_name", default=None,
-                     help="Only fronts searched with this predictor (as stored).")(f)
-    f = click.option("--dataset", default=None, help="Data set of the fronts (needed when several exist).")(f)
-    f = click.option("--objective", type=click.Choice(OBJECTIVE_CHOICES), default="accuracy", show_default=True,
-                     help="Best by this metric among the subnets meeting every budget.")(f)
-    f = click.option("--min-accuracy", type=float, default=None, help="Predicted top-1 floor, percent (>=).")(f)
-    f = click.option("--size-mb", type=float, default=None, help="Size budget, MB = 10^6 bytes (<=).")(f)
-    f = click.option("--latency-ms", type=float, default=None, help="Latency budget in ms (<=).")(f)
-    f = click.option("--device", default=None, help="Device tag the fronts were searched for.")(f)
-    return f
+from nas.cli.fields import ConfigCommand, Flag, config_options
+from nas.cli.options import echo_json
+from nas.query_config import STORE_HELP
 
 
-def _export_budget_options(f: Any) -> Any:
-    # `hwnas export --predictor DIR` is the accuracy predictor; the stored-front filter gets another name
-    return budget_options(f, predictor_flag="--front-predictor")
+def _query_config() -> type:
+    from nas.query_config import QueryConfig
+
+    return QueryConfig
 
 
-def _run_query(store: str | None, space: str, device: str | None, latency_ms: float | None, size_mb: float | None,
-               min_accuracy: float | None, objective: str, dataset: str | None, predictor_name: str | None) -> Any:
+def _export_config() -> type:
+    from nas.export_config import ExportConfig
+
+    return ExportConfig
+
+
+# `QueryConfig` fields: the budget question (`hwnas query`, and `hwnas export --query`)
+BUDGET_FIELDS: list[Any] = ["device", ("latency_ms", Flag(type=float)), ("size_mb", Flag(type=float)),
+                            ("min_accuracy", Flag(type=float)), "objective", "dataset"]
+QUERY_OPTIONS: list[Any] = [
+    "store", "space", *BUDGET_FIELDS, "predictor",
+    click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object."),
+]
+
+
+def _run_query(**settings: Any) -> Any:
     from nas.lookup import query
-    from nas.store import ResultsStore
-    from search_spaces import InputError
+    from nas.query_config import QueryConfig
 
-    if device is None:
-        raise InputError("--device: missing, allowed: a device tag with a stored front (see `hwnas query --help`)")
-    with ResultsStore(store, create=False) as st:
-        return query(st, space, device, latency_ms=latency_ms, size_mb=size_mb, min_accuracy=min_accuracy,
-                     objective=objective, dataset=dataset, predictor=predictor_name)
+    return query(QueryConfig(**settings))
 
 
-@click.command()
-@click.option("--store", default=None, help=STORE_HELP)
-@click.option("--space", required=True, help="Search space name.")
-@budget_options
-@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
-def query(store: str | None, space: str, device: str | None, latency_ms: float | None, size_mb: float | None,
-          min_accuracy: float | None, objective: str, dataset: str | None, predictor_name: str | None,
-          as_json: bool) -> None:
+@click.command(cls=ConfigCommand)
+@config_options(_query_config, QUERY_OPTIONS)
+def query(as_json: bool, **settings: Any) -> None:
     """The best stored subnet for SPACE on DEVICE meeting every budget. Exit 0 with the answer; exit 1 when
     nothing meets the budgets (the closest candidates are printed); exit 2 for a bad query."""
-    r = _run_query(store, space, device, latency_ms, size_mb, min_accuracy, objective, dataset, predictor_name)
+    r = _run_query(**settings)
     if as_json:
         echo_json(r.to_dict())
     else:
@@ -88,48 +79,50 @@ def serve(store: str | None, host: str, port: int, log_level: str, disclose_path
     run_server(store, host=host, port=port, log_level=log_level, disclose=disclose_paths)
 
 
-@click.command(cls=FieldErrors)
-@click.option("--supernet", required=True, type=click.Path(dir_okay=False), help="Supernet checkpoint (.pt).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="Subnet config JSON (hwnas or OFA format; a front entry or model card works too).")
-@click.option("--query", "use_query", is_flag=True,
-              help="Take the config from a budget query (--store, --device, budgets) instead of --config.")
-@click.option("--store", default=None, help=STORE_HELP)
-@click.option("--space", default=None, help="Search space (default: the supernet's).")
-@_export_budget_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output model, e.g. model.onnx.")
-@click.option("--quantize", is_flag=True, help="Apply the config's per-layer bit-widths (static QDQ).")
-@click.option("--data", default=None, help="Data set for calibration and verification (default: the supernet's).")
-@click.option("--backend", default="ort-cpu", show_default=True,
-              help="Latency backend to measure on ('none' skips measuring).")
-@click.option("--table", type=click.Path(dir_okay=False), default=None, help="Latency table for predicted latency.")
-@click.option("--predictor", "predictor_dir", type=click.Path(file_okay=False), default=None,
-              help="Accuracy predictor directory for predicted accuracy.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the calibration batches.")
-@click.option("--json", "as_json", is_flag=True, help="Print the verification summary as JSON.")
-@click.option("--torch-device", default="auto", show_default=True,
-              help="Where BN statistics are recalibrated: auto, cpu, cuda or cuda:N (export itself runs on the CPU; "
-                   "--device is the latency target of --query).")
-def export(supernet: str, config_file: str | None, use_query: bool, store: str | None, space: str | None,
-           device: str | None, latency_ms: float | None, size_mb: float | None, min_accuracy: float | None,
-           objective: str, dataset: str | None, predictor_name: str | None, out: str, quantize: bool,
-           data: str | None, backend: str, table: str | None, predictor_dir: str | None, seed: int,
-           as_json: bool, torch_device: str) -> None:
+# `ExportConfig` fields (and the query's, for --query) in `--help` order; the front filter and the recalibration
+# device get other flags than the query's `predictor` / `device`
+EXPORT_OPTIONS: list[Any] = [
+    ("supernet", Flag(type=click.Path(dir_okay=False))),
+    click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                 help="Subnet config JSON (hwnas or OFA format; a front entry or model card works too)."),
+    click.option("--query", "use_query", is_flag=True,
+                 help="Take the config from a budget query (--store, --device, budgets) instead of --config."),
+]
+EXPORT_OPTIONS_AFTER_QUERY: list[Any] = [
+    ("out", Flag(type=click.Path(dir_okay=False))), "quantize", "data", "backend",
+    ("table", Flag(type=click.Path(dir_okay=False))),
+    ("predictor", Flag(type=click.Path(file_okay=False))), "seed",
+    click.option("--json", "as_json", is_flag=True, help="Print the verification summary as JSON."),
+    ("device", Flag("--torch-device", dest="torch_device")),
+]
+EXPORT_QUERY_OPTIONS: list[Any] = [
+    "store", click.option("--space", default=None, help="Search space (default: the supernet's)."), *BUDGET_FIELDS,
+    ("predictor", Flag("--front-predictor", dest="front_predictor")),
+]
+QUERY_KEYS = ("store", "device", "latency_ms", "size_mb", "min_accuracy", "objective", "dataset")
+
+
+@click.command(cls=ConfigCommand)
+@config_options(_export_config, EXPORT_OPTIONS)
+@config_options(_query_config, EXPORT_QUERY_OPTIONS)
+@config_options(_export_config, EXPORT_OPTIONS_AFTER_QUERY)
+def export(config_file: str | None, use_query: bool, space: str | None, front_predictor: str | None,
+           torch_device: str, as_json: bool, **settings: Any) -> None:
     """Extract a subnet, recalibrate BN, export ONNX (opset 17, dynamic batch; quantized per its policy with
     --quantize), verify it against PyTorch, the predictor and the latency table, and write OUT plus
     OUT's .card.json."""
     from nas.checkpoint import read_checkpoint
     from nas.cli.options import read_config
-    from nas.export import export_subnet
+    from nas.export import ExportConfig, export_subnet
     from search_spaces import HwnasError
 
     if (config_file is None) == (not use_query):
         raise click.UsageError("give exactly one of --config FILE or --query (with --store, --device, budgets)")
-    sup_space = read_checkpoint(supernet)["space"]
-    space = space or sup_space
+    asked = {k: settings.pop(k) for k in QUERY_KEYS}
+    space = space or read_checkpoint(settings["supernet"])["space"]
     entry, provenance = None, None
     if use_query:
-        r = _run_query(store, space, device, latency_ms, size_mb, min_accuracy, objective, dataset, predictor_name)
+        r = _run_query(space=space, predictor=front_predictor, **asked)
         if not r.found:
             raise HwnasError(r.message)
         assert r.best is not None
@@ -137,12 +130,11 @@ def export(supernet: str, config_file: str | None, use_query: bool, store: str |
         config = entry.config
         provenance = {"entry_id": r.best.entry_id, "budgets": r.budgets, "objective": r.objective,
                       **r.best.front.to_dict()}
-        provenance["store"] = store or "hwnas-results.db"
+        provenance["store"] = asked["store"] or "hwnas-results.db"
     else:
         config = read_config(space, config_file, None)
-    report = export_subnet(supernet, config, out, quantize=quantize, data=data,
-                           backend=None if backend == "none" else backend, table=table, predictor=predictor_dir,
-                           entry=entry, query_provenance=provenance, seed=seed, device=torch_device)
+    report = export_subnet(ExportConfig(config=config, entry=entry, query_provenance=provenance, device=torch_device,
+                                        **settings))
     if as_json:
         echo_json(report.summary())
     else:

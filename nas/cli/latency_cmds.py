@@ -3,17 +3,12 @@ end-to-end runs, and inspect it."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from nas.cli.options import SEED, LazyHelpOption, echo_json, parse_ints
-from search_spaces.errors import one_of
-
-
-def _backend_names() -> list[str]:
-    from latency_tables import list_backends
-
-    return list_backends()
+from nas.cli.fields import ConfigCommand, Flag, config_options, ints_callback
+from nas.cli.options import SEED, echo_json
 
 
 @click.group()
@@ -21,53 +16,52 @@ def latency() -> None:
     """Latency tables measured on a device: build, validate, show."""
 
 
-@latency.command()
-@click.option("--space", required=True, help="Search space name (see `hwnas spaces`).")
-@click.option("--backend", required=True, cls=LazyHelpOption,
-              help_from=lambda: f"{one_of(_backend_names())} (see `hwnas latency backends`).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Table file (JSON); resumed if it exists.")
-@click.option("--resolutions", help="Input sizes to measure, e.g. 160,224 (default: all of the space's).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--precision", default="fp32", show_default=True,
-              help="Float format of the device's float layers: fp32, or the backend's 16-bit one (bf16 on "
-                   "openvino-cpu, fp16 on ort-cuda / ort-trt / tensorrt).")
-@click.option("--ray-address", help="Measure on the Ray cluster's nodes carrying device:TAG (e.g. auto).")
-@click.option("--device-tag", help="Name of the device (default: derived from the fingerprint).")
-@click.option("--calibrate", type=click.IntRange(min=0), default=12, show_default=True,
-              help="Whole subnets (float, w8a8, w4a8 and mixed; small to large) measured end to end to choose and "
-                   "fit the calibration (0: none).")
-@click.option("--calibration-method", type=click.Choice(["auto", "none", "scale", "affine", "per-bits"]),
-              default="auto", show_default=True,
-              help="auto: the correction of the block sum with the lowest leave-one-out error on the calibration "
-                   "subnets, none unless one clearly helps; or force one (see calibration.py).")
-@click.option("--float-only", is_flag=True, help="Measure float blocks only (no quantized bit-widths).")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per round.")
-@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True, help="Interleaved rounds.")
-@click.option("--statistic", type=click.Choice(["median", "trimmed_mean", "min_of_round_medians"]), default="median",
-              show_default=True)
-@click.option("--clock", type=click.Choice(["cpu", "wall"]), default="cpu", show_default=True,
-              help="cpu: time each run by its thread's CPU time where the backend computes on the calling thread "
-                   "(ort-cpu, 1 thread), so other work on the machine does not inflate it; wall: elapsed time.")
-@click.option("--no-reference", is_flag=True,
-              help="Do not time the reference model alongside (no load normalization; for dedicated devices).")
-def build(space: str, backend: str, out: str, resolutions: str | None, threads: int, batch_size: int,
-          precision: str, ray_address: str | None, device_tag: str | None, calibrate: int, calibration_method: str,
-          float_only: bool, warmup: int, repeats: int, rounds: int, statistic: str, clock: str,
-          no_reference: bool) -> None:
-    """Measure every block SPACE can produce on this device (or on the Ray nodes of --device-tag)."""
-    from latency_tables import Protocol, build_table
-    from latency_tables.validate import calibration_summary
+def _table_config() -> type:
+    from latency_tables.table_config import TableConfig
 
-    protocol = Protocol(warmup=warmup, repeats=repeats, rounds=rounds, statistic=statistic, clock=clock,
-                        reference=not no_reference)
-    t = build_table(space, backend, out, resolutions=parse_ints(resolutions, "--resolutions"), threads=threads,
-                    batch_size=batch_size, protocol=protocol, device_tag=device_tag, ray_address=ray_address,
-                    calibrate=calibrate, calibration_method=calibration_method, quantize=not float_only,
-                    precision=precision)
-    click.echo(f"{out}: {len(t.entries)} blocks measured, {len(t.unsupported)} unsupported, device {t.device_tag}, "
-               f"{t.build_seconds:.0f} s")
+    return TableConfig
+
+
+def _protocol() -> type:
+    from latency_tables.protocol import Protocol
+
+    return Protocol
+
+
+def _methods() -> list[str]:
+    from latency_tables.calibration import AUTO, METHODS
+
+    return [AUTO, *METHODS]
+
+
+# `TableConfig` fields, then `Protocol` fields, in `--help` order (a `Flag` where the flag is not `--field-name`)
+BUILD_OPTIONS: list[Any] = [
+    "space", "backend", ("out", Flag(type=click.Path(dir_okay=False))),
+    ("resolutions", Flag(callback=ints_callback("resolutions"))), "threads", "batch_size", "precision",
+    "ray_address", "device_tag", "calibrate",
+    ("calibration_method", Flag(type=lambda: click.Choice(_methods()))),
+    ("quantize", Flag("--float-only", off="Measure float blocks only (no quantized bit-widths).")),
+]
+PROTOCOL_OPTIONS: list[Any] = [
+    "warmup", "repeats", "rounds", "statistic", "clock",
+    ("reference", Flag("--no-reference", off="Do not time the reference model alongside (no load normalization; "
+                                              "for dedicated devices).")),
+]
+
+
+@latency.command(cls=ConfigCommand)
+@config_options(_table_config, BUILD_OPTIONS)
+@config_options(_protocol, PROTOCOL_OPTIONS)
+def build(**settings: Any) -> None:
+    """Measure every block SPACE can produce on this device (or on the Ray nodes of --device-tag)."""
+    from latency_tables import Protocol, TableConfig, build_table
+    from latency_tables.validate import calibration_summary
+    from search_spaces.settings import field_map
+
+    protocol = Protocol(**{k: settings.pop(k) for k in list(settings) if k in field_map(Protocol)})
+    t = build_table(TableConfig(**settings, protocol=protocol))
+    click.echo(f"{settings['out']}: {len(t.entries)} blocks measured, {len(t.unsupported)} unsupported, "
+               f"device {t.device_tag}, {t.build_seconds:.0f} s")
     click.echo(_calibration_line(calibration_summary(t)))
 
 

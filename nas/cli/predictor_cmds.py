@@ -1,19 +1,26 @@
 """`hwnas predictor fit` (and `hwnas predictor dataset`, from `nas.cli.dataset_cmds`, when it is installed)."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from nas.cli.options import SEED, LazyHelpOption, echo_json
+from nas.cli.fields import ConfigCommand, Flag, config_options
+from nas.cli.options import echo_json
 
 
-def _kind_help() -> str:
-    from predictors.bundle import AUTO_KINDS, CV_FOLDS, fp_kinds
+def _config() -> type:
+    from predictors.fit_config import FitConfig
 
-    return (f"Full-precision model: {', '.join(fp_kinds())} (`hwnas`'s own: mlp ensemble, gbt trees, ridge linear with "
-            "effects varying by resolution, stack = gbt + ridge blended by cross-validation), or auto "
-            f"({' or '.join(AUTO_KINDS)}, whichever ranks better in {CV_FOLDS}-fold cross-validation on the training "
-            "records). The quantization-aware model is transferred from it or fitted jointly on all records, "
-            "whichever cross-validates better.")
+    return FitConfig
+
+
+# `FitConfig` fields in `--help` order (`dataset` is the file on the command line)
+FIT_OPTIONS: list[Any] = [
+    ("dataset", Flag(type=click.Path(dir_okay=False))), ("out", Flag(type=click.Path(file_okay=False), required=True)),
+    "kind", "seed", ("test_fraction", Flag(type=float)), "space",
+    click.option("--json", "as_json", is_flag=True, help="Print the held-out report as one JSON object."),
+]
 
 
 @click.group()
@@ -21,25 +28,15 @@ def predictor() -> None:
     """Accuracy predictors: collect (subnet, accuracy) data, fit full-precision and quantization-aware models."""
 
 
-@predictor.command()
-@click.option("--dataset", "dataset_path", required=True, type=click.Path(dir_okay=False),
-              help="JSON-lines accuracy dataset (from `hwnas predictor dataset`).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write (atomically).")
-@click.option("--kind", default="auto", show_default=True, cls=LazyHelpOption, help_from=lambda: _kind_help())
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the split and the models.")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="Share of architectures held out for the reported metrics.")
-@click.option("--space", default=None, help="Expected search space (checked against the dataset).")
-@click.option("--json", "as_json", is_flag=True, help="Print the held-out report as one JSON object.")
-def fit(dataset_path: str, out: str, kind: str, seed: int, test_fraction: float, space: str | None,
-        as_json: bool) -> None:
+@predictor.command(cls=ConfigCommand)
+@config_options(_config, FIT_OPTIONS)
+def fit(as_json: bool, **settings: Any) -> None:
     """Fit the fp predictor on float samples and the quantization-aware one on quantized samples; report Kendall
     tau, Spearman and RMSE (accuracy points) on held-out subnets."""
-    from predictors import fit_predictor, load_accuracy_dataset
+    from predictors import FitConfig, fit_predictor
 
-    ds = load_accuracy_dataset(dataset_path, space=space)
-    bundle, report = fit_predictor(ds, kind=kind, seed=seed, test_fraction=test_fraction)
-    bundle.save(out)
+    out = settings["out"]
+    _, report = fit_predictor(FitConfig(**settings))
     report = {**report, "out": out}
     if as_json:
         echo_json(report)

@@ -5,8 +5,6 @@ import json
 
 import click
 
-from nas.experiment import load_experiment
-
 
 @click.command()
 @click.argument("experiment", type=click.Path(dir_okay=False))
@@ -17,6 +15,8 @@ from nas.experiment import load_experiment
 def run(experiment: str, dry_run: bool, workdir: str | None, no_progress: bool, as_json: bool) -> None:
     """Train the supernet, build the latency table, fit the predictors, search, store, query, export, report.
     Each stage is cached by its inputs: a rerun skips what is done; an interrupted run resumes."""
+    from nas.experiment import load_experiment  # pydantic and the schema: when a file is read, not for --help
+
     exp = load_experiment(experiment)
     if workdir:
         exp = exp.model_copy(update={"workdir": workdir})

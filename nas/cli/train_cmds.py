@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 
+from nas.cli.fields import ConfigCommand, Flag, config_options
 from nas.cli.options import SEED, data_workers_option, device_options, echo_json, read_config
 
 
@@ -46,59 +48,46 @@ def supernet() -> None:
     """Train and evaluate weight-sharing supernets."""
 
 
-@supernet.command("train")
-@click.option("--space", required=True, help="Search space name (see `hwnas spaces`).")
-@click.option("--data", "data_name", required=True, help="Data set name (see `hwnas data list`), or folder:PATH.")
-@click.option("--epochs", type=click.IntRange(min=1), required=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint file (written each epoch).")
-@click.option("--resume", is_flag=True, help="Continue the run stored in --out.")
-@click.option("--overwrite", is_flag=True, help="Start afresh even if --out exists.")
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--data-seed", type=SEED, default=0, show_default=True, help="Seed of the train/holdout/test split.")
-@click.option("--holdout", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.2,
-              show_default=True, help="Fraction of the images held out for predictor labels (folder: of train/).")
-@click.option("--test", "test_fraction", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.2,
-              show_default=True,
-              help="Fraction of the images for the reported test accuracy (folder: uses val/).")
-@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
-@click.option("--lr", type=float, default=4e-3, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
-@click.option("--n-random", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Random subnets per step besides the largest and the smallest.")
-@click.option("--quant-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Probability that a random subnet has quantized blocks.")
-@click.option("--kd-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--sort-every", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Epochs between channel re-sorting (0: never).")
-@click.option("--largest-only-epochs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Train only the full network for the first epochs (progressive shrinking lite).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default min(4, cores)).")
-@click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
-              help="Evaluate largest / smallest (float and 8-bit) on the test split at the end.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@device_options
-@data_workers_option
-@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
-              help="Start from this supernet's weights (e.g. `hwnas supernet import-ofa`) instead of a random init.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Data-parallel Ray Train workers (1: train in this process). --batch-size is the global batch.")
-@click.option("--use-gpu", is_flag=True, help="One GPU per Ray Train worker (NCCL); else CPU workers (gloo).")
-@click.option("--ray-address", default=None, help="Run the Ray Train workers on this cluster (e.g. auto).")
-def supernet_train(space: str, data_name: str, epochs: int, out: str, resume: bool, overwrite: bool, seed: int,
-                   data_seed: int, holdout: float, test_fraction: float, batch_size: int, lr: float, optimizer: str,
-                   n_random: int, quant_prob: float,
-                   kd_weight: float, sort_every: int, largest_only_epochs: int, threads: int | None,
-                   do_eval: bool, as_json: bool, quiet: bool, device: str, amp: str | None, data_workers: int,
-                   init_from: str | None, workers: int, use_gpu: bool, ray_address: str | None) -> None:
+def _train_config() -> type:
+    from nas.train_config import TrainConfig
+
+    return TrainConfig
+
+
+# `TrainConfig` fields (what the checkpoint records) and the run's own options, in `--help` order
+TRAIN_OPTIONS: list[Any] = [
+    "space", "data", "epochs",
+    click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint file (written each epoch)."),
+    click.option("--resume", is_flag=True, help="Continue the run stored in --out."),
+    click.option("--overwrite", is_flag=True, help="Start afresh even if --out exists."),
+    "seed", "data_seed", "holdout", "test", "batch_size", "lr", "optimizer", "n_random", "quant_prob", "kd_weight",
+    "sort_every", "largest_only_epochs",
+    click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default min(4, cores))."),
+    click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
+                 help="Evaluate largest / smallest (float and 8-bit) on the test split at the end."),
+    click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+    device_options, data_workers_option,
+    click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+                 help="Start from this supernet's weights (e.g. `hwnas supernet import-ofa`) instead of a random "
+                      "init."),
+    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Data-parallel Ray Train workers (1: train in this process). --batch-size is the global batch."),
+    click.option("--use-gpu", is_flag=True, help="One GPU per Ray Train worker (NCCL); else CPU workers (gloo)."),
+    click.option("--ray-address", default=None, help="Run the Ray Train workers on this cluster (e.g. auto)."),
+]
+
+
+@supernet.command("train", cls=ConfigCommand)
+@config_options(_train_config, TRAIN_OPTIONS)
+def supernet_train(out: str, resume: bool, overwrite: bool, threads: int | None, do_eval: bool, as_json: bool,
+                   quiet: bool, device: str, amp: str | None, data_workers: int, init_from: str | None, workers: int,
+                   use_gpu: bool, ray_address: str | None, **settings: Any) -> None:
     """Train a supernet: sandwich rule, in-place distillation, quantization-aware steps, channel sorting."""
     from nas.device import Runtime
     from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
 
-    cfg = TrainConfig(space=space, data=data_name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                      seed=seed, data_seed=data_seed, holdout=holdout, test=test_fraction, n_random=n_random,
-                      quant_prob=quant_prob, kd_weight=kd_weight,
-                      sort_every=sort_every, largest_only_epochs=largest_only_epochs)
+    cfg = TrainConfig(**settings)
 
     def line(rec: dict) -> None:
         if not as_json:
@@ -175,21 +164,26 @@ def supernet_eval(path: str, data_name: str | None, split: str, config_file: str
             click.echo(f"{k:<16} {v:6.2f} % {split}")
 
 
-@supernet.command("import-ofa")
+def _import_config() -> type:
+    from nas.import_config import ImportConfig
+
+    return ImportConfig
+
+
+@supernet.command("import-ofa", cls=ConfigCommand)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--space", type=click.Choice(["mbv3", "mbv3-w1.2"]), required=True,
-              help="mbv3 for ofa_mbv3_d234_e346_k357_w1.0, mbv3-w1.2 for ..._w1.2.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="hwnas supernet checkpoint to write.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def supernet_import_ofa(checkpoint: str, space: str, out: str, as_json: bool) -> None:
+@config_options(_import_config, ["space", ("out", Flag(type=click.Path(dir_okay=False))), click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")])
+def supernet_import_ofa(as_json: bool, **settings: Any) -> None:
     """Convert a Once-for-All MobileNetV3 supernet checkpoint (its model zoo's file) into an hwnas supernet:
     float weights, keep ratio 1.0, ImageNet normalisation stated. Evaluate with `supernet eval --data folder:...`,
     fine-tune quantization-aware with `supernet train --init-from OUT`."""
-    from nas.ofa_import import import_ofa
+    from nas.ofa_import import ImportConfig, import_ofa
 
-    meta = import_ofa(checkpoint, space, out)
-    summary = {"out": out, "space": space, **meta}
+    meta = import_ofa(ImportConfig(**settings))
+    summary = {"out": settings["out"], "space": settings["space"], **meta}
     if as_json:
         echo_json(summary)
     else:
-        click.echo(f"wrote {out}: Once-for-All {meta['ofa_checkpoint']} as space {space} (float, keep 1.0)")
+        click.echo(f"wrote {settings['out']}: Once-for-All {meta['ofa_checkpoint']} as space {settings['space']} "
+                   "(float, keep 1.0)")

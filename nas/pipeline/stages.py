@@ -5,15 +5,17 @@ supernet -> latency -> accuracy -> predictor -> search -> store -> export -> bas
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import platform
 import shutil
 from pathlib import Path
 from typing import Any
 
-from nas.experiment import Budget, Experiment
+from nas.experiment import PROTOCOL_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
 from search_spaces.files import atomic_write_json, sha256_file
+from search_spaces.settings import values
 
 
 def _child_main(target: str, kwargs: dict[str, Any], result: str) -> None:
@@ -65,10 +67,10 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool, ray_addres
                     "sha256": sha256_file(s.import_ofa) if Path(s.import_ofa).is_file() else "missing"}
 
         def convert(folder: Path) -> dict[str, Any]:
-            from nas.ofa_import import import_ofa
+            from nas.ofa_import import ImportConfig, import_ofa
 
             out = folder / "supernet.pt"
-            import_ofa(s.import_ofa, exp.space, out)
+            import_ofa(ImportConfig(checkpoint=s.import_ofa, space=exp.space, out=out))
             return {"checkpoint": str(out.resolve()), "trained_here": False, "imported_from": settings["import_ofa"]}
 
         return run.run("supernet", settings, [], convert)
@@ -91,12 +93,11 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
                          ray_address: str | None = None) -> dict[str, Any]:
     """Train (or resume) the experiment's supernet and evaluate its reference subnets (runs in a child)."""
     from nas.device import Runtime
-    from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
+    from nas.train import evaluate_references, load_for_eval, train_supernet
 
     exp = Experiment.model_validate(exp_dict)
     s = exp.supernet
-    cfg = TrainConfig(space=exp.space, data=exp.data, epochs=s.epochs, batch_size=s.batch_size, holdout=s.holdout,
-                      seed=exp.seed, data_seed=exp.seed, **({"lr": s.lr} if s.lr is not None else {}))
+    cfg = s.train_config(space=exp.space, data=exp.data, seed=exp.seed, data_seed=exp.seed)
     runtime = Runtime.from_options(s.device, s.amp)
     if s.workers > 1:
         from nas.distributed_train import train_distributed
@@ -119,16 +120,13 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
 
 def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | None, progress: bool) -> dict[str, Any]:
     """Build (or resume) the latency table, then validate it on held-out subnets (runs in a child)."""
-    from latency_tables import Protocol, build_table, validate_table
+    from latency_tables import build_table, validate_table
     from latency_tables.validate import calibration_summary
 
     exp = Experiment.model_validate(exp_dict)
     lat = exp.latency
-    table = build_table(exp.space, lat.backend, out, resolutions=lat.resolutions, threads=lat.threads,
-                        protocol=Protocol(reference=lat.load_reference),
-                        batch_size=lat.batch_size, device_tag=lat.device_tag, ray_address=ray_address,
-                        calibrate=lat.calibrate, quantize=exp.search.quantize, progress=progress,
-                        precision=lat.precision)
+    table = build_table(lat.table_config(space=exp.space, out=out, ray_address=ray_address,
+                                         quantize=exp.search.quantize, progress=progress))
     validation = None
     if lat.validate_n:
         v = validate_table(table, n=lat.validate_n, seed=exp.seed + 1, ray_address=ray_address, progress=progress)
@@ -139,6 +137,14 @@ def build_table_stage(exp_dict: dict[str, Any], out: str, ray_address: str | Non
                                    for p, s in v.get("by_policy", {}).items()}
     return {"table": str(Path(out).resolve()), "device_tag": table.device_tag, "built_here": True,
             "keys": len(table.entries), "validation": validation, "calibration": calibration_summary(table)}
+
+
+def _non_default_protocol(lat: Any) -> dict[str, Any]:
+    """The section's protocol settings that differ from `Protocol`'s defaults (a default one keeps the stage key it
+    had before they were settable)."""
+    from latency_tables.protocol import Protocol
+
+    return {f: getattr(lat, f) for f in PROTOCOL_FIELDS if getattr(lat, f) != getattr(Protocol(), f)}
 
 
 def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
@@ -170,6 +176,7 @@ def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address
                 "quantize": exp.search.quantize}
     if lat.precision != "fp32":  # fp32 keeps the key it had before precisions existed
         settings["precision"] = lat.precision
+    settings.update(_non_default_protocol(lat))
 
     def build(folder: Path) -> dict[str, Any]:
         return in_child("nas.pipeline.stages:build_table_stage", folder, exp_dict=exp.model_dump(),
@@ -190,11 +197,12 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
         from nas.accuracy_dataset import collect
 
         out = folder / "accuracy.jsonl"
-        info = collect(supernet.outputs["checkpoint"], exp.data, a.n, out, seed=exp.seed,
-                       quantized_fraction=a.quantized_fraction if exp.search.quantize else 0.0,
-                       workers=a.workers, ray_address=ray_address if a.workers > 1 else None,
-                       progress=progress, resolutions=exp.latency.resolutions, calib_batches=a.calib_batches,
-                       device=a.device, amp=a.amp, gpus_per_task=a.gpus_per_task, max_images=a.label_images)
+        cfg = a.collect_config(supernet=supernet.outputs["checkpoint"], data_name=exp.data, out=out, seed=exp.seed,
+                               ray_address=ray_address if a.workers > 1 else None, progress=progress,
+                               resolutions=exp.latency.resolutions)
+        if not exp.search.quantize:
+            cfg = dataclasses.replace(cfg, quantized_fraction=0.0)
+        info = collect(cfg)
         return {"dataset": str(out.resolve()), "n": a.n, "mean_accuracy": info.get("mean_accuracy")}
 
     return run.run("accuracy", settings, [supernet], collect_)
@@ -204,14 +212,13 @@ def predictor_stage(run: StageRunner, exp: Experiment, accuracy: StageResult) ->
     settings = {"kind": exp.predictor.kind, "seed": exp.seed}
 
     def fit(folder: Path) -> dict[str, Any]:
-        from predictors import fit_predictor, load_accuracy_dataset
+        from predictors import FitConfig, fit_predictor
 
-        ds = load_accuracy_dataset(accuracy.outputs["dataset"], space=exp.space)
-        pred, report = fit_predictor(ds, kind=exp.predictor.kind, seed=exp.seed)
         out = folder / "predictor"
         if out.exists():  # an interrupted earlier attempt: fitting is cheap, start again
             shutil.rmtree(out)
-        pred.save(out)
+        _, report = fit_predictor(FitConfig(dataset=accuracy.outputs["dataset"], space=exp.space, out=out,
+                                            seed=exp.seed, **values(exp.predictor, "kind")))
         return {"predictor": str(out.resolve()), "report": report}
 
     return run.run("predictor", settings, [accuracy], fit)
@@ -402,14 +409,16 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 "calib_batches": exp.accuracy.calib_batches}
 
     def export(folder: Path) -> dict[str, Any]:
-        from nas.export import export_subnet
+        from nas.export import ExportConfig, export_subnet
         from nas.lookup import query
+        from nas.query_config import QueryConfig
         from nas.store import ResultsStore
 
         out: dict[str, Any] = {}
         with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
-            found = [query(st, exp.space, store.outputs["device_tag"], latency_ms=b.latency_ms, size_mb=b.size_mb,
-                           min_accuracy=b.min_accuracy, dataset=exp.data, n_ranked=VERIFY_CANDIDATES)
+            found = [query(QueryConfig(store=st, space=exp.space, device=store.outputs["device_tag"],
+                                       latency_ms=b.latency_ms, size_mb=b.size_mb, min_accuracy=b.min_accuracy,
+                                       dataset=exp.data, n_ranked=VERIFY_CANDIDATES))
                      for b in exp.budgets]
         # recalibrated as the labels were, so a holdout check and the predictor's labels measure the same subnet
         calib = exp.accuracy.calib_batches
@@ -431,12 +440,12 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
             variants = [("float", False)] if exp.export.float else []
             variants += [("quantized", True)] if exp.export.quantized and chosen.entry.config.is_quantized else []
             for name, quantize in variants:
-                rep = export_subnet(supernet.outputs["checkpoint"], chosen.entry.config,
-                                    folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
-                                    backend=exp.latency.backend, table=latency.outputs["table"],
-                                    predictor=predictor.outputs["predictor"], entry=chosen.entry,
-                                    query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
-                                    verify_n=exp.export.verify_n, holdout_from=check.n_images)
+                rep = export_subnet(ExportConfig(
+                    supernet=supernet.outputs["checkpoint"], config=chosen.entry.config,
+                    out=folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
+                    backend=exp.latency.backend, table=latency.outputs["table"], predictor=predictor.outputs["predictor"],
+                    entry=chosen.entry, query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
+                    verify_n=exp.export.verify_n, holdout_from=check.n_images))
                 row[name] = rep.summary()
             out[slug] = row
         return {"budgets": out}

@@ -1,22 +1,28 @@
 """The joint search: Optuna multi-objective samplers over architecture x pruning x bit-width, budgets as
 constraints, cheap predicted evaluations in batches, expensive measured ones in Ray workers that share one
-study through its storage."""
-from nas.budgets import Budgets
-from nas.search.api import SearchResult, best_per_budget, run_search, space_normalizer
-from nas.search.config import EVALUATORS, SearchConfig
-from nas.search.encoding import ENCODINGS, BlockEncoding, Encoding, FieldEncoding, get_encoding
-from nas.search.engine import RunSpec, SearchEngine, count_complete, open_study
-from nas.search.evaluators import Evaluator, MeasuredEvaluator, Metrics, PredictedEvaluator, ProfileTable
-from nas.search.evolution import EvolutionConfig, evolution_search
-from nas.search.objectives import parse_objectives
-from nas.search.pareto import Normalizer, hypervolume, pareto_mask
-from nas.search.samplers import SAMPLERS, IncrementalNSGAIISampler, SamplerKind, SamplerOptions, make_sampler
-from nas.search.storage import open_storage
+study through its storage.
 
-__all__ = [
-    "ENCODINGS", "EVALUATORS", "SAMPLERS", "BlockEncoding", "Budgets", "Encoding", "EvolutionConfig", "Evaluator",
-    "FieldEncoding", "IncrementalNSGAIISampler", "MeasuredEvaluator", "Metrics", "Normalizer", "PredictedEvaluator",
-    "ProfileTable", "RunSpec", "SamplerKind", "SamplerOptions", "SearchConfig", "SearchEngine", "SearchResult",
-    "best_per_budget", "count_complete", "evolution_search", "get_encoding", "hypervolume", "make_sampler",
-    "open_storage", "open_study", "pareto_mask", "parse_objectives", "run_search", "space_normalizer",
-]
+The names are imported lazily: `nas.search.config` (what `hwnas search --help` reads) must not pull Optuna in."""
+from __future__ import annotations
+
+from search_spaces.lazy import lazy_exports
+
+# name -> module that defines it
+_LAZY = {
+    "Budgets": "nas.budgets",
+    **{n: "nas.search.api" for n in ("SearchResult", "best_per_budget", "run_search", "space_normalizer")},
+    **{n: "nas.search.config" for n in ("EVALUATORS", "SearchConfig")},
+    **{n: "nas.search.encoding" for n in ("ENCODINGS", "BlockEncoding", "Encoding", "FieldEncoding", "get_encoding")},
+    **{n: "nas.search.engine" for n in ("RunSpec", "SearchEngine", "count_complete", "open_study")},
+    **{n: "nas.search.evaluators" for n in ("Evaluator", "MeasuredEvaluator", "Metrics", "PredictedEvaluator",
+                                            "ProfileTable")},
+    **{n: "nas.search.evolution" for n in ("EvolutionConfig", "evolution_search")},
+    "parse_objectives": "nas.search.objectives",
+    **{n: "nas.search.pareto" for n in ("Normalizer", "hypervolume", "pareto_mask")},
+    **{n: "nas.search.samplers" for n in ("SAMPLERS", "IncrementalNSGAIISampler", "SamplerKind", "SamplerOptions",
+                                          "make_sampler")},
+    "open_storage": "nas.search.storage",
+}
+
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -1,24 +1,23 @@
-"""`SearchConfig`: every setting of one search, defined once -- name, type, default and help (`help_of`).
+"""`SearchConfig`: every setting of one search, defined once -- name, type, default and help
+(`search_spaces.settings`).
 
 `hwnas search` makes its options from these fields (`nas/cli/search_cmds.py` maps each field to its flag), the
-engine's `RunSpec` takes the fields it needs from here, and errors name the field (the CLI shows the flag)."""
+engine's `RunSpec` takes the fields it needs from here, and errors name the field (the CLI shows the flag).
+Importing it imports no Optuna (`hwnas search --help` reads it): the registries are read when a help text or a
+check needs them."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
 from search_spaces import InputError, get_space, list_spaces
 from search_spaces.errors import bad_value, one_of
+from search_spaces.settings import check_bounds, check_choice, setting
 
-from nas.budgets import Budgets
-from nas.search.encoding import ENCODINGS
-from nas.search.objectives import parse_objectives
-from nas.search.operators import CROSSOVERS, INITS, MUTATIONS
-from nas.search.samplers import SAMPLERS
-from nas.search.storage import default_storage_url, describe_url, journal_path
+from nas.budgets import BudgetSettings, Budgets
 
 if TYPE_CHECKING:  # pragma: no cover
     from nas.search.engine import RunSpec
@@ -26,30 +25,22 @@ if TYPE_CHECKING:  # pragma: no cover
 EVALUATORS = ("predicted", "measured")
 
 
-def setting(default: Any = None, help: str | Callable[[], str] = "", required: bool = False) -> Any:  # noqa: A002
-    """A field with its help (a string, or a function that lists registry names when asked)."""
-    if required:
-        return field(metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
-def help_of(f: Any) -> str:
-    """A field's help text (`` `name` `` marks another field: the CLI writes it as that field's flag)."""
-    h = f.metadata.get("help", "")
-    return h() if callable(h) else h
-
-
 def _sampler_help() -> str:
+    from nas.search.sampler_kinds import SAMPLERS
+
     return f"{one_of(SAMPLERS.names())}."
 
 
 def _encoding_help() -> str:
+    from nas.search.encoding import ENCODINGS
+    from nas.search.sampler_kinds import SAMPLERS
+
     defaults = ", ".join(f"{name}: {kind.default_encoding}" for name, kind in SAMPLERS.items())
     return f"{one_of(ENCODINGS.names())}; default per sampler ({defaults})."
 
 
-@dataclass(frozen=True)
-class SearchConfig:
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig(BudgetSettings):
     """One search. `trials` is the study's total: rerunning with the same storage and study continues it."""
 
     space: str = setting(help="Search space name (hwnas spaces).", required=True)
@@ -57,9 +48,6 @@ class SearchConfig:
     predictor: str | None = setting(help="Accuracy predictor directory.")
     table: str | None = setting(help="Latency table file of the target device.")
     objectives: tuple[str, ...] = setting(("accuracy", "latency", "size"), "Two or more of accuracy, latency, size.")
-    latency_ms: float | None = setting(help="Latency budget (constraint), ms.")
-    size_mb: float | None = setting(help="Size budget (constraint), MB = 10^6 bytes.")
-    min_accuracy: float | None = setting(help="Accuracy floor (constraint), percent.")
     sampler: str = setting("nsga2", _sampler_help)
     trials: Annotated[int, Field(ge=1)] = setting(
         2000, "Complete trials the study should hold (a rerun continues up to this).")
@@ -84,14 +72,17 @@ class SearchConfig:
     population_size: Annotated[int, Field(ge=2)] = setting(50, "NSGA-II population.")
     quantize: bool = setting(True, "Search bit-widths too (False: float subnets only).")
     pruning: bool = setting(True, "Search channel keep ratios too (False: every block keeps all its channels).")
-    init: str = setting("spread", f"nsga2's first generation: {one_of(list(INITS))} (random: Optuna's).")
+    init: str = setting("spread", lambda: f"nsga2's first generation: {one_of(list(_ops().INITS))} (random: "
+                                          "Optuna's).")
     # nsga2 on the packed `block`/`block-dense` encodings: field-wise mutation / crossover of a block's option
     # (`redraw` / `uniform`: Optuna's). The field encodings' genes are fields already, so Optuna's own operators
     # act field-wise there.
-    mutation: str = setting("field", f"nsga2's mutation of packed block options: {one_of(list(MUTATIONS))}.")
+    mutation: str = setting("field", lambda: "nsga2's mutation of packed block options: "
+                                             f"{one_of(list(_ops().MUTATIONS))}.")
     mutation_prob: Annotated[float, Field(ge=0, le=1)] | None = setting(
         help="nsga2's mutation probability; default 1 / number of parameters.")
-    crossover: str = setting("field", f"nsga2's crossover of packed block options: {one_of(list(CROSSOVERS))}.")
+    crossover: str = setting("field", lambda: "nsga2's crossover of packed block options: "
+                                              f"{one_of(list(_ops().CROSSOVERS))}.")
     # 0: NSGA-II throughout (`local.py`)
     local_fraction: Annotated[float, Field(ge=0, lt=1)] = setting(
         0.7, "With a budget (nsga2): share of the trials spent by the budget local search after NSGA-II.")
@@ -99,23 +90,21 @@ class SearchConfig:
     resume: bool = setting(False, "Continue the study in `out` even though its search settings differ.")
 
     def validate(self) -> SearchConfig:
-        if self.space not in list_spaces():
-            raise bad_value("space", self.space, ", ".join(list_spaces()))
+        from nas.search.encoding import ENCODINGS
+        from nas.search.objectives import parse_objectives
+        from nas.search.sampler_kinds import SAMPLERS
+
+        check_choice(self, "space", list_spaces())
         objectives = parse_objectives(self.objectives)
-        if self.sampler not in SAMPLERS:
-            raise bad_value("sampler", self.sampler, ", ".join(SAMPLERS.names()))
-        if self.evaluator not in EVALUATORS:
-            raise bad_value("evaluator", self.evaluator, ", ".join(EVALUATORS))
-        for f in fields(self):
-            _check_bounds(f.name, getattr(self, f.name))
-        if self.init not in INITS:
-            raise bad_value("init", self.init, ", ".join(INITS))
-        if self.mutation not in MUTATIONS:
-            raise bad_value("mutation", self.mutation, ", ".join(MUTATIONS))
-        if self.crossover not in CROSSOVERS:
-            raise bad_value("crossover", self.crossover, ", ".join(CROSSOVERS))
-        if self.encoding is not None and self.encoding not in ENCODINGS:
-            raise bad_value("encoding", self.encoding, ", ".join(ENCODINGS.names()))
+        check_choice(self, "sampler", SAMPLERS)
+        check_choice(self, "evaluator", EVALUATORS)
+        check_bounds(self)
+        ops = _ops()
+        check_choice(self, "init", ops.INITS)
+        check_choice(self, "mutation", ops.MUTATIONS)
+        check_choice(self, "crossover", ops.CROSSOVERS)
+        if self.encoding is not None:
+            check_choice(self, "encoding", ENCODINGS)
         Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
         if self.evaluator == "predicted":
             if self.predictor is None:
@@ -133,6 +122,9 @@ class SearchConfig:
         return replace(self, objectives=objectives)
 
     def resolved(self, device_tag: str | None = None) -> SearchConfig:
+        from nas.search.sampler_kinds import SAMPLERS
+        from nas.search.storage import default_storage_url, journal_path
+
         c = self.validate()
         out = str(Path(c.out).resolve())
         storage = c.storage or default_storage_url(out)
@@ -172,6 +164,8 @@ class SearchConfig:
 
     def local_from(self) -> int | None:
         """The study's trial count from which the budget local search proposes (None: it never does)."""
+        from nas.search.sampler_kinds import SAMPLERS
+
         if not SAMPLERS.get(self.sampler).generational or not self.local_fraction or not Budgets(
                 self.latency_ms, self.size_mb, self.min_accuracy).any():
             return None
@@ -181,68 +175,18 @@ class SearchConfig:
         d = asdict(self)
         d["objectives"] = list(self.objectives)
         if d.get("storage"):
+            from nas.search.storage import describe_url
+
             d["storage"] = describe_url(d["storage"])
         return d
 
 
-_HINTS = get_type_hints(SearchConfig, include_extras=True)
+def _ops() -> Any:
+    """nsga2's operator names (`nas.search.operators`, which imports Optuna: read when needed)."""
+    from nas.search import operators
 
-
-def search_fields(*names: str) -> Callable[[type], type]:
-    """Class decorator (under `@dataclass`): these `SearchConfig` fields, with their types, defaults and help, ahead
-    of the class's own -- so a settings type that carries some of them (`RunSpec`) does not spell them again."""
-    def add(cls: type) -> type:
-        src = {f.name: f for f in fields(SearchConfig)}
-        unknown = [n for n in names if n not in src]
-        if unknown:
-            raise TypeError(f"not SearchConfig fields: {unknown}")
-        cls.__annotations__ = {**{n: src[n].type for n in names}, **cls.__dict__.get("__annotations__", {})}
-        for n in names:
-            setattr(cls, n, field(default=src[n].default, metadata=src[n].metadata))
-        return cls
-
-    return add
+    return operators
 
 
 def _abs(p: str | None) -> str | None:
     return None if p is None else str(Path(p).resolve())
-
-
-def _bounds(name: str) -> tuple[type, dict[str, float]] | None:
-    """(int or float, {ge/gt/le/lt: bound}) of a field whose type carries `Field(...)` bounds, else None."""
-    hint = _HINTS[name]
-    if get_origin(hint) is not Annotated:  # `Annotated[...] | None`: its first member
-        hint = next((a for a in get_args(hint) if get_origin(a) is Annotated), None)
-        if hint is None:
-            return None
-    base, *meta = get_args(hint)
-    bounds = {k: getattr(m, k) for info in meta for m in getattr(info, "metadata", ())
-              for k in ("ge", "gt", "le", "lt") if getattr(m, k, None) is not None}
-    return base, bounds
-
-
-def _check_bounds(name: str, v: Any) -> None:
-    found = _bounds(name)
-    if found is None or v is None:  # unbounded, or an optional field left unset
-        return
-    base, b = found
-    lo = b.get("ge", b.get("gt"))
-    hi = b.get("le", b.get("lt"))
-    if base is int:
-        ok = isinstance(v, int) and not isinstance(v, bool) and v >= b["ge"]
-        allowed = f"an integer >= {b['ge']}"
-    else:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and \
-            (v >= lo if "ge" in b else v > lo) and (v <= hi if "le" in b else v < hi)
-        allowed = f"a number in {'[' if 'ge' in b else '('}{lo:g}, {hi:g}{']' if 'le' in b else ')'}"
-    if not ok:
-        raise bad_value(name, v, allowed)
-
-
-def yaml_fields(*names: str) -> dict[str, tuple[Any, Any]]:
-    """These fields as pydantic field definitions (type with its bounds, default, help): an experiment file's
-    section that sets them (`nas.experiment.SearchSection`) takes them from here."""
-    src = {f.name: f for f in fields(SearchConfig)}
-    return {n: (_HINTS[n], Field(default=src[n].default, description=help_of(src[n]) or None)) for n in names}
-
-

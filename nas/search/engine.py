@@ -23,9 +23,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import HwnasError, InputError, SubnetConfig, get_space
+from search_spaces.settings import carry_fields
 
 from nas.budgets import Budgets
-from nas.search.config import search_fields
+from nas.search.config import SearchConfig
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
 from nas.search.local import BudgetLocalSearch, feasible_spread
@@ -42,9 +43,9 @@ RUN_ATTR = "hwnas:run"  # study user attribute: what the study searches (checked
 
 
 @dataclass(frozen=True, kw_only=True)
-@search_fields("space", "objectives", "sampler", "encoding", "storage", "study", "seed", "evaluator", "predictor",
-               "table", "backend", "supernet", "data", "quantize", "batch_size", "population_size", "init",
-               "mutation", "mutation_prob", "crossover")
+@carry_fields(SearchConfig, "space", "objectives", "sampler", "encoding", "storage", "study", "seed", "evaluator",
+              "predictor", "table", "backend", "supernet", "data", "quantize", "batch_size", "population_size", "init",
+              "mutation", "mutation_prob", "crossover")
 class RunSpec:
     """Everything a worker needs to rebuild the search in its own process (JSON-able): the resolved
     `SearchConfig` fields it names (encoding, storage, study and batch_size are set), and what the driver derived."""

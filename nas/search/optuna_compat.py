@@ -25,8 +25,8 @@ from optuna.study._multi_objective import _is_pareto_front as is_pareto_front
 from optuna.study._tell import _tell_with_warning as tell_with_warning
 
 __all__ = ["CONSTRAINTS_KEY", "JournalOperation", "JournalStorageReplayResult", "check", "compute_hypervolume",
-           "forget_cached_trials", "is_pareto_front", "journal_backend", "journal_worker_id", "storage_of",
-           "study_id_of", "tell_with_warning", "trial_id_of"]
+           "distribution_contains", "forget_cached_trials", "is_pareto_front", "journal_backend", "journal_worker_id",
+           "storage_of", "study_id_of", "tell_with_warning", "trial_id_of"]
 
 # module -> names imported from it above
 PRIVATE_IMPORTS: dict[str, tuple[str, ...]] = {
@@ -76,6 +76,11 @@ def journal_worker_id(storage: Any) -> str:
 
 def journal_backend(storage: Any) -> Any:
     return storage._backend
+
+
+def distribution_contains(d: Any, internal: float) -> bool:
+    """Whether a parameter's internal value lies in distribution `d` (what `Trial` checks when it records one)."""
+    return bool(d._contains(internal))
 
 
 def _instances(cls: type) -> list[Any]:

@@ -7,22 +7,23 @@ throughput fell from ~320 to ~200 trials/s within 3k trials on mbv3). `Increment
 same generation numbers, stored in the same trial system attributes and the same study-level parent cache,
 but updates its index only with trials finished since the last call. Selection, crossover and mutation are
 Optuna's, unchanged.
+
+The registry itself (`SAMPLERS`, `SamplerKind`) lives in `nas.search.sampler_kinds`, which imports no Optuna, so
+listing the samplers (`hwnas search --help`) stays cheap; it is re-exported here.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.samplers import NSGAIISampler, RandomSampler, TPESampler
-from optuna.samplers.nsgaii import BaseCrossover, BaseMutation
+from optuna.samplers import NSGAIISampler
 from optuna.trial import FrozenTrial, TrialState
 
-from search_spaces.registry import Registry
-
 from nas.search.optuna_compat import storage_of, study_id_of, trial_id_of
+from nas.search.sampler_kinds import SAMPLERS, SamplerKind, SamplerOptions, make_sampler
+
+__all__ = ["SAMPLERS", "IncrementalNSGAIISampler", "SamplerKind", "SamplerOptions", "make_sampler"]
 
 
 class _GenerationIndex:
@@ -108,75 +109,3 @@ class IncrementalNSGAIISampler(NSGAIISampler):
                                                  [trial_id_of(t) for t in parents])
         ix.parents[generation] = parents
         return parents
-
-
-@dataclass(frozen=True)
-class SamplerOptions:
-    """What the engine hands a sampler factory (a factory uses what applies to it)."""
-
-    seed: int | None
-    population_size: int = 50
-    n_startup_trials: int | None = None
-    mutation: BaseMutation | None = None  # nsga2: `operators.make_mutation` (None: Optuna's re-draw)
-    mutation_prob: float | None = None
-    crossover: BaseCrossover | None = None  # nsga2: `operators.make_crossover` (None: Optuna's uniform)
-    search_space: dict[str, BaseDistribution] | None = None  # every trial's parameters, where that is fixed
-
-
-@dataclass(frozen=True)
-class SamplerKind:
-    """A registered sampler: its factory, and what the engine must know about it to drive it.
-
-    `default_encoding`: the encoding searched when none is asked for (`encoding.ENCODINGS`). `default_batch`:
-    trials asked per batch (None: the population size). `light`: it reads no trial parameters while they are
-    suggested, so the engine's cheap trial objects serve it (TPE reads them: False, Optuna's own `Trial`).
-    `generational`: NSGA-II-like, a population per generation: the engine seeds its first generation
-    (`SearchConfig.init`), its mutation / crossover apply, and the budget local search may follow it."""
-
-    build: Callable[[SamplerOptions], optuna.samplers.BaseSampler]
-    default_encoding: str
-    default_batch: int | None = None
-    light: bool = True
-    generational: bool = False
-
-
-def _check_kind(name: str, obj: Any) -> SamplerKind:
-    if not isinstance(obj, SamplerKind):
-        raise TypeError(f"{obj!r} is not a nas.search.samplers.SamplerKind")
-    return obj
-
-
-# listed in registration order: the default first
-SAMPLERS: Registry[SamplerKind] = Registry("sampler", entry_points="hwnas.samplers", check=_check_kind, sort=False)
-
-
-def _tpe(o: SamplerOptions) -> optuna.samplers.BaseSampler:
-    """Multivariate, grouped: conditional parameters become their own groups."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return TPESampler(seed=o.seed, multivariate=True, group=True, constant_liar=False,
-                          n_startup_trials=o.n_startup_trials if o.n_startup_trials is not None else 100)
-
-
-# nsga2: per-field genes reach 98 % of the reference hypervolume at 4,250 evaluations on mbv3 (`block-dense` with
-# the field-wise operators at 6,000), at the same engine throughput since the search space is static
-# (experiments/results/search.md)
-SAMPLERS.register("nsga2", SamplerKind(
-    lambda o: IncrementalNSGAIISampler(population_size=o.population_size, seed=o.seed, mutation=o.mutation,
-                                       mutation_prob=o.mutation_prob, crossover=o.crossover,
-                                       search_space=o.search_space),
-    default_encoding="field-dense", generational=True))
-SAMPLERS.register("tpe", SamplerKind(_tpe, default_encoding="field", default_batch=32, light=False))
-SAMPLERS.register("random", SamplerKind(lambda o: RandomSampler(seed=o.seed), default_encoding="block",
-                                        default_batch=500))
-
-
-def make_sampler(name: str, seed: int | None, population_size: int = 50, n_startup_trials: int | None = None,
-                 mutation: BaseMutation | None = None, mutation_prob: float | None = None,
-                 crossover: BaseCrossover | None = None,
-                 search_space: dict[str, BaseDistribution] | None = None) -> optuna.samplers.BaseSampler:
-    """The registered sampler `name` (`SAMPLERS`), built with these options."""
-    return SAMPLERS.get(name).build(SamplerOptions(seed, population_size, n_startup_trials, mutation, mutation_prob,
-                                                   crossover, search_space))

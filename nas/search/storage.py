@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial
 from search_spaces import HwnasError, InputError
 
 from nas.search.journal import FastJournalStorage
+from nas.search.optuna_compat import distribution_contains
 from nas.store import URL_SCHEMES as RDB_SCHEMES  # noqa: E402  (one list of the schemes hwnas opens)
 
 
@@ -191,7 +192,7 @@ class FastInMemoryStorage(optuna.storages.InMemoryStorage):
                 old = known.get(name)
                 if old is not None and old is not d:
                     optuna.distributions.check_distribution_compatibility(old, d)
-                if not d._contains(d.to_internal_repr(params[name])):
+                if not distribution_contains(d, d.to_internal_repr(params[name])):
                     raise ValueError(f"{name}: {params[name]!r} is not in {d}")
                 known[name] = d
             trial = copy.copy(trial)

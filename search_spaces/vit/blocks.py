@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from search_spaces.errors import InputError, bad_value
-from search_spaces.vit.layers import QUANT_LINEARS, EncoderLayer, Head, PatchEmbed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 OPS = ("vit-patch", "vit-layer", "vit-head")
 _KEY_RE = re.compile(r"^(?P<op>vit-[a-z]+):t(?P<t>\d+):d(?P<d>\d+):h(?P<h>\d+)x(?P<hd>\d+):m(?P<m>\d+)"
@@ -77,6 +77,8 @@ class ViTBlockSpec:
         """The quantized linear layers of the standalone block, named as in its exported graph."""
         if self.op != "vit-layer" or not self.quantized:
             return {}
+        from search_spaces.vit.layers import QUANT_LINEARS  # torch: only when a block is built or quantized
+
         return {name: (self.weight_bits, self.act_bits) for name in QUANT_LINEARS}
 
     # ---- exact counts: (MACs, quantizable weights, other parameters) --------------------------------------------
@@ -100,6 +102,8 @@ class ViTBlockSpec:
 def build_vit_block(b: ViTBlockSpec, spec: Any) -> nn.Module:
     """A standalone float module of one block (random weights): what a latency table measures; quantized blocks
     are quantized by the backend as deployed."""
+    from search_spaces.vit.layers import EncoderLayer, Head, PatchEmbed  # torch: `import search_spaces` stays light
+
     if b.op == "vit-patch":
         return PatchEmbed(b.heads, b.dim, b.head_dim, b.tokens)
     if b.op == "vit-layer":
