@@ -61,13 +61,13 @@ def main() -> None:
         pred = load_predictor(a.predictor)
     else:
         from experiments.synthetic_predictor import SyntheticPredictor
-        from predictors.bundle import fit_predictor
+        from predictors.bundle import FitConfig, fit_predictor
         from predictors.synthetic import synthetic_dataset
 
         pred = SyntheticPredictor(full)
         predictor_dir = str(out / "predictor-placeholder")  # run_search records one; `ev` is what it searches with
         if not (out / "predictor-placeholder" / "predictor.json").is_file():
-            fit_predictor(synthetic_dataset(full, 200, 0), kind="ridge", seed=0)[0].save(predictor_dir)
+            fit_predictor(FitConfig(dataset=synthetic_dataset(full, 200, 0), kind="ridge", seed=0, out=predictor_dir))
     ev = PredictedEvaluator(full, pred, table)
     m = ev.evaluate_indices(Genes(space).to_indices(Genes(space).random(np.random.default_rng(12345), 50000)))
     lat = m.latency_ms[m.supported]
