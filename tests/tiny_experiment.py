@@ -14,7 +14,7 @@ def tiny_experiment(workdir: Path, **overrides: Any) -> dict[str, Any]:
         "data": "synthetic",
         "seed": 0,
         "workdir": str(workdir),
-        "supernet": {"epochs": 1, "batch_size": 64},
+        "supernet": {"epochs": 2, "batch_size": 64},
         "latency": {"backend": "ort-cpu", "resolutions": [16], "calibrate": 3, "validate_n": 3},
         "accuracy": {"n": 40},
         "predictor": {"kind": "mlp"},
