@@ -21,8 +21,11 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/hwnas run experiments/quickstart.yaml
 
+# two processes: the tests on the session's Ray instance last. With Ray running in it, the suite's process died of
+# SIGSEGV while waiting for a child process (6 times in about 14 full runs, at different tests; never in test-fast)
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not ray"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "ray"
 
 # the tier to run while editing: no Ray, no supernet training, nothing marked slow (tests/conftest.py marks by use)
 test-fast: venv
