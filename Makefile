@@ -21,11 +21,13 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/hwnas run experiments/quickstart.yaml
 
-# two processes: the tests on the session's Ray instance last. With Ray running in it, the suite's process died of
-# SIGSEGV while waiting for a child process (6 times in about 14 full runs, at different tests; never in test-fast)
+# three processes, the Once-for-All tests in the last: after they imported `ofa` (and its torchvision stand-ins),
+# the suite's process died of SIGSEGV at the next test that waited on a child process (7 times in about 15 full
+# runs, at whichever such test came next; the cause is not known)
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not ray"
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "ray"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not ray and not ofa"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "ray and not ofa"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "ofa"
 
 # the tier to run while editing: no Ray, no supernet training, nothing marked slow (tests/conftest.py marks by use)
 test-fast: venv

@@ -41,6 +41,8 @@ def pytest_collection_modifyitems(config, items) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "ray_local" in fixtures:
             item.add_marker(pytest.mark.ray)
+        if item.path.name == "test_ofa_import.py":
+            item.add_marker(pytest.mark.ofa)
         if item.path.name in SLOW_FILES or fixtures & SLOW_FIXTURES or \
                 getattr(item, "originalname", item.name) in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
