@@ -159,8 +159,8 @@ def test_experiment_import_ofa_validates():
 
 
 def test_ofa_variant_dry_runs_here(monkeypatch):
-    # in this process: run as a child, with ~270 tests' worth of threads in the parent, the suite's process died of
-    # SIGSEGV while waiting for it (5 times in about a dozen full runs, never when run alone)
+    # in this process, not as a child: once `ofa` is imported here (the tests above), the pytest process has died
+    # of SIGSEGV while waiting on a child process (the Makefile's note on `make test`)
     from pathlib import Path
 
     from click.testing import CliRunner

@@ -144,7 +144,8 @@ def _non_default_protocol(lat: Any) -> dict[str, Any]:
     had before they were settable)."""
     from latency_tables.protocol import Protocol
 
-    return {f: getattr(lat, f) for f in PROTOCOL_FIELDS if getattr(lat, f) != getattr(Protocol(), f)}
+    default = Protocol()
+    return {f: getattr(lat, f) for f in PROTOCOL_FIELDS if getattr(lat, f) != getattr(default, f)}
 
 
 def latency_stage(run: StageRunner, exp: Experiment, progress: bool, ray_address: str | None) -> StageResult:
