@@ -58,11 +58,15 @@ class ExportReport:
     torch_accuracy: float  # the PyTorch subnet, the first `verify_n` test images, percent
     holdout_accuracy: float  # onnxruntime, holdout split from image `holdout_from` on, percent
     predicted_accuracy: float | None
-    latency_ms: float | None  # measured on the backend
+    latency_ms: float | None  # measured on the backend, plain median
     predicted_latency_ms: float | None
     size_bytes: int  # the ONNX file
     predicted_size_bytes: int  # weights at their bits (the search's size objective)
     card: dict[str, Any] = field(repr=False, default_factory=dict)
+    # measured next to the table's reference: the latency at the machine speed the table was built at, and how
+    # much the reference has slowed (+) or sped up since (a load-normalized table only; see `_measure_latency`)
+    latency_at_table_speed_ms: float | None = None
+    reference_drift: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields `hwnas export --json` prints."""
@@ -196,7 +200,7 @@ def export_subnet(settings: ExportConfig) -> ExportReport:
             onnx_model = replace(onnx_model, path=Path(b.deployable(onnx_model.path)))
         checked = _verify(sub.ref, ds, deployed.resolution, onnx_model.path, b, s.verify_n, s.holdout_from)
         predicted = _predict(s.entry, deployed, s.predictor, table_obj, space)
-        measured = _measure_latency(b, onnx_model.path, input_shape, s.protocol)
+        measured = _measure_latency(b, onnx_model.path, input_shape, s.protocol, table_obj)
         src = _Sources(s.supernet, meta, ds, s.table, table_obj, s.predictor, backend, b, s.query_provenance,
                        s.calib_batches, s.calib_batch_size, s.seed)
         card = _card(src, s.config, deployed, out, input_shape, net.spec.num_classes, sub, onnx_model, checked,
@@ -216,7 +220,9 @@ def export_subnet(settings: ExportConfig) -> ExportReport:
         accuracy=checked.acc, torch_accuracy=checked.torch_acc, holdout_accuracy=checked.holdout_acc,
         predicted_accuracy=predicted.accuracy, latency_ms=measured.latency_ms,
         predicted_latency_ms=predicted.latency_ms, size_bytes=card["measured"]["size_bytes"],
-        predicted_size_bytes=predicted.profile.size_bytes, card=card)
+        predicted_size_bytes=predicted.profile.size_bytes, card=card,
+        latency_at_table_speed_ms=measured.at_table_speed_ms,
+        reference_drift=None if measured.reference is None else measured.reference["drift"])
 
 
 def _check_arguments(config: Any, out: str | os.PathLike[str], calib_batches: Any, calib_batch_size: Any,
@@ -376,22 +382,43 @@ def _predict(entry: Any, deployed: SubnetConfig, predictor: Any, table_obj: Any,
 
 @dataclass(frozen=True)
 class _Measured:
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # plain: the median on this machine as it is now
     measurement: dict[str, Any] | None = None
     fingerprint: dict[str, Any] | None = None
     protocol: Any = None
+    # against the table's reference model, timed interleaved with the export (load-normalized tables only)
+    at_table_speed_ms: float | None = None  # ref_ratio x the reference's ms during the build
+    reference: dict[str, Any] | None = None  # {"ms_now", "ms_at_build", "drift"}
 
 
-def _measure_latency(b: Any, model_path: Path, input_shape: tuple[int, ...], protocol: Any) -> _Measured:
-    """Latency of the deployed file on the backend (none without one)."""
+def _measure_latency(b: Any, model_path: Path, input_shape: tuple[int, ...], protocol: Any,
+                     table_obj: Any = None) -> _Measured:
+    """Latency of the deployed file on the backend (none without one), by the table's protocol unless one is
+    given. Against a load-normalized table the file is also timed next to the table's reference model, as every
+    block was: the ratio times the reference's latency during the build is the export's latency at the speed the
+    table was measured at, which is what the prediction claims; the plain median includes whatever the machine's
+    speed has done since (the reference's drift, also recorded)."""
     if b is None:
         return _Measured(protocol=protocol)
-    if protocol is None:
-        from latency_tables.protocol import Protocol
+    from latency_tables.protocol import Protocol
 
-        protocol = Protocol()
-    mres = b.measure(model_path, input_shape, protocol)
-    return _Measured(float(mres.median_ms), mres.to_dict(), b.fingerprint(), protocol)
+    if protocol is None:
+        protocol = Protocol.from_dict(table_obj.protocol) if table_obj is not None else Protocol()
+    normalized = table_obj is not None and table_obj.normalized and protocol.reference
+    with tempfile.TemporaryDirectory(prefix="hwnas-ref-") as tmp:
+        ref = None
+        if normalized:
+            from latency_tables.models import export_reference_model
+
+            ref = export_reference_model(tmp, input_shape[0], table_obj.reference_model)
+        mres = b.measure(model_path, input_shape, protocol, ref)
+    d = mres.to_dict()  # what the card records, so its figures recompute from one another
+    m = _Measured(float(mres.median_ms), d, b.fingerprint(), protocol)
+    if not normalized or d.get("ref_ratio") is None:
+        return m
+    at_build = float(table_obj.reference_ms)
+    return replace(m, at_table_speed_ms=d["ref_ratio"] * at_build,
+                   reference={"ms_now": d["ref_ms"], "ms_at_build": at_build, "drift": d["ref_ms"] / at_build - 1})
 
 
 @dataclass(frozen=True)
@@ -470,6 +497,8 @@ def _card(src: _Sources, config: SubnetConfig, deployed: SubnetConfig, out: Path
                      "holdout_accuracy": checked.holdout_acc,
                      "holdout_images": checked.holdout_images,  # [first, end)
                      "latency_ms": measured.latency_ms,
+                     "latency_at_table_speed_ms": measured.at_table_speed_ms,
+                     "reference": measured.reference,
                      "latency": measured.measurement, "size_bytes": size_bytes},
         "verification": {"reference": "PyTorch subnet" + (" (fake-quantized)" if is_quant else ""),
                          "runtime": checked.runtime,

@@ -74,6 +74,7 @@ def test_float_export_matches_pytorch_and_card_is_true(trained, tmp_path):
     assert r.accuracy > 80.0  # the trained subnet really classifies digits
     assert r.opset >= 17 and r.latency_ms is not None and r.latency_ms > 0
     assert (r.predicted_accuracy, r.predicted_latency_ms) == (93.0, 0.4)
+    assert r.latency_at_table_speed_ms is None and r.reference_drift is None  # no table to compare speeds with
 
     model = onnx.load(str(out))
     onnx.checker.check_model(model, full_check=True)
@@ -174,6 +175,36 @@ def test_mixed_policy_leaves_32_bit_layers_float(trained, tmp_path):
                 assert w_src is not None and w_src.op_type == "DequantizeLinear"
                 qt = inits[w_src.input[0]].data_type
                 assert qt == (onnx.TensorProto.INT4 if wb[j] == 4 else onnx.TensorProto.INT8)
+
+
+def test_latency_at_the_table_speed(trained, tmp_path):
+    """Against a load-normalized table, the export is timed next to the table's reference model: its latency at
+    the build's speed is its ratio to the reference times the reference's latency then, and the drift is how the
+    reference's latency now compares. The table here says the reference took 1 s during its build (a far slower
+    machine), so every figure differs from the plain one by a factor the test can check."""
+    from latency_tables.models import reference_model_spec
+
+    sup, cfg, _ = trained
+    sp = get_space("mbv3-tiny")
+    fp = {"backend": "ort-cpu", "device": "test", "threads": 1}
+    entries = {b.key: {"median_ms": 0.05, "std_ms": 0.0, "count": 1, "ref_ms": 1000.0, "ref_ratio": 0.1}
+               for b in sp.blocks(cfg)}
+    table = LatencyTable("mbv3-tiny", "test-cpu", "ort-cpu", fp, QUICK.to_dict(), [cfg.resolution], entries,
+                         reference_model=reference_model_spec(sp, [cfg.resolution]))
+    assert table.normalized and table.reference_ms == 1000.0
+    table.save(tmp_path / "table.json")
+    r = export_subnet(ExportConfig(supernet=sup, config=cfg, out=tmp_path / "m.onnx", backend="ort-cpu",
+                                   table=tmp_path / "table.json"))  # the table's own protocol
+    card = json.loads(card_path_for(tmp_path / "m.onnx").read_text())
+    timing, reference = card["measured"]["latency"], card["measured"]["reference"]
+    assert card["provenance"]["backend"]["protocol"] == QUICK.to_dict()
+    assert 0 < timing["ref_ms"] < 1000.0 and timing["ref_ratio"] > 0
+    assert r.latency_at_table_speed_ms == pytest.approx(timing["ref_ratio"] * 1000.0)
+    assert r.reference_drift == pytest.approx(timing["ref_ms"] / 1000.0 - 1) == reference["drift"]
+    assert reference == {"ms_now": timing["ref_ms"], "ms_at_build": 1000.0, "drift": r.reference_drift}
+    assert card["measured"]["latency_at_table_speed_ms"] == r.latency_at_table_speed_ms
+    # the plain median and the ratio describe the same runs
+    assert r.latency_ms == pytest.approx(timing["ref_ratio"] * timing["ref_ms"], rel=0.3)
 
 
 def test_cli_export_from_a_query(trained, tmp_path):

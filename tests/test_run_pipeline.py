@@ -65,7 +65,13 @@ def test_predictions_hold_on_the_exports(first_run):
     tolerance = 3 * binomial + 2 * pred["rmse"]
     assert abs(rep["accuracy"] - export["entry"]["accuracy"]) <= tolerance, (rep, tolerance)
     assert abs(rep["holdout_accuracy"] - rep["accuracy"]) <= 3 * binomial
-    assert rep["latency_ms"] == pytest.approx(export["entry"]["latency_ms"], rel=0.5)
+    # latency as the table claims it: the export timed next to the table's reference, at the build's speed (the
+    # plain median moves with the shared machine's load: +52 % once on CI); the drift is what separates the two
+    assert rep["latency_at_table_speed_ms"] == pytest.approx(export["entry"]["latency_ms"], rel=0.5)
+    reference = card["measured"]["reference"]
+    assert reference["ms_at_build"] > 0 and rep["reference_drift"] == pytest.approx(reference["drift"])
+    assert rep["latency_ms"] == pytest.approx(rep["latency_at_table_speed_ms"] * (1 + rep["reference_drift"]),
+                                              rel=0.3)
     assert export["entry"]["accuracy_lower"] < export["entry"]["accuracy"]  # a lower bound came with it
     # the exported subnet is the most accurate of the checked candidates, which include the best predicted one
     # of the front and of the budget's own search

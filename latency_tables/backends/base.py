@@ -168,8 +168,10 @@ class Backend(ABC):
         `measure_many` calls it when done."""
 
     def measure(self, onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...],
-                protocol: Protocol | None = None) -> Measurement:
-        result = self.measure_many([(onnx_path, input_shape)], protocol)[0]
+                protocol: Protocol | None = None,
+                reference: tuple[str | os.PathLike[str], tuple[int, ...]] | None = None) -> Measurement:
+        """One model (`measure_many` of one): with `reference`, timed between rounds of that model."""
+        result = self.measure_many([(onnx_path, input_shape)], protocol, reference)[0]
         if isinstance(result, BaseException):
             raise HwnasError(f"{self.name}: cannot run {Path(onnx_path).name}: {one_line(result)}")
         return result

@@ -38,7 +38,10 @@ def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | 
         d_acc = None if dep.get("accuracy") is None else dep["accuracy"] - e["accuracy"]
         d_ver = (None if dep.get("accuracy") is None or dep.get("holdout_accuracy") is None
                  else dep["accuracy"] - dep["holdout_accuracy"])
-        d_ms = None if dep.get("latency_ms") is None else 100 * (dep["latency_ms"] / e["latency_ms"] - 1)
+        def vs_pred(ms: float | None) -> float | None:
+            return None if ms is None else 100 * (ms / e["latency_ms"] - 1)
+
+        drift = dep.get("reference_drift")
         rows.append({
             "budget": r["label"],
             "subnet": config_from_dict(c).label(),
@@ -50,7 +53,9 @@ def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | 
             "test - pred": _f(d_acc, "{:+.2f}"),
             "pred ms": _f(e["latency_ms"], "{:.3f}"),
             "ms (int / fp)": f"{_f(q.get('latency_ms'), '{:.3f}')} / {_f(fl.get('latency_ms'), '{:.3f}')}",
-            "ms vs pred": _f(d_ms, "{:+.1f} %"),
+            "ms vs pred": _f(vs_pred(dep.get("latency_ms")), "{:+.1f} %"),
+            "at table speed": _f(vs_pred(dep.get("latency_at_table_speed_ms")), "{:+.1f} %"),
+            "host drift": _f(None if drift is None else 100 * drift, "{:+.1f} %"),
             "size KB": _f(e["size_bytes"] / 1e3, "{:.0f}"),
             "random %": _f(base.get("random")),
             "OFA-evo %": _f(base.get("ofa_evolution")),
@@ -163,7 +168,10 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
              "(images that chose nothing: the estimate a user is given), `test %` on the test split, which "
              "nothing was fitted or chosen on (int = quantized per the subnet's bits, fp = the same architecture "
              "in float). `test - verified`, `test - pred` and `ms vs pred` compare the export a user deploys "
-             "(int for a quantized subnet). "
+             "(int for a quantized subnet). `ms vs pred` is the plain median on the machine as it is now; "
+             "`at table speed` the same export timed next to the table's reference model and scaled to the "
+             "reference's latency during the build (what the prediction claims); `host drift` how much slower (+) "
+             "the reference runs now than then. "
              "`random` and `OFA-evo`: best predicted accuracy under the same budget found by random sampling and by "
              "Once-for-All's evolutionary search with the same number of evaluations.", "",
              format_table(rows, markdown=True), "",
