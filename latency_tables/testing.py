@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from latency_tables.backends import BACKENDS, get_backend
-from latency_tables.backends.base import REQUIRED_FINGERPRINT_KEYS
+from latency_tables.backends.base import REQUIRED_FINGERPRINT_KEYS, Backend
 from latency_tables.models import export_block
 from latency_tables.protocol import Protocol
 from search_spaces import BlockSpec, get_space
@@ -61,6 +61,8 @@ class BackendContract:
             assert not isinstance(m, Exception), m
             assert m.count == PROTOCOL.repeats * PROTOCOL.rounds
             assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+        if be.computes_on_calling_thread():  # its CPU clock then sees the whole run (Protocol.clock "cpu")
+            _assert_computes_on_calling_thread(be, items[0])
         with pytest.raises(HwnasError, match="missing.onnx"):
             be.measure(tmp_path / "missing.onnx", (1, 24, 8, 8), PROTOCOL)
         for precision in cls.precisions[1:]:  # every 16-bit format the backend declares runs the same blocks
@@ -71,3 +73,23 @@ class BackendContract:
             for m in be16.measure_many(items, PROTOCOL):
                 assert not isinstance(m, Exception), m
                 assert m.median_ms > 0
+
+
+def _assert_computes_on_calling_thread(be: Backend, item: tuple) -> None:
+    """The calling thread's CPU time is (nearly) all the CPU time the process spends on the runs: no other
+    thread computes. Load on the machine stretches both alike, so the ratio holds on a busy one too."""
+    import time
+
+    run = be.open(item[0], tuple(item[1]), PROTOCOL)
+    try:
+        for _ in range(20):
+            run()
+        thread0, process0 = time.thread_time_ns(), time.process_time_ns()
+        for _ in range(200):
+            run()
+        thread, process = time.thread_time_ns() - thread0, time.process_time_ns() - process0
+    finally:
+        close = getattr(run, "close", None)
+        if callable(close):
+            close()
+    assert thread >= 0.9 * process, (be.name, thread, process)
