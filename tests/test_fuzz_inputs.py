@@ -4,6 +4,7 @@ traceback, never exit 1 (HTTP 500) for bad input. In-process (click's CliRunner,
 suite stays well under a minute."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
@@ -78,7 +79,8 @@ def test_fuzz_experiment_yaml(runner, tmp_path_factory, data) -> None:
         paths = [p for p in _leaves(exp) if p and p[0] != "workdir"]
         path = data.draw(st.sampled_from(paths))
         try:
-            _set(exp, path, data.draw(NASTY))
+            # a copy: NASTY's lists and dicts are shared constants, and setting one inside itself makes a cycle
+            _set(exp, path, copy.deepcopy(data.draw(NASTY)))
         except (TypeError, IndexError, KeyError):
             pass  # the path vanished under an earlier mutation
     f = d / "e.yaml"

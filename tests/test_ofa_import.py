@@ -159,8 +159,7 @@ def test_experiment_import_ofa_validates():
 
 
 def test_ofa_variant_dry_runs_here(monkeypatch):
-    # in this process, not as a child: once `ofa` is imported here (the tests above), the pytest process has died
-    # of SIGSEGV while waiting on a child process (the Makefile's note on `make test`)
+    # in-process (click's runner): a child process would pay hwnas's start-up for a validation
     from pathlib import Path
 
     from click.testing import CliRunner

@@ -17,6 +17,7 @@ import numpy as np
 from latency_tables.backends.base import BACKENDS, Backend, Runner
 from latency_tables.protocol import Protocol
 from search_spaces.errors import HwnasError
+from search_spaces.signal_stack import keep_signal_stack
 
 # hwnas precision -> OpenVINO's INFERENCE_PRECISION_HINT
 _HINT = {"fp32": "f32", "bf16": "bf16"}
@@ -94,9 +95,16 @@ class OpenVinoCpuBackend(Backend):
         return {**super().deployment(), "compile_config": cfg,
                 "how": f"openvino.Core().compile_model('model.onnx', 'CPU', {cfg}) then a synchronous infer request"}
 
+    def _compile(self, model: Any) -> Any:
+        """The CPU plugin's compiled model. Compiling swaps the thread's alternate signal stack for one the model
+        owns, and a model destroyed out of order would leave it pointing at freed memory (the next signal a Python
+        handler catches then crashes the process): `keep_signal_stack`."""
+        with keep_signal_stack():
+            return self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
+
     def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
         self._check_bf16()
-        compiled = self.core.compile_model(str(onnx_path), "CPU", compile_config(self.threads, self.precision))
+        compiled = self._compile(str(onnx_path))
         out = compiled.output(0)
         return np.concatenate([compiled(np.ascontiguousarray(x[i : i + 256], np.float32))[out]
                                for i in range(0, len(x), 256)])
@@ -107,7 +115,7 @@ class OpenVinoCpuBackend(Backend):
         self._check_bf16()
         model = self.core.read_model(str(onnx_path))
         model.reshape({model.input(0): ov.PartialShape(list(input_shape))})
-        compiled = self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
+        compiled = self._compile(model)
         request = compiled.create_infer_request()
         x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         request.set_input_tensor(ov.Tensor(x))
