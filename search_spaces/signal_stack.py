@@ -1,15 +1,15 @@
 """`keep_signal_stack`: leave the calling thread's alternate signal stack as it was around native code that swaps
 it and restores it in an order we do not control.
 
-OpenVINO's CPU plugin installs an alternate signal stack of its own on the thread that compiles a model and, when
-that model is destroyed, puts back the stack that was installed before it. Two compiled models destroyed in the
-order they were made (first in, first out) leave the thread pointing at the first one's freed stack; the next
-signal handled on it -- Python runs every handler it installs, SIGINT and SIGCHLD included, on the alternate stack
--- then kills the process with SIGSEGV (si_code SI_KERNEL: the kernel cannot write the signal frame). That was the
-test suite's crash "while waiting for a child process": torch's DataLoader installs a SIGCHLD handler, and a
-subprocess exiting after two OpenVINO models had come and gone delivered the signal (reproduced in
-tests/test_signal_stack.py). Putting the previous stack back right after the native call means every later restore
-by the library puts back that same, still valid, stack.
+OpenVINO installs an alternate signal stack of its own on the thread that loads its CPU plugin into a `Core` (on
+first use: listing devices, reading a property, compiling) and, when that Core goes, puts back the stack that was
+installed before it. Two Cores deleted in the order they were made (first in, first out) leave the thread pointing
+at the first one's freed stack; the next signal handled on it -- Python runs every handler it installs, SIGINT and
+SIGCHLD included, on the alternate stack -- then kills the process with SIGSEGV (si_code SI_KERNEL: the kernel
+cannot write the signal frame). That was the test suite's crash "while waiting for a child process": torch's
+DataLoader installs a SIGCHLD handler, and a subprocess exiting after two OpenVINO Cores had come and gone
+delivered the signal (reproduced in tests/test_signal_stack.py). Putting the previous stack back right after the
+native call means every later restore by the library puts back that same, still valid, stack.
 
 Linux only (the `stack_t` layout differs elsewhere); a no-op on other systems.
 """

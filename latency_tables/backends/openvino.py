@@ -35,9 +35,17 @@ def compile_config(threads: int, precision: str) -> dict[str, Any]:
 
 
 def _core() -> Any:
+    """A Core with its device plugins loaded. Loading the CPU plugin into a Core swaps the calling thread's alternate
+    signal stack for one the Core owns, and deleting the Core puts back the stack it found; Cores deleted out of
+    order would leave the thread pointing at freed memory, and the next signal a Python handler catches (SIGCHLD,
+    SIGINT) then crashes the process. So the plugins load here, inside `keep_signal_stack`, and compiling (which
+    can load them too) goes through `_compile`."""
     import openvino as ov
 
-    return ov.Core()
+    with keep_signal_stack():
+        core = ov.Core()
+        core.available_devices  # noqa: B018 -- the property loads the plugins
+    return core
 
 
 @BACKENDS.register("openvino-cpu")
@@ -96,9 +104,7 @@ class OpenVinoCpuBackend(Backend):
                 "how": f"openvino.Core().compile_model('model.onnx', 'CPU', {cfg}) then a synchronous infer request"}
 
     def _compile(self, model: Any) -> Any:
-        """The CPU plugin's compiled model. Compiling swaps the thread's alternate signal stack for one the model
-        owns, and a model destroyed out of order would leave it pointing at freed memory (the next signal a Python
-        handler catches then crashes the process): `keep_signal_stack`."""
+        """The CPU plugin's compiled model, the thread's alternate signal stack kept (see `_core`)."""
         with keep_signal_stack():
             return self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
 
