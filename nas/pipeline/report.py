@@ -38,6 +38,7 @@ def summary_rows(exp: Experiment, export: StageResult, baselines: StageResult | 
         d_acc = None if dep.get("accuracy") is None else dep["accuracy"] - e["accuracy"]
         d_ver = (None if dep.get("accuracy") is None or dep.get("holdout_accuracy") is None
                  else dep["accuracy"] - dep["holdout_accuracy"])
+
         def vs_pred(ms: float | None) -> float | None:
             return None if ms is None else 100 * (ms / e["latency_ms"] - 1)
 
