@@ -17,9 +17,9 @@ from search_spaces.errors import HwnasError
 _REFERENCE_FILES: dict[str, tuple[bytes, tuple[int, ...]]] = {}
 
 
-def _reference(tmp: str, batch: int, reference: dict[str, Any] | None) -> tuple[Path, tuple[int, ...]]:
+def reference_file(tmp: str | Path, batch: int, reference: dict[str, Any] | None) -> tuple[Path, tuple[int, ...]]:
     """The table's reference model as ONNX in `tmp`, exported once per process (a whole subnet takes seconds,
-    and every chunk of blocks is timed next to it)."""
+    and every chunk of blocks, every validated subnet and every export is timed next to it)."""
     import json
 
     from latency_tables.models import export_reference_model
@@ -60,7 +60,7 @@ def measure_blocks(space: str, keys: list[str], backend: str, backend_args: dict
                 continue
             path, shape = export_block(sp, b, tmp, batch=be.batch_size)
             items.append((key, path, shape))
-        ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
+        ref = reference_file(tmp, be.batch_size, reference) if proto.reference else None
         results = be.measure_many([(p, s) for _, p, s in items], proto, ref)
         for (key, _, _), r in zip(items, results):
             out[key] = {"unsupported": f"{be.name} cannot run it: {one_line(r)}"} if isinstance(r, Exception) \
@@ -76,7 +76,7 @@ def measure_overhead(backend: str, backend_args: dict[str, Any], protocol: dict[
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         path, shape = export_overhead_model(f"{tmp}/overhead.onnx", be.batch_size)
         proto = Protocol.from_dict(protocol)
-        ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
+        ref = reference_file(tmp, be.batch_size, reference) if proto.reference else None
         r = be.measure_many([(path, shape)], proto, ref)[0]
         if isinstance(r, Exception):
             raise HwnasError(f"{be.name}: cannot run the overhead model: {one_line(r)}")
@@ -93,7 +93,7 @@ def measure_subnets(space: str, configs: list[dict[str, Any]], backend: str, bac
     proto = Protocol.from_dict(protocol)
     with tempfile.TemporaryDirectory(prefix="hwnas-lt-") as tmp:
         items = [export_subnet(sp, config_from_dict(c), tmp, batch=be.batch_size) for c in configs]
-        ref = _reference(tmp, be.batch_size, reference) if proto.reference else None
+        ref = reference_file(tmp, be.batch_size, reference) if proto.reference else None
         results = be.measure_many(items, proto, ref)
     out = []
     for c, r in zip(configs, results):

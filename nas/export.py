@@ -406,11 +406,9 @@ def _measure_latency(b: Any, model_path: Path, input_shape: tuple[int, ...], pro
         protocol = Protocol.from_dict(table_obj.protocol) if table_obj is not None else Protocol()
     normalized = table_obj is not None and table_obj.normalized and protocol.reference
     with tempfile.TemporaryDirectory(prefix="hwnas-ref-") as tmp:
-        ref = None
-        if normalized:
-            from latency_tables.models import export_reference_model
+        from latency_tables.device_tasks import reference_file
 
-            ref = export_reference_model(tmp, input_shape[0], table_obj.reference_model)
+        ref = reference_file(tmp, input_shape[0], table_obj.reference_model) if normalized else None
         mres = b.measure(model_path, input_shape, protocol, ref)
     d = mres.to_dict()  # what the card records, so its figures recompute from one another
     m = _Measured(float(mres.median_ms), d, b.fingerprint(), protocol)

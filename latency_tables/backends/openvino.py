@@ -38,8 +38,8 @@ def _core() -> Any:
     """A Core with its device plugins loaded. Loading the CPU plugin into a Core swaps the calling thread's alternate
     signal stack for one the Core owns, and deleting the Core puts back the stack it found; Cores deleted out of
     order would leave the thread pointing at freed memory, and the next signal a Python handler catches (SIGCHLD,
-    SIGINT) then crashes the process. So the plugins load here, inside `keep_signal_stack`, and compiling (which
-    can load them too) goes through `_compile`."""
+    SIGINT) then crashes the process. So the plugins load here, inside `keep_signal_stack` (compiling on a Core
+    whose plugins are loaded leaves the stack alone)."""
     import openvino as ov
 
     with keep_signal_stack():
@@ -103,14 +103,9 @@ class OpenVinoCpuBackend(Backend):
         return {**super().deployment(), "compile_config": cfg,
                 "how": f"openvino.Core().compile_model('model.onnx', 'CPU', {cfg}) then a synchronous infer request"}
 
-    def _compile(self, model: Any) -> Any:
-        """The CPU plugin's compiled model, the thread's alternate signal stack kept (see `_core`)."""
-        with keep_signal_stack():
-            return self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
-
     def infer(self, onnx_path: str | os.PathLike[str], x: Any) -> Any:
         self._check_bf16()
-        compiled = self._compile(str(onnx_path))
+        compiled = self.core.compile_model(str(onnx_path), "CPU", compile_config(self.threads, self.precision))
         out = compiled.output(0)
         return np.concatenate([compiled(np.ascontiguousarray(x[i : i + 256], np.float32))[out]
                                for i in range(0, len(x), 256)])
@@ -121,7 +116,7 @@ class OpenVinoCpuBackend(Backend):
         self._check_bf16()
         model = self.core.read_model(str(onnx_path))
         model.reshape({model.input(0): ov.PartialShape(list(input_shape))})
-        compiled = self._compile(model)
+        compiled = self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
         request = compiled.create_infer_request()
         x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         request.set_input_tensor(ov.Tensor(x))
