@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from search_spaces.lazy import lazy_exports
 
-# name -> module that defines it (the verbs and their configs: `nas.api`)
+# name -> module that defines it: a config never imports its verb's heavy dependencies (torch, Optuna, onnx)
 _LAZY = {
-    **{name: "nas.api" for name in (
-        "CollectConfig", "ExportConfig", "FitConfig", "ImportConfig", "QueryConfig", "SearchConfig", "TableConfig",
-        "TrainConfig", "add_to_store", "build_table", "collect_labels", "export_subnet", "fit_predictor",
-        "import_ofa", "load_accuracy_dataset", "query", "run_search", "train_supernet")},
+    "CollectConfig": "nas.collect_config", "ExportConfig": "nas.export_config", "FitConfig": "predictors.fit_config",
+    "ImportConfig": "nas.import_config", "QueryConfig": "nas.query_config", "SearchConfig": "nas.search.config",
+    "TableConfig": "latency_tables.table_config", "TrainConfig": "nas.train_config",
+    "build_table": "latency_tables.build", "collect_labels": "nas.api", "export_subnet": "nas.export",
+    "fit_predictor": "predictors.bundle", "import_ofa": "nas.ofa_import", "load_accuracy_dataset": "predictors.dataset",
+    "query": "nas.lookup", "train_supernet": "nas.train",
+    **{name: "nas.search.api" for name in ("add_to_store", "run_search")},
     "QueryResult": "nas.lookup",
     "ResultsStore": "nas.store",
     "ExportReport": "nas.export",

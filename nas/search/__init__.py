@@ -19,8 +19,8 @@ _LAZY = {
     **{n: "nas.search.evolution" for n in ("EvolutionConfig", "evolution_search")},
     "parse_objectives": "nas.search.objectives",
     **{n: "nas.search.pareto" for n in ("Normalizer", "hypervolume", "pareto_mask")},
-    **{n: "nas.search.samplers" for n in ("SAMPLERS", "IncrementalNSGAIISampler", "SamplerKind", "SamplerOptions",
-                                          "make_sampler")},
+    "IncrementalNSGAIISampler": "nas.search.samplers",
+    **{n: "nas.search.sampler_kinds" for n in ("SAMPLERS", "SamplerKind", "SamplerOptions", "make_sampler")},
     "open_storage": "nas.search.storage",
 }
 
