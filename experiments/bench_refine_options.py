@@ -10,7 +10,7 @@ Variants (each prints its best predicted accuracy under every budget, per seed, 
 - `reimpl`: hwnas's re-implementation of it (`nas.search.evolution.evolve_once`), which runs under budgets where
   the package's `random_valid_sample` never completes;
 - `budgeted`: `run_search` with `latency_ms=B` and `--n` trials;
-- `refine`: an unconstrained front of `--front` trials, then `refine_for_budget(**--options)` with what is left
+- `refine`: an unconstrained front of `--front` trials (one per seed, shared by the budgets, as the pipeline), then `refine_for_budget(**--options)` with what is left
   of `--n` (every evaluation counted, the front's included);
 - `refine-float`: the same on float subnets with keep 1.0 only.
 Without --budgets: the 25th/50th/75th percentiles of 50,000 random subnets' latency (as bench_search).
@@ -44,13 +44,11 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from experiments.bench_search import CountingEvaluator
-    from nas.budgets import Budgets
+    from experiments.bench_search import CountingEvaluator, hwnas_front_refine
     from nas.search import PredictedEvaluator, SearchConfig, run_search
     from nas.search.api import table_resolutions
     from nas.search.genes import Genes
     from nas.search.loaders import load_predictor, load_table
-    from nas.search.refine import refine_for_budget
     from search_spaces import get_space
 
     out = Path(a.out)
@@ -81,41 +79,38 @@ def main() -> None:
         ok = ms.supported & (ms.latency_ms <= b)
         return float(ms.accuracy[ok].max()) if ok.any() else float("nan")
 
+    def one_budget(var: str, seed: int, i: int, b: float) -> float:
+        if var == "ofa":
+            from experiments.ofa_baseline import run_evolution_finder
+
+            return best(run_evolution_finder(space, ev, a.n, b, seed * 1000 + i)[1], b)
+        if var == "reimpl":
+            from nas.search.evolution import evolve_once
+
+            return best(evolve_once(space, ev, a.n, b, seed * 1000 + i)[1], b)
+        c = CountingEvaluator(ev)
+        d = out / f"{var}-{seed}-{i}"
+        shutil.rmtree(d, ignore_errors=True)
+        r = run_search(SearchConfig(space=a.space, out=str(d), predictor=predictor_dir, table=a.table,
+                                    trials=a.n, seed=seed, workers=0, latency_ms=b), evaluator=c)
+        assert c.n <= a.n, (c.n, a.n)
+        return max((t.metrics["accuracy"] for t in r.trials if t.metrics["supported"]
+                    and t.metrics["latency_ms"] <= b), default=float("nan"))
+
+    variants = a.variants.split(",")
+    unknown = set(variants) - {"ofa", "reimpl", "budgeted", "refine", "refine-float"}
+    if unknown:
+        raise SystemExit(f"unknown variant {sorted(unknown)[0]!r}: ofa, reimpl, budgeted, refine, refine-float")
     res: dict[str, list[list[float]]] = {}
     for seed in [int(s) for s in a.seeds.split(",")]:
-        for var in a.variants.split(","):
+        for var in variants:
             t0 = time.perf_counter()
-            row = []
-            for i, b in enumerate(budgets):
-                if var == "ofa":
-                    from experiments.ofa_baseline import run_evolution_finder
-
-                    row.append(best(run_evolution_finder(space, ev, a.n, b, seed * 1000 + i)[1], b))
-                elif var == "reimpl":
-                    from nas.search.evolution import evolve_once
-
-                    row.append(best(evolve_once(space, ev, a.n, b, seed * 1000 + i)[1], b))
-                elif var in ("refine", "refine-float", "budgeted"):
-                    fl = var == "refine-float"
-                    c = CountingEvaluator(ev)
-                    d = out / f"{var}-{seed}-{i}"
-                    shutil.rmtree(d, ignore_errors=True)
-                    kw = {"quantize": False, "pruning": False} if fl else {}
-                    if var == "budgeted":
-                        r = run_search(SearchConfig(space=a.space, out=str(d), predictor=predictor_dir, table=a.table,
-                                                    trials=a.n, seed=seed, workers=0, latency_ms=b), evaluator=c)
-                        row.append(max((t.metrics["accuracy"] for t in r.trials if t.metrics["supported"]
-                                        and t.metrics["latency_ms"] <= b), default=float("nan")))
-                    else:
-                        r = run_search(SearchConfig(space=a.space, out=str(d), predictor=predictor_dir, table=a.table,
-                                                    trials=a.front, seed=seed, workers=0, **kw), evaluator=c)
-                        sp = get_space(a.space, resolutions=space.resolutions, keep=(1.0,)) if fl else space
-                        got, _ = refine_for_budget(sp, c, Budgets(latency_ms=b), [(t.config, t.metrics) for t in r.trials],
-                                                   a.n - c.n, seed=seed + 101 + i, quantize=not fl, **options)
-                        row.append(got[0].accuracy if got else float("nan"))
-                    assert c.n <= a.n, (c.n, a.n)
-                else:
-                    raise SystemExit(f"unknown variant {var!r}: ofa, reimpl, budgeted, refine, refine-float")
+            if var in ("refine", "refine-float"):  # one front per seed, serving every budget (as the pipeline)
+                paths = argparse.Namespace(space=a.space, predictor_dir=predictor_dir, table=a.table)
+                row = hwnas_front_refine(ev, paths, space, a.n, budgets, seed, out, a.front / a.n,
+                                         float_only=var == "refine-float", **options)
+            else:
+                row = [one_budget(var, seed, i, b) for i, b in enumerate(budgets)]
             res.setdefault(var, []).append(row)
             print(f"seed {seed} {var}: {np.round(row, 3).tolist()} ({time.perf_counter() - t0:.1f} s)", flush=True)
     for var, rows in res.items():

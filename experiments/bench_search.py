@@ -54,9 +54,8 @@ def fit_synthetic_predictor(space_name: str, out: Path, n: int = 4000, seed: int
 
     if (out / "predictor.json").is_file():
         return out
-    pred, report = fit_predictor(FitConfig(dataset=synthetic_dataset(get_space(space_name), n, seed), kind="mlp",
-                                           seed=seed))
-    pred.save(out)
+    _, report = fit_predictor(FitConfig(dataset=synthetic_dataset(get_space(space_name), n, seed), kind="mlp",
+                                        seed=seed, out=out))
     (out / "fit_report.json").write_text(json.dumps(report, indent=1, default=str))
     return out
 

@@ -122,8 +122,9 @@ def _measure_blocks(table: LatencyTable, sp: SearchSpace, keys: list[str], ex: L
 
     todo = [k for k in keys if k not in table.entries and k not in table.unsupported]
     step = config.protocol.interleave
-    calls = [(sp.name, todo[i : i + step], config.backend, config.backend_args(), config.protocol.to_dict(),
-              table.reference_model) for i in range(0, len(todo), step)]
+    args, protocol = config.backend_args(), config.protocol.to_dict()
+    calls = [(sp.name, todo[i : i + step], config.backend, args, protocol, table.reference_model)
+             for i in range(0, len(todo), step)]
     bar = tqdm(total=len(todo), unit="block", desc=f"{sp.name} on {table.device_tag}",
                disable=not config.progress or None)
     try:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from annotated_types import Ge
 
 from search_spaces.errors import bad_value
-from search_spaces.settings import setting
+from search_spaces.settings import check_bounds, check_choice, setting
 
 PROTOCOL_VERSION = 1
 Statistic = Literal["median", "trimmed_mean", "min_of_round_medians"]
@@ -50,15 +50,9 @@ class Protocol:
     version: int = setting(PROTOCOL_VERSION)
 
     def __post_init__(self) -> None:
-        for name in ("warmup", "repeats", "rounds", "interleave"):
-            v = getattr(self, name)
-            low = 0 if name == "warmup" else 1
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise bad_value(f"protocol.{name}", v, f"an integer >= {low}")
-        if self.clock not in CLOCKS:
-            raise bad_value("protocol.clock", self.clock, f"one of {', '.join(CLOCKS)}")
-        if self.statistic not in STATISTICS:
-            raise bad_value("protocol.statistic", self.statistic, f"one of {', '.join(STATISTICS)}")
+        check_bounds(self, prefix="protocol.")
+        check_choice(self, "clock", CLOCKS, prefix="protocol.")
+        check_choice(self, "statistic", STATISTICS, prefix="protocol.")
         if not isinstance(self.reference, bool) or not isinstance(self.cpu_mem_arena, bool):
             raise bad_value("protocol.reference / cpu_mem_arena", (self.reference, self.cpu_mem_arena), "true or false")
         if self.version != PROTOCOL_VERSION:

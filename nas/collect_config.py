@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from annotated_types import Ge, Gt, Le
 
-from search_spaces.settings import Seed, check_bounds, setting
+from search_spaces.settings import Seed, check_bounds, check_choice, setting
 
-Amp = Literal["bf16", "fp16", "off"]
-Split = Literal["holdout", "test", "train"]
+from nas.choices import AMP_HELP, DEVICE_HELP, SPLITS, Amp, Split
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,18 +41,16 @@ class CollectConfig:
     max_images: Annotated[int, Ge(2)] | None = setting(
         help="Measure each subnet on the first N images of the split only (default: all).")
     progress: bool = setting(True, "Show a progress bar.")
-    device: str = setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N.")
-    amp: Amp | None = setting(help="Mixed precision (default: bf16 on CUDA, off on the CPU).")
+    device: str = setting("auto", DEVICE_HELP)
+    amp: Amp | None = setting(help=AMP_HELP)
     # Ray tasks that use GPUs request that many from Ray and evaluate on CUDA
     gpus_per_task: Annotated[float, Gt(0), Le(1)] | None = setting(
         help="GPUs each Ray evaluation task requests (a fraction shares one; default 1 on CUDA).")
 
     def validate(self) -> None:
         """Bad counts, fractions and names fail here, naming the field; a bad or unavailable device too."""
-        from search_spaces.settings import check_choice
-
         check_bounds(self)
-        check_choice(self, "split", ("train", "holdout", "test"))
+        check_choice(self, "split", SPLITS)
         from nas.device import resolve_amp, resolve_device
 
         resolve_amp(self.amp, resolve_device(self.device))  # before any task starts

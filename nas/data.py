@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.registry import Registry
 
+from nas.choices import SPLITS
+
 if TYPE_CHECKING:
     from nas.folder_data import FolderData, FolderIndex
 
-SPLITS = ("train", "holdout", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 

@@ -16,8 +16,8 @@ import torch
 
 from search_spaces.errors import HwnasError, InputError
 
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-AMP_CHOICES = ("bf16", "fp16", "off")
+from nas.choices import AMP_CHOICES, DEVICE_CHOICES
+
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -184,11 +184,10 @@ class _PredictorChecks(_Section):
     @field_validator("kind", check_fields=False)
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        from predictors.bundle import fp_kinds
-        from predictors.fit_config import AUTO
+        from predictors.fit_config import kind_choices
 
-        if v != AUTO and v not in fp_kinds():
-            raise ValueError(f"allowed: one of {', '.join((*fp_kinds(), AUTO))}")
+        if v not in kind_choices():
+            raise ValueError(f"allowed: one of {', '.join(kind_choices())}")
         return v
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from search_spaces import SubnetConfig, config_from_dict
 
-OBJECTIVES = {"accuracy": "maximize", "latency": "minimize", "size": "minimize"}
+Objective = Literal["accuracy", "latency", "size"]
+OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "latency": "minimize", "size": "minimize"}  # per `Objective`
 # the confidence of `FrontEntry.accuracy_lower`: a `min_accuracy` budget is met when the lower bound meets it
 CONFIDENCE = 0.9
 

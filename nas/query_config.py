@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from search_spaces.settings import setting
 
 from nas.budgets import BudgetSettings
+from nas.front import Objective
 
 STORE_HELP = "Results store: an SQLite file path or any SQLAlchemy URL [default: ./hwnas-results.db]."
 N_CLOSEST = 3
-Objective = Literal["accuracy", "latency", "size"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,6 +52,12 @@ def calibration_batches(data: AnyData, resolution: int, n_batches: int = 8, batc
                                                         limit=n_batches, pin_memory=runtime.cuda)]
 
 
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """A batch of images in channels_last, the layout the networks are kept in (`prepare_subnet`, `train_supernet`); other
+    inputs (vit's tokens) as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 @torch.no_grad()
 def correct_mask(model: nn.Module, data: AnyData, split: str, resolution: int, batch_size: int = 512,
                  runtime: Runtime = CPU, max_images: int | None = None) -> torch.Tensor:
@@ -63,9 +69,7 @@ def correct_mask(model: nn.Module, data: AnyData, split: str, resolution: int, b
             x, y = x[: max_images - seen], y[: max_images - seen]
         x, y = runtime.put(x, y)
         with runtime.autocast():
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            hits.append((model(x).argmax(1) == y).cpu())
+            hits.append((model(_nhwc(x)).argmax(1) == y).cpu())
         seen += len(y)
         if max_images is not None and seen >= max_images:
             break
@@ -418,8 +422,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
                f"epoch {epoch + 1}/{cfg.epochs}")
     for i, (x, y) in enumerate(batches):
         x, y = runtime.put(x, y)
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _nhwc(x)
         step = epoch * run.steps_per_epoch + i
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, step, run.steps_per_epoch)

@@ -27,7 +27,6 @@ from search_spaces.errors import bad_value
 from search_spaces.files import inside, publish, shared_mode
 
 from predictors.base import FORMAT_VERSION, PREDICTORS, Predictor, create_predictor
-from predictors.dataset import AccuracyDataset
 from predictors.features import ConfigsOrIndices, FeatureLayout
 from predictors.fit_config import AUTO, FitConfig
 from predictors.metrics import cv_kendall_tau, label_reliability, rank_metrics

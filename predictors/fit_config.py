@@ -14,6 +14,13 @@ if TYPE_CHECKING:  # pragma: no cover
 AUTO = "auto"
 
 
+def kind_choices() -> tuple[str, ...]:
+    """The names `kind` accepts: every full-precision kind, and auto."""
+    from predictors.bundle import fp_kinds
+
+    return (*fp_kinds(), AUTO)
+
+
 def _kind_help() -> str:
     from predictors.bundle import AUTO_KINDS, CV_FOLDS, fp_kinds
 
@@ -39,11 +46,10 @@ class FitConfig:
     min_train: int = setting(10, "Float records needed to train the fp model on.")
 
     def validate(self) -> None:
-        from predictors.bundle import fp_kinds
         from search_spaces.errors import bad_value
 
-        if self.kind != AUTO and self.kind not in fp_kinds():
-            raise bad_value("kind", self.kind, f"one of {', '.join((*fp_kinds(), AUTO))}")
+        if self.kind not in kind_choices():
+            raise bad_value("kind", self.kind, f"one of {', '.join(kind_choices())}")
 
     def load_dataset(self) -> AccuracyDataset:
         """`dataset` itself, or the file it names read (checked against `space` when given)."""

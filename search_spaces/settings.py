@@ -77,9 +77,9 @@ def bounds(hint: Any) -> dict[str, float]:
             for k in ("ge", "gt", "le", "lt") if getattr(m, k, None) is not None}
 
 
-def check_bounds(obj: Any) -> None:
+def check_bounds(obj: Any, prefix: str = "") -> None:
     """Every bounded field of the dataclass `obj` within its bounds (None: an optional field left unset), else
-    `field: got X, allowed: ...`."""
+    `PREFIXfield: got X, allowed: ...` (a prefix such as `protocol.` for a settings type nested in another)."""
     h = hints(type(obj))
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
@@ -95,7 +95,7 @@ def check_bounds(obj: Any) -> None:
             allowed = (f"a number {'>=' if 'ge' in b else '>'} {lo:g}" if hi is None else
                        f"a number in {'[' if 'ge' in b else '('}{lo:g}, {hi:g}{']' if 'le' in b else ')'}")
         if not ok:
-            raise bad_value(f.name, v, allowed)
+            raise bad_value(prefix + f.name, v, allowed)
 
 
 def _within(v: float, b: dict[str, float]) -> bool:
@@ -103,12 +103,12 @@ def _within(v: float, b: dict[str, float]) -> bool:
             and ("le" not in b or v <= b["le"]) and ("lt" not in b or v < b["lt"]))
 
 
-def check_choice(obj: Any, name: str, allowed: Any) -> None:
-    """`name`'s value one of `allowed` (a tuple of names or a `Registry`), else `name: got X, allowed: ...`."""
+def check_choice(obj: Any, name: str, allowed: Any, prefix: str = "") -> None:
+    """`name`'s value one of `allowed` (a tuple of names or a `Registry`), else `PREFIXname: got X, allowed: ...`."""
     v = getattr(obj, name)
     names = allowed.names() if hasattr(allowed, "names") else list(allowed)
     if v not in names:
-        raise bad_value(name, v, ", ".join(map(str, names)))
+        raise bad_value(prefix + name, v, ", ".join(map(str, names)))
 
 
 def carry_fields(source: type, *names: str) -> Callable[[type], type]:

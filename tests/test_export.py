@@ -260,11 +260,14 @@ def _table_for(cfg: SubnetConfig, backend: str, precision: str, path: Path) -> P
 def test_export_runs_on_openvino_with_top1_agreement(trained, tmp_path, bits, precision):
     """The int8 QDQ model and the 16-bit deployment (the float ONNX compiled with the bf16 precision hint) run on
     OpenVINO and agree with PyTorch on the test split; the card says how to compile it."""
-    from latency_tables import BACKENDS
+    from latency_tables import BACKENDS, get_backend
 
     ok, reason = BACKENDS.get("openvino-cpu").available()
     if not ok:
         pytest.skip(reason)
+    missing = get_backend("openvino-cpu", precision=precision).precision_unavailable()
+    if missing:
+        pytest.skip(missing)
     sup, cfg, _ = trained
     q = cfg.with_bits(*bits)
     table = _table_for(q, "openvino-cpu", precision, tmp_path / "table.json")

@@ -84,7 +84,7 @@ def test_train_input_errors(tmp_path, synth, one_epoch):
         train_supernet(TrainConfig(space="mbv3-tiny", data="nope", epochs=1), tmp_path / "x.pt", progress=False)
     with pytest.raises(InputError, match="epochs: got 0"):
         TrainConfig(space="mbv3-tiny", data="synthetic", epochs=0)
-    with pytest.raises(InputError, match=r"holdout: got 0.6, allowed: a fraction in \(0, 0.5\)"):
+    with pytest.raises(InputError, match=r"holdout: got 0.6, allowed: a number in \(0, 0.5\)"):
         TrainConfig(space="mbv3-tiny", data="synthetic", epochs=1, holdout=0.6)
     p = tmp_path / "exists.pt"
     p.write_bytes(b"x")

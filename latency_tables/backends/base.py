@@ -122,6 +122,11 @@ class Backend(ABC):
         if precision not in cls.precisions:
             raise bad_value("precision", precision, f"for {cls.name}: {' or '.join(cls.precisions)}")
 
+    def precision_unavailable(self) -> str | None:
+        """Why this machine cannot run the backend at its (declared) precision, or None: a CPU without bf16
+        units, a GPU without fp16 tensor cores. Measuring then fails with this reason."""
+        return None
+
     @classmethod
     def same_device_keys(cls) -> tuple[str, ...]:
         """The fingerprint keys two tables must agree on to be one table (a resumed build checks them)."""

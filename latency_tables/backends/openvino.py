@@ -93,10 +93,15 @@ class OpenVinoCpuBackend(Backend):
         # thread's CPU time 0.565 ms of 0.567 ms wall per run), so its CPU time is the cost without preemption
         return self.threads == 1
 
-    def _check_bf16(self) -> None:
+    def precision_unavailable(self) -> str | None:
         if self.precision == "bf16" and "BF16" not in self.capabilities():
-            raise HwnasError(f"{self.name}: this CPU reports {', '.join(self.capabilities())}, no BF16; "
-                             "use precision fp32")
+            return f"{self.name}: this CPU reports {', '.join(self.capabilities())}, no BF16; use precision fp32"
+        return None
+
+    def _check_bf16(self) -> None:
+        reason = self.precision_unavailable()
+        if reason is not None:
+            raise HwnasError(reason)
 
     def deployment(self) -> dict[str, Any]:
         cfg = compile_config(self.threads, self.precision)

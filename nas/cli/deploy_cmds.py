@@ -9,13 +9,7 @@ import click
 
 from nas.cli.fields import ConfigCommand, Flag, config_options
 from nas.cli.options import echo_json
-from nas.query_config import STORE_HELP
-
-
-def _query_config() -> type:
-    from nas.query_config import QueryConfig
-
-    return QueryConfig
+from nas.query_config import STORE_HELP, QueryConfig
 
 
 def _export_config() -> type:
@@ -25,8 +19,7 @@ def _export_config() -> type:
 
 
 # `QueryConfig` fields: the budget question (`hwnas query`, and `hwnas export --query`)
-BUDGET_FIELDS: list[Any] = ["device", ("latency_ms", Flag(type=float)), ("size_mb", Flag(type=float)),
-                            ("min_accuracy", Flag(type=float)), "objective", "dataset"]
+BUDGET_FIELDS = ("device", "latency_ms", "size_mb", "min_accuracy", "objective", "dataset")
 QUERY_OPTIONS: list[Any] = [
     "store", "space", *BUDGET_FIELDS, "predictor",
     click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object."),
@@ -41,7 +34,7 @@ def _run_query(**settings: Any) -> Any:
 
 
 @click.command(cls=ConfigCommand)
-@config_options(_query_config, QUERY_OPTIONS)
+@config_options(lambda: QueryConfig, QUERY_OPTIONS)
 def query(as_json: bool, **settings: Any) -> None:
     """The best stored subnet for SPACE on DEVICE meeting every budget. Exit 0 with the answer; exit 1 when
     nothing meets the budgets (the closest candidates are printed); exit 2 for a bad query."""
@@ -99,12 +92,12 @@ EXPORT_QUERY_OPTIONS: list[Any] = [
     "store", click.option("--space", default=None, help="Search space (default: the supernet's)."), *BUDGET_FIELDS,
     ("predictor", Flag("--front-predictor", dest="front_predictor")),
 ]
-QUERY_KEYS = ("store", "device", "latency_ms", "size_mb", "min_accuracy", "objective", "dataset")
+QUERY_KEYS = ("store", *BUDGET_FIELDS)
 
 
 @click.command(cls=ConfigCommand)
 @config_options(_export_config, EXPORT_OPTIONS)
-@config_options(_query_config, EXPORT_QUERY_OPTIONS)
+@config_options(lambda: QueryConfig, EXPORT_QUERY_OPTIONS)
 @config_options(_export_config, EXPORT_OPTIONS_AFTER_QUERY)
 def export(config_file: str | None, use_query: bool, space: str | None, front_predictor: str | None,
            torch_device: str, as_json: bool, **settings: Any) -> None:

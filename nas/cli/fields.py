@@ -72,7 +72,7 @@ def config_options(config: Callable[[], type], items: Sequence[str | tuple[str, 
         for item in reversed(items):  # decorators apply bottom-up
             if isinstance(item, (str, tuple)):
                 name = item if isinstance(item, str) else item[0]
-                f = _LazyFieldOption.decorator(config, name, specs)(f)
+                f.__click_params__ = [*getattr(f, "__click_params__", []), _PendingOption(config, name, specs)]
             else:
                 f = item(f)
         return f
@@ -80,23 +80,9 @@ def config_options(config: Callable[[], type], items: Sequence[str | tuple[str, 
     return apply
 
 
-class _LazyFieldOption(click.Option):
-    """A field's option, built from the field when first used: importing a command's module stays cheap."""
-
-    @staticmethod
-    def decorator(config: Callable[[], type], name: str, specs: dict[str, Flag]) -> Callable[[Any], Any]:
-        def add(f: Any) -> Any:
-            params = getattr(f, "__click_params__", None)
-            if params is None:
-                params = f.__click_params__ = []
-            params.append(_PendingOption(config, name, specs))
-            return f
-
-        return add
-
-
 class _PendingOption:
-    """Stands in a command's parameter list until click asks for it (`ConfigCommand`)."""
+    """A field's option before it is built: stands in a command's parameter list until click asks for it
+    (`ConfigCommand`), so importing a command's module stays cheap."""
 
     def __init__(self, config: Callable[[], type], name: str, specs: dict[str, Flag]) -> None:
         self.config, self.name, self.specs = config, name, specs
@@ -152,11 +138,6 @@ class ConfigCommand(FieldErrors):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         self._built()
         return super().get_params(ctx)
-
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
-        self._built()
-        return super().make_context(info_name, args, parent, **extra)
 
 
 def ints_callback(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:

@@ -58,7 +58,7 @@ def build(**settings: Any) -> None:
     from latency_tables.validate import calibration_summary
     from search_spaces.settings import field_map
 
-    protocol = Protocol(**{k: settings.pop(k) for k in list(settings) if k in field_map(Protocol)})
+    protocol = Protocol(**{k: settings.pop(k) for k in field_map(Protocol) if k in settings})
     t = build_table(TableConfig(**settings, protocol=protocol))
     click.echo(f"{settings['out']}: {len(t.entries)} blocks measured, {len(t.unsupported)} unsupported, "
                f"device {t.device_tag}, {t.build_seconds:.0f} s")

@@ -55,10 +55,10 @@ def fields_as_flags(message: str, params: list[click.Parameter]) -> str:
 
 def device_options(f: Any) -> Any:
     """`--device` and `--amp`, shared by every command that runs a network for accuracy."""
-    f = click.option("--amp", type=click.Choice(["bf16", "fp16", "off"]), default=None,
-                     help="Mixed precision (default: bf16 on CUDA, off on the CPU).")(f)
-    return click.option("--device", default="auto", show_default=True,
-                        help="auto (CUDA when available), cpu, cuda or cuda:N.")(f)
+    from nas.choices import AMP_CHOICES, AMP_HELP, DEVICE_HELP
+
+    f = click.option("--amp", type=click.Choice(AMP_CHOICES), default=None, help=AMP_HELP)(f)
+    return click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)(f)
 
 
 def data_workers_option(f: Any) -> Any:

@@ -18,7 +18,7 @@ def _config() -> type:
 # `FitConfig` fields in `--help` order (`dataset` is the file on the command line)
 FIT_OPTIONS: list[Any] = [
     ("dataset", Flag(type=click.Path(dir_okay=False))), ("out", Flag(type=click.Path(file_okay=False), required=True)),
-    "kind", "seed", ("test_fraction", Flag(type=float)), "space",
+    "kind", "seed", "test_fraction", "space",
     click.option("--json", "as_json", is_flag=True, help="Print the held-out report as one JSON object."),
 ]
 

@@ -11,22 +11,22 @@ from typing import Any
 import click
 
 from nas.cli.fields import ConfigCommand, Flag, config_options
-from nas.cli.options import MAX_POPULATION, SEED, echo_json
+from nas.cli.options import MAX_POPULATION, echo_json
 
 # the options in `--help` order: `SearchConfig` fields (by name; a `Flag` where the flag is not `--field-name` or
 # the type not the annotation's) and the command's own. Fields not listed (init, mutation, mutation_prob,
 # crossover) are Python / experiment-file settings only.
 OPTIONS: list[Any] = [
     "space", "predictor", "table", "objectives",
-    ("latency_ms", Flag(type=float)), ("size_mb", Flag(type=float)), ("min_accuracy", Flag(type=float)),
-    "sampler", ("trials", Flag(type=int)), ("workers", Flag(type=int)), "ray_address", "storage", "study",
-    ("seed", Flag(type=SEED)), "evaluator", ("verify_top", Flag(type=int)), "backend", "supernet", "data",
+    "latency_ms", "size_mb", "min_accuracy",
+    "sampler", "trials", "workers", "ray_address", "storage", "study",
+    "seed", "evaluator", "verify_top", "backend", "supernet", "data",
     "encoding",
     ("batch_size", Flag(type=click.IntRange(1, MAX_POPULATION))),
     ("population_size", Flag(type=click.IntRange(2, MAX_POPULATION))),
     ("quantize", Flag("--float-only", off="Search float subnets only (no bit-widths).")),
     ("pruning", Flag("--no-pruning", off="Search without channel pruning (keep ratio 1.0 everywhere).")),
-    ("local_fraction", Flag(type=float)), "resume", "force_workers",
+    "local_fraction", "resume", "force_workers",
     click.option("--store", default=None, help="Results store URL/path: add the front to it (hwnas query reads it)."),
     click.option("--dataset", default=None, help="Data set name recorded with the front in --store "
                  "(default: the one the predictor was fitted on)."),

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from search_spaces import InputError, get_space, list_spaces
 from search_spaces.errors import bad_value, one_of
-from search_spaces.settings import check_bounds, check_choice, setting
+from search_spaces.settings import Seed, check_bounds, check_choice, setting
 
 from nas.budgets import BudgetSettings, Budgets
 
@@ -59,7 +59,7 @@ class SearchConfig(BudgetSettings):
     ray_address: str | None = setting(help="Ray cluster address; default: start a local Ray.")
     storage: str | None = setting(help="Optuna storage: journal file path or RDB URL; default OUT/study.journal.")
     study: str | None = setting(help="Study name; default hwnas-SPACE-DEVICE.")
-    seed: Annotated[int, Field(ge=0)] = setting(0)
+    seed: Seed = setting(0)
     evaluator: str = setting("predicted", f"{one_of(list(EVALUATORS))}.")
     verify_top: Annotated[int, Field(ge=0)] = setting(
         0, "Re-score the K most accurate front entries with the measured evaluator.")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 OPS = ("vit-patch", "vit-layer", "vit-head")
+# an encoder layer's quantizable linear layers, by module name (`layers.EncoderLayer`; its ONNX MatMuls follow them)
+QUANT_LINEARS = ("attn.q.fc", "attn.k.fc", "attn.v.fc", "attn.proj.fc", "mlp.fc1.fc", "mlp.fc2.fc")
 _KEY_RE = re.compile(r"^(?P<op>vit-[a-z]+):t(?P<t>\d+):d(?P<d>\d+):h(?P<h>\d+)x(?P<hd>\d+):m(?P<m>\d+)"
                      r":w(?P<w>\d+)a(?P<a>\d+)$")
 
@@ -77,8 +79,6 @@ class ViTBlockSpec:
         """The quantized linear layers of the standalone block, named as in its exported graph."""
         if self.op != "vit-layer" or not self.quantized:
             return {}
-        from search_spaces.vit.layers import QUANT_LINEARS  # torch: only when a block is built or quantized
-
         return {name: (self.weight_bits, self.act_bits) for name in QUANT_LINEARS}
 
     # ---- exact counts: (MACs, quantizable weights, other parameters) --------------------------------------------

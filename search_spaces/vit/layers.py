@@ -2,7 +2,7 @@
 
 Module names are part of the contract: a subnet's `blocks.{j}` is its j-th encoder layer; inside it the quantizable
 linear layers are `attn.q.fc`, `attn.k.fc`, `attn.v.fc`, `attn.proj.fc`, `mlp.fc1.fc`, `mlp.fc2.fc` (ONNX MatMul
-node names follow them). Attention is written with plain matmuls so that ONNX Runtime and the flop counter see it.
+node names follow them; `blocks.QUANT_LINEARS`). Attention is written with plain matmuls so that ONNX Runtime and the flop counter see it.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from torch import nn
 
 from search_spaces.quant import FixedActQuant
 
-QUANT_LINEARS = ("attn.q.fc", "attn.k.fc", "attn.v.fc", "attn.proj.fc", "mlp.fc1.fc", "mlp.fc2.fc")
 
 
 class QLinear(nn.Module):

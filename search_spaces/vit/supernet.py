@@ -14,6 +14,7 @@ from torch import nn
 from search_spaces.errors import HwnasError, InputError
 from search_spaces.quant import ActRange, quantize_weight
 from search_spaces.supernet import permute
+from search_spaces.vit.blocks import QUANT_LINEARS
 from search_spaces.vit.config import ViTConfig
 from search_spaces.vit.layers import EncoderLayer, Head, PatchEmbed
 from search_spaces.vit.spec import ViTSpec
@@ -110,8 +111,6 @@ class ViTSubnet(nn.Module):
         return self.head(self.blocks(self.embed(x)))
 
     def quant_policy(self) -> dict[str, tuple[int, int]]:
-        from search_spaces.vit.layers import QUANT_LINEARS
-
         return {f"blocks.{j}.{name}": (b.weight_bits, b.act_bits) for j, b in enumerate(self.blocks)
                 if b.weight_bits < 32 or b.act_bits < 32 for name in QUANT_LINEARS}
 
