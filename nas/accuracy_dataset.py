@@ -43,11 +43,17 @@ def checkpoint_id(path: str | os.PathLike[str]) -> str:
     return "sha256:" + sha256_file(p)
 
 
-def sample_configs(space: SearchSpace, n: int, seed: int = 0, quantized_fraction: float = 0.5) -> list[SubnetConfig]:
-    """`n` distinct configs; each is quantized (random per-block bits) with probability `quantized_fraction`,
-    else float. The first k of the list do not depend on n (a longer collection extends a shorter one)."""
-    if not 0.0 <= quantized_fraction <= 1.0:
-        raise bad_value("quantized_fraction", quantized_fraction, "a fraction in [0, 1]")
+def sample_configs(space: SearchSpace, n: int, seed: int = 0, quantized_fraction: float = 0.5,
+                   uniform_fraction: float = 0.0) -> list[SubnetConfig]:
+    """`n` distinct configs; each is quantized with probability `quantized_fraction`, else float. A quantized one
+    has one random bit-width pair in every block with probability `uniform_fraction`, else random per-block bits:
+    random per-block bits almost never quantize most blocks to 4 bits, which is where a size budget ends, and the
+    accuracy cost of quantization compounds there. The first k of the list do not depend on n (a longer
+    collection extends a shorter one)."""
+    for name, v in (("quantized_fraction", quantized_fraction), ("uniform_fraction", uniform_fraction)):
+        if not 0.0 <= v <= 1.0:
+            raise bad_value(name, v, "a fraction in [0, 1]")
+    uniform = [p for p in space.bit_pairs if p != (32, 32)]
     if n < 0:
         raise bad_value("n", n, "an integer >= 0")
     rng = np.random.default_rng(seed)
@@ -58,7 +64,11 @@ def sample_configs(space: SearchSpace, n: int, seed: int = 0, quantized_fraction
         tries += 1
         if tries > 100 * n + 1000:
             raise InputError(f"n: got {n}, allowed: at most the number of distinct configs the space can sample")
-        c = space.sample(rng, quantize=bool(rng.random() < quantized_fraction))
+        quantize = bool(rng.random() < quantized_fraction)
+        if quantize and uniform_fraction and uniform and rng.random() < uniform_fraction:
+            c = space.sample(rng, quantize=False).with_bits(*uniform[int(rng.integers(len(uniform)))])
+        else:
+            c = space.sample(rng, quantize=quantize)
         if c not in seen:
             seen.add(c)
             out.append(c)
@@ -194,7 +204,8 @@ def collect(config: CollectConfig) -> dict[str, Any]:
     del payload
     existing = _existing_records(out, ckpt_id, data_name, c)
     done = {_config_key(r["config"]) for r in existing}
-    todo = [d for d in (x.to_dict() for x in sample_configs(space, c.n, c.seed, c.quantized_fraction))
+    todo = [d for d in (x.to_dict() for x in sample_configs(space, c.n, c.seed, c.quantized_fraction,
+                                                                        c.uniform_fraction))
             if _config_key(d) not in done]
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)

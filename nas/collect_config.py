@@ -26,6 +26,8 @@ class CollectConfig:
     seed: Seed = setting(0, "Seed of the sampled config sequence.")
     quantized_fraction: Annotated[float, Ge(0), Le(1)] = setting(
         0.5, "Fraction of subnets sampled with quantized blocks.")
+    uniform_fraction: Annotated[float, Ge(0), Le(1)] = setting(
+        0.0, "Fraction of the quantized ones with one bit-width pair in every block (the others: random per block).")
     split: Split = setting("holdout")
     calib_batches: Annotated[int, Ge(1)] = setting(
         8, "Training batches for BN / activation-range recalibration per subnet.")

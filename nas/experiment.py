@@ -152,7 +152,7 @@ LatencySection = _latency_section()
 
 
 # `accuracy:` keys that are `CollectConfig` fields (type, bounds, help from there)
-COLLECT_FIELDS = ("n", "quantized_fraction", "workers", "calib_batches", "amp", "gpus_per_task")
+COLLECT_FIELDS = ("n", "quantized_fraction", "uniform_fraction", "workers", "calib_batches", "amp", "gpus_per_task")
 
 
 class _AccuracyOverrides(_Section):
@@ -214,6 +214,19 @@ class _SearchOverrides(_Section):
     # budget's best subnet lies at its boundary. Its best feasible subnets join the front. 0: the front only.
     # (the pipeline's setting, not one search's: no `SearchConfig` field)
     budget_trials: Annotated[int, Field(ge=0)] = 0
+    # after the budget searches: rounds of labelling each budget's `label_picks` best predicted subnets as the
+    # accuracy labels were, correcting the predictor with them and searching the budgets again; the last round
+    # measures its picks on the export's check images and they are the answers (`nas.pipeline.label_rounds`: a
+    # search's best predicted subnets are its most over-predicted). 0: none. Needs `budget_trials`.
+    label_rounds: Annotated[int, Field(ge=0, le=10)] = 0
+    label_picks: Annotated[int, Field(ge=1, le=50)] = 3
+
+    @model_validator(mode="after")
+    def _rounds_need_budget_searches(self) -> Any:
+        if self.label_rounds and not self.budget_trials:
+            raise ValueError(f"label_rounds: got {self.label_rounds}, allowed: 0 unless budget_trials > 0 (the "
+                             "rounds label what the budget searches choose)")
+        return self
 
     @field_validator("sampler", check_fields=False)
     @classmethod

@@ -8,7 +8,8 @@ Kinds (`PREDICTORS`, `create_predictor(kind, space, **options)`): `mlp` (ensembl
 (quantization-aware, transferred from an fp `mlp` by `QuantAwareMLPPredictor.from_fp`), `gbt` (gradient-boosted
 trees baseline), `ridge` (linear, each choice's effect varying with the resolution), `stack` (a blend of kinds,
 weighted by cross-validation), `qa-residual` (quantization-aware: any fitted fp kind, frozen, plus a fitted cost of
-each quantized block). Imports only `search_spaces`, and lazily: reading `FitConfig` (`hwnas predictor fit --help`)
+each quantized block), `residual-gp` (a correction: a Gaussian process on the residuals of subnets a search
+chose). Imports only `search_spaces`, and lazily: reading `FitConfig` (`hwnas predictor fit --help`)
 imports no torch.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ _LAZY = {
     **{n: "predictors.metrics" for n in ("label_reliability", "rank_metrics")},
     "MLPPredictor": "predictors.mlp",
     **{n: "predictors.qa" for n in ("QuantAwareMLPPredictor", "transfer")},
+    "ResidualGP": "predictors.residual_gp",
     "ResidualTransferPredictor": "predictors.residual_transfer",
     "RidgePredictor": "predictors.ridge",
     "StackPredictor": "predictors.stack",

@@ -230,4 +230,4 @@ def create_predictor(kind: str, space: str | SearchSpace, **options: Any) -> Pre
 
 # the built-in kinds register themselves on import: whoever reads `PREDICTORS` sees them all (the package's
 # `__init__` is lazy, so this is where they are imported)
-from predictors import gbt, mlp, qa, residual_transfer, ridge, stack  # noqa: E402,F401
+from predictors import gbt, mlp, qa, residual_gp, residual_transfer, ridge, stack  # noqa: E402,F401

@@ -35,26 +35,33 @@ from predictors.uncertainty import Margins
 
 MANIFEST = "predictor.json"
 FORMAT = "hwnas-accuracy-predictor"
-ROLES = ("fp", "qa")
+ROLES = ("fp", "qa", "correction")
 
 
 class AccuracyPredictor:
     """The fp model plus an optional quantization-aware model, for one space."""
 
-    def __init__(self, fp: Predictor, qa: Predictor | None = None, info: dict[str, Any] | None = None) -> None:
+    def __init__(self, fp: Predictor, qa: Predictor | None = None, info: dict[str, Any] | None = None,
+                 correction: Predictor | None = None) -> None:
         if fp.quant:
             raise bad_value("fp model", f"{fp.kind} with bit features", "a full-precision model (quant=False)")
         if qa is not None and (not qa.quant or qa.space != fp.space):
             raise bad_value("qa model", f"{qa.kind} quant={qa.quant} space={qa.space}",
                             f"a quantization-aware model of space {fp.space}")
+        if correction is not None and (not correction.quant or correction.space != fp.space):
+            raise bad_value("correction model", f"{correction.kind} quant={correction.quant}",
+                            f"a model on the quantization-aware features of space {fp.space}")
         self.fp, self.qa = fp, qa
+        # added to every prediction: the residuals of subnets a search chose (`with_correction`)
+        self.correction = correction
         self.space: str = fp.space
         self.search_space = fp.search_space
         self._layout = FeatureLayout(self.search_space, quant=True)
         self.info: dict[str, Any] = dict(info or {})
 
     def __repr__(self) -> str:
-        return f"AccuracyPredictor(space={self.space!r}, fp={self.fp.kind!r}, qa={self.qa.kind if self.qa else None!r})"
+        return (f"AccuracyPredictor(space={self.space!r}, fp={self.fp.kind!r}, qa={self.qa.kind if self.qa else None!r}"
+                f"{', corrected' if self.correction is not None else ''})")
 
     @property
     def kind(self) -> str:
@@ -114,7 +121,20 @@ class AccuracyPredictor:
                     mean[rows], std[rows] = model.predict_with_std(sub)
                 else:
                     mean[rows] = model.predict(sub)
+        if self.correction is not None and len(idx):
+            mean += self.correction.predict(idx)
         return mean, std
+
+    def with_correction(self, configs: ConfigsOrIndices, accuracy: Any, seed: int = 0) -> AccuracyPredictor:
+        """This predictor plus a `residual-gp` fitted on `configs`' residuals (their measured `accuracy` minus
+        this predictor's figures, any earlier correction left out): the subnets a search chose, labelled."""
+        from predictors.residual_gp import ResidualGP
+
+        base = AccuracyPredictor(self.fp, self.qa, self.info)
+        idx = self._layout.as_indices(configs)
+        residual = np.asarray(accuracy, dtype=np.float64).ravel() - base.predict(idx)
+        gp = ResidualGP(self.search_space, seed=seed).fit(idx, residual)
+        return AccuracyPredictor(self.fp, self.qa, self.info, correction=gp)
 
     # ---- persistence -----------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -126,7 +146,7 @@ class AccuracyPredictor:
         try:
             shared_mode(tmp)  # mkdtemp makes it private; the result is an ordinary directory (umask)
             models: dict[str, Any] = {}
-            for role, model in (("fp", self.fp), ("qa", self.qa)):
+            for role, model in (("fp", self.fp), ("qa", self.qa), ("correction", self.correction)):
                 if model is None:
                     continue
                 tensors, meta = model.state()
@@ -180,7 +200,7 @@ def load_predictor(directory: str | os.PathLike[str], space: str | None = None) 
     if "fp" not in models:
         raise InputError(f"predictor: {manifest_path} has no 'fp' model")
     info = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "space", "kind", "models")}
-    return AccuracyPredictor(models["fp"], models.get("qa"), info)
+    return AccuracyPredictor(models["fp"], models.get("qa"), info, models.get("correction"))
 
 
 def _load_model(d: Path, role: str, entry: Any, sp: Any) -> Predictor:

@@ -36,6 +36,9 @@ class AccuracyDataset:
     sources: dict[str, list[str]] = field(default_factory=dict)  # distinct "data" / "supernet" / "split" values
     skipped_torn_line: bool = False
     halves: np.ndarray | None = None  # (n, 2) top-1 on each half of the split; NaN rows where a record has none
+    # labelled because a search chose the subnet (record key "chosen": true), not drawn at random: always trained
+    # on, never held out -- held-out residuals stand for random subnets (`predictors.uncertainty`)
+    chosen: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.accuracy = np.asarray(self.accuracy, dtype=np.float64)
@@ -43,7 +46,9 @@ class AccuracyDataset:
             self.halves = np.full((len(self.configs), 2), np.nan)
         self.halves = np.asarray(self.halves, dtype=np.float64).reshape(-1, 2)
         self.quantized = np.asarray(self.quantized, dtype=bool)
-        if not (len(self.configs) == len(self.accuracy) == len(self.quantized)):
+        self.chosen = np.zeros(len(self.configs), dtype=bool) if self.chosen is None else \
+            np.asarray(self.chosen, dtype=bool).reshape(-1)
+        if not (len(self.configs) == len(self.accuracy) == len(self.quantized) == len(self.chosen)):
             raise bad_value("dataset lengths", (len(self.configs), len(self.accuracy), len(self.quantized)),
                             "equal lengths of configs, accuracy and quantized")
 
@@ -56,18 +61,24 @@ class AccuracyDataset:
     def subset(self, rows: Sequence[int] | np.ndarray) -> AccuracyDataset:
         rows = np.asarray(rows, dtype=np.int64)
         assert self.halves is not None
+        assert self.chosen is not None
         return AccuracyDataset(self.space, [self.configs[i] for i in rows], self.accuracy[rows], self.quantized[rows],
-                               dict(self.sources), halves=self.halves[rows])
+                               dict(self.sources), halves=self.halves[rows], chosen=self.chosen[rows])
 
     def split(self, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(train rows, test rows): held-out *architectures* -- a subnet's float and quantized versions fall on the
         same side -- chosen deterministically from `seed` (stable under appending records). Each side comes in an
         order set by the configs, not by the file: parallel collection writes records in whatever order its
-        workers finish, and the same records must give the same predictor."""
+        workers finish, and the same records must give the same predictor. An architecture with a `chosen`
+        record is trained on, with all its records."""
         if not 0 < test_fraction < 1:
             raise bad_value("test_fraction", test_fraction, "a number strictly between 0 and 1")
         keys = [zlib.crc32(f"{seed}:{c.float_version().to_json()}".encode()) / 2**32 for c in self.configs]
         test = np.asarray(keys) < test_fraction
+        assert self.chosen is not None
+        if self.chosen.any():
+            picked = {c.float_version() for c, ch in zip(self.configs, self.chosen) if ch}
+            test &= np.array([c.float_version() not in picked for c in self.configs])
         texts = [c.to_json() for c in self.configs]
         order = np.asarray(sorted(range(len(texts)), key=lambda i: (zlib.crc32(texts[i].encode()), texts[i],
                                                                     self.accuracy[i])), dtype=np.int64)
@@ -98,6 +109,8 @@ def _record(line_no: int, obj: Any, path: str) -> tuple[SubnetConfig, float, boo
     if halves is not None and not (isinstance(halves, list) and len(halves) == 2 and all(
             isinstance(h, (int, float)) and not isinstance(h, bool) and 0 <= h <= 100 for h in halves)):
         raise InputError(f"{where}: accuracy_halves: got {halves!r}, allowed: two top-1 accuracies in percent")
+    if not isinstance(obj.get("chosen", False), bool):
+        raise InputError(f"{where}: chosen: got {obj['chosen']!r}, allowed: true or false")
     return config, float(acc), q, obj
 
 
@@ -117,6 +130,7 @@ def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None
     acc: list[float] = []
     quant: list[bool] = []
     halves: list[tuple[float, float]] = []
+    chosen: list[bool] = []
     sources: dict[str, set[str]] = {"data": set(), "supernet": set(), "split": set()}
     last_content = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
     for i, line in enumerate(lines):
@@ -139,6 +153,7 @@ def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None
         quant.append(q)
         h = rec.get("accuracy_halves")
         halves.append((float(h[0]), float(h[1])) if h is not None else (math.nan, math.nan))
+        chosen.append(rec.get("chosen") is True)
         for key in sources:
             if rec.get(key) is not None:
                 sources[key].add(str(rec[key]))
@@ -148,7 +163,8 @@ def load_accuracy_dataset(path: str | os.PathLike[str], space: str | None = None
     if space is not None and configs[0].space != space:
         raise InputError(f"dataset space: got {configs[0].space!r}, allowed: {space!r}")
     return AccuracyDataset(configs[0].space, configs, np.asarray(acc), np.asarray(quant),
-                           {k: sorted(v) for k, v in sources.items()}, torn, np.asarray(halves, dtype=np.float64))
+                           {k: sorted(v) for k, v in sources.items()}, torn, np.asarray(halves, dtype=np.float64),
+                           np.asarray(chosen, dtype=bool))
 
 
 __all__ = ["AccuracyDataset", "load_accuracy_dataset"]

@@ -42,6 +42,22 @@ def test_sample_configs_prefix_and_mix():
         sample_configs(sp, 3, quantized_fraction=1.5)
 
 
+def test_sample_configs_with_uniform_policies():
+    """`uniform_fraction` of the quantized configs have one bit-width pair in every block (every quantized pair
+    of the space drawn); 0 leaves the sequence as it was."""
+    sp = get_space("mbv3-tiny")
+    assert sample_configs(sp, 30, seed=2, uniform_fraction=0.0) == sample_configs(sp, 30, seed=2)
+    every = sample_configs(sp, 60, seed=2, quantized_fraction=1.0, uniform_fraction=1.0)
+    pairs = [set(zip(c.weight_bits, c.act_bits)) for c in every]
+    assert all(len(p) == 1 and (32, 32) not in p for p in pairs)
+    assert set().union(*pairs) == set(sp.bit_pairs) - {(32, 32)}
+    half = sample_configs(sp, 200, seed=2, quantized_fraction=1.0, uniform_fraction=0.5)
+    uniform = sum(len(set(zip(c.weight_bits, c.act_bits))) == 1 for c in half)
+    assert 70 <= uniform <= 130  # binomial(200, 0.5): +-4 sigma
+    with pytest.raises(InputError, match="uniform_fraction: got -0.1"):
+        sample_configs(sp, 3, uniform_fraction=-0.1)
+
+
 def test_labels_on_the_first_images_of_the_split(tmp_path, ckpt):
     """`max_images`: each record measured on that many images, said so in the record; a resume with another count
     is refused (the labels would not compare)."""

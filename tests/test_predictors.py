@@ -31,9 +31,51 @@ def data(space):
 
 
 class TestRegisteredPredictors(PredictorContract):
-    @pytest.fixture(params=PREDICTORS.names())
+    # residual-gp predicts a correction, not an accuracy (zero far from what it saw): its own test below
+    @pytest.fixture(params=[k for k in PREDICTORS.names() if k != "residual-gp"])
     def predictor_kind(self, request) -> str:
         return request.param
+
+
+def test_residual_gp_corrects_where_it_saw_labels(space, data, tmp_path):
+    """A predictor that is 6 points optimistic in one region (the neighbours of one subnet, as a search's picks
+    are): labelled subnets there correct it there -- the labelled ones and unlabelled ones of that region alike --
+    while subnets far from them keep the base figure; the corrected bundle saves and loads to the same numbers."""
+    import dataclasses
+
+    x, y = data["fp_train"]
+    base = AccuracyPredictor(create_predictor("ridge", space).fit(x, y))
+    center = space.sample(np.random.default_rng(31), quantize=False)
+    rng = np.random.default_rng(32)
+    region = []
+    while len(region) < 12:  # one or two kernel / expand choices changed
+        k, e = list(center.kernel), list(center.expand)
+        for _ in range(int(rng.integers(1, 3))):
+            i = int(rng.integers(len(k)))
+            k[i], e[i] = int(rng.choice(space.spec.kernel_choices)), int(rng.choice(space.spec.expand_choices))
+        c = dataclasses.replace(center, kernel=tuple(k), expand=tuple(e))
+        if c not in region:
+            region.append(c)
+    far = [c for c in space.sample_many(400, 33, quantize=False) if c.depths != center.depths][:20]
+    labelled, unseen = region[:8], region[8:12]
+    truth = lambda cs: synthetic_accuracy(space, space.to_indices(cs), seed=0)  # noqa: E731
+    shift = lambda cs: base.predict(cs) - truth(cs)  # noqa: E731
+    # the optimism to correct: labels 6 points under the base figures (plus its own error)
+    labels = base.predict(labelled) - 6.0 - shift(labelled)
+    fixed = base.with_correction(labelled, labels, seed=0)
+    assert fixed.correction is not None and base.correction is None
+    err_before = np.abs(base.predict(labelled) - labels).mean()
+    err_after = np.abs(fixed.predict(labelled) - labels).mean()
+    assert err_before > 5.5 and err_after < 1.5, (err_before, err_after)
+    moved = base.predict(unseen) - fixed.predict(unseen)
+    assert (moved > 2.0).all(), moved  # the region's other subnets move with it
+    assert np.abs(base.predict(far) - fixed.predict(far)).max() < 1.0  # far away: the base figure stands
+    fixed.save(tmp_path / "p")
+    loaded = load_predictor(tmp_path / "p")
+    assert loaded.correction is not None and loaded.correction.kind == "residual-gp"
+    np.testing.assert_array_equal(loaded.predict(far + unseen), fixed.predict(far + unseen))
+    np.testing.assert_array_equal(base.with_correction(labelled, labels, seed=0).predict(unseen),
+                                  fixed.predict(unseen))  # seeded: the same fit
 
 
 def test_mlp_spread_and_batched_fast_path(space, data):
@@ -261,6 +303,28 @@ def test_dataset_reader(space, tmp_path):
         assert [ds.configs[i] for i in a] == [shuffled.configs[i] for i in b]
     with pytest.raises(InputError, match="dataset space: got 'mbv3-tiny', allowed: 'mbv3'"):
         load_accuracy_dataset(p, space="mbv3")
+
+
+def test_chosen_records_are_always_trained_on(space, tmp_path):
+    """Records a search chose (`"chosen": true`) are never held out -- their architecture's other records go to
+    training with them -- and the random ones split as before."""
+    p = tmp_path / "acc.jsonl"
+    _write_dataset(p, space, 40, 20)
+    ds = load_accuracy_dataset(p)
+    _, test = ds.split(0.3, seed=0)
+    moved = ds.configs[int(test[0])]
+    records = [json.loads(line) for line in p.read_text().splitlines()]
+    extra = {**records[0], "config": moved.with_bits(8, 8).to_dict(), "quantized": True, "chosen": True}
+    p.write_text("".join(json.dumps(r) + "\n" for r in [*records, extra]))
+    ds2 = load_accuracy_dataset(p)
+    assert ds2.chosen.tolist() == [False] * len(records) + [True]
+    train2, test2 = ds2.split(0.3, seed=0)
+    held = {ds2.configs[i] for i in test2}
+    assert moved not in held and moved.with_bits(8, 8) in {ds2.configs[i] for i in train2}
+    assert held == {ds.configs[i] for i in test} - {c for c in ds.configs if c.float_version() == moved.float_version()}
+    p.write_text("".join(json.dumps(r) + "\n" for r in [*records, {**extra, "chosen": "yes"}]))
+    with pytest.raises(InputError, match=r"line 61: chosen: got 'yes', allowed: true or false"):
+        load_accuracy_dataset(p)
 
 
 @pytest.mark.parametrize("content, message", [

@@ -83,6 +83,58 @@ def test_predictions_hold_on_the_exports(first_run):
     assert max(c["predicted"] for c in checked) == pytest.approx(best)
 
 
+def test_label_rounds_correct_the_predictor_where_the_search_chose(first_run):
+    """The label round measured the budget's best predicted subnets as the labels were measured, appended them
+    as `chosen` records and corrected the predictor with their residuals, which it then predicts (nearly: the
+    correction keeps some label noise); the export uses that predictor and the front carries its figures."""
+    from nas.front import FrontEntry
+    from predictors import load_predictor
+    from nas.pipeline.label_rounds import known_checks
+    from predictors.dataset import load_accuracy_dataset
+    from search_spaces import config_from_dict
+
+    wd, exp, result, _ = first_run
+
+    def outputs(stage: str) -> dict:
+        return json.loads((wd / f"{stage}-{result['stages'][stage]['key']}" / "stage.json").read_text())["outputs"]
+
+    search, first_predictor = outputs("search"), outputs("predictor")["predictor"]
+    rounds = json.loads(open(search["label_rounds"]).read())["rounds"]
+    assert len(rounds) == 1 and 1 <= rounds[0]["labelled"] <= 2  # label_picks 2 of `fast`; `impossible` has none
+    picks = rounds[0]["picks"]
+    assert {p["budget"] for p in picks} == {"fast"} and all(0 <= p["holdout"] <= 100 for p in picks)
+    assert rounds[0]["mean_error"] == pytest.approx(np.mean([p["predicted"] - p["holdout"] for p in picks]), abs=1e-3)
+    labels = [json.loads(line) for line in open(search["labels"])]
+    base = [json.loads(line) for line in open(outputs("accuracy")["dataset"])]
+    assert labels[: len(base)] == base and len(labels) == len(base) + rounds[0]["labelled"]
+    chosen = labels[len(base):]
+    # one round, so the last: measured on the export's check images, which the export reuses
+    first, end = rounds[0]["images"]  # the check images: the verification starts after them
+    assert end == json.loads((wd / "model.card.json").read_text())["measured"]["holdout_images"][0]
+    assert all(r["chosen"] and r["max_images"] == end - first and r["skip_images"] == first
+               and r["supernet"] == base[0]["supernet"] for r in chosen)
+    measured = {json.dumps(r["config"], sort_keys=True): r["accuracy"] for r in chosen}
+    assert {json.dumps(c.to_dict(), sort_keys=True): a for c, a in known_checks(search["label_rounds"]).items()} \
+        == measured
+    for c in outputs("export")["budgets"]["fast"]["holdout_checked"]:
+        key = json.dumps(c["config"], sort_keys=True)
+        assert c["holdout"] == measured.get(key, c["holdout"])  # a candidate the round measured: not again
+    assert load_accuracy_dataset(search["labels"]).chosen.sum() == len(chosen)
+    corrected = search["predictor"]
+    assert corrected != first_predictor and (wd / corrected).joinpath("predictor.json").is_file()
+    fixed, base = load_predictor(corrected), load_predictor(first_predictor)
+    assert fixed.correction is not None and base.correction is None
+    configs = [config_from_dict(r["config"]) for r in chosen]
+    labels_of = np.array([r["accuracy"] for r in chosen])
+    assert np.abs(fixed.predict(configs) - labels_of).mean() <= np.abs(base.predict(configs) - labels_of).mean()
+    card = json.loads((wd / "model.card.json").read_text())
+    assert card["provenance"]["predictor"]["path"] == corrected
+    # the front's figures are the corrected predictor's
+    front = [FrontEntry.from_dict(d) for d in json.loads(open(search["front"]).read())]
+    again = fixed.predict([e.config for e in front])
+    assert np.allclose([e.accuracy for e in front], np.asarray(again).ravel(), atol=1e-6)
+
+
 def test_rerun_is_cached_and_a_change_reruns_only_dependents(first_run):
     wd, exp, _, _ = first_run
     t0 = time.perf_counter()

@@ -18,7 +18,8 @@ def tiny_experiment(workdir: Path, **overrides: Any) -> dict[str, Any]:
         "latency": {"backend": "ort-cpu", "resolutions": [16], "calibrate": 3, "validate_n": 3},
         "accuracy": {"n": 40},
         "predictor": {"kind": "mlp"},
-        "search": {"trials": 300, "quantize": False, "verify_top": 2, "budget_trials": 100},
+        "search": {"trials": 300, "quantize": False, "verify_top": 2, "budget_trials": 100,
+                   "label_rounds": 1, "label_picks": 2},
         "budgets": [{"name": "fast", "latency_ms": 5.0}, {"name": "impossible", "size_mb": 0.001}],
     }
     for k, v in overrides.items():

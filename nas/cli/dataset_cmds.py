@@ -19,7 +19,7 @@ def _config() -> type:
 
 OPTIONS: list[Any] = [
     ("supernet", Flag(type=click.Path(dir_okay=False))), ("data_name", Flag("--data")), "n",
-    ("out", Flag(type=click.Path(dir_okay=False))), "seed", "quantized_fraction", "split", "calib_batches",
+    ("out", Flag(type=click.Path(dir_okay=False))), "seed", "quantized_fraction", "uniform_fraction", "split", "calib_batches",
     "workers", "ray_address", "threads", ("resolutions", Flag(callback=ints_callback("resolutions"))), "max_images",
     click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ("progress", Flag("--quiet", off="No progress bar.")), "device", "amp", "gpus_per_task",

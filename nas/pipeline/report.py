@@ -158,6 +158,19 @@ def copy_primary_model(exp: Experiment, export: StageResult) -> dict[str, str] |
     return None
 
 
+def _label_rounds_section(rounds: list[dict[str, Any]]) -> list[str]:
+    """Per label round: how far the budgets' best predicted subnets lay from their labels before the correction
+    (the search's optimism where it chose), and the correction's length scale and noise."""
+    rows = [{"round": str(r["round"]), "labelled": str(r["labelled"]),
+             "predicted - label (mean)": f"{r['mean_error']:+.2f}", "|predicted - label|": f"{r['mean_abs_error']:.2f}",
+             "correction length": _f((r.get("correction") or {}).get("length")),
+             "noise": _f((r.get("correction") or {}).get("noise"))} for r in rounds]
+    return ["Label rounds: each budget's best predicted subnets measured as the labels were, the predictor "
+            "corrected by the residuals of all measured so far (a Gaussian process: it reaches neighbouring "
+            "subnets only) and the budgets searched again. Before each correction:", "",
+            format_table(rows, markdown=True), ""]
+
+
 def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[dict[str, str]],
                  primary: dict[str, str] | None) -> Path:
     lines = [f"# hwnas run: {exp.name}", "",
@@ -241,6 +254,8 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
                                  "budget search %": _f(b["best_predicted"]),
                                  "front's best under it %": _f(b["front_best_predicted"])}
                                 for b in se["budgeted"]], markdown=True), ""]
+    if se.get("label_rounds"):
+        lines += _label_rounds_section(json.loads(Path(se["label_rounds"]).read_text())["rounds"])
     lines += ["## Stages", "", format_table([{"stage": r.name, "cached": "yes" if r.cached else "no",
                                               "seconds": f"{r.seconds:.1f}", "folder": str(r.folder)}
                                              for r in results.values()], markdown=True), ""]

@@ -62,9 +62,9 @@ def _device_stages(exp: Experiment, run: StageRunner, d_run: StageRunner, supern
     if predictor is None:
         accuracy = accuracy_stage(run, exp, supernet, progress, ray_address)
         predictor = predictor_stage(run, exp, accuracy)
-    search = search_stage(d_run, exp, predictor, latency, supernet, ray_address)
+    search = search_stage(d_run, exp, accuracy, predictor, latency, supernet, ray_address)
     store = store_stage(d_run, exp, search, latency, predictor)
-    export = export_stage(d_run, exp, store, supernet, latency, predictor)
+    export = export_stage(d_run, exp, store, supernet, latency, predictor, search)
     baselines = baselines_stage(d_run, exp, predictor, latency, search)
     if dry_run:
         return {"dry_run": True, "stages": {k: {"key": v.key, "cached": v.cached} for k, v in stages().items()}}

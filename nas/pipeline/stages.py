@@ -14,6 +14,7 @@ from typing import Any
 
 from nas.experiment import PROTOCOL_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
+from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
 
@@ -192,7 +193,8 @@ def accuracy_stage(run: StageRunner, exp: Experiment, supernet: StageResult, pro
     # labels only where the search looks: the latency table's resolutions
     settings = {"data": exp.data, "n": a.n, "quantized_fraction": a.quantized_fraction, "seed": exp.seed,
                 "resolutions": exp.latency.resolutions, "calib_batches": a.calib_batches,
-                "label_images": a.label_images}
+                "label_images": a.label_images,
+                **({"uniform_fraction": a.uniform_fraction} if a.uniform_fraction else {})}
 
     def collect_(folder: Path) -> dict[str, Any]:
         from nas.accuracy_dataset import collect
@@ -225,8 +227,11 @@ def predictor_stage(run: StageRunner, exp: Experiment, accuracy: StageResult) ->
     return run.run("predictor", settings, [accuracy], fit)
 
 
-def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, latency: StageResult,
-                 supernet: StageResult, ray_address: str | None) -> StageResult:
+def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predictor: StageResult,
+                 latency: StageResult, supernet: StageResult, ray_address: str | None) -> StageResult:
+    """The front's search, then a search of its own per latency / size budget; with `label_rounds`, rounds of
+    labelling the budgets' best predicted subnets, correcting the predictor with them and searching the budgets
+    again (`nas.pipeline.label_rounds`). The front's entries then carry the last predictor's figures."""
     s = exp.search
     settings = {"sampler": s.sampler, "trials": s.trials, "workers": s.workers, "objectives": s.objectives,
                 "storage": s.storage, "seed": exp.seed, "verify_top": s.verify_top, "quantize": s.quantize,
@@ -234,6 +239,8 @@ def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, late
     budgeted = budgeted_searches(exp)
     if budgeted:  # only then: keeps the cache keys of runs without them
         settings.update(budget_trials=s.budget_trials, budgets=[b.model_dump() for _, b in budgeted])
+        if s.label_rounds:
+            settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks)
 
     def search(folder: Path) -> dict[str, Any]:
         from nas.search.api import SearchConfig, run_search
@@ -248,28 +255,61 @@ def search_stage(run: StageRunner, exp: Experiment, predictor: StageResult, late
                            supernet=supernet.outputs["checkpoint"] if s.verify_top else None,
                            data=exp.data if s.verify_top else None)
         result = run_search(cfg)
-        entries, per_budget = list(result.front), []
+        entries, per_budget, extra = list(result.front), [], {}
         if budgeted:
             from nas.budgets import Budgets
             from nas.front import with_lower_bounds
             from nas.search.refine import refine_for_budget
 
-            space_r, ev = searched_evaluator(exp, predictor, latency)
-            start = [(t.config, t.metrics) for t in result.trials]
-            for i, (slug, b) in enumerate(budgeted):
-                best, n_new = refine_for_budget(space_r, ev, Budgets(b.latency_ms, b.size_mb), start,
-                                                s.budget_trials, seed=exp.seed + 101 + i, quantize=s.quantize)
+            pred_dir = predictor.outputs["predictor"]
+            space_r, ev = searched_evaluator(exp, pred_dir, latency)
+            configs = [t.config for t in result.trials]
+
+            def budget_searches(ev: Any) -> list[tuple[list[Any], int]]:
+                m = ev.evaluate(configs)  # the front's trials as this predictor sees them
+                start = [(c, m.row(i)) for i, c in enumerate(configs)]
+                return [refine_for_budget(space_r, ev, Budgets(b.latency_ms, b.size_mb), start, s.budget_trials,
+                                          seed=exp.seed + 101 + i, quantize=s.quantize)
+                        for i, (_, b) in enumerate(budgeted)]
+
+            found = budget_searches(ev)
+            if s.label_rounds:
+                from nas.pipeline.label_rounds import LabelRounds, repredicted
+
+                check = HoldoutCheck(supernet.outputs["checkpoint"], exp.data, exp.accuracy.calib_batches,
+                                     skip=exp.accuracy.label_images or 0)
+                rounds = LabelRounds(folder, check, exp.accuracy.label_images, base=pred_dir, seed=exp.seed)
+                rounds.start(accuracy.outputs["dataset"])
+                for r in range(s.label_rounds):
+                    final = r == s.label_rounds - 1
+                    # what a query would answer from: the front and every budget search's best, as predicted now
+                    seen = repredicted(entries, ev) + [e for best, _ in found for e in best]
+                    picks = [(b.label(), e) for _, b in budgeted for e in _top_under(seen, b, s.label_picks)]
+                    if not rounds.label(picks, final=final):
+                        break  # every pick measured already: the predictor has seen what it would choose
+                    pred_dir = rounds.correct()
+                    space_r, ev = searched_evaluator(exp, pred_dir, latency)
+                    if final:  # the last measurements correct the figures only: no search past them
+                        found = [(sorted(repredicted(best, ev), key=lambda e: -e.accuracy), n) for best, n in found]
+                    else:
+                        found = budget_searches(ev)
+                entries = repredicted(entries, ev)
+                extra = {"predictor": pred_dir, "labels": str(rounds.dataset.resolve()),
+                         "label_rounds": str(rounds.save().resolve())}
+            front_entries = list(entries)
+            for (slug, b), (best, n_new) in zip(budgeted, found):
                 entries += with_lower_bounds(best, ev.predictor)
                 per_budget.append({"budget": b.label(), "trials": n_new,
                                    "best_predicted": best[0].accuracy if best else None,
-                                   "front_best_predicted": _best_under(result.front, b)})
+                                   "front_best_predicted": _best_under(front_entries, b)})
         entries = merged_front(entries)
         front = folder / "front.entries.json"
         atomic_write_json(front, [e.to_dict() for e in entries])
         return {"out": str(folder.resolve()), "front": str(front.resolve()), "n_trials": result.n_trials,
                 "n_pareto": len(entries), "hypervolume": result.hypervolume,
                 "trials_per_second": result.trials_per_second, "study": result.study, "storage": result.storage,
-                "device_tag": result.device_tag, "workers": result.summary["workers"], "budgeted": per_budget}
+                "device_tag": result.device_tag, "workers": result.summary["workers"], "budgeted": per_budget,
+                **extra}
 
     return run.run("search", settings, [predictor, latency, supernet], search)
 
@@ -282,7 +322,12 @@ def budgeted_searches(exp: Experiment) -> list[tuple[str, Budget]]:
             if b.latency_ms is not None or b.size_mb is not None]
 
 
-def searched_evaluator(exp: Experiment, predictor: StageResult, latency: StageResult) -> tuple[Any, Any]:
+def searched_predictor(predictor: StageResult, search: StageResult) -> str:
+    """The predictor the search ended with: corrected by its label rounds, else the predictor stage's."""
+    return search.outputs.get("predictor") or predictor.outputs["predictor"]
+
+
+def searched_evaluator(exp: Experiment, predictor: str, latency: StageResult) -> tuple[Any, Any]:
     """The space as the search looked at it (the table's resolutions; keep 1.0 without pruning) and the predicted
     evaluator: what the budget searches and the baselines search with."""
     from latency_tables import LatencyTable
@@ -295,13 +340,23 @@ def searched_evaluator(exp: Experiment, predictor: StageResult, latency: StageRe
     space = get_space(exp.space)
     space_r = get_space(exp.space, resolutions=table_resolutions(space, table),
                         keep=None if exp.search.pruning else (1.0,))
-    return space_r, PredictedEvaluator(space, load_predictor(predictor.outputs["predictor"]), table)
+    return space_r, PredictedEvaluator(space, load_predictor(predictor), table)
 
 
 def baseline_evaluations(exp: Experiment) -> int:
     """The evaluations a baseline gets per budget: what hwnas spent on one budget (the front's trials, which
     serve every budget, plus that budget's own search)."""
     return exp.search.trials + (exp.search.budget_trials if budgeted_searches(exp) else 0)
+
+
+def _top_under(entries: list[Any], b: Budget, k: int) -> list[Any]:
+    """The `k` most accurate (predicted) of `entries` under `b`'s latency and size limits, one per config."""
+    from nas.budgets import Budgets
+
+    unique = list({e.config: e for e in entries}.values())
+    ok = Budgets(b.latency_ms, b.size_mb).mask([e.accuracy for e in unique], [e.latency_ms for e in unique],
+                                               [e.size_bytes for e in unique])
+    return sorted((e for e, keep in zip(unique, ok) if keep), key=lambda e: -e.accuracy)[:k]
 
 
 def _best_under(entries: list[Any], b: Budget) -> float | None:
@@ -342,7 +397,8 @@ def store_stage(run: StageRunner, exp: Experiment, search: StageResult, latency:
         with contextlib.closing(ResultsStore(exp.store_url)) as st:
             front_id = st.add_front(entries, space=exp.space, device_tag=table.device_tag,
                                     device_fingerprint=table.fingerprint, dataset=exp.data,
-                                    predictor=predictor.outputs["predictor"], table_fingerprint=table.fingerprint,
+                                    predictor=searched_predictor(predictor, search),
+                                    table_fingerprint=table.fingerprint,
                                     source={"experiment": exp.name, "study": search.outputs["study"],
                                             "search_stage": search.key})
         return {"store": exp.store_url, "front_id": front_id, "device_tag": table.device_tag,
@@ -357,33 +413,11 @@ def budget_slug(b: Budget, i: int) -> str:
 
 
 # per budget, this many of the best predicted subnets that meet it (a min_accuracy budget: at the predictor's
-# confidence) are measured on the first CHECK_IMAGES holdout images (half a smaller holdout), and the most accurate as measured (meeting
-# min_accuracy as measured) is exported. Why: the predictor ranks subnets to within a few points (240 labels of the
-# quickstart: RMSE 3.4), the holdout to within half a point. The export then measures the rest of the holdout --
-# images that chose nothing -- as the estimate a user is given, and the test split.
+# confidence) are measured on CHECK_IMAGES holdout images after the labels' (`HoldoutCheck`), and the most accurate
+# as measured (meeting min_accuracy as measured) is exported. Why: the predictor ranks subnets to within a few
+# points (240 labels of the quickstart: RMSE 3.4), the holdout to within half a point. The export then measures the
+# rest of the holdout -- images that chose nothing -- as the estimate a user is given, and the test split.
 VERIFY_CANDIDATES = 3
-CHECK_IMAGES = 2000  # +-0.8 points at 85 % (one sigma): enough to tell candidates a few points apart
-
-
-class HoldoutCheck:
-    """`check(config) -> holdout top-1 %` by the supernet on the first `n_images` holdout images (CHECK_IMAGES, or
-    half a smaller holdout), measured as the predictor's labels were."""
-
-    def __init__(self, ckpt: str, data: str, calib_batches: int) -> None:
-        from nas.train import load_for_eval
-
-        self.net, self.data, _ = load_for_eval(ckpt, data)
-        self.calib_batches = calib_batches
-        self.n_images = min(CHECK_IMAGES, self.data.split_sizes()["holdout"] // 2)
-        self._done: dict[Any, float] = {}  # budgets share candidates
-
-    def __call__(self, config: Any) -> float:
-        from nas.train import evaluate
-
-        if config not in self._done:
-            self._done[config] = round(evaluate(self.net, config, self.data, "holdout",
-                                                calib_batches=self.calib_batches, max_images=self.n_images), 4)
-        return self._done[config]
 
 
 def verified_choice(q: Any, b: Budget, check: Any) -> tuple[Any, list[dict[str, Any]]]:
@@ -392,8 +426,8 @@ def verified_choice(q: Any, b: Budget, check: Any) -> tuple[Any, list[dict[str, 
     checked = []
     for cand in q.ranked:
         e = cand.entry
-        checked.append({"entry_id": cand.entry_id, "predicted": e.accuracy, "lower_bound": e.accuracy_lower,
-                        "holdout": check(e.config)})
+        checked.append({"entry_id": cand.entry_id, "config": e.config.to_dict(), "predicted": e.accuracy,
+                        "lower_bound": e.accuracy_lower, "holdout": check(e.config)})
     ok = [i for i, c in enumerate(checked) if b.min_accuracy is None or c["holdout"] >= b.min_accuracy]
     if not ok:
         return None, checked
@@ -402,11 +436,12 @@ def verified_choice(q: Any, b: Budget, check: Any) -> tuple[Any, list[dict[str, 
 
 
 def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet: StageResult,
-                 latency: StageResult, predictor: StageResult) -> StageResult:
+                 latency: StageResult, predictor: StageResult, search: StageResult) -> StageResult:
     """Per budget: query the store for the best predicted subnets, export the best of them on a holdout check,
     float and quantized, and measure both (the rest of the holdout, the test split, the backend)."""
     settings = {"budgets": [b.model_dump() for b in exp.budgets], "export": exp.export.model_dump(),
                 "verify_candidates": VERIFY_CANDIDATES, "check_images": CHECK_IMAGES,
+                "check_after": exp.accuracy.label_images or 0,
                 "calib_batches": exp.accuracy.calib_batches}
 
     def export(folder: Path) -> dict[str, Any]:
@@ -416,14 +451,17 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
         from nas.store import ResultsStore
 
         out: dict[str, Any] = {}
+        # this run's fronts only: a store that holds fronts of earlier runs (other predictors) answers for them too
+        searched_with = searched_predictor(predictor, search)
         with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
             found = [query(QueryConfig(store=st, space=exp.space, device=store.outputs["device_tag"],
                                        latency_ms=b.latency_ms, size_mb=b.size_mb, min_accuracy=b.min_accuracy,
-                                       dataset=exp.data, n_ranked=VERIFY_CANDIDATES))
+                                       dataset=exp.data, predictor=searched_with, n_ranked=VERIFY_CANDIDATES))
                      for b in exp.budgets]
         # recalibrated as the labels were, so a holdout check and the predictor's labels measure the same subnet
         calib = exp.accuracy.calib_batches
-        check = HoldoutCheck(supernet.outputs["checkpoint"], exp.data, calib)
+        check = HoldoutCheck(supernet.outputs["checkpoint"], exp.data, calib, skip=exp.accuracy.label_images or 0,
+                             known=known_checks(search.outputs.get("label_rounds")))
         for i, (b, q) in enumerate(zip(exp.budgets, found)):
             slug = budget_slug(b, i)
             row: dict[str, Any] = {"label": b.label(), "found": q.found, "message": q.message}
@@ -444,9 +482,9 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 rep = export_subnet(ExportConfig(
                     supernet=supernet.outputs["checkpoint"], config=chosen.entry.config,
                     out=folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
-                    backend=exp.latency.backend, table=latency.outputs["table"], predictor=predictor.outputs["predictor"],
+                    backend=exp.latency.backend, table=latency.outputs["table"], predictor=searched_with,
                     entry=chosen.entry, query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
-                    verify_n=exp.export.verify_n, holdout_from=check.n_images))
+                    verify_n=exp.export.verify_n, holdout_from=check.end))
                 row[name] = rep.summary()
             out[slug] = row
         return {"budgets": out}
@@ -471,7 +509,7 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         from nas.budgets import Budgets
         from nas.search.evolution import evolution_search
 
-        space_r, ev = searched_evaluator(exp, predictor, latency)
+        space_r, ev = searched_evaluator(exp, searched_predictor(predictor, search), latency)
         rnd_cfgs = space_r.sample_many(n, seed=exp.seed + 7, quantize=exp.search.quantize)
         rnd = ev.evaluate(rnd_cfgs)
 

@@ -1,0 +1,163 @@
+"""Labels where the search chooses (`search.label_rounds`).
+
+A predictor is least right exactly where a search ends: the subnets it predicts best are, by selection, the ones
+it over-predicts (on the quickstart, the best predicted subnets of each budget lay 2-7 points above their holdout
+accuracy on average). So after the budget searches, each round measures the `label_picks` best predicted subnets
+under every budget -- of the front and the budget searches' results, the entries a query answers from -- as the
+predictor's labels were measured (`accuracy.label_images`), corrects the predictor with the residuals of every
+subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process that reaches a search's
+neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
+its picks on the export's check images instead (+-0.8 points, not +-1.4; the export reuses them), corrects the
+predictor once more and searches no more. The labels are also appended to a copy of the accuracy labels, marked
+`chosen` (a refit trains on them, never holds them out). What each round measured is kept: the picks' predicted
+against measured accuracy, before the correction.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from search_spaces.files import atomic_write_text
+
+CHECK_IMAGES = 2000  # +-0.8 points at 85 % (one sigma): enough to tell candidates a few points apart
+
+
+class HoldoutCheck:
+    """`check(config) -> holdout top-1 %` by the supernet on `n_images` holdout images after the first `skip`
+    (CHECK_IMAGES, or half of what is left: the export measures the images from `end` on), recalibrated as the
+    predictor's labels were; `check.measure(config, n, skip)` on images [skip, skip + n) (n None: all from skip
+    on). `known`: checks made before, {config: accuracy}.
+
+    Why `skip`: the labels' images (`accuracy.label_images`) chose the candidates -- the predictor learnt from
+    them, and label rounds measure picks on them -- so a check on those images inherits the optimism of the
+    choice; measured on fresh images, it does not (2 points over the verification images, on the quickstart)."""
+
+    def __init__(self, ckpt: str, data: str, calib_batches: int, skip: int = 0,
+                 known: dict[Any, float] | None = None) -> None:
+        from nas.train import load_for_eval
+
+        self.ckpt = ckpt
+        self.net, self.data, _ = load_for_eval(ckpt, data)
+        self.data_name = data
+        self.calib_batches = calib_batches
+        holdout = self.data.split_sizes()["holdout"]
+        self.skip = skip if holdout - skip >= 4 else 0  # too few images after the labels': share theirs
+        self.n_images = min(CHECK_IMAGES, (holdout - self.skip) // 2)
+        self.end = self.skip + self.n_images
+        self.done: dict[tuple[Any, int | None, int], float] = {
+            (c, self.n_images, self.skip): a for c, a in (known or {}).items()}
+
+    def __call__(self, config: Any) -> float:
+        return self.measure(config, self.n_images, self.skip)
+
+    def measure(self, config: Any, n_images: int | None, skip: int = 0) -> float:
+        from nas.train import correct_mask, percent_correct, prepare_subnet
+
+        key = (config, n_images, skip)
+        if key not in self.done:  # budgets share candidates
+            sub = prepare_subnet(self.net, config, self.data, calib_batches=self.calib_batches)
+            hits = correct_mask(sub, self.data, "holdout", config.resolution,
+                                max_images=None if n_images is None else skip + n_images)
+            self.done[key] = round(percent_correct(hits[skip:]), 4)
+        return self.done[key]
+
+    def checks(self) -> dict[Any, float]:
+        """The checks made on the check images, {config: accuracy}."""
+        return {c: a for (c, n, s), a in self.done.items() if (n, s) == (self.n_images, self.skip)}
+
+
+@dataclass
+class LabelRounds:
+    """The labels (the accuracy stage's, then the chosen ones) and the corrected predictors, in `folder`."""
+
+    folder: Path
+    check: HoldoutCheck
+    label_images: int | None  # what the accuracy labels were measured on (None: the whole holdout)
+    base: str  # the predictor stage's predictor, which every round corrects
+    seed: int
+    dataset: Path = field(init=False)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    labelled: dict[Any, float] = field(default_factory=dict)  # every chosen subnet measured: config -> accuracy
+
+    def __post_init__(self) -> None:
+        self.dataset = self.folder / "labels.jsonl"
+
+    def start(self, accuracy_dataset: str) -> None:
+        shutil.copyfile(accuracy_dataset, self.dataset)
+
+    def label(self, picks: list[tuple[str, Any]], final: bool = False) -> list[dict[str, Any]]:
+        """Measure every `(budget label, FrontEntry)` pick -- as the labels were, or `final`ly on the export's
+        check images (which the export then reuses, and which tell a pick to +-0.8 points, not +-1.4) -- and
+        append the new ones' records; the round's rows {budget, subnet, predicted, holdout, images, new}. Nothing
+        new to measure: an empty list (the rounds have converged)."""
+        from nas.accuracy_dataset import append_records, checkpoint_id
+
+        n, skip = (self.check.n_images, self.check.skip) if final else (self.label_images, 0)
+        have = {json.dumps(json.loads(line)["config"], sort_keys=True)
+                for line in self.dataset.read_text().splitlines() if line.strip()}
+        rows, records = [], []
+        for budget, e in picks:
+            key = json.dumps(e.config.to_dict(), sort_keys=True)
+            new = (e.config, n, skip) not in self.check.done
+            rows.append({"budget": budget, "subnet": e.config.label(), "predicted": round(e.accuracy, 4),
+                         "holdout": self.check.measure(e.config, n, skip), "images": [skip, skip + (n or 0)],
+                         "new": new})
+            self.labelled[e.config] = self.check.measure(e.config, n, skip)  # the last measured: the most images
+            if key not in have:
+                have.add(key)
+                records.append({"config": e.config.to_dict(), "accuracy": self.labelled[e.config],
+                                "quantized": e.config.is_quantized, "split": "holdout", "data": self.check.data_name,
+                                "supernet": checkpoint_id(self.check.ckpt), "max_images": n, "skip_images": skip,
+                                "chosen": True})
+        if not any(r["new"] for r in rows):
+            return []
+        append_records(self.dataset, records)
+        errors = [r["predicted"] - r["holdout"] for r in rows]
+        self.rounds.append({"round": len(self.rounds) + 1, "labelled": sum(r["new"] for r in rows),
+                            "images": [skip, skip + (n or 0)],
+                            "mean_error": round(sum(errors) / len(errors), 3),
+                            "mean_abs_error": round(sum(abs(x) for x in errors) / len(errors), 3), "picks": rows})
+        return rows
+
+    def correct(self) -> str:
+        """The base predictor corrected by the residuals of every subnet labelled so far, saved as
+        `predictor-<round>`; its directory."""
+        from predictors import load_predictor
+
+        fixed = load_predictor(self.base).with_correction(list(self.labelled), list(self.labelled.values()),
+                                                          seed=self.seed)
+        out = self.folder / f"predictor-{len(self.rounds)}"
+        fixed.save(out)
+        assert fixed.correction is not None
+        self.rounds[-1]["correction"] = {k: fixed.correction.train_info.get(k) for k in ("scale", "length", "noise")}
+        return str(out.resolve())
+
+    def save(self) -> Path:
+        path = self.folder / "label_rounds.json"
+        atomic_write_text(path, json.dumps({"rounds": self.rounds, "checks": [
+            {"config": c.to_dict(), "holdout": a} for c, a in self.check.checks().items()]}, indent=1))
+        return path
+
+
+def known_checks(path: str | None) -> dict[Any, float]:
+    """The checks on the export's check images a label-rounds file recorded, {config: accuracy} (none without)."""
+    from search_spaces import config_from_dict
+
+    if not path or not Path(path).is_file():
+        return {}
+    return {config_from_dict(c["config"]): float(c["holdout"]) for c in json.loads(Path(path).read_text())["checks"]}
+
+
+def repredicted(entries: list[Any], evaluator: Any) -> list[Any]:
+    """`entries` with their accuracy (and lower bound) from `evaluator`'s predictor: one predictor's figures on
+    a front, whichever predictor found them."""
+    from nas.front import with_lower_bounds
+
+    if not entries:
+        return entries
+    m = evaluator.evaluate([e.config for e in entries])
+    fresh = [replace(e, accuracy=float(a), accuracy_lower=None) for e, a in zip(entries, m.accuracy)]
+    return with_lower_bounds(fresh, evaluator.predictor)
