@@ -302,7 +302,7 @@ def test_cli_search_json(search_assets, tmp_path) -> None:
     (["--latency-ms", "-3"], "--latency-ms: got -3.0, allowed: a positive number"),
     (["--size-mb", "0"], "--size-mb: got 0.0, allowed: a positive number"),
     (["--objectives", "accuracy,speed"], "--objectives: got 'speed', allowed: accuracy, latency, size"),
-    (["--trials", "0"], "--trials: got 0, allowed: an integer >= 1"),
+    (["--trials", "0"], "Invalid value for '--trials': 0 is not in the range x>=1"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(search_assets, tmp_path, extra, needle) -> None:
     r = _cli(["search", "--space", SPACE, "--predictor", search_assets["predictor"], "--table",

@@ -78,6 +78,7 @@ class LabelRounds:
     label_images: int | None  # what the accuracy labels were measured on (None: the whole holdout)
     base: str  # the predictor stage's predictor, which every round corrects
     seed: int
+    progress: bool = False
     dataset: Path = field(init=False)
     rounds: list[dict[str, Any]] = field(default_factory=list)
     labelled: dict[Any, float] = field(default_factory=dict)  # every chosen subnet measured: config -> accuracy
@@ -93,13 +94,17 @@ class LabelRounds:
         check images (which the export then reuses, and which tell a pick to +-0.8 points, not +-1.4) -- and
         append the new ones' records; the round's rows {budget, subnet, predicted, holdout, images, new}. Nothing
         new to measure: an empty list (the rounds have converged)."""
+        from tqdm.auto import tqdm
+
         from nas.accuracy_dataset import append_records, checkpoint_id
 
         n, skip = (self.check.n_images, self.check.skip) if final else (self.label_images, 0)
         have = {json.dumps(json.loads(line)["config"], sort_keys=True)
                 for line in self.dataset.read_text().splitlines() if line.strip()}
+        supernet = checkpoint_id(self.check.ckpt)
         rows, records = [], []
-        for budget, e in picks:
+        for budget, e in tqdm(picks, desc=f"label round {len(self.rounds) + 1}", disable=not self.progress or None,
+                              dynamic_ncols=True):
             key = json.dumps(e.config.to_dict(), sort_keys=True)
             new = (e.config, n, skip) not in self.check.done
             rows.append({"budget": budget, "subnet": e.config.label(), "predicted": round(e.accuracy, 4),
@@ -110,7 +115,7 @@ class LabelRounds:
                 have.add(key)
                 records.append({"config": e.config.to_dict(), "accuracy": self.labelled[e.config],
                                 "quantized": e.config.is_quantized, "split": "holdout", "data": self.check.data_name,
-                                "supernet": checkpoint_id(self.check.ckpt), "max_images": n, "skip_images": skip,
+                                "supernet": supernet, "max_images": n, "skip_images": skip,
                                 "chosen": True})
         if not any(r["new"] for r in rows):
             return []

@@ -62,7 +62,7 @@ def _device_stages(exp: Experiment, run: StageRunner, d_run: StageRunner, supern
     if predictor is None:
         accuracy = accuracy_stage(run, exp, supernet, progress, ray_address)
         predictor = predictor_stage(run, exp, accuracy)
-    search = search_stage(d_run, exp, accuracy, predictor, latency, supernet, ray_address)
+    search = search_stage(d_run, exp, accuracy, predictor, latency, supernet, ray_address, progress)
     store = store_stage(d_run, exp, search, latency, predictor)
     export = export_stage(d_run, exp, store, supernet, latency, predictor, search)
     baselines = baselines_stage(d_run, exp, predictor, latency, search)

@@ -228,7 +228,8 @@ def predictor_stage(run: StageRunner, exp: Experiment, accuracy: StageResult) ->
 
 
 def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predictor: StageResult,
-                 latency: StageResult, supernet: StageResult, ray_address: str | None) -> StageResult:
+                 latency: StageResult, supernet: StageResult, ray_address: str | None,
+                 progress: bool = False) -> StageResult:
     """The front's search, then a search of its own per latency / size budget; with `label_rounds`, rounds of
     labelling the budgets' best predicted subnets, correcting the predictor with them and searching the budgets
     again (`nas.pipeline.label_rounds`). The front's entries then carry the last predictor's figures."""
@@ -278,7 +279,8 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
 
                 check = HoldoutCheck(supernet.outputs["checkpoint"], exp.data, exp.accuracy.calib_batches,
                                      skip=exp.accuracy.label_images or 0)
-                rounds = LabelRounds(folder, check, exp.accuracy.label_images, base=pred_dir, seed=exp.seed)
+                rounds = LabelRounds(folder, check, exp.accuracy.label_images, base=pred_dir, seed=exp.seed,
+                                     progress=progress)
                 rounds.start(accuracy.outputs["dataset"])
                 for r in range(s.label_rounds):
                     final = r == s.label_rounds - 1
