@@ -20,6 +20,7 @@ from nas.budgets import Budgets
 from nas.query_config import QueryConfig
 from nas.store import FrontInfo, ResultsStore
 from search_spaces import InputError
+from search_spaces.errors import bad_value
 
 
 
@@ -91,7 +92,7 @@ def _one_of(name: str, value: str, allowed: list[str], what: str) -> None:
 
 
 def _matching_fronts(fronts: list[FrontInfo], space: str, device: str, dataset: str | None,
-                     predictor: str | None) -> list[FrontInfo]:
+                     predictor: str | None, front_id: int | None = None) -> list[FrontInfo]:
     if not isinstance(space, str):
         raise InputError(f"space: got {space!r}, allowed: a search space name")
     if not isinstance(device, str):
@@ -111,6 +112,11 @@ def _matching_fronts(fronts: list[FrontInfo], space: str, device: str, dataset: 
     if predictor is not None:
         _one_of("predictor", predictor, sorted({f.predictor for f in fs}), "")
         fs = [f for f in fs if f.predictor == predictor]
+    if front_id is not None:
+        ids = sorted(f.id for f in fs)
+        if front_id not in ids:
+            raise bad_value("front_id", front_id, f"one of {ids} (the matching fronts)" if ids else "none match")
+        fs = [f for f in fs if f.id == front_id]
     return fs
 
 
@@ -150,7 +156,7 @@ def _answer(store: ResultsStore, c: QueryConfig) -> QueryResult:
     budgets = {k: v for k, v in (("latency_ms", lat_b), ("size_mb", size_b), ("min_accuracy", acc_b)) if v is not None}
 
     rev = store.revision()
-    fronts = _matching_fronts(store.fronts(rev), space, device, c.dataset, c.predictor)
+    fronts = _matching_fronts(store.fronts(rev), space, device, c.dataset, c.predictor, c.front_id)
     by_id = {f.id: f for f in fronts}
     cols = store.columns(by_id, rev)
     n = len(cols.ids)

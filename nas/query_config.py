@@ -28,5 +28,6 @@ class QueryConfig(BudgetSettings):
     objective: Objective = setting("accuracy", "Best by this metric among the subnets meeting every budget.")
     dataset: str | None = setting(help="Data set of the fronts (needed when several exist).")
     predictor: str | None = setting(help="Only fronts searched with this predictor (as stored).")
+    front_id: int | None = setting(help="Only this stored front (the id `ResultsStore.add_front` returned).")
     n_closest: int = setting(N_CLOSEST, "Nearest misses listed when nothing meets the budgets.")
     n_ranked: int = setting(1, "Best candidates returned, best first (a caller that verifies them by measurement).")

@@ -121,6 +121,14 @@ def test_new_front_is_seen_by_the_next_query(filled):
     assert before.best.entry != better and after.best.entry == better and after.best.front.predictor == "mlp-v2"
     again = query(QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=1.0, predictor="mlp-v1"))
     assert again.best.entry == before.best.entry
+    # one front by its id: the same predictor's later front (a stage run again) does not answer for it
+    first = before.best.front.id
+    later = store.add_front([better], space=SPACE, device_tag="test-cpu", device_fingerprint=FP, dataset="digits",
+                            predictor="mlp-v1")
+    only = query(QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=1.0, front_id=first))
+    assert only.best.entry == before.best.entry and only.best.front.id == first != later
+    with pytest.raises(InputError, match=r"front_id: got 999, allowed: one of \["):
+        query(QueryConfig(store=store, space=SPACE, device="test-cpu", latency_ms=1.0, front_id=999))
 
 
 def test_several_datasets_need_a_choice(filled):

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from search_spaces.files import atomic_write_text
 
+Found = list[tuple[list[Any], int]]  # per budget: its best entries (FrontEntry) and the evaluations spent
 CHECK_IMAGES = 2000  # +-0.8 points at 85 % (one sigma): enough to tell candidates a few points apart
 
 
@@ -127,6 +129,30 @@ class LabelRounds:
                             "mean_abs_error": round(sum(abs(x) for x in errors) / len(errors), 3), "picks": rows})
         return rows
 
+    def run(self, n_rounds: int, n_picks: int, budgets: list[Any], front: list[Any], found: Found,
+            evaluator_for: Callable[[str], Any], search_budgets: Callable[[Any], Found]) -> tuple[str, Any, Found]:
+        """Up to `n_rounds` rounds over `budgets`, starting from the `front`'s entries and the budget searches'
+        `found` ([(best entries, evaluations)] per budget, by the base predictor). `evaluator_for(predictor
+        directory)` is the predicted evaluator of a predictor, `search_budgets(evaluator)` searches every budget
+        again with one. Returns the last predictor's directory (the base one when nothing was measured), its
+        evaluator and the budgets' entries as it predicts them."""
+        directory = self.base
+        evaluator = evaluator_for(directory)
+        for r in range(n_rounds):
+            final = r == n_rounds - 1
+            # what a query would answer from: the front and every budget search's best, as predicted now
+            seen = repredicted(front, evaluator) + [e for best, _ in found for e in best]
+            picks = [(b.label(), e) for b in budgets for e in top_under(seen, b, n_picks)]
+            if not self.label(picks, final=final):
+                break  # every pick measured already: the predictor has seen what it would choose
+            directory = self.correct()
+            evaluator = evaluator_for(directory)
+            if final:  # the last measurements correct the figures only: no search past them
+                found = [(sorted(repredicted(best, evaluator), key=lambda e: -e.accuracy), n) for best, n in found]
+            else:
+                found = search_budgets(evaluator)
+        return directory, evaluator, found
+
     def correct(self) -> str:
         """The base predictor corrected by the residuals of every subnet labelled so far, saved as
         `predictor-<round>`; its directory."""
@@ -154,6 +180,16 @@ def known_checks(path: str | None) -> dict[Any, float]:
     if not path or not Path(path).is_file():
         return {}
     return {config_from_dict(c["config"]): float(c["holdout"]) for c in json.loads(Path(path).read_text())["checks"]}
+
+
+def top_under(entries: list[Any], budget: Any, k: int) -> list[Any]:
+    """The `k` most accurate (predicted) of `entries` under `budget`'s latency and size limits, one per config."""
+    from nas.budgets import Budgets
+
+    unique = list({e.config: e for e in entries}.values())
+    ok = Budgets(budget.latency_ms, budget.size_mb).mask(
+        [e.accuracy for e in unique], [e.latency_ms for e in unique], [e.size_bytes for e in unique])
+    return sorted((e for e, keep in zip(unique, ok) if keep), key=lambda e: -e.accuracy)[:k]
 
 
 def repredicted(entries: list[Any], evaluator: Any) -> list[Any]:

@@ -282,19 +282,9 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
                 rounds = LabelRounds(folder, check, exp.accuracy.label_images, base=pred_dir, seed=exp.seed,
                                      progress=progress)
                 rounds.start(accuracy.outputs["dataset"])
-                for r in range(s.label_rounds):
-                    final = r == s.label_rounds - 1
-                    # what a query would answer from: the front and every budget search's best, as predicted now
-                    seen = repredicted(entries, ev) + [e for best, _ in found for e in best]
-                    picks = [(b.label(), e) for _, b in budgeted for e in _top_under(seen, b, s.label_picks)]
-                    if not rounds.label(picks, final=final):
-                        break  # every pick measured already: the predictor has seen what it would choose
-                    pred_dir = rounds.correct()
-                    space_r, ev = searched_evaluator(exp, pred_dir, latency)
-                    if final:  # the last measurements correct the figures only: no search past them
-                        found = [(sorted(repredicted(best, ev), key=lambda e: -e.accuracy), n) for best, n in found]
-                    else:
-                        found = budget_searches(ev)
+                pred_dir, ev, found = rounds.run(
+                    s.label_rounds, s.label_picks, [b for _, b in budgeted], entries, found,
+                    evaluator_for=lambda d: searched_evaluator(exp, d, latency)[1], search_budgets=budget_searches)
                 entries = repredicted(entries, ev)
                 extra = {"predictor": pred_dir, "labels": str(rounds.dataset.resolve()),
                          "label_rounds": str(rounds.save().resolve())}
@@ -349,16 +339,6 @@ def baseline_evaluations(exp: Experiment) -> int:
     """The evaluations a baseline gets per budget: what hwnas spent on one budget (the front's trials, which
     serve every budget, plus that budget's own search)."""
     return exp.search.trials + (exp.search.budget_trials if budgeted_searches(exp) else 0)
-
-
-def _top_under(entries: list[Any], b: Budget, k: int) -> list[Any]:
-    """The `k` most accurate (predicted) of `entries` under `b`'s latency and size limits, one per config."""
-    from nas.budgets import Budgets
-
-    unique = list({e.config: e for e in entries}.values())
-    ok = Budgets(b.latency_ms, b.size_mb).mask([e.accuracy for e in unique], [e.latency_ms for e in unique],
-                                               [e.size_bytes for e in unique])
-    return sorted((e for e, keep in zip(unique, ok) if keep), key=lambda e: -e.accuracy)[:k]
 
 
 def _best_under(entries: list[Any], b: Budget) -> float | None:
@@ -453,12 +433,14 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
         from nas.store import ResultsStore
 
         out: dict[str, Any] = {}
-        # this run's fronts only: a store that holds fronts of earlier runs (other predictors) answers for them too
+        # this run's front only: a store that holds earlier runs' fronts -- of other predictors, or of this stage
+        # run before (same predictor path) -- would answer from them too
         searched_with = searched_predictor(predictor, search)
         with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
             found = [query(QueryConfig(store=st, space=exp.space, device=store.outputs["device_tag"],
                                        latency_ms=b.latency_ms, size_mb=b.size_mb, min_accuracy=b.min_accuracy,
-                                       dataset=exp.data, predictor=searched_with, n_ranked=VERIFY_CANDIDATES))
+                                       dataset=exp.data, front_id=store.outputs["front_id"],
+                                       n_ranked=VERIFY_CANDIDATES))
                      for b in exp.budgets]
         # recalibrated as the labels were, so a holdout check and the predictor's labels measure the same subnet
         calib = exp.accuracy.calib_batches
