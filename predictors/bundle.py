@@ -4,6 +4,7 @@ when the data had quantized subnets, a quantization-aware one -- saved as a dire
     DIR/predictor.json       format, space, the models and their metadata, held-out metrics, data provenance
     DIR/fp.safetensors       the full-precision model's arrays (its metadata also in the safetensors header)
     DIR/qa.safetensors       the quantization-aware model's arrays (optional)
+    DIR/correction.safetensors   a `residual-gp` added to every prediction (optional; `with_correction`)
 
 `predict` sends float configs to the fp model and quantized ones to the qa model (to the fp model -- which ignores
 bits -- when there is none). No pickle anywhere.
@@ -39,7 +40,7 @@ ROLES = ("fp", "qa", "correction")
 
 
 class AccuracyPredictor:
-    """The fp model plus an optional quantization-aware model, for one space."""
+    """The fp model plus an optional quantization-aware model and an optional correction, for one space."""
 
     def __init__(self, fp: Predictor, qa: Predictor | None = None, info: dict[str, Any] | None = None,
                  correction: Predictor | None = None) -> None:

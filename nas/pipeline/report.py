@@ -165,9 +165,10 @@ def _label_rounds_section(rounds: list[dict[str, Any]]) -> list[str]:
              "predicted - label (mean)": f"{r['mean_error']:+.2f}", "|predicted - label|": f"{r['mean_abs_error']:.2f}",
              "correction length": _f((r.get("correction") or {}).get("length")),
              "noise": _f((r.get("correction") or {}).get("noise"))} for r in rounds]
-    return ["Label rounds: each budget's best predicted subnets measured as the labels were, the predictor "
-            "corrected by the residuals of all measured so far (a Gaussian process: it reaches neighbouring "
-            "subnets only) and the budgets searched again. Before each correction:", "",
+    return ["Label rounds: each budget's best predicted subnets measured as the labels were (the last round: on the "
+            "export's check images), the predictor corrected by the residuals of all measured so far (a Gaussian "
+            "process: it reaches neighbouring subnets only) and the budgets searched again (not after the last). "
+            "Before each correction:", "",
             format_table(rows, markdown=True), ""]
 
 
