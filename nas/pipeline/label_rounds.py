@@ -129,15 +129,14 @@ class LabelRounds:
                             "mean_abs_error": round(sum(abs(x) for x in errors) / len(errors), 3), "picks": rows})
         return rows
 
-    def run(self, n_rounds: int, n_picks: int, budgets: list[Any], front: list[Any], found: Found,
+    def run(self, n_rounds: int, n_picks: int, budgets: list[Any], front: list[Any], found: Found, evaluator: Any,
             evaluator_for: Callable[[str], Any], search_budgets: Callable[[Any], Found]) -> tuple[str, Any, Found]:
         """Up to `n_rounds` rounds over `budgets`, starting from the `front`'s entries and the budget searches'
-        `found` ([(best entries, evaluations)] per budget, by the base predictor). `evaluator_for(predictor
+        `found` ([(best entries, evaluations)] per budget, by the base predictor's `evaluator`). `evaluator_for(predictor
         directory)` is the predicted evaluator of a predictor, `search_budgets(evaluator)` searches every budget
         again with one. Returns the last predictor's directory (the base one when nothing was measured), its
         evaluator and the budgets' entries as it predicts them."""
         directory = self.base
-        evaluator = evaluator_for(directory)
         for r in range(n_rounds):
             final = r == n_rounds - 1
             # what a query would answer from: the front and every budget search's best, as predicted now

@@ -14,7 +14,7 @@ from typing import Any
 
 from nas.experiment import PROTOCOL_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
-from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks
+from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks, top_under
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
 
@@ -283,7 +283,7 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
                                      progress=progress)
                 rounds.start(accuracy.outputs["dataset"])
                 pred_dir, ev, found = rounds.run(
-                    s.label_rounds, s.label_picks, [b for _, b in budgeted], entries, found,
+                    s.label_rounds, s.label_picks, [b for _, b in budgeted], entries, found, ev,
                     evaluator_for=lambda d: searched_evaluator(exp, d, latency)[1], search_budgets=budget_searches)
                 entries = repredicted(entries, ev)
                 extra = {"predictor": pred_dir, "labels": str(rounds.dataset.resolve()),
@@ -343,11 +343,8 @@ def baseline_evaluations(exp: Experiment) -> int:
 
 def _best_under(entries: list[Any], b: Budget) -> float | None:
     """The best predicted accuracy of `entries` under `b`'s latency and size limits."""
-    from nas.budgets import Budgets
-
-    ok = Budgets(b.latency_ms, b.size_mb).mask([e.accuracy for e in entries], [e.latency_ms for e in entries],
-                                               [e.size_bytes for e in entries])
-    return max((e.accuracy for e, keep in zip(entries, ok) if keep), default=None)
+    best = top_under(entries, b, 1)
+    return best[0].accuracy if best else None
 
 
 def merged_front(entries: list[Any]) -> list[Any]:
