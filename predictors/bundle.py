@@ -30,7 +30,7 @@ from search_spaces.files import inside, publish, shared_mode
 from predictors.base import FORMAT_VERSION, PREDICTORS, Predictor, create_predictor
 from predictors.features import ConfigsOrIndices, FeatureLayout
 from predictors.fit_config import AUTO, FitConfig
-from predictors.metrics import cv_kendall_tau, label_reliability, rank_metrics
+from predictors.metrics import binomial_variance, cv_kendall_tau, label_reliability, rank_metrics
 from predictors.quant_fit import fit_quant_model
 from predictors.uncertainty import Margins
 
@@ -126,15 +126,20 @@ class AccuracyPredictor:
             mean += self.correction.predict(idx)
         return mean, std
 
-    def with_correction(self, configs: ConfigsOrIndices, accuracy: Any, seed: int = 0) -> AccuracyPredictor:
+    def with_correction(self, configs: ConfigsOrIndices, accuracy: Any, seed: int = 0,
+                        images: Any = None) -> AccuracyPredictor:
         """This predictor plus a `residual-gp` fitted on `configs`' residuals (their measured `accuracy` minus
-        this predictor's figures, any earlier correction left out): the subnets a search chose, labelled."""
+        this predictor's figures, any earlier correction left out): the subnets a search chose, labelled.
+        `images`: how many images each accuracy was measured on (one number or one per label), which gives each
+        label its binomial variance; None fits one noise for all."""
         from predictors.residual_gp import ResidualGP
 
         base = AccuracyPredictor(self.fp, self.qa, self.info)
         idx = self._layout.as_indices(configs)
-        residual = np.asarray(accuracy, dtype=np.float64).ravel() - base.predict(idx)
-        gp = ResidualGP(self.search_space, seed=seed).fit(idx, residual)
+        acc = np.asarray(accuracy, dtype=np.float64).ravel()
+        residual = acc - base.predict(idx)
+        precision = None if images is None else 1.0 / binomial_variance(acc, images)
+        gp = ResidualGP(self.search_space, seed=seed).fit(idx, residual, sample_weight=precision)
         return AccuracyPredictor(self.fp, self.qa, self.info, correction=gp)
 
     # ---- persistence -----------------------------------------------------------------------------------------

@@ -41,6 +41,17 @@ def rank_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     }
 
 
+def binomial_variance(accuracy: Any, images: Any) -> np.ndarray:
+    """The variance (percent^2) of a top-1 accuracy measured on `images` images: p(1 - p) / N, p smoothed by half
+    an image each way so that 0 % and 100 % are not certain."""
+    a = np.asarray(accuracy, dtype=np.float64).ravel()
+    n = np.broadcast_to(np.asarray(images, dtype=np.float64), a.shape)
+    if not (np.isfinite(n).all() and (n >= 1).all()):
+        raise bad_value("images", images, "at least 1 image per accuracy")
+    p = (a / 100.0 * n + 0.5) / (n + 1.0)
+    return 1e4 * p * (1.0 - p) / n
+
+
 def label_reliability(halves: Any) -> dict[str, float]:
     """How much of an accuracy label is signal, from two independent half-measurements per subnet (top-1 on the
     even and on the odd images of the holdout split; shape (n, 2)).

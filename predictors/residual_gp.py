@@ -9,10 +9,13 @@ r = label - base prediction of the chosen subnets are modelled directly:
     corrected(x) = base(x) + k(x, X) @ alpha,    k(a, b) = s * exp(-|a - b|^2 / (2 l^2))
 
 on the one-hot features of the quantization-aware layout (|a - b|^2 is twice the number of choices in which two
-subnets differ), X the chosen subnets, alpha = (K + n I)^-1 r, with scale s, length l and noise n fitted by
-scikit-learn's `GaussianProcessRegressor` (marginal likelihood). Far from every chosen subnet the correction
-fades to zero and the base predictor's figure stands; at a chosen subnet it is its label, less the noise. Saved as
-three arrays: X, alpha and (s, l).
+subnets differ), X the chosen subnets, alpha = (K + diag(v) + n I)^-1 r, with v each label's own variance where
+it is known (`fit`'s `sample_weight` = 1 / v: a label on N images has the binomial p(1 - p) / N) and scale s,
+length l and extra noise n fitted by scikit-learn's `GaussianProcessRegressor` (marginal likelihood). Far from
+every chosen subnet the correction fades to zero and the base predictor's figure stands; at a chosen subnet it is
+its label shrunk towards its neighbours' by the label's noise -- which matters because a search keeps the picks
+whose labels came out high: the best of three checks of near-equal subnets is their luckiest. Saved as three
+arrays: X, alpha and (s, l).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ class ResidualGP(Predictor):
         return None
 
     def _fit(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> None:
+        """`weight`: each residual's precision, 1 / its label's variance in percent^2 (None: unknown)."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -51,13 +55,18 @@ class ResidualGP(Predictor):
         x = self.layout.onehot(idx, dtype=np.float64)
         # the length at most 3: two subnets d choices apart correlate exp(-d / 9), so a correction reaches a
         # search's neighbouring picks (d of 1-4: 0.9-0.64) but not random subnets (d ~ 30: 0.04) -- a longer
-        # one, which a few equal residuals would choose, shifts every subnet alike and changes no ranking. The
-        # noise from below a label's binomial spread (~1.4 points at 600 images) to far more.
-        kernel = (ConstantKernel(float(np.var(y)) + 1.0, (1e-2, 1e4)) * RBF(2.0, (0.5, 3.0))
-                  + WhiteKernel(1.0, (0.05, 1e3)))
+        # one, which a few equal residuals would choose, shifts every subnet alike and changes no ranking. With
+        # the labels' variances known, the fitted noise is only what they leave unexplained; without, it starts
+        # below a label's binomial spread (~1.4 points at 600 images) and may grow far past it.
+        if weight is None:
+            label_var, white = 1e-10, WhiteKernel(1.0, (0.05, 1e3))
+        else:
+            label_var = 1.0 / np.maximum(weight, 1e-12)
+            white = WhiteKernel(0.1, (1e-3, 1e3))
+        kernel = ConstantKernel(float(np.var(y)) + 1.0, (1e-2, 1e4)) * RBF(2.0, (0.5, 3.0)) + white
         with warnings.catch_warnings():  # a bound reached (few labels, little noise) is a fit, not a fault
             warnings.simplefilter("ignore", ConvergenceWarning)
-            gp = GaussianProcessRegressor(kernel, normalize_y=False, n_restarts_optimizer=3,
+            gp = GaussianProcessRegressor(kernel, alpha=label_var, normalize_y=False, n_restarts_optimizer=3,
                                           random_state=self.seed).fit(x, y)
         k = gp.kernel_
         self._x = x

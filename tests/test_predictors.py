@@ -16,6 +16,7 @@ from predictors import (
 from predictors.bundle import MANIFEST
 from predictors.testing import PredictorContract, contract_data
 from predictors.base import soft_clip
+from predictors.metrics import binomial_variance
 from search_spaces import HwnasError, InputError, get_space
 
 
@@ -37,10 +38,9 @@ class TestRegisteredPredictors(PredictorContract):
         return request.param
 
 
-def test_residual_gp_corrects_where_it_saw_labels(space, data, tmp_path):
-    """A predictor that is 6 points optimistic in one region (the neighbours of one subnet, as a search's picks
-    are): labelled subnets there correct it there -- the labelled ones and unlabelled ones of that region alike --
-    while subnets far from them keep the base figure; the corrected bundle saves and loads to the same numbers."""
+def _optimistic_region(space, data):
+    """A ridge predictor, 12 neighbours of one subnet (one or two kernel / expand choices changed, as a search's
+    picks are) and 20 far subnets, and labels 6 points under the predictor in that region."""
     import dataclasses
 
     x, y = data["fp_train"]
@@ -48,7 +48,7 @@ def test_residual_gp_corrects_where_it_saw_labels(space, data, tmp_path):
     center = space.sample(np.random.default_rng(31), quantize=False)
     rng = np.random.default_rng(32)
     region = []
-    while len(region) < 12:  # one or two kernel / expand choices changed
+    while len(region) < 12:
         k, e = list(center.kernel), list(center.expand)
         for _ in range(int(rng.integers(1, 3))):
             i = int(rng.integers(len(k)))
@@ -57,11 +57,19 @@ def test_residual_gp_corrects_where_it_saw_labels(space, data, tmp_path):
         if c not in region:
             region.append(c)
     far = [c for c in space.sample_many(400, 33, quantize=False) if c.depths != center.depths][:20]
-    labelled, unseen = region[:8], region[8:12]
     truth = lambda cs: synthetic_accuracy(space, space.to_indices(cs), seed=0)  # noqa: E731
-    shift = lambda cs: base.predict(cs) - truth(cs)  # noqa: E731
     # the optimism to correct: labels 6 points under the base figures (plus its own error)
-    labels = base.predict(labelled) - 6.0 - shift(labelled)
+    labels = lambda cs: base.predict(cs) - 6.0 - (base.predict(cs) - truth(cs))  # noqa: E731
+    return base, region, far, labels
+
+
+def test_residual_gp_corrects_where_it_saw_labels(space, data, tmp_path):
+    """A predictor that is 6 points optimistic in one region (the neighbours of one subnet, as a search's picks
+    are): labelled subnets there correct it there -- the labelled ones and unlabelled ones of that region alike --
+    while subnets far from them keep the base figure; the corrected bundle saves and loads to the same numbers."""
+    base, region, far, label_of = _optimistic_region(space, data)
+    labelled, unseen = region[:8], region[8:12]
+    labels = label_of(labelled)
     fixed = base.with_correction(labelled, labels, seed=0)
     assert fixed.correction is not None and base.correction is None
     err_before = np.abs(base.predict(labelled) - labels).mean()
@@ -76,6 +84,24 @@ def test_residual_gp_corrects_where_it_saw_labels(space, data, tmp_path):
     np.testing.assert_array_equal(loaded.predict(far + unseen), fixed.predict(far + unseen))
     np.testing.assert_array_equal(base.with_correction(labelled, labels, seed=0).predict(unseen),
                                   fixed.predict(unseen))  # seeded: the same fit
+
+
+def test_residual_gp_shrinks_a_lucky_label_by_its_binomial_noise(space, data):
+    """Told how many images each label was measured on, the correction takes a label as a measurement with
+    binomial noise: one lucky label (3 points over its neighbours' level, on 600 images: +-1.6) is shrunk towards
+    them, by several times what the same label on 20,000 images is; the region's level is still corrected."""
+    base, region, _, label_of = _optimistic_region(space, data)
+    labelled = region[:8]
+    labels = label_of(labelled)
+    labels[0] += 3.0
+    fixed = {n: base.with_correction(labelled, labels, seed=0, images=n) for n in (600, 20000)}
+    shrunk = {n: labels[0] - float(f.predict(labelled[:1])[0]) for n, f in fixed.items()}
+    assert shrunk[600] > 0.3 and shrunk[600] > 5 * shrunk[20000], shrunk
+    rest = np.abs(fixed[600].predict(labelled[1:]) - labels[1:]).mean()
+    assert rest < 1.5 and np.abs(base.predict(labelled[1:]) - labels[1:]).mean() > 5.5, rest
+    # the variance a label is given: p(1 - p) / N in percent^2 (p smoothed by half an image)
+    np.testing.assert_allclose(binomial_variance([85.0, 100.0], 2000), [85 * 15 / 2000, 0.0], atol=0.01)
+    assert binomial_variance([100.0], 600)[0] > 0
 
 
 def test_mlp_spread_and_batched_fast_path(space, data):

@@ -135,3 +135,12 @@ def test_verified_choice_exports_the_best_checked_candidate_that_meets_the_budge
     assert nothing is None and len(checked) == 5
     # no min_accuracy: the most accurate as checked, although the query ranks it third
     assert verified_choice(q, Budget(latency_ms=1.0), measured.__getitem__)[0] is q.ranked[2]
+    # checks the predictor learnt rank by its figure (their checks shrunk), the others by the check: the first
+    # candidate's prediction beats the unlearnt 92.0 checks, although its own check is the lowest
+    learnt = {q.ranked[0].entry.config, q.ranked[1].entry.config}
+    chosen, checked = verified_choice(q, Budget(latency_ms=1.0), measured.__getitem__, learnt)
+    assert [c["ranked_by"] for c in checked] == ["predicted"] * 2 + ["holdout"] * 3
+    assert q.ranked[0].entry.accuracy > 92.0 and chosen is q.ranked[0]
+    # and min_accuracy is met as checked, whatever ranks
+    chosen, _ = verified_choice(q, Budget(min_accuracy=90.0), measured.__getitem__, learnt)
+    assert chosen is q.ranked[2]

@@ -8,7 +8,8 @@ predictor's labels were measured (`accuracy.label_images`), corrects the predict
 subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process that reaches a search's
 neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
 its picks on the export's check images instead (+-0.8 points, not +-1.4; the export reuses them), corrects the
-predictor once more and searches no more. The labels are also appended to a copy of the accuracy labels, marked
+predictor once more and searches no more. Each label enters the correction with its binomial variance, so the
+luckiest of near-equal picks is shrunk towards the others instead of taken at its word. The labels are also appended to a copy of the accuracy labels, marked
 `chosen` (a refit trains on them, never holds them out). What each round measured is kept: the picks' predicted
 against measured accuracy, before the correction.
 """
@@ -51,6 +52,7 @@ class HoldoutCheck:
         self.end = self.skip + self.n_images
         self.done: dict[tuple[Any, int | None, int], float] = {
             (c, self.n_images, self.skip): a for c, a in (known or {}).items()}
+        self.known = frozenset(known or {})  # the checks a (corrected) predictor has learnt
 
     def __call__(self, config: Any) -> float:
         return self.measure(config, self.n_images, self.skip)
@@ -65,6 +67,11 @@ class HoldoutCheck:
                                 max_images=None if n_images is None else skip + n_images)
             self.done[key] = round(percent_correct(hits[skip:]), 4)
         return self.done[key]
+
+    def count(self, n_images: int | None, skip: int = 0) -> int:
+        """How many images `measure(config, n_images, skip)` measures on."""
+        rest = self.data.split_sizes()["holdout"] - skip
+        return rest if n_images is None else min(n_images, rest)
 
     def checks(self) -> dict[Any, float]:
         """The checks made on the check images, {config: accuracy}."""
@@ -84,6 +91,7 @@ class LabelRounds:
     dataset: Path = field(init=False)
     rounds: list[dict[str, Any]] = field(default_factory=list)
     labelled: dict[Any, float] = field(default_factory=dict)  # every chosen subnet measured: config -> accuracy
+    images: dict[Any, int] = field(default_factory=dict)  # what each of them was measured on: config -> images
 
     def __post_init__(self) -> None:
         self.dataset = self.folder / "labels.jsonl"
@@ -113,6 +121,7 @@ class LabelRounds:
                          "holdout": self.check.measure(e.config, n, skip), "images": [skip, skip + (n or 0)],
                          "new": new})
             self.labelled[e.config] = self.check.measure(e.config, n, skip)  # the last measured: the most images
+            self.images[e.config] = self.check.count(n, skip)
             if key not in have:
                 have.add(key)
                 records.append({"config": e.config.to_dict(), "accuracy": self.labelled[e.config],
@@ -157,8 +166,9 @@ class LabelRounds:
         `predictor-<round>`; its directory."""
         from predictors import load_predictor
 
-        fixed = load_predictor(self.base).with_correction(list(self.labelled), list(self.labelled.values()),
-                                                          seed=self.seed)
+        configs = list(self.labelled)
+        fixed = load_predictor(self.base).with_correction(configs, [self.labelled[c] for c in configs],
+                                                          seed=self.seed, images=[self.images[c] for c in configs])
         out = self.folder / f"predictor-{len(self.rounds)}"
         fixed.save(out)
         assert fixed.correction is not None

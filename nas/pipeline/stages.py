@@ -9,6 +9,7 @@ import dataclasses
 import json
 import platform
 import shutil
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -399,18 +400,23 @@ def budget_slug(b: Budget, i: int) -> str:
 VERIFY_CANDIDATES = 3
 
 
-def verified_choice(q: Any, b: Budget, check: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """Of the query's ranked candidates, the most accurate on the holdout check that meets `b.min_accuracy` there
-    (ties: the better predicted), or None; and every check made."""
+def verified_choice(q: Any, b: Budget, check: Callable[[Any], float],
+                    learnt: Collection[Any] = ()) -> tuple[Any, list[dict[str, Any]]]:
+    """Of the query's ranked candidates that meet `b.min_accuracy` on the holdout check, the most accurate (ties:
+    the better predicted), or None; and every check made. Most accurate by the prediction where the predictor
+    learnt the candidate's check (`learnt` configs: the label rounds' last checks), which is that check shrunk
+    towards its neighbours' -- the best of a few raw checks of near-equal subnets is the luckiest --, else by the
+    check."""
     checked = []
     for cand in q.ranked:
         e = cand.entry
         checked.append({"entry_id": cand.entry_id, "config": e.config.to_dict(), "predicted": e.accuracy,
-                        "lower_bound": e.accuracy_lower, "holdout": check(e.config)})
+                        "lower_bound": e.accuracy_lower, "holdout": check(e.config),
+                        "ranked_by": "predicted" if e.config in learnt else "holdout"})
     ok = [i for i, c in enumerate(checked) if b.min_accuracy is None or c["holdout"] >= b.min_accuracy]
     if not ok:
         return None, checked
-    best = max(ok, key=lambda i: (checked[i]["holdout"], -i))
+    best = max(ok, key=lambda i: (checked[i][checked[i]["ranked_by"]], -i))
     return q.ranked[best], checked
 
 
@@ -446,7 +452,7 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
         for i, (b, q) in enumerate(zip(exp.budgets, found)):
             slug = budget_slug(b, i)
             row: dict[str, Any] = {"label": b.label(), "found": q.found, "message": q.message}
-            chosen, checked = verified_choice(q, b, check) if q.found else (None, [])
+            chosen, checked = verified_choice(q, b, check, check.known) if q.found else (None, [])
             if checked:
                 row["holdout_checked"] = checked
             if chosen is None:
