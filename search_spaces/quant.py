@@ -27,9 +27,13 @@ def fake_quant_act(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: in
     hi_ = torch.maximum(torch.clamp(hi, min=0.0), lo_ + 1e-6)
     scale = (hi_ - lo_) / qmax
     zero = torch.round(-lo_ / scale)
-    q = torch.clamp(torch.round(x / scale) + zero, 0, qmax)
-    xq = (q - zero) * scale
-    return x + (xq - x).detach()
+    # in place on one new tensor: the same operations in the same order as clamp(round(x / s) + z) then
+    # (q - z) * s, without five temporaries of x's size (a third of a quantized subnet's evaluation time)
+    with torch.no_grad():
+        xq = (x / scale).round_().add_(zero).clamp_(0, qmax).sub_(zero).mul_(scale)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x + (xq - x).detach()  # straight-through: the gradient of the identity
+    return xq.sub_(x).add_(x)  # the straight-through form's value, x + (xq - x), bit for bit
 
 
 class ActRange(nn.Module):
