@@ -264,20 +264,37 @@ class _BudgetBase(_Section):
     """One entry of `budgets:`: a name and the `BudgetSettings` fields (added by `_budget_section`)."""
 
     name: str | None = None
+    # a latency limit as a multiple of the latency table's reference subnet (a whole mid-sized subnet) as timed
+    # during the table's build: a budget that means the same on a faster or slower device, or on a shared machine
+    # whose speed drifts between runs; the pipeline turns it into latency_ms once the table exists
+    latency_vs_reference: PosFloat | None = None
 
     @model_validator(mode="after")
     def _checked(self) -> Budget:
         from nas.budgets import Budgets
 
-        if self.latency_ms is None and self.size_mb is None and self.min_accuracy is None:
-            raise ValueError("a budget needs at least one of latency_ms, size_mb, min_accuracy")
+        if (self.latency_ms is None and self.latency_vs_reference is None and self.size_mb is None
+                and self.min_accuracy is None):
+            raise ValueError("a budget needs at least one of latency_ms, latency_vs_reference, size_mb, "
+                             "min_accuracy")
+        if self.latency_ms is not None and self.latency_vs_reference is not None:
+            raise ValueError(f"latency_vs_reference: got {self.latency_vs_reference:g} beside latency_ms "
+                             f"{self.latency_ms:g}, allowed: one of the two")
         Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # an InputError is a ValueError: one line
         return self
+
+    def on_table(self, reference_ms: float) -> Budget:
+        """This budget with `latency_vs_reference` as latency_ms on a table whose reference took `reference_ms`."""
+        if self.latency_vs_reference is None:
+            return self
+        return self.model_copy(update={"latency_ms": round(self.latency_vs_reference * reference_ms, 4),
+                                       "latency_vs_reference": None})
 
     def label(self) -> str:
         if self.name:
             return self.name
-        parts = [f"{k}<={v:g}" for k, v in (("latency_ms", self.latency_ms), ("size_mb", self.size_mb)) if v]
+        parts = [f"{k}<={v:g}" for k, v in (("latency_ms", self.latency_ms), ("size_mb", self.size_mb),
+                                            ("latency_vs_reference", self.latency_vs_reference)) if v]
         parts += [f"accuracy>={self.min_accuracy:g}"] if self.min_accuracy is not None else []
         return ", ".join(parts)
 
@@ -402,6 +419,16 @@ class Experiment(_Section):
             "latency": self.latency.model_copy(update={"backend": b, "precision": p, "backends": None}),
             "workdir": str(self.workdir_path / (b if p == "fp32" else f"{b}-{p}")), "store": self.store_url})
             for b, p in self.devices()]
+
+    def on_table(self, reference_ms: float | None) -> Experiment:
+        """The budgets' `latency_vs_reference` as latency_ms on a table whose reference took `reference_ms`
+        (None: a table without a reference subnet, where such a budget is an error)."""
+        if not any(b.latency_vs_reference is not None for b in self.budgets):
+            return self
+        if reference_ms is None:
+            raise InputError("budgets: latency_vs_reference needs a latency table timed against a reference "
+                             "subnet (latency.load_reference: true); this one has none")
+        return self.model_copy(update={"budgets": [b.on_table(reference_ms) for b in self.budgets]})
 
     @property
     def workdir_path(self) -> Path:

@@ -72,10 +72,11 @@ def _checks_section(budgets: dict[str, Any]) -> list[str]:
         for c in r.get("holdout_checked", []):
             rows.append({"budget": r["label"], "entry": str(c["entry_id"]), "pred %": _f(c["predicted"]),
                          f">= at {CONFIDENCE:.0%}": _f(c.get("lower_bound")), "holdout check %": _f(c["holdout"]),
+                         "ranked by": c.get("ranked_by", "holdout"),
                          "exported": "yes" if c["entry_id"] == chosen else ""})
     if not rows:
         return []
-    return ["Holdout checks (the first holdout images; the rest verify the export):", "",
+    return ["Holdout checks (holdout images after the labels'; the images after them verify the export):", "",
             format_table(rows, markdown=True), ""]
 
 
@@ -178,8 +179,10 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
              f"Space `{exp.space}`, data `{exp.data}`, backend `{exp.latency.backend}`, seed {exp.seed}.", "",
              "## Chosen subnets per budget", "",
              "`pred`: predicted by the predictor (learnt from the first holdout images) and the latency table. "
-             "Per budget, the best predicted subnets are checked on the first holdout images and the most "
-             "accurate as checked is exported; `verified %` is its exported ONNX model on the rest of the holdout "
+             "Per budget, the best predicted subnets are checked on holdout images after the labels' and the "
+             "most accurate is exported (by the prediction where the label rounds taught the predictor that "
+             "check, which shrinks a lucky check towards its neighbours', else by the check); `verified %` is "
+             "its exported ONNX model on the rest of the holdout "
              "(images that chose nothing: the estimate a user is given), `test %` on the test split, which "
              "nothing was fitted or chosen on (int = quantized per the subnet's bits, fp = the same architecture "
              "in float). `test - verified`, `test - pred` and `ms vs pred` compare the export a user deploys "

@@ -56,6 +56,10 @@ def _device_stages(exp: Experiment, run: StageRunner, d_run: StageRunner, supern
         return {**run.results, **d_run.results}
 
     latency = latency_stage(d_run, exp, progress, ray_address)
+    if latency.outputs:  # relative latency budgets become ms on this table (a dry run before it: left as they are)
+        from latency_tables import LatencyTable
+
+        exp = exp.on_table(LatencyTable.load(latency.outputs["table"]).reference_ms)
     if dry_run and not supernet.cached:
         log("[accuracy] [predictor] [search] [store] [export] [baselines] would run after the supernet")
         return {"dry_run": True, "stages": {k: {"key": v.key, "cached": v.cached} for k, v in stages().items()}}
