@@ -193,10 +193,11 @@ def _answer(store: ResultsStore, c: QueryConfig) -> QueryResult:
         return QueryResult(found=True, best=best, message=msg, ranked=ranked, **common)
     # nothing meets the budgets: rank everything by total relative violation
     over = np.zeros(n)
-    if lat_b is not None:
-        over += np.maximum(cols.latency_ms / lat_b - 1.0, 0.0)
-    if size_b is not None:
-        over += np.maximum(cols.size_bytes / (size_b * 1e6) - 1.0, 0.0)
+    with np.errstate(over="ignore"):  # a budget near zero makes a violation inf: still the right order
+        if lat_b is not None:
+            over += np.maximum(cols.latency_ms / lat_b - 1.0, 0.0)
+        if size_b is not None:
+            over += np.maximum(cols.size_bytes / (size_b * 1e6) - 1.0, 0.0)
     if acc_b is not None:
         over += np.maximum((acc_b - cols.accuracy_for_budget) / max(acc_b, 1e-9), 0.0)
     k = min(max(n_closest, 0), n)

@@ -8,7 +8,8 @@ predictor's labels were measured (`accuracy.label_images`), corrects the predict
 subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process that reaches a search's
 neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
 its picks on the export's check images instead (+-0.8 points, not +-1.4; the export reuses them), corrects the
-predictor once more and searches no more. Each label enters the correction with its binomial variance, so the
+predictor once more and searches no more -- and repeats that while the correction brings unchecked subnets into a
+budget's best (`SETTLE_ROUNDS`). Each label enters the correction with its binomial variance, so the
 luckiest of near-equal picks is shrunk towards the others instead of taken at its word. The labels are also appended to a copy of the accuracy labels, marked
 `chosen` (a refit trains on them, never holds them out). What each round measured is kept: the picks' predicted
 against measured accuracy, before the correction.
@@ -26,6 +27,10 @@ from search_spaces.files import atomic_write_text
 
 Found = list[tuple[list[Any], int]]  # per budget: its best entries (FrontEntry) and the evaluations spent
 CHECK_IMAGES = 2000  # +-0.8 points at 85 % (one sigma): enough to tell candidates a few points apart
+# after the last round, up to this many more on the check images while its correction lifts unchecked subnets into
+# a budget's best predicted (a check below its prediction lowers it, and the next best takes its place): the export
+# checks a budget's best predicted, and a subnet whose check the predictor has not learnt keeps its optimism
+SETTLE_ROUNDS = 3
 
 
 class HoldoutCheck:
@@ -140,14 +145,14 @@ class LabelRounds:
 
     def run(self, n_rounds: int, n_picks: int, budgets: list[Any], front: list[Any], found: Found, evaluator: Any,
             evaluator_for: Callable[[str], Any], search_budgets: Callable[[Any], Found]) -> tuple[str, Any, Found]:
-        """Up to `n_rounds` rounds over `budgets`, starting from the `front`'s entries and the budget searches'
-        `found` ([(best entries, evaluations)] per budget, by the base predictor's `evaluator`). `evaluator_for(predictor
-        directory)` is the predicted evaluator of a predictor, `search_budgets(evaluator)` searches every budget
+        """Up to `n_rounds` rounds (and `SETTLE_ROUNDS` more on the check images) over `budgets`, starting from
+        the `front`'s entries and the budget searches' `found` ([(best entries, evaluations)] per budget, by the
+        base predictor's `evaluator`). `evaluator_for(predictor directory)` is the predicted evaluator of a predictor, `search_budgets(evaluator)` searches every budget
         again with one. Returns the last predictor's directory (the base one when nothing was measured), its
         evaluator and the budgets' entries as it predicts them."""
         directory = self.base
-        for r in range(n_rounds):
-            final = r == n_rounds - 1
+        for r in range(n_rounds + SETTLE_ROUNDS):
+            final = r >= n_rounds - 1
             # what a query would answer from: the front and every budget search's best, as predicted now
             seen = repredicted(front, evaluator) + [e for best, _ in found for e in best]
             picks = [(b.label(), e) for b in budgets for e in top_under(seen, b, n_picks)]
