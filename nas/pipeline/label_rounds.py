@@ -9,10 +9,10 @@ subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process 
 neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
 its picks on the export's check images instead (+-0.8 points, not +-1.4; the export reuses them), corrects the
 predictor once more and searches no more -- and repeats that while the correction brings unchecked subnets into a
-budget's best (`SETTLE_ROUNDS`). Each label enters the correction with its binomial variance, so the
-luckiest of near-equal picks is shrunk towards the others instead of taken at its word. The labels are also appended to a copy of the accuracy labels, marked
-`chosen` (a refit trains on them, never holds them out). What each round measured is kept: the picks' predicted
-against measured accuracy, before the correction.
+budget's best (`SETTLE_ROUNDS`). Each label enters the correction with its binomial variance, so the luckiest of
+near-equal picks is shrunk towards the others instead of taken at its word. The labels are also appended to a copy
+of the accuracy labels, marked `chosen` (a refit trains on them, never holds them out). What each round measured is
+kept: the picks' predicted against measured accuracy, before the correction.
 """
 from __future__ import annotations
 
@@ -147,9 +147,10 @@ class LabelRounds:
             evaluator_for: Callable[[str], Any], search_budgets: Callable[[Any], Found]) -> tuple[str, Any, Found]:
         """Up to `n_rounds` rounds (and `SETTLE_ROUNDS` more on the check images) over `budgets`, starting from
         the `front`'s entries and the budget searches' `found` ([(best entries, evaluations)] per budget, by the
-        base predictor's `evaluator`). `evaluator_for(predictor directory)` is the predicted evaluator of a predictor, `search_budgets(evaluator)` searches every budget
-        again with one. Returns the last predictor's directory (the base one when nothing was measured), its
-        evaluator and the budgets' entries as it predicts them."""
+        base predictor's `evaluator`). `evaluator_for(predictor directory)` is the predicted evaluator of a
+        predictor, `search_budgets(evaluator)` searches every budget again with one. Returns the last predictor's
+        directory (the base one when nothing was measured), its evaluator and the budgets' entries as it predicts
+        them."""
         directory = self.base
         for r in range(n_rounds + SETTLE_ROUNDS):
             final = r >= n_rounds - 1

@@ -161,15 +161,17 @@ def copy_primary_model(exp: Experiment, export: StageResult) -> dict[str, str] |
 
 def _label_rounds_section(rounds: list[dict[str, Any]]) -> list[str]:
     """Per label round: how far the budgets' best predicted subnets lay from their labels before the correction
-    (the search's optimism where it chose), and the correction's length scale and noise."""
+    (the search's optimism where it chose), and the correction's length scale and the noise it fitted beyond the
+    labels' own (binomial)."""
     rows = [{"round": str(r["round"]), "labelled": str(r["labelled"]),
              "predicted - label (mean)": f"{r['mean_error']:+.2f}", "|predicted - label|": f"{r['mean_abs_error']:.2f}",
              "correction length": _f((r.get("correction") or {}).get("length")),
-             "noise": _f((r.get("correction") or {}).get("noise"))} for r in rounds]
+             "extra noise": _f((r.get("correction") or {}).get("noise"))} for r in rounds]
     return ["Label rounds: each budget's best predicted subnets measured as the labels were (the last round: on the "
             "export's check images), the predictor corrected by the residuals of all measured so far (a Gaussian "
-            "process: it reaches neighbouring subnets only) and the budgets searched again (not after the last). "
-            "Before each correction:", "",
+            "process: it reaches neighbouring subnets only; each label with its binomial variance) and the budgets "
+            "searched again (not after the last; rounds after it check the subnets its correction brought into a "
+            "budget's best). Before each correction:", "",
             format_table(rows, markdown=True), ""]
 
 
