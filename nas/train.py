@@ -124,21 +124,23 @@ def prepare_subnet(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, 
 
 def evaluate(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, split: str = "test",
              calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0, runtime: Runtime = CPU,
-             max_images: int | None = None) -> float:
-    """Top-1 accuracy (percent, 0-100) of the subnet `config` on `split` (its first `max_images`), as extracted
-    with BN statistics and activation ranges recalibrated on `calib_batches` fixed training batches (the supernet
-    is not modified)."""
+             max_images: int | None = None, skip_images: int = 0) -> float:
+    """Top-1 accuracy (percent, 0-100) of the subnet `config` on `split` (its `max_images` images after the first
+    `skip_images`), as extracted with BN statistics and activation ranges recalibrated on `calib_batches` fixed
+    training batches (the supernet is not modified)."""
     return evaluate_detailed(net, config, data, split, calib_batches, calib_batch_size, seed, runtime,
-                             max_images)["accuracy"]
+                             max_images, skip_images)["accuracy"]
 
 
 def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: AnyData, split: str = "test",
                       calib_batches: int = 8, calib_batch_size: int = 128, seed: int = 0,
-                      runtime: Runtime = CPU, max_images: int | None = None) -> dict[str, Any]:
-    """`evaluate` (on the first `max_images` of the split), plus the top-1 of each half of those images
-    ({"accuracy", "accuracy_halves", "n_images"})."""
+                      runtime: Runtime = CPU, max_images: int | None = None,
+                      skip_images: int = 0) -> dict[str, Any]:
+    """`evaluate` (on images [skip_images, skip_images + max_images) of the split), plus the top-1 of each half of
+    those images ({"accuracy", "accuracy_halves", "n_images"})."""
     sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed, runtime)
-    hits = correct_mask(sub, data, split, config.resolution, runtime=runtime, max_images=max_images)
+    end = None if max_images is None else skip_images + max_images
+    hits = correct_mask(sub, data, split, config.resolution, runtime=runtime, max_images=end)[skip_images:]
     del sub
     trim_heap()  # each config leaves differently shaped buffers behind (see nas.heap)
     return {"accuracy": percent_correct(hits), "accuracy_halves": half_accuracies(hits), "n_images": len(hits)}

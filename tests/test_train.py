@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from nas.checkpoint import load_supernet, read_checkpoint, save_supernet
 from nas.data import load_data
-from nas.train import (TrainConfig, evaluate, load_for_eval, make_optimizer, prepare_subnet, reference_configs,
-                       sort_channels, train_supernet)
+from nas.train import (TrainConfig, correct_mask, evaluate, load_for_eval, make_optimizer, percent_correct,
+                       prepare_subnet, reference_configs, sort_channels, train_supernet)
 from search_spaces import InputError, UnknownNameError, get_space
 
 FAST = dict(space="mbv3-tiny", data="synthetic", batch_size=72, n_random=1, warmup_epochs=0.0, lr=4e-3)
@@ -154,6 +154,12 @@ def test_evaluate_is_deterministic_and_leaves_the_supernet_alone(tmp_path, space
     a = evaluate(net, refs["smallest-w8a8"], synth, "holdout")
     b = evaluate(net, refs["smallest-w8a8"], synth, "holdout")
     assert a == b and 0.0 <= a <= 100.0
+    # an image range: images [10, 30) of the same per-image hits
+    sub = prepare_subnet(net, refs["smallest-w8a8"], synth)
+    hits = correct_mask(sub, synth, "holdout", refs["smallest-w8a8"].resolution)
+    assert evaluate(net, refs["smallest-w8a8"], synth, "holdout", max_images=20, skip_images=10) \
+        == percent_correct(hits[10:30])
+    assert evaluate(net, refs["smallest-w8a8"], synth, "holdout", skip_images=10) == percent_correct(hits[10:])
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
 

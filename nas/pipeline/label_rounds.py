@@ -63,14 +63,12 @@ class HoldoutCheck:
         return self.measure(config, self.n_images, self.skip)
 
     def measure(self, config: Any, n_images: int | None, skip: int = 0) -> float:
-        from nas.train import correct_mask, percent_correct, prepare_subnet
+        from nas.train import evaluate
 
         key = (config, n_images, skip)
         if key not in self.done:  # budgets share candidates
-            sub = prepare_subnet(self.net, config, self.data, calib_batches=self.calib_batches)
-            hits = correct_mask(sub, self.data, "holdout", config.resolution,
-                                max_images=None if n_images is None else skip + n_images)
-            self.done[key] = round(percent_correct(hits[skip:]), 4)
+            self.done[key] = round(evaluate(self.net, config, self.data, "holdout", calib_batches=self.calib_batches,
+                                            max_images=n_images, skip_images=skip), 4)
         return self.done[key]
 
     def count(self, n_images: int | None, skip: int = 0) -> int:
@@ -96,6 +94,7 @@ class LabelRounds:
     dataset: Path = field(init=False)
     rounds: list[dict[str, Any]] = field(default_factory=list)
     labelled: dict[Any, float] = field(default_factory=dict)  # every chosen subnet measured: config -> accuracy
+    recorded: set[str] = field(default_factory=set)  # the configs (sorted JSON) with a record in `dataset`
     images: dict[Any, int] = field(default_factory=dict)  # what each of them was measured on: config -> images
 
     def __post_init__(self) -> None:
@@ -103,6 +102,8 @@ class LabelRounds:
 
     def start(self, accuracy_dataset: str) -> None:
         shutil.copyfile(accuracy_dataset, self.dataset)
+        self.recorded = {json.dumps(json.loads(line)["config"], sort_keys=True)
+                         for line in self.dataset.read_text().splitlines() if line.strip()}
 
     def label(self, picks: list[tuple[str, Any]], final: bool = False) -> list[dict[str, Any]]:
         """Measure every `(budget label, FrontEntry)` pick -- as the labels were, or `final`ly on the export's
@@ -114,8 +115,6 @@ class LabelRounds:
         from nas.accuracy_dataset import append_records, checkpoint_id
 
         n, skip = (self.check.n_images, self.check.skip) if final else (self.label_images, 0)
-        have = {json.dumps(json.loads(line)["config"], sort_keys=True)
-                for line in self.dataset.read_text().splitlines() if line.strip()}
         supernet = checkpoint_id(self.check.ckpt)
         rows, records = [], []
         for budget, e in tqdm(picks, desc=f"label round {len(self.rounds) + 1}", disable=not self.progress or None,
@@ -127,8 +126,8 @@ class LabelRounds:
                          "new": new})
             self.labelled[e.config] = self.check.measure(e.config, n, skip)  # the last measured: the most images
             self.images[e.config] = self.check.count(n, skip)
-            if key not in have:
-                have.add(key)
+            if key not in self.recorded:
+                self.recorded.add(key)
                 records.append({"config": e.config.to_dict(), "accuracy": self.labelled[e.config],
                                 "quantized": e.config.is_quantized, "split": "holdout", "data": self.check.data_name,
                                 "supernet": supernet, "max_images": n, "skip_images": skip,

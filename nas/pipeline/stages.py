@@ -394,9 +394,10 @@ def budget_slug(b: Budget, i: int) -> str:
 
 # per budget, this many of the best predicted subnets that meet it (a min_accuracy budget: at the predictor's
 # confidence) are measured on CHECK_IMAGES holdout images after the labels' (`HoldoutCheck`), and the most accurate
-# as measured (meeting min_accuracy as measured) is exported. Why: the predictor ranks subnets to within a few
-# points (240 labels of the quickstart: RMSE 3.4), the holdout to within half a point. The export then measures the
-# rest of the holdout -- images that chose nothing -- as the estimate a user is given, and the test split.
+# (`verified_choice`) that meets min_accuracy as measured is exported. Why: the predictor ranks subnets to within
+# a few points (240 labels of the quickstart: RMSE 3.4), the holdout to within half a point. The export then
+# measures the rest of the holdout -- images that chose nothing -- as the estimate a user is given, and the test
+# split.
 VERIFY_CANDIDATES = 3
 
 
