@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ from search_spaces import BlockSpec, SearchSpace, SubnetConfig, config_from_dict
 from search_spaces.onnx_export import export_onnx
 
 _SUPERNETS: dict[str, nn.Module] = {}
+# float ONNX of a block's shape -> its bytes. A table's keys are sorted, so a shape's bit-width variants (w32a32,
+# w4a32, ..., w8a8) are measured one after another: exporting the float graph once for all of them cut a
+# quickstart table's exports from 1,049 to 233 (experiments/results/latency.md)
+_FLOAT_BLOCKS: OrderedDict[str, bytes] = OrderedDict()
+FLOAT_BLOCK_CACHE = 32
 
 
 def calibration_inputs(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> list[np.ndarray]:
@@ -31,18 +37,33 @@ def calibration_inputs(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> lis
 def export_block(space: SearchSpace, b: BlockSpec, directory: str | os.PathLike[str], batch: int = 1,
                  seed: int = 0) -> tuple[Path, tuple[int, int, int, int]]:
     """ONNX of one block as deployed (quantized per its bits); returns (path, input shape)."""
-    torch.manual_seed(seed)
     d = Path(directory)
     shape = b.input_shape(batch)
     stem = b.key.replace(":", "_")
     float_path = d / f"{stem}.float.onnx"
-    export_onnx(space.build_block(b), shape, float_path)
+    _export_float_block(space, b, shape, float_path, seed)
     policy = b.quant_policy()
     if not policy:
         return float_path, shape
     q_path = d / f"{stem}.onnx"
     quantize_onnx(float_path, q_path, policy, calibration_inputs(shape, seed=seed))
     return q_path, shape
+
+
+def _export_float_block(space: SearchSpace, b: BlockSpec, shape: tuple[int, ...], path: Path, seed: int) -> None:
+    """Write the float graph of `b` (its `float_version`: builders read only the shape) to `path`, exported once per
+    process for each shape, batch and seed (the same weights: `torch.manual_seed(seed)` before building)."""
+    key = f"{space.spec!r}|{b.float_version().key}|{shape}|{seed}"
+    data = _FLOAT_BLOCKS.get(key)
+    if data is None:
+        torch.manual_seed(seed)
+        export_onnx(space.build_block(b), shape, path)
+        _FLOAT_BLOCKS[key] = path.read_bytes()
+        while len(_FLOAT_BLOCKS) > FLOAT_BLOCK_CACHE:
+            _FLOAT_BLOCKS.popitem(last=False)
+        return
+    _FLOAT_BLOCKS.move_to_end(key)
+    path.write_bytes(data)
 
 
 def random_supernet(space: SearchSpace, seed: int = 0) -> nn.Module:

@@ -8,12 +8,16 @@ every other node stays float.
   run 3-6x slower, as measured on ONNX Runtime here);
 - activations float (`act_bits` 32): weight-only quantization -- the weight is stored as int8/int4 behind a
   `DequantizeLinear`, which is what a weight-only deployment runs;
-- 4-bit weights need `DequantizeLinear` on INT4, i.e. opset >= 21: the model's opset is converted when needed.
+- 4-bit weights need `DequantizeLinear` on INT4, i.e. opset >= 21: the model's opset is converted when needed, after
+  the static quantizer ran at 8 bits (the values are the same either way; the order lets a 4- and an 8-bit variant
+  of one model share that run).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -210,12 +214,50 @@ class _Reader:
         return next(self._it, None)
 
 
+_STATIC_QDQ: OrderedDict[str, bytes] = OrderedDict()
+STATIC_QDQ_CACHE = 16
+
+
+def _static_qdq(model: onnx.ModelProto, nodes: Sequence[str], calibration: list[np.ndarray]) -> onnx.ModelProto:
+    """`model` with `nodes` quantized by ONNX Runtime's static QDQ quantizer (8-bit weights and activations;
+    4-bit weights are re-stored afterwards). Cached per process by model, nodes and calibration data: a table
+    block's w8a8 and w4a8 variants run the quantizer once between them."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    digest = hashlib.sha1(model.SerializeToString())
+    digest.update("|".join(sorted(nodes)).encode())
+    for a in calibration:
+        digest.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    key = digest.hexdigest()
+    if key not in _STATIC_QDQ:
+        with tempfile.TemporaryDirectory(prefix="hwnas-q-") as tmp:
+            cur = Path(tmp) / "float.onnx"
+            onnx.save(model, str(cur))
+            pre = Path(tmp) / "pre.onnx"
+            try:  # shape inference (+ basic optimization) helps the quantizer find every tensor's type
+                quant_pre_process(str(cur), str(pre), skip_optimization=True)
+                cur = pre
+            except Exception:  # noqa: BLE001 -- pre-processing is an aid, not a requirement
+                pass
+            qpath = Path(tmp) / "static.onnx"
+            quantize_static(
+                str(cur), str(qpath), _Reader(model.graph.input[0].name, calibration),
+                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_quantize=list(nodes), op_types_to_quantize=list(QUANT_OPS),
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+            _STATIC_QDQ[key] = qpath.read_bytes()
+        while len(_STATIC_QDQ) > STATIC_QDQ_CACHE:
+            _STATIC_QDQ.popitem(last=False)
+    _STATIC_QDQ.move_to_end(key)
+    return onnx.load_from_string(_STATIC_QDQ[key])
+
+
 def quantize_onnx(float_onnx: str | os.PathLike[str], out_onnx: str | os.PathLike[str],
                   policy: Mapping[str, tuple[int, int]], calibration: list[np.ndarray]) -> None:
     """Write `out_onnx`: `float_onnx` with the policy's convolutions quantized as deployed (static QDQ,
     per-channel signed weights, U8 activations; weight-only where activations stay float). Atomic."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
-
     _check_policy(policy)
     model = onnx.load(str(float_onnx))
     _inline_shared_initializers(model)
@@ -227,35 +269,16 @@ def quantize_onnx(float_onnx: str | os.PathLike[str], out_onnx: str | os.PathLik
                          f"(its layers: {known}, ...)")
     static = {convs[k]: int(w) for k, (w, a) in policy.items() if int(w) < 32 and int(a) < 32}
     weight_only = {convs[k]: int(w) for k, (w, a) in policy.items() if int(w) < 32 and int(a) >= 32}
-    needs_int4 = any(int(w) == 4 for w, a in policy.values())
     if static and not calibration:
         raise bad_value("calibration", "[]", "at least one input array (activations are quantized)")
-    with tempfile.TemporaryDirectory(prefix="hwnas-q-") as tmp, atomic_path(out_onnx) as out_tmp:
-        cur = Path(tmp) / "float.onnx"
-        if needs_int4:
-            model = _to_opset(model, INT4_OPSET)
-        onnx.save(model, str(cur))
-        if static:
-            pre = Path(tmp) / "pre.onnx"
-            try:  # shape inference (+ basic optimization) helps the quantizer find every tensor's type
-                quant_pre_process(str(cur), str(pre), skip_optimization=True)
-                cur = pre
-            except Exception:  # noqa: BLE001 -- pre-processing is an aid, not a requirement
-                pass
-            m = onnx.load(str(cur))
-            qpath = Path(tmp) / "static.onnx"
-            quantize_static(
-                str(cur), str(qpath), _Reader(m.graph.input[0].name, calibration),
-                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_quantize=list(static), op_types_to_quantize=list(QUANT_OPS),
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
-            cur = qpath
-        model = onnx.load(str(cur))
-        four = {n: b for n, b in static.items() if b == 4}
-        if four:
-            _requantize_weights(model, four)
-        if weight_only:
-            _weight_only(model, weight_only)
+    if static:
+        model = _static_qdq(model, list(static), calibration)
+    if any(int(w) == 4 for w, a in policy.values()):
+        model = _to_opset(model, INT4_OPSET)
+    four = {n: b for n, b in static.items() if b == 4}
+    if four:
+        _requantize_weights(model, four)
+    if weight_only:
+        _weight_only(model, weight_only)
+    with atomic_path(out_onnx) as out_tmp:
         onnx.save(model, str(out_tmp))

@@ -77,6 +77,35 @@ def test_quantize_onnx_mixed_policy(tmp_path) -> None:
     assert cos > 0.9
 
 
+def test_block_variants_share_their_float_graph_and_static_quantization(tmp_path, monkeypatch) -> None:
+    """A shape's five bit-width variants export one float graph and run the static quantizer once (w8a8 and w4a8),
+    and every file is byte for byte what an export with empty caches writes."""
+    import onnxruntime.quantization as ortq
+
+    from latency_tables import models, quantize
+    from search_spaces.block_spec import parse_block_key
+
+    sp = get_space("mbv3-tiny")
+    base = "mbconv:in8x8:c24-56-32:k5:s1:hswish:se1"
+    variants = [f"{base}:w{w}a{a}" for w, a in ((32, 32), (8, 32), (4, 32), (8, 8), (4, 8))]
+    runs = {"export": 0, "static": 0}
+    for mod, name, key in ((models, "export_onnx", "export"), (ortq, "quantize_static", "static")):
+        real = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _real=real, _k=key, **kw: (runs.__setitem__(_k, runs[_k] + 1),
+                                                                              _real(*a, **kw))[1])
+    models._FLOAT_BLOCKS.clear()
+    quantize._STATIC_QDQ.clear()
+    (tmp_path / "shared").mkdir()
+    shared = {k: models.export_block(sp, parse_block_key(k), tmp_path / "shared")[0].read_bytes() for k in variants}
+    assert runs == {"export": 1, "static": 1}
+    for k in variants:
+        models._FLOAT_BLOCKS.clear()
+        quantize._STATIC_QDQ.clear()
+        (tmp_path / k.replace(":", "_")).mkdir()
+        assert models.export_block(sp, parse_block_key(k), tmp_path / k.replace(":", "_"))[0].read_bytes() == shared[k]
+    assert runs == {"export": 1 + 5, "static": 1 + 2}
+
+
 def test_quantize_onnx_rejects_unknown_conv(tmp_path) -> None:
     sp = get_space("mbv3-tiny")
     fpath, shape = export_subnet(sp, HELD_OUT[0].float_version(), tmp_path)

@@ -26,7 +26,7 @@ from typing import Any
 from search_spaces.files import atomic_write_text
 
 Found = list[tuple[list[Any], int]]  # per budget: its best entries (FrontEntry) and the evaluations spent
-CHECK_IMAGES = 2000  # +-0.8 points at 85 % (one sigma): enough to tell candidates a few points apart
+CHECK_IMAGES = 5000  # +-0.5 points at 85 % (one sigma); 2,000 (+-0.8) left a budget a point optimistic in one run of three
 # after the last round, up to this many more on the check images while its correction lifts unchecked subnets into
 # a budget's best predicted (a check below its prediction lowers it, and the next best takes its place): the export
 # checks a budget's best predicted, and a subnet whose check the predictor has not learnt keeps its optimism
