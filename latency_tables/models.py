@@ -52,12 +52,14 @@ def export_block(space: SearchSpace, b: BlockSpec, directory: str | os.PathLike[
 
 def _export_float_block(space: SearchSpace, b: BlockSpec, shape: tuple[int, ...], path: Path, seed: int) -> None:
     """Write the float graph of `b` (its `float_version`: builders read only the shape) to `path`, exported once per
-    process for each shape, batch and seed (the same weights: `torch.manual_seed(seed)` before building)."""
+    process for each shape, batch and seed (the weights drawn from `seed`, without touching the caller's random
+    state, so a cached and a fresh export leave it alike)."""
     key = f"{space.spec!r}|{b.float_version().key}|{shape}|{seed}"
     data = _FLOAT_BLOCKS.get(key)
     if data is None:
-        torch.manual_seed(seed)
-        export_onnx(space.build_block(b), shape, path)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            export_onnx(space.build_block(b), shape, path)
         _FLOAT_BLOCKS[key] = path.read_bytes()
         while len(_FLOAT_BLOCKS) > FLOAT_BLOCK_CACHE:
             _FLOAT_BLOCKS.popitem(last=False)

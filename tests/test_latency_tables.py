@@ -81,6 +81,7 @@ def test_block_variants_share_their_float_graph_and_static_quantization(tmp_path
     """A shape's five bit-width variants export one float graph and run the static quantizer once (w8a8 and w4a8),
     and every file is byte for byte what an export with empty caches writes."""
     import onnxruntime.quantization as ortq
+    import torch
 
     from latency_tables import models, quantize
     from search_spaces.block_spec import parse_block_key
@@ -89,15 +90,22 @@ def test_block_variants_share_their_float_graph_and_static_quantization(tmp_path
     base = "mbconv:in8x8:c24-56-32:k5:s1:hswish:se1"
     variants = [f"{base}:w{w}a{a}" for w, a in ((32, 32), (8, 32), (4, 32), (8, 8), (4, 8))]
     runs = {"export": 0, "static": 0}
-    for mod, name, key in ((models, "export_onnx", "export"), (ortq, "quantize_static", "static")):
-        real = getattr(mod, name)
-        monkeypatch.setattr(mod, name, lambda *a, _real=real, _k=key, **kw: (runs.__setitem__(_k, runs[_k] + 1),
-                                                                              _real(*a, **kw))[1])
+
+    def counting(real, key):
+        def call(*args, **kwargs):
+            runs[key] += 1
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(models, "export_onnx", counting(models.export_onnx, "export"))
+    monkeypatch.setattr(ortq, "quantize_static", counting(ortq.quantize_static, "static"))
     models._FLOAT_BLOCKS.clear()
     quantize._STATIC_QDQ.clear()
     (tmp_path / "shared").mkdir()
+    state = torch.random.get_rng_state()
     shared = {k: models.export_block(sp, parse_block_key(k), tmp_path / "shared")[0].read_bytes() for k in variants}
     assert runs == {"export": 1, "static": 1}
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state, cached or not
     for k in variants:
         models._FLOAT_BLOCKS.clear()
         quantize._STATIC_QDQ.clear()
