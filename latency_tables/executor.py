@@ -22,12 +22,12 @@ def check_ray_address(address: str) -> None:
         return
     host, _, port = target.rpartition(":")
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"--ray-address: got {address!r}, allowed: auto, HOST:PORT or ray://HOST:PORT")
+        raise InputError(f"ray_address: got {address!r}, allowed: auto, HOST:PORT or ray://HOST:PORT")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as e:
-        raise HwnasError(f"--ray-address: cannot reach {address} within {CONNECT_TIMEOUT_S:g} s "
+        raise HwnasError(f"ray_address: cannot reach {address} within {CONNECT_TIMEOUT_S:g} s "
                          f"({e.strerror or type(e).__name__}); is the head node up (ray start --head)?") from None
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(CONNECT_TIMEOUT_S)))
 
@@ -57,7 +57,7 @@ class RayExecutor:
         have = ray.cluster_resources()
         if have.get(self.resource, 0) < 1:
             devices = sorted(k for k in have if k.startswith("device:")) or ["none"]
-            raise InputError(f"--device-tag: got {device_tag!r}, allowed: a device resource of the Ray cluster "
+            raise InputError(f"device_tag: got {device_tag!r}, allowed: a device resource of the Ray cluster "
                              f"({', '.join(devices)})")
 
     def _remote(self, fn: Callable[..., Any]) -> Any:

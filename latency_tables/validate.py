@@ -72,7 +72,7 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
         here = cls(**table.backend_args).fingerprint()
         if here.get("device") != table.fingerprint.get("device"):
             raise HwnasError(f"table was measured on {table.fingerprint.get('device')!r} but this machine is "
-                             f"{here.get('device')!r}; validate on the table's device (or with --ray-address)")
+                             f"{here.get('device')!r}; validate on the table's device (or with `ray_address`)")
         ex = LocalExecutor()
     exclude = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     if configs is None:

@@ -30,12 +30,12 @@ def resolve_device(name: str | None = "auto") -> torch.device:
         return torch.device("cpu")
     m = re.fullmatch(r"cuda(?::(\d+))?", name)
     if not m:
-        raise InputError(f"--device: got {name!r}, allowed: {DEVICE_CHOICES}")
+        raise InputError(f"device: got {name!r}, allowed: {DEVICE_CHOICES}")
     if not torch.cuda.is_available():
-        raise HwnasError(f"--device: {name} asked for, but torch sees no CUDA device here (use --device cpu or auto)")
+        raise HwnasError(f"device: {name} asked for, but torch sees no CUDA device here (use `device` cpu or auto)")
     index = int(m.group(1) or 0)
     if index >= torch.cuda.device_count():
-        raise InputError(f"--device: got {name!r}, allowed: cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        raise InputError(f"device: got {name!r}, allowed: cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     return torch.device("cuda", index)
 
 
@@ -44,11 +44,11 @@ def resolve_amp(amp: str | None, device: torch.device) -> torch.dtype | None:
     if amp is None:
         amp = "bf16" if device.type == "cuda" else "off"
     if amp not in AMP_CHOICES:
-        raise InputError(f"--amp: got {amp!r}, allowed: one of {', '.join(AMP_CHOICES)}")
+        raise InputError(f"amp: got {amp!r}, allowed: one of {', '.join(AMP_CHOICES)}")
     if amp == "off":
         return None
     if amp == "fp16" and device.type != "cuda":
-        raise InputError("--amp: got 'fp16' on the CPU, allowed: bf16 or off (fp16 autocast needs CUDA)")
+        raise InputError("amp: got 'fp16' on the CPU, allowed: bf16 or off (fp16 autocast needs CUDA)")
     return _AMP_DTYPES[amp]
 
 

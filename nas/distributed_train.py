@@ -118,13 +118,13 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike[str], workers: in
     from nas.ray_session import ray_session
 
     if not isinstance(workers, int) or workers < 1:
-        raise bad_value("--workers", workers, "an integer >= 1")
+        raise bad_value("workers", workers, "an integer >= 1")
     out = Path(out)
     if out.is_dir():
-        raise InputError(f"--out: {out} is a directory, allowed: a checkpoint file path")
+        raise InputError(f"out: {out} is a directory, allowed: a checkpoint file path")
     storage = ray_storage(out)
     if (out.exists() or storage.exists()) and not (resume or overwrite):
-        raise InputError(f"--out: {out} exists, allowed: a new path, or --resume to continue it")
+        raise InputError(f"out: {out} exists, allowed: a new path, or `resume` to continue it")
     if overwrite and not resume:
         shutil.rmtree(storage, ignore_errors=True)
     resume_from_out = resume and out.exists() and not (storage / "run").exists()
@@ -144,10 +144,10 @@ def train_distributed(cfg: TrainConfig, out: str | os.PathLike[str], workers: in
         try:
             result = trainer.fit()
         except Exception as e:
-            raise HwnasError(f"supernet train --workers {workers}: Ray Train failed "
+            raise HwnasError(f"Ray Train with {workers} workers failed "
                              f"({type(e).__name__}: {_first_line(e)})") from None
     if result.checkpoint is None:
-        raise HwnasError(f"supernet train --workers {workers}: Ray Train reported no checkpoint")
+        raise HwnasError(f"Ray Train with {workers} workers reported no checkpoint")
     with result.checkpoint.as_directory() as d, atomic_path(out) as tmp:
         shutil.copyfile(Path(d) / CKPT_NAME, tmp)
     state = read_checkpoint(out)["train_state"]

@@ -271,7 +271,7 @@ class FolderData:
         if not self.root.is_dir():
             raise InputError(f"data folder: got {str(root)!r}, allowed: an existing directory with train/ and val/")
         if not isinstance(workers, int) or workers < 0:
-            raise bad_value("--data-workers", workers, "an integer >= 0")
+            raise bad_value("data_workers", workers, "an integer >= 0")
         self.name = f"folder:{root}"
         self.seed, self.workers, self.image_size = seed, workers, image_size
         self.index = folder_index(self.root, use_cache)

@@ -78,7 +78,7 @@ def _listing(keys: list[str], limit: int = 6) -> str:
 def supernet_from_ofa_state_dict(state_dict: dict[str, Any], space: str = "mbv3") -> Supernet:
     """An hwnas supernet carrying OFA's weights. Unknown, missing or mis-shaped keys raise one error naming them."""
     if space not in OFA_SPACES:
-        raise InputError(f"--space: got {space!r}, allowed: one of {', '.join(OFA_SPACES)} (Once-for-All's "
+        raise InputError(f"space: got {space!r}, allowed: one of {', '.join(OFA_SPACES)} (Once-for-All's "
                          "published MobileNetV3 supernets)")
     if not isinstance(state_dict, dict) or not state_dict:
         raise InputError("OFA checkpoint: no state dict (expected a dict of tensors, or {'state_dict': ...})")

@@ -69,7 +69,7 @@ def ensure_ray(address: str | None, num_cpus: int | None = None) -> bool:
             ray.init(address="local", num_cpus=num_cpus, **kw)
             _start_reaper()
     except Exception as e:
-        raise HwnasError(f"--ray-address: cannot connect to {address or 'a new local Ray'} "
+        raise HwnasError(f"ray_address: cannot connect to {address or 'a new local Ray'} "
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     return True
 

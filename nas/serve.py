@@ -168,7 +168,7 @@ def check_port_free(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise InputError(f"--host: got {host!r}, allowed: a local interface name or address ({e.strerror})") from None
+        raise InputError(f"host: got {host!r}, allowed: a local interface name or address ({e.strerror})") from None
     family, _, _, _, addr = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn sets too
@@ -176,7 +176,7 @@ def check_port_free(host: str, port: int) -> None:
             s.bind(addr)
         except OSError as e:
             raise HwnasError(f"serve: cannot listen on {host}:{port} ({e.strerror}); another process holds it? "
-                             "choose another --port") from None
+                             "choose another `port`") from None
 
 
 __all__ = ["create_app", "serve"]

@@ -300,9 +300,9 @@ def train_supernet(cfg: TrainConfig, out: str | os.PathLike[str], resume: bool =
     set_threads(threads)
     space0 = get_space(cfg.space)  # unknown space fails here, before any data is loaded
     if shard is None and out.exists() and not (resume or overwrite):
-        raise InputError(f"--out: {out} exists, allowed: a new path, or --resume to continue it")
+        raise InputError(f"out: {out} exists, allowed: a new path, or `resume` to continue it")
     if out.is_dir():
-        raise InputError(f"--out: {out} is a directory, allowed: a checkpoint file path")
+        raise InputError(f"out: {out} is a directory, allowed: a checkpoint file path")
     init_payload = read_checkpoint(init_from) if init_from is not None else None
     if data is None:
         norm = (init_payload or {}).get("meta", {}).get("normalization")
@@ -342,12 +342,12 @@ def _initial_net(cfg: TrainConfig, space: SearchSpace, init_payload: dict[str, A
     net = space.build_supernet()
     if init_payload is not None:
         if init_payload["space"] != cfg.space:
-            raise InputError(f"--init-from: {init_from} is a supernet of space {init_payload['space']!r}, "
+            raise InputError(f"init_from: {init_from} is a supernet of space {init_payload['space']!r}, "
                              f"allowed: one of {cfg.space!r}")
         try:
             net.load_state_dict(init_payload["state_dict"])
         except RuntimeError as e:
-            raise InputError(f"--init-from: {init_from} does not fit this data set's supernet "
+            raise InputError(f"init_from: {init_from} does not fit this data set's supernet "
                              f"({str(e).splitlines()[0]})") from None
     return net
 
@@ -360,12 +360,12 @@ def _resume_state(payload: dict[str, Any] | None, cfg: TrainConfig, out: Path, n
         return 0, [], 0.0
     state = payload.get("train_state")
     if not isinstance(state, dict):
-        raise InputError(f"--resume: {out} has no training state (a finished export?), allowed: a checkpoint "
+        raise InputError(f"resume: {out} has no training state (a finished export?), allowed: a checkpoint "
                          "written by hwnas supernet train")
     old = TrainConfig.from_dict(state["config"])
     for f in ("space", "data", "seed", "data_seed", "holdout", "test", "batch_size", "optimizer"):
         if getattr(old, f) != getattr(cfg, f):
-            raise InputError(f"--resume: {f} got {getattr(cfg, f)!r}, allowed: {getattr(old, f)!r} "
+            raise InputError(f"resume: {f} got {getattr(cfg, f)!r}, allowed: {getattr(old, f)!r} "
                              f"(what {out} was trained with)")
     net.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])  # moves the state to the parameters' device
@@ -493,7 +493,7 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, cfg: TrainConfig) -
     from the end of the previous epoch, stays as it was)."""
     if not bool(torch.isfinite(loss.detach())):
         raise HwnasError(f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} "
-                         f"(lr {cfg.lr:g}); lower --lr (or --kd-weight) and train again")
+                         f"(lr {cfg.lr:g}); lower `lr` (or `kd_weight`) and train again")
 
 
 def _save(out: Path, net: Supernet, cfg: TrainConfig, optimizer: torch.optim.Optimizer, epoch: int,
@@ -501,7 +501,7 @@ def _save(out: Path, net: Supernet, cfg: TrainConfig, optimizer: torch.optim.Opt
           runtime: Runtime = CPU) -> None:
     if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
         raise HwnasError(f"training diverged: non-finite weights at the end of epoch {epoch}; not saving {out} "
-                         f"(lr {cfg.lr:g}); lower --lr and train again")
+                         f"(lr {cfg.lr:g}); lower `lr` and train again")
     meta = {"data": cfg.data, "data_seed": cfg.data_seed, "holdout": cfg.holdout, "test": cfg.test, "epochs": epoch,
             "train_config": cfg.to_dict(), "train_seconds": round(seconds, 2), "trained_on": runtime.describe()}
     if data is not None and getattr(data, "normalization", None):
@@ -527,7 +527,7 @@ def load_for_eval(path: str | os.PathLike[str], data_name: str | None = None, sp
     net, meta = load_supernet(path, space=space)
     name = data_name or meta.get("data")
     if not name:
-        raise InputError(f"--data: {path} does not record its data set, allowed: give --data NAME")
+        raise InputError(f"data: {path} does not record its data set, allowed: give `data` NAME")
     seed = meta.get("data_seed", 0) if data_seed is None else data_seed
     # checkpoints from before --holdout / --test were trained on the defaults
     holdout, test = (float(meta.get(k, getattr(TrainConfig, k))) for k in ("holdout", "test"))

@@ -22,7 +22,7 @@ def ray_with_gpu(ray_local):
 def test_device_and_amp_choices():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(InputError, match="--device: got 'tpu', allowed: auto, cpu, cuda or cuda:N"):
+    with pytest.raises(InputError, match="device: got 'tpu', allowed: auto, cpu, cuda or cuda:N"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(HwnasError, match="sees no CUDA device"):
@@ -32,7 +32,7 @@ def test_device_and_amp_choices():
     assert resolve_amp(None, torch.device("cuda")) is torch.bfloat16
     with pytest.raises(InputError, match="fp16 autocast needs CUDA"):
         resolve_amp("fp16", cpu)
-    with pytest.raises(InputError, match="--amp: got 'int8'"):
+    with pytest.raises(InputError, match="amp: got 'int8'"):
         resolve_amp("int8", cpu)
 
 

@@ -91,7 +91,7 @@ def test_train_input_errors(tmp_path, synth, one_epoch):
     with pytest.raises(InputError, match="exists"):
         train_supernet(TrainConfig(epochs=1, **FAST), p, progress=False, data=synth)
     ck = one_epoch[0]
-    with pytest.raises(InputError, match="--resume: seed got 9"):
+    with pytest.raises(InputError, match="resume: seed got 9"):
         train_supernet(TrainConfig(epochs=2, seed=9, **FAST), ck, resume=True, progress=False, data=synth)
     with pytest.raises(InputError, match="trained for space 'mbv3-tiny', not 'mbv3'"):
         load_supernet(ck, space="mbv3")

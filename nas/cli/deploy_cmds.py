@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from nas.cli.fields import ConfigCommand, Flag, config_options
-from nas.cli.options import echo_json
+from nas.cli.options import FieldErrors, echo_json
 from nas.query_config import STORE_HELP, QueryConfig
 
 
@@ -57,7 +57,7 @@ def query(as_json: bool, **settings: Any) -> None:
         sys.exit(1)
 
 
-@click.command()
+@click.command(cls=FieldErrors)
 @click.option("--store", default=None, help=STORE_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback by default).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)

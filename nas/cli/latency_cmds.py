@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from nas.cli.fields import ConfigCommand, Flag, config_options, ints_callback
-from nas.cli.options import SEED, echo_json
+from nas.cli.options import SEED, FieldErrors, echo_json
 
 
 @click.group()
@@ -65,7 +65,7 @@ def build(**settings: Any) -> None:
     click.echo(_calibration_line(calibration_summary(t)))
 
 
-@latency.command()
+@latency.command(cls=FieldErrors)
 @click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="Table file.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="Held-out subnets.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -103,7 +103,7 @@ def _calibration_line(c: dict | None) -> str:
             f"{c['chosen_by']}" + (f"; leave-one-out MAPE on {c['n']} subnets: {cv}" if cv else ""))
 
 
-@latency.command()
+@latency.command(cls=FieldErrors)
 @click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="Table file.")
 @click.option("--json", "as_json", is_flag=True)
 def show(table_path: str, as_json: bool) -> None:

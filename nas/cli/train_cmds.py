@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from nas.cli.fields import ConfigCommand, Flag, config_options
-from nas.cli.options import SEED, data_workers_option, device_options, echo_json, read_config
+from nas.cli.options import SEED, FieldErrors, data_workers_option, device_options, echo_json, read_config
 
 
 @click.group()
@@ -125,7 +125,7 @@ def supernet_train(out: str, resume: bool, overwrite: bool, threads: int | None,
             click.echo(f"  {k:<16} {v:6.2f} % test")
 
 
-@supernet.command("eval")
+@supernet.command("eval", cls=FieldErrors)
 @click.option("--supernet", "path", type=click.Path(dir_okay=False), required=True, help="Checkpoint file.")
 @click.option("--data", "data_name", default=None, help="Data set (default: the one it was trained on).")
 @click.option("--split", type=click.Choice(["train", "holdout", "test"]), default="test", show_default=True)
