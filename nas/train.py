@@ -60,18 +60,20 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def correct_mask(model: nn.Module, data: AnyData, split: str, resolution: int, batch_size: int = 512,
-                 runtime: Runtime = CPU, max_images: int | None = None) -> torch.Tensor:
-    """Per image of the split (in its stored order; the first `max_images` of it): did `model` (eval mode
-    expected, on the runtime's device) classify it right. Returned on the CPU."""
-    hits, seen = [], 0
+                 runtime: Runtime = CPU, max_images: int | None = None, skip_images: int = 0) -> torch.Tensor:
+    """Per image of the split (in its stored order; images [skip_images, skip_images + max_images) of it): did
+    `model` (eval mode expected, on the runtime's device) classify it right. Skipped images are not run. Returned
+    on the CPU."""
+    hits, start = [], 0
+    end = None if max_images is None else skip_images + max_images
     for x, y in data.batches(split, resolution, batch_size, pin_memory=runtime.cuda):
-        if max_images is not None and seen + len(y) > max_images:
-            x, y = x[: max_images - seen], y[: max_images - seen]
-        x, y = runtime.put(x, y)
-        with runtime.autocast():
-            hits.append((model(_nhwc(x)).argmax(1) == y).cpu())
-        seen += len(y)
-        if max_images is not None and seen >= max_images:
+        lo, hi = max(skip_images - start, 0), len(y) if end is None else min(len(y), end - start)
+        start += len(y)
+        if hi > lo:
+            x, y = runtime.put(x[lo:hi], y[lo:hi])
+            with runtime.autocast():
+                hits.append((model(_nhwc(x)).argmax(1) == y).cpu())
+        if end is not None and start >= end:
             break
     return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
 
@@ -139,8 +141,8 @@ def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: AnyDat
     """`evaluate` (on images [skip_images, skip_images + max_images) of the split), plus the top-1 of each half of
     those images ({"accuracy", "accuracy_halves", "n_images"})."""
     sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed, runtime)
-    end = None if max_images is None else skip_images + max_images
-    hits = correct_mask(sub, data, split, config.resolution, runtime=runtime, max_images=end)[skip_images:]
+    hits = correct_mask(sub, data, split, config.resolution, runtime=runtime, max_images=max_images,
+                        skip_images=skip_images)
     del sub
     trim_heap()  # each config leaves differently shaped buffers behind (see nas.heap)
     return {"accuracy": percent_correct(hits), "accuracy_halves": half_accuracies(hits), "n_images": len(hits)}

@@ -160,6 +160,10 @@ def test_evaluate_is_deterministic_and_leaves_the_supernet_alone(tmp_path, space
     assert evaluate(net, refs["smallest-w8a8"], synth, "holdout", max_images=20, skip_images=10) \
         == percent_correct(hits[10:30])
     assert evaluate(net, refs["smallest-w8a8"], synth, "holdout", skip_images=10) == percent_correct(hits[10:])
+    for batch in (7, 10, 512):  # ranges that start and end inside, on and across batch boundaries
+        got = correct_mask(sub, synth, "holdout", refs["smallest-w8a8"].resolution, batch_size=batch,
+                           max_images=20, skip_images=10)
+        assert torch.equal(got, hits[10:30]), batch
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
 

@@ -7,7 +7,7 @@ under every budget -- of the front and the budget searches' results, the entries
 predictor's labels were measured (`accuracy.label_images`), corrects the predictor with the residuals of every
 subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process that reaches a search's
 neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
-its picks on the export's check images instead (+-0.8 points, not +-1.4; the export reuses them), corrects the
+its picks on the export's check images instead (CHECK_IMAGES: +-0.5 points, not +-1.4; the export reuses them), corrects the
 predictor once more and searches no more -- and repeats that while the correction brings unchecked subnets into a
 budget's best (`SETTLE_ROUNDS`). Each label enters the correction with its binomial variance, so the luckiest of
 near-equal picks is shrunk towards the others instead of taken at its word. The labels are also appended to a copy
@@ -107,7 +107,7 @@ class LabelRounds:
 
     def label(self, picks: list[tuple[str, Any]], final: bool = False) -> list[dict[str, Any]]:
         """Measure every `(budget label, FrontEntry)` pick -- as the labels were, or `final`ly on the export's
-        check images (which the export then reuses, and which tell a pick to +-0.8 points, not +-1.4) -- and
+        check images (which the export then reuses, and which tell a pick to +-0.5 points, not +-1.4) -- and
         append the new ones' records; the round's rows {budget, subnet, predicted, holdout, images, new}. Nothing
         new to measure: an empty list (the rounds have converged)."""
         from tqdm.auto import tqdm
