@@ -12,7 +12,7 @@ from annotated_types import Ge, Gt, Le
 
 from search_spaces.settings import Seed, check_bounds, check_choice, setting
 
-from nas.choices import AMP_HELP, DEVICE_HELP, SPLITS, Amp, Split
+from nas.choices import AMP_HELP, DEVICE_HELP, SPLITS, Amp, DeviceName, Split
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +43,7 @@ class CollectConfig:
     max_images: Annotated[int, Ge(2)] | None = setting(
         help="Measure each subnet on the first N images of the split only (default: all).")
     progress: bool = setting(True, "Show a progress bar.")
-    device: str = setting("auto", DEVICE_HELP)
+    device: DeviceName = setting("auto", DEVICE_HELP)
     amp: Amp | None = setting(help=AMP_HELP)
     # Ray tasks that use GPUs request that many from Ray and evaluate on CUDA
     gpus_per_task: Annotated[float, Gt(0), Le(1)] | None = setting(

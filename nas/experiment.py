@@ -8,7 +8,7 @@ bound (a 286-byte alias bomb must not become megabytes of objects or of error me
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
@@ -17,7 +17,6 @@ from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
 from search_spaces.settings import Seed, values, yaml_fields
 
-from nas.collect_config import Amp
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -51,36 +50,38 @@ def _url_scheme(field: str, v: str | None, journal: bool) -> str | None:
     return v
 
 
-DeviceName = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
-
-
-# `supernet:` keys that are `TrainConfig` fields (type, bounds, help from there; fewer epochs by default)
-TRAIN_FIELDS = ("epochs", "batch_size", "holdout")
+# `supernet:` keys that are `TrainConfig` fields (type, bounds, help from there; fewer epochs by default), and
+# `TrainRun` fields (`RUN_YAML_FIELDS`: workers, use_gpu, device, amp, data_workers)
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "holdout")
 
 
 class _SupernetOverrides(_Section):
-    """The `supernet:` keys the pipeline has and `TrainConfig` does not (or defaults otherwise)."""
+    """The `supernet:` keys the pipeline has and `TrainConfig` / `TrainRun` do not."""
 
-    lr: PosFloat | None = None  # None: the trainer's default (`TrainConfig.lr`, warm-up then cosine)
     checkpoint: str | None = None  # use this trained supernet instead of training one
     import_ofa: str | None = None  # or convert Once-for-All's published supernet (space mbv3 / mbv3-w1.2)
-    workers: PosInt = 1  # > 1: data-parallel on Ray Train
-    use_gpu: bool = False  # one GPU per Ray Train worker
-    device: DeviceName = "auto"  # in-process training and the reference evaluations
-    amp: Amp | None = None  # None: bf16 on CUDA, off on the CPU
-    data_workers: Annotated[int, Field(ge=0)] = 0  # DataLoader processes decoding a streamed folder:PATH
 
     def train_config(self, **rest: Any) -> Any:
         """The `TrainConfig` of this section (`rest`: what the experiment adds -- space, data, seeds)."""
         from nas.train_config import TrainConfig
 
-        return TrainConfig(**values(self, *TRAIN_FIELDS), **({"lr": self.lr} if self.lr is not None else {}), **rest)
+        return TrainConfig(**values(self, *TRAIN_FIELDS), **rest)
+
+    def train_run(self, **rest: Any) -> Any:
+        """The `TrainRun` of this section (`rest`: what the pipeline adds -- out, resume, ray_address)."""
+        from nas.train_config import RUN_YAML_FIELDS, TrainRun
+
+        return TrainRun(**values(self, *RUN_YAML_FIELDS), **rest)
 
     @model_validator(mode="after")
     def _one_source(self) -> _SupernetOverrides:
         if self.checkpoint is not None and self.import_ofa is not None:
             raise ValueError("supernet: give one of checkpoint (an hwnas supernet) or import_ofa (Once-for-All's), "
                              "not both")
+        try:  # the run's rules (use_gpu only with workers > 1), checked on reading, not when the stage starts
+            self.train_run(out="supernet.pt")
+        except InputError as e:
+            raise ValueError(str(e)) from None
         return self
 
     @field_validator("checkpoint")
@@ -90,10 +91,10 @@ class _SupernetOverrides(_Section):
 
 
 def _supernet_section() -> type[_Section]:
-    from nas.train_config import TrainConfig
+    from nas.train_config import RUN_YAML_FIELDS, TrainConfig, TrainRun
 
     return create_model("SupernetSection", __base__=_SupernetOverrides, __module__=__name__,
-                        **yaml_fields(TrainConfig, *TRAIN_FIELDS, epochs=8))
+                        **yaml_fields(TrainConfig, *TRAIN_FIELDS, epochs=8), **yaml_fields(TrainRun, *RUN_YAML_FIELDS))
 
 
 SupernetSection = _supernet_section()
@@ -152,29 +153,32 @@ LatencySection = _latency_section()
 
 
 # `accuracy:` keys that are `CollectConfig` fields (type, bounds, help from there)
-COLLECT_FIELDS = ("n", "quantized_fraction", "uniform_fraction", "workers", "calib_batches", "amp", "gpus_per_task")
+COLLECT_FIELDS = ("n", "quantized_fraction", "uniform_fraction", "workers", "calib_batches", "device", "amp",
+                  "gpus_per_task")
+
+
+# `accuracy:` keys named for what they mean in the pipeline: `label_images`, the first N holdout images each label
+# is measured on (None: all) -- more subnets for the same time, while the rest of the holdout verifies the subnets
+# chosen for export
+COLLECT_RENAMED = {"label_images": "max_images"}
 
 
 class _AccuracyOverrides(_Section):
-    """The `accuracy:` keys the pipeline spells otherwise than `CollectConfig`."""
-
-    # `CollectConfig.max_images`: label each subnet on the first N holdout images only (None: all): more subnets for
-    # the same time, while the whole holdout split still verifies the subnets chosen for export
-    label_images: Annotated[int, Field(ge=2)] | None = None
-    device: DeviceName = "auto"
+    """The `accuracy:` section: `CollectConfig` fields (`COLLECT_FIELDS`, `COLLECT_RENAMED`)."""
 
     def collect_config(self, **rest: Any) -> Any:
         """The `CollectConfig` of this section (`rest`: what the run adds -- supernet, out, seed, ...)."""
         from nas.collect_config import CollectConfig
 
-        return CollectConfig(**values(self, *COLLECT_FIELDS, "device"), max_images=self.label_images, **rest)
+        return CollectConfig(**values(self, *COLLECT_FIELDS),
+                             **{field: getattr(self, key) for key, field in COLLECT_RENAMED.items()}, **rest)
 
 
 def _accuracy_section() -> type[_Section]:
     from nas.collect_config import CollectConfig
 
     return create_model("AccuracySection", __base__=_AccuracyOverrides, __module__=__name__,
-                        **yaml_fields(CollectConfig, *COLLECT_FIELDS, n=400))
+                        **yaml_fields(CollectConfig, *COLLECT_FIELDS, renamed=COLLECT_RENAMED, n=400))
 
 
 AccuracySection = _accuracy_section()
@@ -202,13 +206,15 @@ def _predictor_section() -> type[_Section]:
 PredictorSection = _predictor_section()
 
 
+# `search:` keys that are `SearchConfig` fields (type, bounds, help from there), handed to it as they are
+SEARCH_FIELDS = ("objectives", "sampler", "trials", "storage", "verify_top", "quantize", "pruning")
+
+
 class _SearchOverrides(_Section):
     """The `search:` keys that mean something else in an experiment file than in `SearchConfig`, or that only the
     pipeline has; the others are `SearchConfig`'s own fields (`SearchSection` below)."""
 
     workers: PosInt = 1  # Ray workers; 1: in this process (`SearchConfig.workers` 0)
-    objectives: Annotated[list[Literal["accuracy", "latency", "size"]], Field(min_length=2)] = \
-        ["accuracy", "latency", "size"]
     # per budget with a latency or size limit, a budgeted search of this many trials after the front's (NSGA-II,
     # then the budget local search, `nas.search.local`): the front spreads its trials over every trade-off, the
     # budget's best subnet lies at its boundary. Its best feasible subnets join the front. 0: the front only.
@@ -237,7 +243,7 @@ class _SearchOverrides(_Section):
             raise ValueError(SAMPLERS.unknown_message(v))
         return v
 
-    @field_validator("objectives")
+    @field_validator("objectives", check_fields=False)
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
@@ -254,7 +260,7 @@ def _search_section() -> type[_Section]:
     from nas.search.config import SearchConfig
 
     return create_model("SearchSection", __base__=_SearchOverrides, __module__=__name__,
-                        **yaml_fields(SearchConfig, "sampler", "trials", "storage", "verify_top", "quantize", "pruning"))
+                        **yaml_fields(SearchConfig, *SEARCH_FIELDS))
 
 
 SearchSection = _search_section()
@@ -309,10 +315,22 @@ def _budget_section() -> type[_Section]:
 Budget = _budget_section()
 
 
-class ExportSection(_Section):
+class _ExportOverrides(_Section):
+    """The `export:` keys the pipeline has and `ExportConfig` does not: which versions of each budget's pick."""
+
     float: bool = True
     quantized: bool = True
-    verify_n: PosInt = 1000  # test images the ONNX model is compared with PyTorch on (accuracy: all of them)
+
+
+def _export_section() -> type[_Section]:
+    from nas.export_config import ExportConfig
+
+    # the pipeline compares logits on 1,000 test images (its accuracy is measured on all of them either way)
+    return create_model("ExportSection", __base__=_ExportOverrides, __module__=__name__,
+                        **yaml_fields(ExportConfig, "verify_n", verify_n=1000))
+
+
+ExportSection = _export_section()
 
 
 class RaySection(_Section):

@@ -1,11 +1,13 @@
 """`ExportConfig`: every setting of one verified ONNX export (`nas.export.export_subnet`), defined once -- `hwnas
-export` makes its options from these fields."""
+export` makes its options from these fields, and an experiment file's `export:` section takes `verify_n` from here."""
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge
 
 from search_spaces.settings import Seed, setting
 
@@ -32,7 +34,8 @@ class ExportConfig:
     calib_batch_size: int = setting(128)
     seed: Seed = setting(0, "Seed of the calibration batches.")
     # its accuracy is measured on all of them either way
-    verify_n: int | None = setting(help="Test images the ONNX model is compared with PyTorch on (None: all).")
+    verify_n: Annotated[int, Ge(1)] | None = setting(
+        help="Test images the ONNX model is compared with PyTorch on (None: all).")
     # float32; the subnet then moves to the CPU for ONNX export and checks
     device: str = setting("auto", "Where BN statistics are recalibrated: auto, cpu, cuda or cuda:N (export itself "
                                   "runs on the CPU; --device is the latency target of --query).")

@@ -1,17 +1,22 @@
 """`TrainConfig`: everything that fixes a supernet training run, defined once (`search_spaces.settings`) -- stored
-in the checkpoint (resume checks it); `hwnas supernet train` makes its options from these fields and an
-experiment file's `supernet:` section takes its keys from here. Importing it imports no torch."""
+in the checkpoint (resume checks it); and `TrainRun`: where that run writes and what it runs on. `hwnas supernet
+train` makes its options from both, and an experiment file's `supernet:` section takes its keys from them.
+Importing it imports no torch."""
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 from annotated_types import Ge, Gt, Le, Lt
 
 from search_spaces.errors import bad_value
-from search_spaces.settings import Seed, check_bounds, check_choice, setting
+from search_spaces.settings import Seed, carry_fields, check_bounds, check_choice, setting
+
+from nas.choices import AMP_CHOICES, DATA_WORKERS_HELP, DEVICE_CHOICES, DEVICE_PATTERN, Amp, DeviceName  # noqa: F401 (the carried fields' types)
+from nas.collect_config import CollectConfig
 
 Optimizer = Literal["adamw", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
@@ -64,3 +69,46 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True, kw_only=True)
+@carry_fields(CollectConfig, "device", "amp")
+class TrainRun:
+    """Where a training run writes and what it runs on -- not what it trains (`TrainConfig`, which the checkpoint
+    records): the same run resumed on other hardware, or with more workers, trains the same supernet.
+    `hwnas supernet train` makes its run options from these fields, an experiment file's `supernet:` section takes
+    `RUN_YAML_FIELDS` from here, and `run_training` (`nas.train_run`) is the one place that dispatches on them."""
+
+    out: str | os.PathLike[str] = setting(help="Checkpoint file (written each epoch).", required=True)
+    resume: bool = setting(False, "Continue the run stored in `out`.")
+    overwrite: bool = setting(False, "Start afresh even if `out` exists.")
+    threads: Annotated[int, Ge(1)] | None = setting(None, "torch threads (default min(4, cores)).")
+    data_workers: Annotated[int, Ge(0)] = setting(0, DATA_WORKERS_HELP)
+    init_from: str | os.PathLike[str] | None = setting(
+        None, "Start from this supernet's weights (e.g. `hwnas supernet import-ofa`) instead of a random init.")
+    workers: Annotated[int, Ge(1)] = setting(
+        1, "Data-parallel Ray Train workers (1: train in this process). The batch size is the global batch.")
+    use_gpu: bool = setting(False, "One GPU per Ray Train worker (NCCL); else CPU workers (gloo).")
+    ray_address: str | None = setting(None, "Run the Ray Train workers on this cluster (e.g. auto).")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.amp is not None:
+            check_choice(self, "amp", AMP_CHOICES)
+        if not DEVICE_PATTERN.fullmatch(str(self.device)):
+            raise bad_value("device", self.device, DEVICE_CHOICES)
+        if self.use_gpu and not self.distributed:
+            raise bad_value("use_gpu", self.use_gpu, "true only with `workers` > 1 or a `ray_address` (Ray Train "
+                            "workers); to train in this process on a GPU, set `device` to cuda")
+        if self.resume and self.overwrite:
+            raise bad_value("overwrite", self.overwrite, "false with `resume` (continue the run, or start afresh)")
+
+    @property
+    def distributed(self) -> bool:
+        """Train on Ray Train workers (else in this process)."""
+        return self.workers > 1 or self.ray_address is not None
+
+
+# the `TrainRun` fields an experiment file's `supernet:` section sets (where the checkpoint goes, and whether to
+# resume it, are the pipeline's: its stage folder)
+RUN_YAML_FIELDS = ("workers", "use_gpu", "device", "amp", "data_workers")

@@ -127,21 +127,40 @@ def carry_fields(source: type, *names: str) -> Callable[[type], type]:
     return add
 
 
-def yaml_fields(source: type, *names: str, **defaults: Any) -> dict[str, tuple[Any, Any]]:
+def yaml_fields(source: type, *names: str, renamed: dict[str, str] | None = None,
+                **defaults: Any) -> dict[str, tuple[Any, Any]]:
     """These fields of `source` as pydantic field definitions (type with its bounds, default, help): an experiment
-    file's section that sets them takes them from here. `defaults`: where the pipeline's default differs."""
+    file's section that sets them takes them from here. `defaults`: where the pipeline's default differs;
+    `renamed`: {key: field} where the file names a field for what it means in the pipeline (`label_images` for
+    `CollectConfig.max_images`)."""
     from pydantic import Field
 
     src, h = field_map(source), hints(source)
-    unknown = [n for n in (*names, *defaults) if n not in src]
+    unknown = [n for n in (*names, *defaults, *(renamed or {}).values()) if n not in src]
     if unknown:
         raise TypeError(f"not {source.__name__} fields: {unknown}")
     def description(f: dataclasses.Field[Any]) -> str | None:
         h = f.metadata.get("help")  # a help read from a registry stays unread: the schema is built on import
         return h if isinstance(h, str) and h else None
 
-    return {n: (h[n], Field(default=defaults.get(n, src[n].default), description=description(src[n])))
-            for n in (*names, *(d for d in defaults if d not in names))}
+    keys = {**{n: n for n in (*names, *(d for d in defaults if d not in names))}, **(renamed or {})}
+    return {k: (_as_yaml(h[n]), Field(default=_as_yaml_value(defaults.get(n, src[n].default)),
+                                      description=description(src[n])))
+            for k, n in keys.items()}
+
+
+def _as_yaml(hint: Any) -> Any:
+    """A field's type as an experiment file spells it: a `tuple[X, ...]` is a YAML list (`list[X]`), bounds kept."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        return Annotated[(_as_yaml(args[0]), *args[1:])]  # type: ignore[return-value]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return list[args[0]]  # type: ignore[valid-type]
+    return hint
+
+
+def _as_yaml_value(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 def values(obj: Any, *names: str) -> dict[str, Any]:

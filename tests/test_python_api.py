@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-VERBS = ("train_supernet", "import_ofa", "build_table", "collect_labels", "fit_predictor", "run_search", "query",
+VERBS = ("train_supernet", "run_training", "import_ofa", "build_table", "collect_labels", "fit_predictor", "run_search", "query",
          "export_subnet", "run_experiment")
 
 
@@ -35,7 +35,7 @@ def test_import_nas_is_cheap_and_lists_every_verb() -> None:
 
 
 @pytest.mark.parametrize("name", ["ImportConfig", "TableConfig", "CollectConfig", "FitConfig", "QueryConfig",
-                                  "ExportConfig"])
+                                  "ExportConfig", "TrainRun"])
 def test_generated_configs_are_frozen_and_keyword_only(name: str) -> None:
     import nas
 

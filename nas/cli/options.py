@@ -62,8 +62,10 @@ def device_options(f: Any) -> Any:
 
 
 def data_workers_option(f: Any) -> Any:
+    from nas.choices import DATA_WORKERS_HELP
+
     return click.option("--data-workers", type=click.IntRange(min=0), default=0, show_default=True,
-                        help="DataLoader processes decoding a streamed folder:PATH (0: decode here).")(f)
+                        help=DATA_WORKERS_HELP)(f)
 
 
 def echo_json(obj: Any) -> None:

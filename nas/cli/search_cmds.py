@@ -15,7 +15,7 @@ from nas.cli.options import MAX_POPULATION, echo_json
 
 # the options in `--help` order: `SearchConfig` fields (by name; a `Flag` where the flag is not `--field-name` or
 # the type not the annotation's) and the command's own. Fields not listed (init, mutation, mutation_prob,
-# crossover) are Python / experiment-file settings only.
+# crossover: the operators' choices, for benchmarks) are set from Python only.
 OPTIONS: list[Any] = [
     "space", "predictor", "table", "objectives",
     "latency_ms", "size_mb", "min_accuracy",

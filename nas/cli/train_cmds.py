@@ -54,39 +54,44 @@ def _train_config() -> type:
     return TrainConfig
 
 
-# `TrainConfig` fields (what the checkpoint records) and the run's own options, in `--help` order
-TRAIN_OPTIONS: list[Any] = [
-    "space", "data", "epochs",
-    click.option("--out", type=click.Path(dir_okay=False), required=True, help="Checkpoint file (written each epoch)."),
-    click.option("--resume", is_flag=True, help="Continue the run stored in --out."),
-    click.option("--overwrite", is_flag=True, help="Start afresh even if --out exists."),
+def _train_run() -> type:
+    from nas.train_config import TrainRun
+
+    return TrainRun
+
+
+# `TrainConfig` fields (what the checkpoint records), `TrainRun` fields (where it goes, what it runs on) and the
+# command's own options, in `--help` order
+TRAIN_OPTIONS: list[Any] = ["space", "data", "epochs"]
+RUN_OPTIONS: list[Any] = [("out", Flag(type=click.Path(dir_okay=False))), "resume", "overwrite"]
+TRAIN_OPTIONS_AFTER_RUN: list[Any] = [
     "seed", "data_seed", "holdout", "test", "batch_size", "lr", "optimizer", "n_random", "quant_prob", "kd_weight",
-    "sort_every", "largest_only_epochs",
-    click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default min(4, cores))."),
+    "sort_every", "largest_only_epochs"]
+RUN_OPTIONS_AFTER_TRAIN: list[Any] = [
+    "threads",
     click.option("--eval/--no-eval", "do_eval", default=True, show_default=True,
                  help="Evaluate largest / smallest (float and 8-bit) on the test split at the end."),
     click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
-    device_options, data_workers_option,
-    click.option("--init-from", type=click.Path(dir_okay=False), default=None,
-                 help="Start from this supernet's weights (e.g. `hwnas supernet import-ofa`) instead of a random "
-                      "init."),
-    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-                 help="Data-parallel Ray Train workers (1: train in this process). --batch-size is the global batch."),
-    click.option("--use-gpu", is_flag=True, help="One GPU per Ray Train worker (NCCL); else CPU workers (gloo)."),
-    click.option("--ray-address", default=None, help="Run the Ray Train workers on this cluster (e.g. auto)."),
+    "device", "amp", "data_workers", ("init_from", Flag(type=click.Path(dir_okay=False))), "workers", "use_gpu",
+    "ray_address",
 ]
 
 
 @supernet.command("train", cls=ConfigCommand)
 @config_options(_train_config, TRAIN_OPTIONS)
-def supernet_train(out: str, resume: bool, overwrite: bool, threads: int | None, do_eval: bool, as_json: bool,
-                   quiet: bool, device: str, amp: str | None, data_workers: int, init_from: str | None, workers: int,
-                   use_gpu: bool, ray_address: str | None, **settings: Any) -> None:
+@config_options(_train_run, RUN_OPTIONS)
+@config_options(_train_config, TRAIN_OPTIONS_AFTER_RUN)
+@config_options(_train_run, RUN_OPTIONS_AFTER_TRAIN)
+def supernet_train(do_eval: bool, as_json: bool, quiet: bool, **settings: Any) -> None:
     """Train a supernet: sandwich rule, in-place distillation, quantization-aware steps, channel sorting."""
     from nas.device import Runtime
-    from nas.train import TrainConfig, evaluate_references, load_for_eval, train_supernet
+    from nas.train import evaluate_references, load_for_eval
+    from nas.train_config import TrainConfig, TrainRun
+    from nas.train_run import run_training
+    from search_spaces.settings import field_map
 
+    run = TrainRun(**{k: settings.pop(k) for k in field_map(TrainRun)})
     cfg = TrainConfig(**settings)
 
     def line(rec: dict) -> None:
@@ -95,26 +100,13 @@ def supernet_train(out: str, resume: bool, overwrite: bool, threads: int | None,
                        f"train acc {rec['train_acc']:.1f} %  {rec['seconds']:.0f} s", err=True)
 
     t0 = time.perf_counter()
-    if workers > 1 or ray_address:
-        from nas.distributed_train import train_distributed
-
-        res = train_distributed(cfg, out, workers, use_gpu=use_gpu, ray_address=ray_address, resume=resume,
-                                overwrite=overwrite, amp=amp, data_workers=data_workers, init_from=init_from,
-                                threads=threads, progress=not quiet)
-        for rec in res.history:
-            line(rec)
-        runtime = Runtime.from_options(device, amp)
-    else:
-        if use_gpu:
-            raise click.UsageError("--use-gpu is for Ray Train workers (--workers N); here use --device cuda")
-        runtime = Runtime.from_options(device, amp)
-        res = train_supernet(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet, threads=threads,
-                             on_epoch=line, runtime=runtime, data_workers=data_workers, init_from=init_from)
+    res = run_training(cfg, run, progress=not quiet, on_epoch=line)
     summary = {"out": str(res.path), "epochs": res.epochs_done, "train_seconds": round(res.seconds, 1),
                "wall_seconds": round(time.perf_counter() - t0, 1),
                "final": res.history[-1] if res.history else None}
     if do_eval:
-        net, d, _ = load_for_eval(out, runtime=runtime, data_workers=data_workers)
+        runtime = Runtime.from_options(run.device, run.amp)
+        net, d, _ = load_for_eval(run.out, runtime=runtime, data_workers=run.data_workers)
         summary["test_accuracy"] = {k: round(v, 2) for k, v in
                                     evaluate_references(net, d, "test", runtime=runtime).items()}
     if as_json:

@@ -13,9 +13,10 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from nas.experiment import PROTOCOL_FIELDS, Budget, Experiment
+from nas.experiment import PROTOCOL_FIELDS, SEARCH_FIELDS, TRAIN_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
 from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks, top_under
+from nas.train_config import TrainConfig
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
 
@@ -76,10 +77,12 @@ def supernet_stage(run: StageRunner, exp: Experiment, progress: bool, ray_addres
             return {"checkpoint": str(out.resolve()), "trained_here": False, "imported_from": settings["import_ofa"]}
 
         return run.run("supernet", settings, [], convert)
-    settings = {"space": exp.space, "data": exp.data, "seed": exp.seed, "epochs": s.epochs,
-                "batch_size": s.batch_size, "lr": s.lr, "holdout": s.holdout}
+    cfg = s.train_config(space=exp.space, data=exp.data, seed=exp.seed, data_seed=exp.seed)
+    settings = {"space": exp.space, "data": exp.data, "seed": exp.seed, **values(cfg, *TRAIN_FIELDS)}
+    if cfg.lr == TrainConfig.lr:  # the default keeps the key it had when the section spelt it None
+        settings["lr"] = None
     if s.workers > 1 or s.use_gpu or s.amp is not None:  # only then: keeps the cache keys of existing runs
-        settings.update(workers=s.workers, use_gpu=s.use_gpu, amp=s.amp)
+        settings.update(values(s, "workers", "use_gpu", "amp"))
 
     def train(folder: Path) -> dict[str, Any]:
         return in_child("nas.pipeline.stages:train_supernet_stage", folder, exp_dict=exp.model_dump(),
@@ -95,21 +98,16 @@ def train_supernet_stage(exp_dict: dict[str, Any], ckpt: str, progress: bool,
                          ray_address: str | None = None) -> dict[str, Any]:
     """Train (or resume) the experiment's supernet and evaluate its reference subnets (runs in a child)."""
     from nas.device import Runtime
-    from nas.train import evaluate_references, load_for_eval, train_supernet
+    from nas.train import evaluate_references, load_for_eval
+    from nas.train_run import run_training
 
     exp = Experiment.model_validate(exp_dict)
     s = exp.supernet
     cfg = s.train_config(space=exp.space, data=exp.data, seed=exp.seed, data_seed=exp.seed)
+    # the run's cluster trains only a data-parallel supernet; one worker trains here
+    run = s.train_run(out=ckpt, resume=Path(ckpt).exists(), ray_address=ray_address if s.workers > 1 else None)
+    res = run_training(cfg, run, progress=progress)
     runtime = Runtime.from_options(s.device, s.amp)
-    if s.workers > 1:
-        from nas.distributed_train import train_distributed
-
-        res = train_distributed(cfg, ckpt, s.workers, use_gpu=s.use_gpu, ray_address=ray_address,
-                                resume=Path(ckpt).exists(), amp=s.amp, data_workers=s.data_workers,
-                                progress=progress)
-    else:
-        res = train_supernet(cfg, ckpt, resume=Path(ckpt).exists(), progress=progress, runtime=runtime,
-                             data_workers=s.data_workers)
     net, data, _ = load_for_eval(ckpt, runtime=runtime, data_workers=s.data_workers)
     return {"checkpoint": str(Path(ckpt).resolve()), "trained_here": True, "epochs": res.epochs_done,
             "train_seconds": res.seconds,
@@ -235,9 +233,9 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
     labelling the budgets' best predicted subnets, correcting the predictor with them and searching the budgets
     again (`nas.pipeline.label_rounds`). The front's entries then carry the last predictor's figures."""
     s = exp.search
-    settings = {"sampler": s.sampler, "trials": s.trials, "workers": s.workers, "objectives": s.objectives,
-                "storage": s.storage, "seed": exp.seed, "verify_top": s.verify_top, "quantize": s.quantize,
-                **({"pruning": False} if not s.pruning else {})}
+    settings = {**values(s, *SEARCH_FIELDS), "workers": s.workers, "seed": exp.seed}
+    if s.pruning:  # only without it: keeps the cache keys of runs from before it was settable
+        del settings["pruning"]
     budgeted = budgeted_searches(exp)
     if budgeted:  # only then: keeps the cache keys of runs without them
         settings.update(budget_trials=s.budget_trials, budgets=[b.model_dump() for _, b in budgeted])
@@ -247,13 +245,11 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
     def search(folder: Path) -> dict[str, Any]:
         from nas.search.api import SearchConfig, run_search
 
-        cfg = SearchConfig(space=exp.space, out=str(folder), predictor=predictor.outputs["predictor"],
-                           table=latency.outputs["table"], objectives=tuple(s.objectives), sampler=s.sampler,
-                           trials=s.trials, workers=s.workers if s.workers > 1 else 0,
-                           ray_address=ray_address, storage=s.storage, seed=exp.seed, quantize=s.quantize,
-                           pruning=s.pruning,
+        cfg = SearchConfig(**values(s, *SEARCH_FIELDS), space=exp.space, out=str(folder),
+                           predictor=predictor.outputs["predictor"], table=latency.outputs["table"],
+                           workers=s.workers if s.workers > 1 else 0, ray_address=ray_address, seed=exp.seed,
                            study=f"{exp.name}-{run.key_of('search', settings, [predictor, latency])}",
-                           verify_top=s.verify_top, backend=exp.latency.backend if s.verify_top else None,
+                           backend=exp.latency.backend if s.verify_top else None,
                            supernet=supernet.outputs["checkpoint"] if s.verify_top else None,
                            data=exp.data if s.verify_top else None)
         result = run_search(cfg)
@@ -308,8 +304,11 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
 
 
 def budgeted_searches(exp: Experiment) -> list[tuple[str, Budget]]:
-    """The budgets that get a search of their own (`search.budget_trials`): those with a latency or size limit."""
-    if not exp.search.budget_trials or exp.search.sampler != "nsga2":
+    """The budgets that get a search of their own (`search.budget_trials`): those with a latency or size limit,
+    where the sampler is one the budget local search may follow (`SamplerKind.generational`)."""
+    from nas.search.sampler_kinds import SAMPLERS
+
+    if not exp.search.budget_trials or not SAMPLERS.get(exp.search.sampler).generational:
         return []
     return [(budget_slug(b, i), b) for i, b in enumerate(exp.budgets)
             if b.latency_ms is not None or b.size_mb is not None]

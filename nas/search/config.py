@@ -18,6 +18,7 @@ from search_spaces.errors import bad_value, one_of
 from search_spaces.settings import Seed, check_bounds, check_choice, setting
 
 from nas.budgets import BudgetSettings, Budgets
+from nas.front import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
     from nas.search.engine import RunSpec
@@ -47,7 +48,9 @@ class SearchConfig(BudgetSettings):
     out: str = setting(help="Output directory.", required=True)
     predictor: str | None = setting(help="Accuracy predictor directory.")
     table: str | None = setting(help="Latency table file of the target device.")
-    objectives: tuple[str, ...] = setting(("accuracy", "latency", "size"), "Two or more of accuracy, latency, size.")
+    # a tuple of names, or their comma-separated text (the CLI's); `validate` parses and checks it
+    objectives: Annotated[tuple[Objective, ...], Field(min_length=2)] = setting(
+        ("accuracy", "latency", "size"), "Two or more of accuracy, latency, size.")
     sampler: str = setting("nsga2", _sampler_help)
     trials: Annotated[int, Field(ge=1)] = setting(
         2000, "Complete trials the study should hold (a rerun continues up to this).")
