@@ -541,6 +541,47 @@ def test_refine_for_budget_float_first_searches_the_float_subspace_then_the_join
     assert is_float_unpruned(get_space(SPACE).largest()) and not is_float_unpruned(get_space(SPACE).smallest(8, 8))
 
 
+def test_refine_for_budget_adaptive_gives_the_evaluations_to_the_space_that_pays(search_assets, tmp_path) -> None:
+    """`adaptive`: the float subspace's search and the joint one share the evaluations by what each has raised the
+    best feasible accuracy by lately. Where bits and keep ratios cost 5 points (a predictor that rates them low),
+    far more evaluations go to float, unpruned subnets than where they gain 5. The count stays exact, and every
+    answer meets the budget."""
+    import dataclasses
+
+    from nas.budgets import Budgets
+    from nas.search import run_search
+    from nas.search.refine import is_float_unpruned, refine_for_budget
+
+    free = run_search(_config(search_assets, tmp_path / "free", trials=200, population_size=20))
+    lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
+    budget = Budgets(latency_ms=lat[len(lat) * 3 // 4])  # loose: float subnets meet it too
+
+    class Shifted(CountingEvaluator):  # the real predicted evaluator, quantized or pruned subnets moved by `shift`
+        def __init__(self, inner, shift: float) -> None:
+            super().__init__(inner)
+            self.shift = shift
+
+        def evaluate(self, configs):
+            m = super().evaluate(configs)
+            moved = [0.0 if is_float_unpruned(c) else self.shift for c in configs]
+            return dataclasses.replace(m, accuracy=m.accuracy + np.array(moved))
+
+        def evaluate_cost(self, idx):
+            return self.inner.evaluate_cost(idx)
+
+    share = {}
+    for shift in (-5.0, 5.0):
+        ev = Shifted(_predicted(search_assets), shift)
+        start = list(zip([t.config for t in free.trials], [ev.evaluate([t.config]).row(0) for t in free.trials]))
+        ev.seen.clear()
+        best, n_new = refine_for_budget(get_space(SPACE), ev, budget, start, 600, seed=3, quantize=True, keep=3,
+                                        adaptive=True)
+        assert n_new == 600 == len(ev.seen)
+        assert best and all(e.latency_ms <= budget.latency_ms for e in best)
+        share[shift] = sum(map(is_float_unpruned, ev.seen)) / len(ev.seen)
+    assert share[-5.0] >= share[5.0] + 0.2, share
+
+
 def test_fast_journal_replay_equals_optunas(search_assets, tmp_path) -> None:
     """`FastJournalStorage` replays a search's journal into the same trials as Optuna's own `JournalStorage`."""
     from optuna.storages import JournalStorage

@@ -9,8 +9,9 @@ are its parents) and spends its `n` evaluations on children that the cost model 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from search_spaces import SearchSpace, SubnetConfig, get_space
@@ -54,7 +55,8 @@ def _projected_seeds(space: SearchSpace, seen: dict[SubnetConfig, dict[str, Any]
 def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
                       start: Iterable[tuple[SubnetConfig, dict[str, Any]]], n: int, seed: int, quantize: bool,
                       keep: int = 10, batch: int = 50, float_first: float = 0.0, project: int = 0,
-                      n_parents: int = 10, **local_options: Any) -> tuple[list[FrontEntry], int]:
+                      n_parents: int = 10, adaptive: bool = False,
+                      **local_options: Any) -> tuple[list[FrontEntry], int]:
     """The `keep` most accurate subnets meeting `budgets` (best first) after `n` more evaluations by `evaluator`
     (a `PredictedEvaluator` or anything with `evaluate(configs) -> Metrics`; `evaluate_cost` where it has one)
     around the best of `start` (configs with their `Metrics.row`s, e.g. a search's trials); and how many new
@@ -66,7 +68,12 @@ def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
 
     `float_first`: the fraction of `n` first spent on float, unpruned subnets only (a local search of that
     subspace, from the float ones of `start`), before the joint search starts from everything seen: the joint
-    space contains the float one, and this finds its optimum before bits and keep ratios are mixed in."""
+    space contains the float one, and this finds its optimum before bits and keep ratios are mixed in.
+
+    `adaptive`: instead, the float subspace's local search and the joint one run side by side, and each batch goes
+    to the one whose recent batches raised the best feasible accuracy more (`_spend_adaptive`): where bits and keep
+    ratios do not pay (a device whose int8 is slow, a predictor that rates them low), the float search gets the
+    evaluations; where they pay, the joint one."""
     cost = getattr(evaluator, "evaluate_cost", None)
     seen: dict[SubnetConfig, dict[str, Any]] = {}
     for config, m in start:
@@ -92,7 +99,20 @@ def refine_for_budget(space: SearchSpace, evaluator: Any, budgets: Budgets,
     local = BudgetLocalSearch(space, budgets, quantize, seed, cost=cost, n_parents=n_parents, **local_options)
     for c, m in seen.items():
         local.observe(c, m)
-    done += _spend(local, evaluator, seen, n - done, batch)
+    if adaptive and n_float == 0 and (quantize or tuple(getattr(space, "keep_choices", ())) != (1.0,)):
+        float_space = get_space(space.name, resolutions=space.resolutions, keep=(1.0,))
+        floats = BudgetLocalSearch(float_space, budgets, False, seed ^ 0xF1, cost=cost, n_parents=n_parents,
+                                   **local_options)
+        for c, m in seen.items():
+            if is_float_unpruned(c):
+                floats.observe(c, m)
+        # the float arm starts from the float versions of the best subnets seen: a front of the joint space holds
+        # few float, unpruned subnets, and those are not its best
+        first = _projected_seeds(float_space, seen, budgets, cost, min(batch, n - done))
+        done += _spend_adaptive([_Arm(local), _Arm(floats, is_float_unpruned, first)], evaluator, seen, budgets,
+                                n - done, batch)
+    else:
+        done += _spend(local, evaluator, seen, n - done, batch)
     ok = [(c, m) for c, m in seen.items() if m["supported"] and budgets.feasible(m)]
     ok.sort(key=lambda cm: (-cm[1]["accuracy"], cm[1]["latency_ms"], cm[1]["size_bytes"]))
     return [FrontEntry.from_metrics(c, m) for c, m in ok[:keep]], done
@@ -110,5 +130,78 @@ def _spend(local: BudgetLocalSearch, evaluator: Any, seen: dict[SubnetConfig, di
             if c not in seen:
                 seen[c] = row
                 local.observe(c, row)
+        done += len(configs)
+    return done
+
+
+@dataclass
+class _Arm:
+    """One local search of `_spend_adaptive`: `accepts` what it may observe (None: everything), `first` its first
+    proposals (e.g. projections into its subspace)."""
+
+    local: BudgetLocalSearch
+    accepts: Callable[[SubnetConfig], bool] | None = None
+    first: list[SubnetConfig] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    best: float = -math.inf  # the most accurate feasible subnet seen in its space
+    last: int = 0  # the batch it last proposed
+
+
+# an arm's score: the share of its last ADAPTIVE_WINDOW batches' subnets that entered the ADAPTIVE_ELITE most accurate
+# feasible ones seen (a denser signal than raising the best, which few batches do). An arm of a subspace takes part
+# after its first batch only while that pays: one of its subnets is in the elite, or its recent batches put one
+# there -- float subnets 4 points behind the quantized ones (the quickstart) cost one batch. One taking part that was
+# left out for ADAPTIVE_EXPLORE batches in a row gets the next (its score is stale).
+ADAPTIVE_WINDOW = 3
+ADAPTIVE_ELITE = 10
+ADAPTIVE_EXPLORE = 4
+
+
+def _spend_adaptive(arms: list[_Arm], evaluator: Any, seen: dict[SubnetConfig, dict[str, Any]], budgets: Budgets,
+                    n: int, batch: int) -> int:
+    """`n` evaluations shared by local searches of nested spaces: each batch is proposed by the arm whose own recent
+    batches put the most subnets among the most accurate feasible ones, and every arm observes what falls in its
+    space."""
+    import heapq
+
+    def ok(m: dict[str, Any]) -> bool:
+        return bool(m["supported"]) and budgets.feasible(m)
+
+    elite = heapq.nlargest(ADAPTIVE_ELITE, (m["accuracy"] for m in seen.values() if ok(m)))
+    heapq.heapify(elite)  # a min-heap of the ADAPTIVE_ELITE best accuracies
+    for arm in arms:
+        arm.best = max((m["accuracy"] for c, m in seen.items() if ok(m) and (arm.accepts is None or arm.accepts(c))),
+                       default=-math.inf)
+
+    def pays(arm: _Arm) -> bool:
+        return (arm.accepts is None or not arm.rewards or sum(arm.rewards[-ADAPTIVE_WINDOW:]) > 0
+                or len(elite) < ADAPTIVE_ELITE or arm.best >= elite[0])
+
+    done = t = 0
+    while done < n:
+        t += 1
+        active = [a for a in arms if pays(a)]
+        forced = [a for a in active if not a.rewards or t - a.last > ADAPTIVE_EXPLORE]
+        arm = (min(forced, key=lambda a: (len(a.rewards), a.last)) if forced else
+               max(active, key=lambda a: (sum(a.rewards[-ADAPTIVE_WINDOW:]), -len(a.rewards))))
+        arm.last = t
+        k = min(batch, n - done)
+        configs, arm.first = arm.first[:k], arm.first[k:]
+        configs += arm.local.propose(k - len(configs), seen) if len(configs) < k else []
+        metrics = evaluator.evaluate(configs)
+        entered = 0
+        for i, c in enumerate(configs):
+            if c in seen:
+                continue
+            seen[c] = m = metrics.row(i)
+            for other in arms:
+                if other.accepts is None or other.accepts(c):
+                    other.local.observe(c, m)
+                    if ok(m):
+                        other.best = max(other.best, m["accuracy"])
+            if ok(m) and (len(elite) < ADAPTIVE_ELITE or m["accuracy"] > elite[0]):
+                (heapq.heappush if len(elite) < ADAPTIVE_ELITE else heapq.heapreplace)(elite, m["accuracy"])
+                entered += 1
+        arm.rewards.append(entered / max(1, len(configs)))
         done += len(configs)
     return done
