@@ -31,7 +31,9 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not ray and not gpu"
 
+# the peers the benchmarks compare with (Once-for-All's package, pymoo, moocore): the bench extra
 bench: venv
+	$(PIP) -e ".[bench]"
 	$(BIN)/python -m experiments.bench_all
 
 clean:

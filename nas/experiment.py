@@ -17,7 +17,6 @@ from search_spaces import InputError
 from search_spaces.presets import SPACE_SPECS
 from search_spaces.settings import Seed, values, yaml_fields
 
-
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a run's name is a folder under runs/: no separators, no ..

@@ -15,7 +15,8 @@ from annotated_types import Ge, Gt, Le, Lt
 from search_spaces.errors import bad_value
 from search_spaces.settings import Seed, carry_fields, check_bounds, check_choice, setting
 
-from nas.choices import AMP_CHOICES, DATA_WORKERS_HELP, DEVICE_CHOICES, DEVICE_PATTERN, Amp, DeviceName  # noqa: F401 (the carried fields' types)
+from nas.choices import AMP_CHOICES, DATA_WORKERS_HELP, DEVICE_CHOICES, DEVICE_PATTERN
+from nas.choices import Amp, DeviceName  # noqa: F401 -- the carried fields' annotations resolve here
 from nas.collect_config import CollectConfig
 
 Optimizer = Literal["adamw", "sgd"]
