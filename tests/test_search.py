@@ -517,7 +517,8 @@ def test_refine_for_budget_float_first_searches_the_float_subspace_then_the_join
     best float subnet under it (the float phase starts there)."""
     from nas.budgets import Budgets
     from nas.search import run_search
-    from nas.search.refine import is_float_unpruned, refine_for_budget
+    from nas.search.adaptive import is_float_unpruned
+    from nas.search.refine import refine_for_budget
 
     free = run_search(_config(search_assets, tmp_path / "free", trials=200, population_size=20))
     lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
@@ -550,7 +551,8 @@ def test_refine_for_budget_adaptive_gives_the_evaluations_to_the_space_that_pays
 
     from nas.budgets import Budgets
     from nas.search import run_search
-    from nas.search.refine import is_float_unpruned, refine_for_budget
+    from nas.search.adaptive import is_float_unpruned
+    from nas.search.refine import refine_for_budget
 
     free = run_search(_config(search_assets, tmp_path / "free", trials=200, population_size=20))
     lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
@@ -580,6 +582,21 @@ def test_refine_for_budget_adaptive_gives_the_evaluations_to_the_space_that_pays
         assert best and all(e.latency_ms <= budget.latency_ms for e in best)
         share[shift] = sum(map(is_float_unpruned, ev.seen)) / len(ev.seen)
     assert share[-5.0] >= share[5.0] + 0.2, share
+
+
+def test_the_budget_phase_is_adaptive_where_the_space_has_a_float_subspace() -> None:
+    """`run_search`'s budget phase and the refinement share `budget_local_search`: the joint space gets the
+    adaptive search (a float arm beside the joint one), a float, unpruned space the plain one."""
+    from nas.budgets import Budgets
+    from nas.search.adaptive import AdaptiveLocalSearch, budget_local_search
+    from nas.search.local import BudgetLocalSearch
+
+    b = Budgets(latency_ms=1.0)
+    assert isinstance(budget_local_search(get_space(SPACE), b, True, 0), AdaptiveLocalSearch)
+    assert isinstance(budget_local_search(get_space(SPACE), b, False, 0), AdaptiveLocalSearch)  # keep ratios
+    plain = budget_local_search(get_space(SPACE, keep=(1.0,)), b, False, 0)
+    assert type(plain) is BudgetLocalSearch
+    assert type(budget_local_search(get_space(SPACE), b, True, 0, adaptive=False)) is BudgetLocalSearch
 
 
 def test_fast_journal_replay_equals_optunas(search_assets, tmp_path) -> None:

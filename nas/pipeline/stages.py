@@ -16,6 +16,7 @@ from typing import Any
 from nas.experiment import PROTOCOL_FIELDS, SEARCH_FIELDS, TRAIN_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
 from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks, top_under
+from nas.search.refine import REFINE_VERSION
 from nas.train_config import TrainConfig
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
@@ -238,9 +239,11 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
         del settings["pruning"]
     budgeted = budgeted_searches(exp)
     if budgeted:  # only then: keeps the cache keys of runs without them
-        settings.update(budget_trials=s.budget_trials, budgets=[b.model_dump() for _, b in budgeted])
+        # `refine`: the budget searches' algorithm (`refine_for_budget`), so a run made with an earlier one reruns
+        settings.update(budget_trials=s.budget_trials, budgets=[b.model_dump() for _, b in budgeted],
+                        refine=REFINE_VERSION)
         if s.label_rounds:
-            settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks)
+            settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks, check_images=CHECK_IMAGES)
 
     def search(folder: Path) -> dict[str, Any]:
         from nas.search.api import SearchConfig, run_search

@@ -29,6 +29,7 @@ from nas.budgets import Budgets
 from nas.search.config import SearchConfig
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
+from nas.search.adaptive import AdaptiveLocalSearch, budget_local_search
 from nas.search.local import BudgetLocalSearch, feasible_spread
 from nas.search.objectives import directions, objective_values
 from nas.search.optuna_compat import (CONSTRAINTS_KEY, forget_cached_trials, storage_of, study_id_of,
@@ -241,11 +242,12 @@ class SearchEngine:
         sampler_seed = _seed_for(spec.seed, worker, n_existing)
         self._mirror_dists = self.encoding.distributions()
         # the budget phase (light samplers only: its trials bypass the sampler)
-        self.local: BudgetLocalSearch | None = None
+        self.local: BudgetLocalSearch | AdaptiveLocalSearch | None = None
         cost = getattr(self.evaluator, "evaluate_cost", None)
         kind = SAMPLERS.get(spec.sampler)
         if spec.local_from is not None and self.budgets.any() and kind.generational:
-            self.local = BudgetLocalSearch(self.space, self.budgets, spec.quantize, sampler_seed ^ 0x5EED, cost=cost)
+            self.local = budget_local_search(self.space, self.budgets, spec.quantize, sampler_seed ^ 0x5EED,
+                                             cost=cost)
         self.mirror = optuna.create_study(
             directions=directions(spec.objectives), storage=FastInMemoryStorage(),
             sampler=make_sampler(spec.sampler, sampler_seed, spec.population_size,
