@@ -26,10 +26,10 @@ from search_spaces import HwnasError, InputError, SubnetConfig, get_space
 from search_spaces.settings import carry_fields
 
 from nas.budgets import Budgets
+from nas.search.adaptive import AdaptiveLocalSearch, budget_local_search
 from nas.search.config import SearchConfig
 from nas.search.encoding import get_encoding
 from nas.search.evaluators import Evaluator, Metrics
-from nas.search.adaptive import AdaptiveLocalSearch, budget_local_search
 from nas.search.local import BudgetLocalSearch, feasible_spread
 from nas.search.objectives import directions, objective_values
 from nas.search.optuna_compat import (CONSTRAINTS_KEY, forget_cached_trials, storage_of, study_id_of,

@@ -14,6 +14,9 @@ remaining trials here:
   table and the exact size; `PredictedEvaluator.evaluate_cost`) and re-drawn if it misses them or was evaluated
   before, so no evaluation is spent on a subnet that cannot be the answer. Without a cost model (the measured
   evaluator) every child is evaluated.
+
+Where the space has a float, unpruned subspace smaller than itself, two of these run side by side, one per space
+(`nas.search.adaptive`).
 """
 from __future__ import annotations
 
