@@ -1,5 +1,6 @@
-"""Names several settings share -- the data splits, the mixed-precision modes, the device forms, the decoding processes -- in a module
-without torch, so a config type (`CollectConfig`), the CLI and the code that uses them read one definition."""
+"""Names several settings share -- the data splits, the mixed-precision modes, the device forms, the decoding
+processes -- in a module without torch, so a config type (`CollectConfig`), the CLI and the code that uses them read
+one definition."""
 from __future__ import annotations
 
 import re

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-VERBS = ("train_supernet", "run_training", "import_ofa", "build_table", "collect_labels", "fit_predictor", "run_search", "query",
-         "export_subnet", "run_experiment")
+VERBS = ("train_supernet", "run_training", "import_ofa", "build_table", "collect_labels", "fit_predictor",
+         "run_search", "query", "export_subnet", "run_experiment")
 
 
 def readme_python_block() -> str:

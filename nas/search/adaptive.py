@@ -147,7 +147,8 @@ class AdaptiveLocalSearch:
 def budget_local_search(space: SearchSpace, budgets: Budgets, quantize: bool, seed: int,
                         cost: CostFn | None = None, adaptive: bool = True,
                         **options: Any) -> BudgetLocalSearch | AdaptiveLocalSearch:
-    """The budget local search of `space`: adaptive over its float subspace where it has one larger than itself."""
+    """The budget local search of `space`: the adaptive one where `space` is larger than its float, unpruned
+    subspace (bits searched, or keep ratios other than 1.0), else the plain one."""
     if adaptive and has_float_subspace(space, quantize):
         return AdaptiveLocalSearch(space, budgets, quantize, seed, cost=cost, **options)
     return BudgetLocalSearch(space, budgets, quantize, seed, cost=cost, **options)
