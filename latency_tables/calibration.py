@@ -8,7 +8,12 @@ So each block's contribution is its median minus the measured per-call overhead 
   none:      ms = o + x                          o = the measured per-call overhead, paid once per model
   scale:     ms = b * x                          x = sum over blocks of (median - overhead)
   affine:    ms = a + b * x
+  per-block: ms = a + x + c * n                  n = the number of blocks
   per-bits:  ms = a + b_fp * x_fp + b_8 * x_8 + b_4 * x_4   (x split by the blocks' weight bits)
+
+`per-block`: where a block costs inside a whole graph a fixed amount other than the standalone per-call overhead
+(on an Intel Xeon host only 22-51 % of that overhead went away in whole subnets: the error then grows with the
+number of blocks, not with their size; experiments/results/latency.md).
 
 `scale` takes b as the median of measured / x (one parameter, robust to one bad measurement); the others are
 fitted by least squares on the *relative* error (what validation reports), so small and large models count
@@ -29,12 +34,13 @@ import numpy as np
 
 from search_spaces.errors import bad_value
 
-METHODS = ("none", "scale", "affine", "per-bits")  # simplest first: the order near-ties are broken in
+METHODS = ("none", "scale", "affine", "per-block", "per-bits")  # simplest first: the order near-ties are broken in
 AUTO = "auto"
 GROUPS = ("fp", "w8", "w4")  # per-bits feature groups, by a block's weight bits
 # a more complex candidate must lower the cross-validated MAPE by more than this (relative, plus absolute) to win
 NEAR_TIE_REL, NEAR_TIE_ABS = 0.05, 0.001
-_NEEDS = {"none": ("a",), "scale": ("b",), "affine": ("a", "b"), "per-bits": ("a", "b_fp", "b_w8", "b_w4")}
+_NEEDS = {"none": ("a",), "scale": ("b",), "affine": ("a", "b"), "per-block": ("a", "c"),
+          "per-bits": ("a", "b_fp", "b_w8", "b_w4")}
 
 
 def group_of(weight_bits: int) -> int:
@@ -55,6 +61,7 @@ class Calibration:
     def formula(self) -> str:
         x = "sum(block median_ms - overhead_ms)"
         return {"none": f"ms = overhead_ms + {x}", "affine": f"ms = a + b * {x}", "scale": f"ms = b * {x}",
+                "per-block": f"ms = a + {x} + c * n_blocks",
                 "per-bits": "ms = a + b_fp * x_fp + b_w8 * x_w8 + b_w4 * x_w4, x_g = sum over blocks with weight "
                             "bits g of (median_ms - overhead_ms)"}[self.method]
 
@@ -63,9 +70,14 @@ class Calibration:
         """False when the selection kept the plain (overhead-corrected) block sum."""
         return self.method != "none"
 
-    def apply(self, x_groups: np.ndarray) -> np.ndarray:
-        """x_groups: (n, 3) overhead-corrected block sums per group (fp, w8, w4)."""
+    def apply(self, x_groups: np.ndarray, n_blocks: np.ndarray | None = None) -> np.ndarray:
+        """x_groups: (n, 3) overhead-corrected block sums per group (fp, w8, w4); n_blocks: (n,) block counts
+        (`per-block` needs them)."""
         p = self.params
+        if self.method == "per-block":
+            if n_blocks is None:
+                raise ValueError("the per-block calibration needs the subnets' block counts")
+            return p["a"] + x_groups.sum(axis=1) + p["c"] * np.asarray(n_blocks, dtype=np.float64)
         if self.method == "none":
             return p["a"] + x_groups.sum(axis=1)
         if self.method in ("affine", "scale"):
@@ -91,7 +103,8 @@ class Calibration:
 
     @classmethod
     def fit(cls, x_groups: np.ndarray, measured_ms: np.ndarray, method: str = "affine",
-            fitted_on: Mapping[str, Any] | None = None, overhead_ms: float = 0.0) -> Calibration:
+            fitted_on: Mapping[str, Any] | None = None, overhead_ms: float = 0.0,
+            n_blocks: np.ndarray | None = None) -> Calibration:
         """Least squares on relative error. Groups with no block in any calibration model keep slope 1 (the
         table as measured); with too few models for `per-bits`, fall back to `affine`. `none` fits nothing:
         `overhead_ms` is its intercept."""
@@ -108,6 +121,15 @@ class Calibration:
             method, info["note"] = "affine", f"per-bits needs >= {len(present) + 3} models; fitted affine"
         if method == "none":
             cal, how = cls(method, {"a": float(overhead_ms)}, info), "nothing fitted: the overhead-corrected sum"
+        elif method == "per-block":
+            if n_blocks is None:
+                raise bad_value("calibration n_blocks", None, "the block counts of the calibration subnets")
+            nb = np.asarray(n_blocks, dtype=np.float64)
+            w = 1.0 / y
+            feats = np.column_stack([np.ones_like(y), nb])
+            theta, *_ = np.linalg.lstsq(feats * w[:, None], (y - x.sum(axis=1)) * w, rcond=None)
+            cal, how = cls(method, {"a": float(theta[0]), "c": float(theta[1])}, info), \
+                "least squares on relative error, slope 1"
         elif method == "scale":
             cal, how = cls(method, {"b": float(np.median(y / x.sum(axis=1)))}, info), "median of measured / block sum"
         else:
@@ -125,33 +147,36 @@ class Calibration:
                     params[f"b_{GROUPS[g]}"] = float(theta[1 + j])
             if any(v <= 0 for k, v in params.items() if k.startswith("b")):  # noise, not physics: loading refuses it
                 info["note"] = f"{method} fitted a slope <= 0 ({params}); fitted scale"
-                return cls.fit(x, y, "scale", info, overhead_ms)
+                return cls.fit(x, y, "scale", info, overhead_ms, n_blocks)
             cal, how = cls(method, params, info), "least squares on relative error"
         cal.fitted_on.update({"n": int(y.size), "fit": how,
-                              "mape_after": float(np.mean(np.abs(cal.apply(x) - y) / y))})
+                              "mape_after": float(np.mean(np.abs(cal.apply(x, n_blocks) - y) / y))})
         return cal
 
 
 def cross_validated_mape(x_groups: np.ndarray, measured_ms: np.ndarray, method: str,
-                         overhead_ms: float = 0.0) -> float:
+                         overhead_ms: float = 0.0, n_blocks: np.ndarray | None = None) -> float:
     """Leave-one-out mean relative error of `method`: each subnet predicted by a fit on all the others."""
     x = np.asarray(x_groups, dtype=np.float64)
     y = np.asarray(measured_ms, dtype=np.float64)
     errs = []
     for i in range(y.size):
         keep = np.arange(y.size) != i
-        cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms)
-        errs.append(abs(float(cal.apply(x[i : i + 1])[0]) - y[i]) / y[i])
+        nb = None if n_blocks is None else np.asarray(n_blocks)
+        cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms,
+                              n_blocks=None if nb is None else nb[keep])
+        errs.append(abs(float(cal.apply(x[i : i + 1], None if nb is None else nb[i : i + 1])[0]) - y[i]) / y[i])
     return float(np.mean(errs))
 
 
 def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
            candidates: tuple[str, ...] = METHODS, fitted_on: Mapping[str, Any] | None = None,
-           force: str | None = None) -> Calibration:
+           force: str | None = None, n_blocks: np.ndarray | None = None) -> Calibration:
     """The candidate with the lowest leave-one-out relative error, fitted on all measurements. A candidate
     replaces a simpler one only when it beats it by more than a near-tie (5 % of the error + 0.1 point), so
     `none` -- the plain overhead-corrected sum -- stays unless a correction clearly helps held-out subnets.
-    `force`: fit that method whatever the cross-validation says (the errors are recorded all the same)."""
+    `force`: fit that method whatever the cross-validation says (the errors are recorded all the same).
+    `n_blocks`: the subnets' block counts; without them `per-block` is not a candidate."""
     if force is not None and force not in METHODS:
         raise bad_value("calibration method", force, f"one of {', '.join(METHODS)}")
     y = np.asarray(measured_ms, dtype=np.float64)
@@ -161,8 +186,9 @@ def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
     order = [m for m in METHODS if m in candidates]
     groups = int(np.sum(np.any(np.asarray(x_groups) > 0, axis=0)))
     # enough subnets that every leave-one-out fit has more measurements than parameters
-    usable = [m for m in order if y.size >= {"none": 1, "scale": 2, "affine": 4, "per-bits": groups + 4}[m]]
-    cv = {m: cross_validated_mape(x_groups, y, m, overhead_ms) for m in usable if y.size >= 2}
+    usable = [m for m in order if y.size >= {"none": 1, "scale": 2, "affine": 4, "per-block": 4,
+                                             "per-bits": groups + 4}[m] and (m != "per-block" or n_blocks is not None)]
+    cv = {m: cross_validated_mape(x_groups, y, m, overhead_ms, n_blocks) for m in usable if y.size >= 2}
     chosen = usable[0] if usable else "none"
     for m in usable[1:]:
         if m in cv and cv[m] < cv[chosen] * (1 - NEAR_TIE_REL) - NEAR_TIE_ABS:
@@ -172,4 +198,4 @@ def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
                          "forced": force,
                          "rule": f"lowest cross-validated MAPE; a more complex candidate must beat the chosen one "
                                  f"by > {NEAR_TIE_REL:.0%} of its error + {NEAR_TIE_ABS:.1%}"}
-    return Calibration.fit(x_groups, y, force or chosen, fitted_on=info, overhead_ms=overhead_ms)
+    return Calibration.fit(x_groups, y, force or chosen, fitted_on=info, overhead_ms=overhead_ms, n_blocks=n_blocks)

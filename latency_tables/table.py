@@ -329,6 +329,10 @@ class LatencyTable:
         """(n, 3) sums of overhead-corrected block latencies grouped by weight bits (fp, w8, w4)."""
         return self._gather(configs)["groups"]
 
+    def block_counts(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
+        """(n,) how many blocks each config's prediction sums (what the `per-block` calibration counts)."""
+        return self._gather(configs)["n_blocks"]
+
     def predict(self, configs: Sequence[SubnetConfig] | np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Predicted whole-model latency in ms (float64), inf where a block is unsupported on this device.
         Uncalibrated: the overhead-corrected block sum (each block's latency less the per-call overhead, plus that
@@ -336,7 +340,7 @@ class LatencyTable:
         same sum when the calibration's cross-validation kept it (method `none`)."""
         g = self._gather(configs)
         if calibrated and self.calibration is not None:
-            out = self.calibration.apply(g["groups"])
+            out = self.calibration.apply(g["groups"], g["n_blocks"])
         else:
             out = g["groups"].sum(axis=1) + self.overhead_ms
         bad = ~g["unsupported"] & ~(np.isfinite(out) & (out > 0))

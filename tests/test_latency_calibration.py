@@ -118,3 +118,22 @@ def test_cpu_clock_ignores_time_the_thread_does_not_run() -> None:
     cpu = _measure_interleaved(waits, None, proto, time.thread_time_ns)[0]
     wall = _measure_interleaved(waits, None, proto, time.perf_counter_ns)[0]
     assert wall.median_ms >= 5.0 and cpu.median_ms < 1.0
+
+
+def test_a_cost_per_block_is_found_when_whole_models_pay_one() -> None:
+    """Whole models that pay 0.012 ms per block beyond their overhead-corrected sum (the error grows with the
+    number of blocks, not with their size: what an Intel host showed): `per-block` is chosen, recovers the cost, and
+    survives a JSON round trip; without the block counts it is no candidate, and applying it needs them."""
+    x = _sums(12, 3)
+    n = np.array([14, 23, 18, 16, 21, 17, 22, 15, 19, 20, 14, 23], dtype=float)
+    y = (x.sum(axis=1) - 0.15 + 0.012 * n) * np.random.default_rng(4).normal(1.0, 0.005, 12)
+    cal = select(x, y, OVERHEAD, n_blocks=n)
+    cv = cal.fitted_on["selection"]["cv_mape"]
+    assert cal.method == "per-block", cv
+    assert cal.params["c"] == pytest.approx(0.012, abs=0.003) and cal.params["a"] == pytest.approx(-0.15, abs=0.06)
+    assert cv["per-block"] < 0.5 * min(cv["none"], cv["scale"], cv["affine"])
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    np.testing.assert_allclose(again.apply(x, n), cal.apply(x, n))
+    assert "per-block" not in select(x, y, OVERHEAD).fitted_on["selection"]["cv_mape"]
+    with pytest.raises(ValueError, match="block counts"):
+        cal.apply(x)
