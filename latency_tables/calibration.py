@@ -159,10 +159,10 @@ def cross_validated_mape(x_groups: np.ndarray, measured_ms: np.ndarray, method: 
     """Leave-one-out mean relative error of `method`: each subnet predicted by a fit on all the others."""
     x = np.asarray(x_groups, dtype=np.float64)
     y = np.asarray(measured_ms, dtype=np.float64)
+    nb = None if n_blocks is None else np.asarray(n_blocks, dtype=np.float64)
     errs = []
     for i in range(y.size):
         keep = np.arange(y.size) != i
-        nb = None if n_blocks is None else np.asarray(n_blocks)
         cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms,
                               n_blocks=None if nb is None else nb[keep])
         errs.append(abs(float(cal.apply(x[i : i + 1], None if nb is None else nb[i : i + 1])[0]) - y[i]) / y[i])
@@ -185,9 +185,10 @@ def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
         raise bad_value("calibration candidates", unknown or list(candidates), f"some of {', '.join(METHODS)}")
     order = [m for m in METHODS if m in candidates]
     groups = int(np.sum(np.any(np.asarray(x_groups) > 0, axis=0)))
-    # enough subnets that every leave-one-out fit has more measurements than parameters
-    usable = [m for m in order if y.size >= {"none": 1, "scale": 2, "affine": 4, "per-block": 4,
-                                             "per-bits": groups + 4}[m] and (m != "per-block" or n_blocks is not None)]
+    # enough subnets that every leave-one-out fit has more measurements than parameters (and per-block: counts)
+    needs = {"none": 1, "scale": 2, "affine": 4, "per-block": 4 if n_blocks is not None else np.inf,
+             "per-bits": groups + 4}
+    usable = [m for m in order if y.size >= needs[m]]
     cv = {m: cross_validated_mape(x_groups, y, m, overhead_ms, n_blocks) for m in usable if y.size >= 2}
     chosen = usable[0] if usable else "none"
     for m in usable[1:]:

@@ -14,7 +14,7 @@ Amp = Literal["bf16", "fp16", "off"]
 AMP_CHOICES: tuple[str, ...] = get_args(Amp)
 AMP_HELP = "Mixed precision (default: bf16 on CUDA, off on the CPU)."
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(?::(\d+))?")  # group 1: the CUDA index
 # the form of a device name, as a type: an experiment file's schema refuses `cuda0` on reading; whether the device
 # exists is checked where it is used (`nas.device.resolve_device`)
 DeviceName = Annotated[str, Field(pattern=f"^({DEVICE_PATTERN.pattern})$")]

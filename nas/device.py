@@ -8,7 +8,6 @@ with `map_location="cpu"`.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import torch
 
 from search_spaces.errors import HwnasError, InputError
 
-from nas.choices import AMP_CHOICES, DEVICE_CHOICES
+from nas.choices import AMP_CHOICES, DEVICE_CHOICES, DEVICE_PATTERN
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -28,7 +27,7 @@ def resolve_device(name: str | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    m = DEVICE_PATTERN.fullmatch(name)
     if not m:
         raise InputError(f"device: got {name!r}, allowed: {DEVICE_CHOICES}")
     if not torch.cuda.is_available():

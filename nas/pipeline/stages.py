@@ -16,7 +16,6 @@ from typing import Any
 from nas.experiment import PROTOCOL_FIELDS, SEARCH_FIELDS, TRAIN_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
 from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks, top_under
-from nas.search.refine import REFINE_VERSION
 from nas.train_config import TrainConfig
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
@@ -239,6 +238,8 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
         del settings["pruning"]
     budgeted = budgeted_searches(exp)
     if budgeted:  # only then: keeps the cache keys of runs without them
+        from nas.search.refine import REFINE_VERSION
+
         # `refine`: the budget searches' algorithm (`refine_for_budget`), so a run made with an earlier one reruns
         settings.update(budget_trials=s.budget_trials, budgets=[b.model_dump() for _, b in budgeted],
                         refine=REFINE_VERSION)
