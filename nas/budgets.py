@@ -7,7 +7,7 @@ does not import the search (Optuna).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,11 @@ class BudgetSettings:
     min_accuracy: float | None = setting(help="Accuracy floor, percent (>=).")
 
 
+def budget_values(settings: Any) -> dict[str, float | None]:
+    """{field: value} of the `BudgetSettings` fields of `settings`: what hands budgets from one config to another."""
+    return {f.name: getattr(settings, f.name) for f in fields(BudgetSettings)}
+
+
 @dataclass(frozen=True)
 class Budgets(BudgetSettings):
     """Checked budgets and their arithmetic."""
@@ -44,6 +49,12 @@ class Budgets(BudgetSettings):
         object.__setattr__(self, "latency_ms", _check_budget("latency_ms", self.latency_ms))
         object.__setattr__(self, "size_mb", _check_budget("size_mb", self.size_mb))
         object.__setattr__(self, "min_accuracy", _check_budget("min_accuracy", self.min_accuracy, 100.0))
+
+    @classmethod
+    def of(cls, settings: Any) -> Budgets:
+        """The checked budgets of anything that has the `BudgetSettings` fields (a search config, a query, an
+        experiment file's budget), read by their names."""
+        return cls(**budget_values(settings))
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)

@@ -206,14 +206,13 @@ PredictorSection = _predictor_section()
 
 
 # `search:` keys that are `SearchConfig` fields (type, bounds, help from there), handed to it as they are
-SEARCH_FIELDS = ("objectives", "sampler", "trials", "storage", "verify_top", "quantize", "pruning")
+SEARCH_FIELDS = ("objectives", "sampler", "trials", "workers", "storage", "verify_top", "quantize", "pruning")
 
 
 class _SearchOverrides(_Section):
     """The `search:` keys that mean something else in an experiment file than in `SearchConfig`, or that only the
     pipeline has; the others are `SearchConfig`'s own fields (`SearchSection` below)."""
 
-    workers: PosInt = 1  # Ray workers; 1: in this process (`SearchConfig.workers` 0)
     # per budget with a latency or size limit, a budgeted search of this many trials after the front's (NSGA-II,
     # then the budget local search, `nas.search.local`): the front spreads its trials over every trade-off, the
     # budget's best subnet lies at its boundary. Its best feasible subnets join the front. 0: the front only.
@@ -285,7 +284,7 @@ class _BudgetBase(_Section):
         if self.latency_ms is not None and self.latency_vs_reference is not None:
             raise ValueError(f"latency_vs_reference: got {self.latency_vs_reference:g} beside latency_ms "
                              f"{self.latency_ms:g}, allowed: one of the two")
-        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # an InputError is a ValueError: one line
+        Budgets.of(self)  # an InputError is a ValueError: one line
         return self
 
     def on_table(self, reference_ms: float) -> Budget:

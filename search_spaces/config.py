@@ -33,6 +33,30 @@ def _match_choice(field: str, value: object, choices: Sequence[Any]) -> Any:
     raise bad_value(field, value, f"one of {_choices_text(choices)}")
 
 
+def _match_all(field: str, values: tuple[Any, ...], choices: dict[Any, Any]) -> tuple[Any, ...]:
+    """`_match_choice` of every value (`field[i]` in the error); a dict lookup per value where all are valid
+    (numbers hash by value, so 3.0 finds 3), which is what makes building the search's many configs cheap."""
+    try:
+        if bool not in set(map(type, values)):
+            return tuple(map(choices.__getitem__, values))
+    except (KeyError, TypeError):
+        pass
+    return tuple(_match_choice(f"{field}[{i}]", v, tuple(choices)) for i, v in enumerate(values))
+
+
+_ALLOWED: dict[int, tuple[SpaceSpec, dict[str, dict[Any, Any]]]] = {}
+
+
+def _allowed(spec: SpaceSpec) -> dict[str, dict[Any, Any]]:
+    """Each per-block field's choices of `spec`, as {choice: choice} (cached per spec object)."""
+    hit = _ALLOWED.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        choices = {"kernel": spec.kernel_choices, "expand": spec.expand_choices, "keep": spec.keep_choices,
+                   "weight_bits": spec.weight_bit_choices, "act_bits": spec.act_bit_choices}
+        hit = _ALLOWED[id(spec)] = (spec, {f: {c: c for c in ch} for f, ch in choices.items()})
+    return hit[1]
+
+
 def _as_tuple(field: str, value: object) -> tuple[Any, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise bad_value(field, value, "a list")
@@ -63,18 +87,12 @@ class SubnetConfig(FamilyConfig):
             raise bad_value("depths", list(depths), f"a list of {spec.n_stages} stage depths")
         set_(self, "depths", tuple(_match_choice(f"depths[{i}]", d, spec.depth_choices) for i, d in enumerate(depths)))
         n = sum(self.depths)
-        allowed = {
-            "kernel": spec.kernel_choices,
-            "expand": spec.expand_choices,
-            "keep": spec.keep_choices,
-            "weight_bits": spec.weight_bit_choices,
-            "act_bits": spec.act_bit_choices,
-        }
+        allowed = _allowed(spec)
         for name in _PER_BLOCK:
             values = _as_tuple(name, getattr(self, name))
             if len(values) != n:
                 raise bad_value(name, list(values), f"one value per active block: {n} (the sum of depths)")
-            set_(self, name, tuple(_match_choice(f"{name}[{i}]", v, allowed[name]) for i, v in enumerate(values)))
+            set_(self, name, _match_all(name, values, allowed[name]))
         self.check_bit_pairs()
 
     # ---- the space ---------------------------------------------------------------------------------

@@ -138,3 +138,28 @@ def test_blocks_are_keys_of_declared_op_kinds_that_build(family) -> None:
         assert torch.isfinite(m(torch.randn(b.input_shape(1)))).all()
     with pytest.raises(InputError, match="block key"):
         parse_block_key("nonsense:1")
+
+
+def test_a_family_is_one_folder_plus_one_registration() -> None:
+    """Issue 17's proof that a family is an extension point, kept true: no module of the four packages outside
+    `search_spaces/vit/` imports the vit family, except the one line of `search_spaces/__init__.py` that registers
+    it. Every consumer (tables, predictors, encodings, operators, baselines, export) reaches it through the
+    `Family` interface and the registry."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    importers = []
+    for pkg in ("search_spaces", "latency_tables", "predictors", "nas"):
+        for path in sorted((root / pkg).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith("search_spaces/vit/"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [f"{'.' * node.level}{node.module or ''}"] + [a.name for a in node.names]
+                         if isinstance(node, ast.ImportFrom) else [])
+                if any("vit" in n.split(".") or n.startswith("ViT") for n in names):
+                    importers.append(rel)
+    assert importers == ["search_spaces/__init__.py"], importers
+    assert "vit" in FAMILIES.names()

@@ -482,6 +482,24 @@ def test_budgeted_search_uses_its_budget(search_assets, tmp_path) -> None:
     assert sum(t.feasible for t in tail) >= 0.95 * len(tail)
 
 
+@pytest.mark.parametrize("encoding", ["field", "field-dense", "block", "block-dense"])
+def test_nsga2_runs_every_encoding_with_and_without_a_budget(search_assets, tmp_path, encoding) -> None:
+    """Every registered encoding runs under NSGA-II's light trials, the budget phase's fixed trials included (the
+    `field` encoding asks through the public `suggest_categorical`); the budget phase keeps to the budget."""
+    from nas.search import run_search
+    from nas.search.encoding import ENCODINGS
+
+    assert set(ENCODINGS.names()) == {"field", "field-dense", "block", "block-dense"}  # a new one joins above
+    free = run_search(_config(search_assets, tmp_path / "free", trials=120, population_size=20, encoding=encoding))
+    assert free.n_trials == 120 and free.front
+    lat = sorted(t.metrics["latency_ms"] for t in free.trials if t.metrics["supported"])
+    res = run_search(_config(search_assets, tmp_path / "budget", trials=120, population_size=20, encoding=encoding,
+                             latency_ms=lat[len(lat) // 2]))
+    assert res.n_trials == 120 and res.front and all(e.latency_ms <= lat[len(lat) // 2] for e in res.front)
+    tail = res.trials[res.config.local_from():]
+    assert tail and sum(t.feasible for t in tail) >= 0.9 * len(tail)
+
+
 def test_refine_for_budget_starts_from_the_front_and_stays_feasible(search_assets, tmp_path) -> None:
     """The per-budget refinement after a front (`nas.search.refine`): every subnet it returns meets the budget,
     the best is at least the front's best under it, it makes exactly the evaluations asked for, and with the

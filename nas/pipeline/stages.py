@@ -233,7 +233,7 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
     labelling the budgets' best predicted subnets, correcting the predictor with them and searching the budgets
     again (`nas.pipeline.label_rounds`). The front's entries then carry the last predictor's figures."""
     s = exp.search
-    settings = {**values(s, *SEARCH_FIELDS), "workers": s.workers, "seed": exp.seed}
+    settings = {**values(s, *SEARCH_FIELDS), "seed": exp.seed}
     if s.pruning:  # only without it: keeps the cache keys of runs from before it was settable
         del settings["pruning"]
     budgeted = budgeted_searches(exp)
@@ -251,7 +251,7 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
 
         cfg = SearchConfig(**values(s, *SEARCH_FIELDS), space=exp.space, out=str(folder),
                            predictor=predictor.outputs["predictor"], table=latency.outputs["table"],
-                           workers=s.workers if s.workers > 1 else 0, ray_address=ray_address, seed=exp.seed,
+                           ray_address=ray_address, seed=exp.seed,
                            study=f"{exp.name}-{run.key_of('search', settings, [predictor, latency])}",
                            backend=exp.latency.backend if s.verify_top else None,
                            supernet=supernet.outputs["checkpoint"] if s.verify_top else None,
@@ -434,6 +434,7 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 "calib_batches": exp.accuracy.calib_batches}
 
     def export(folder: Path) -> dict[str, Any]:
+        from nas.budgets import budget_values
         from nas.export import ExportConfig, export_subnet
         from nas.lookup import query
         from nas.query_config import QueryConfig
@@ -445,7 +446,7 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
         searched_with = searched_predictor(predictor, search)
         with contextlib.closing(ResultsStore(exp.store_url, create=False)) as st:  # one store for every budget
             found = [query(QueryConfig(store=st, space=exp.space, device=store.outputs["device_tag"],
-                                       latency_ms=b.latency_ms, size_mb=b.size_mb, min_accuracy=b.min_accuracy,
+                                       **budget_values(b),
                                        dataset=exp.data, front_id=store.outputs["front_id"],
                                        n_ranked=VERIFY_CANDIDATES))
                      for b in exp.budgets]
@@ -505,7 +506,7 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         rnd = ev.evaluate(rnd_cfgs)
 
         def best(acc: np.ndarray, lat: np.ndarray, size: np.ndarray, ok: np.ndarray, b: Budget) -> float | None:
-            m = ok & Budgets(b.latency_ms, b.size_mb, b.min_accuracy).mask(acc, lat, size)
+            m = ok & Budgets.of(b).mask(acc, lat, size)
             return float(acc[m].max()) if m.any() else None
 
         out: dict[str, Any] = {}

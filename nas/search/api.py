@@ -230,7 +230,7 @@ def _normalizer(cfg: SearchConfig, spec: RunSpec, space: Any, evaluator: Evaluat
 
 def _finish(cfg: SearchConfig, spec: RunSpec, study: Any, space: Any, evaluator: Evaluator, predictor: Any,
             table: Any, before: int, wall: float, worker_info: dict[str, Any]) -> SearchResult:
-    budgets = Budgets(cfg.latency_ms, cfg.size_mb, cfg.min_accuracy)
+    budgets = Budgets.of(cfg)
     trials, configs, metrics = _trial_rows(study, space)
     n = len(trials)
     values = np.array([objective_values(cfg.objectives, m) for m in metrics], dtype=float).reshape(n, -1)

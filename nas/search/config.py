@@ -108,7 +108,7 @@ class SearchConfig(BudgetSettings):
         check_choice(self, "crossover", ops.CROSSOVERS)
         if self.encoding is not None:
             check_choice(self, "encoding", ENCODINGS)
-        Budgets(self.latency_ms, self.size_mb, self.min_accuracy)  # validates
+        Budgets.of(self)  # validates
         if self.evaluator == "predicted":
             if self.predictor is None:
                 raise InputError("predictor: missing, allowed: a predictor directory (needed by `evaluator` predicted)")
@@ -154,7 +154,7 @@ class SearchConfig(BudgetSettings):
 
         assert self.storage and self.study and self.encoding and self.batch_size is not None
         return RunSpec(space=self.space, objectives=tuple(self.objectives),
-                       budgets=Budgets(self.latency_ms, self.size_mb, self.min_accuracy).to_dict(),
+                       budgets=Budgets.of(self).to_dict(),
                        sampler=self.sampler, encoding=self.encoding, storage=self.storage, study=self.study,
                        seed=self.seed, evaluator=self.evaluator, predictor=self.predictor, table=self.table,
                        backend=self.backend, supernet=self.supernet, data=self.data, quantize=self.quantize,
@@ -169,8 +169,7 @@ class SearchConfig(BudgetSettings):
         """The study's trial count from which the budget local search proposes (None: it never does)."""
         from nas.search.sampler_kinds import SAMPLERS
 
-        if not SAMPLERS.get(self.sampler).generational or not self.local_fraction or not Budgets(
-                self.latency_ms, self.size_mb, self.min_accuracy).any():
+        if not SAMPLERS.get(self.sampler).generational or not self.local_fraction or not Budgets.of(self).any():
             return None
         return max(self.population_size, self.trials - int(round(self.local_fraction * self.trials)))
 

@@ -215,6 +215,10 @@ class _LightTrial:
         self.distributions[name] = dist
         return value
 
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        """The public form, which the spaces' own `suggest` (the `field` encoding) calls."""
+        return self._suggest(name, optuna.distributions.CategoricalDistribution(list(choices)))
+
     def commit(self) -> None:
         storage_of(self.study).set_trial_params(self._trial_id, self.params, self.distributions)  # type: ignore[attr-defined]
 
@@ -372,9 +376,10 @@ class SearchEngine:
         storage, sid = storage_of(self.mirror), study_id_of(self.mirror)
         for c in configs:
             forget_cached_trials(self.mirror)
-            t = _LightTrial(self.mirror, storage.create_new_trial(sid), self.encoding.params_from_config(c),
-                            sample=False)
-            self.encoding.suggest(t)
+            params = self.encoding.params_from_config(c)
+            t = _LightTrial(self.mirror, storage.create_new_trial(sid), params, sample=False)
+            # what `encoding.suggest` would record, without asking for each parameter
+            t.params, t.distributions = params, {k: self._mirror_dists[k] for k in params}
             t.commit()
             trials.append(t)
         return trials, list(configs)
