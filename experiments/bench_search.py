@@ -243,7 +243,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-search")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--counts", default="1000,5000,20000")
-    ap.add_argument("--budget-evals", type=int, default=5000, help="evaluations per budget (table 2)")
+    ap.add_argument("--budget-evals", type=int, default=5000, help="evaluations per budget (table 2; 0: no table 2)")
     ap.add_argument("--reference-samples", type=int, default=50_000)
     ap.add_argument("--optuna-time-cap", type=float, default=90.0, help="seconds per Optuna NSGA-II / TPE run")
     ap.add_argument("--budgets", default=None,
@@ -330,7 +330,7 @@ def main() -> None:
     # 2. per budget, --budget-evals each
     B = args.budget_evals
     per_budget: dict[str, list[list[float]]] = {}
-    for seed in seeds:
+    for seed in seeds if B else []:
         for name, kw in (("hwnas --latency-ms B (joint)", {}),
                          ("hwnas --latency-ms B (float, keep 1.0)", {"quantize": False, "pruning": False})):
             per_budget.setdefault(name, []).append(
@@ -355,7 +355,7 @@ def main() -> None:
             per_budget.setdefault("OFA evolution (hwnas re-implementation)", []).append(row_r)
         print(f"per-budget seed {seed}: " + "; ".join(f"{k}: {np.round(v[-1], 3).tolist()}"
                                                      for k, v in per_budget.items()), flush=True)
-    for meth, rs in runs.items():
+    for meth, rs in runs.items() if B else []:
         per_budget[f"{meth}, unconstrained, whole run of {B}"] = [[best_under(r, b, B) for b in budgets] for r in rs]
 
     # reference and hypervolumes

@@ -159,7 +159,10 @@ def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def stratified_split(labels: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, ...]:
-    """Index arrays (rest, part1, part2): per class, a seeded permutation; part1/part2 take their fractions."""
+    """Index arrays (rest, part1, part2): per class, a seeded permutation; part1/part2 take their fractions. Each
+    part comes in `stratified_order`: the pipeline takes prefixes of a split (the label images, the checks after
+    them, `verify_n`), and a source stored class by class (mnist-5k, a folder tree) would otherwise give a prefix
+    of one or two classes."""
     rng = np.random.default_rng(seed)
     out: list[list[np.ndarray]] = [[], [], []]
     for c in np.unique(labels):
@@ -170,7 +173,22 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, float], seed: i
         out[1].append(idx[:n1])
         out[2].append(idx[n1 : n1 + n2])
         out[0].append(idx[n1 + n2 :])
-    return tuple(np.sort(np.concatenate(o)) for o in out)
+    return tuple(stratified_order(labels, np.concatenate(o), rng) for o in out)
+
+
+def stratified_order(labels: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`idx` reordered so that every prefix holds each class in about its share: the j-th of a class's n members
+    (in a seeded random order) goes to (j + u) / n, u uniform in [0, 1), and the positions are sorted."""
+    idx = np.asarray(idx)
+    if len(idx) == 0:
+        return idx
+    lab = np.asarray(labels)[idx]
+    key = np.empty(len(idx))
+    for c in np.unique(lab):
+        members = np.flatnonzero(lab == c)
+        n = len(members)
+        key[members[rng.permutation(n)]] = (np.arange(n) + rng.random(n)) / n
+    return idx[np.argsort(key, kind="stable")]
 
 
 def from_arrays(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], seed: int,
@@ -292,7 +310,8 @@ def _folder(seed: int, channels: int | None, holdout: float, test: float, arg: s
     x, y = _read_tree(idx, "train", size)
     xt, yt = _read_tree(idx, "val", size)
     rest, hold, _ = stratified_split(y, (holdout, 0.0), seed)
-    parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt, yt)}
+    order = stratified_order(yt, np.arange(len(yt)), np.random.default_rng(seed))  # val/ is stored class by class
+    parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt[order], yt[order])}
     return from_arrays(f"folder-mem:{arg}", parts, classes, seed, channels)
 
 
@@ -352,4 +371,4 @@ def load_data(name: str, seed: int = 0, in_channels: int | None = None, holdout:
 
 
 __all__ = ["DATASETS", "FOLDER_KINDS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "list_datasets", "load_data",
-           "random_affine", "resize", "stratified_split"]
+           "random_affine", "resize", "stratified_order", "stratified_split"]

@@ -34,6 +34,25 @@ def test_digits_splits_are_disjoint_deterministic_and_stratified():
     assert not (set(rest) & set(hold)) and not (set(rest) & set(test)) and not (set(hold) & set(test))
 
 
+def test_every_prefix_of_a_split_holds_every_class():
+    """The pipeline takes prefixes of a split (the label images, the checks after them, the export's `verify_n`):
+    from a source stored class by class (mnist-5k, a folder tree's val/), each prefix must still hold every class
+    in its share, or labels and checks measure one or two classes."""
+    from nas.data import split_arrays, stratified_order
+
+    y = np.repeat(np.arange(10), 100)  # sorted by class, as mnist-5k is
+    x = np.zeros((len(y), 1, 4, 4), np.float32)
+    d = split_arrays("sorted", x, y, [str(i) for i in range(10)], seed=0, channels=None, holdout=0.2, test=0.2)
+    for s in ("train", "holdout", "test"):
+        lab = d.labels[s].numpy()
+        for k in (10, 50, 120, len(lab)):
+            counts = np.bincount(lab[:k], minlength=10)
+            assert counts.max() - counts.min() <= 1, (s, k, counts.tolist())
+    order = stratified_order(y, np.arange(len(y)), np.random.default_rng(1))
+    assert sorted(order.tolist()) == list(range(len(y)))  # a permutation
+    assert not np.array_equal(order, stratified_order(y, np.arange(len(y)), np.random.default_rng(2)))
+
+
 def test_resize_cache_channels_and_batches():
     d = load_data("digits", seed=0, in_channels=3)
     assert d.channels == 3

@@ -17,7 +17,9 @@ from typing import Any
 
 from search_spaces.files import atomic_write_json
 
-STAGE_FORMAT = 1
+# 2: the data splits come in a prefix-stratified order (`nas.data.stratified_order`), so no stage of an earlier
+# run, whose label and check images were other prefixes, is reused
+STAGE_FORMAT = 2
 
 
 @dataclass(frozen=True)
