@@ -386,8 +386,10 @@ def main() -> None:
             hv_table.setdefault(meth, {})[n] = xs
             cells.append(f"{med(xs)} [{np.median(xs) / hv_ref:.3f}]")
         lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
-    lines += ["", f"best predicted accuracy (%) under each latency budget, {B:,} evaluations per budget:", "",
-              "| method | " + " | ".join(f"≤ {b:.3f} ms" for b in budgets) + " |", "|---" * (1 + len(budgets)) + "|"]
+    if B:
+        lines += ["", f"best predicted accuracy (%) under each latency budget, {B:,} evaluations per budget:", "",
+                  "| method | " + " | ".join(f"≤ {b:.3f} ms" for b in budgets) + " |",
+                  "|---" * (1 + len(budgets)) + "|"]
     for name, rows in per_budget.items():
         arr = np.array(rows)
         lines.append(f"| {name} | " + " | ".join(med(list(arr[:, j])) for j in range(len(budgets))) + " |")
