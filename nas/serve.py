@@ -27,6 +27,7 @@ from nas.lookup import query
 from nas.query_config import QueryConfig
 from nas.store import ResultsStore
 from search_spaces import HwnasError, InputError
+from search_spaces.settings import field_map, help_of
 
 HOST_KEYS = ("host", "hostname", "node", "node_ip", "ip")
 
@@ -79,6 +80,11 @@ class FrontAnswer(BaseModel):
     n_entries: int
 
 
+def _help(name: str) -> str:
+    """The HTTP parameter's description: its `QueryConfig` field's help (the CLI's option shows the same)."""
+    return help_of(field_map(QueryConfig)[name])
+
+
 def create_app(store: ResultsStore | str | os.PathLike[str], disclose: bool = False) -> FastAPI:
     """The FastAPI application over `store` (opened once; it must exist). `disclose`: answers keep absolute
     paths and host names (for a local user)."""
@@ -120,14 +126,14 @@ def create_app(store: ResultsStore | str | os.PathLike[str], disclose: bool = Fa
     @app.get("/subnets", response_model=SubnetAnswer,
              responses={400: {"model": ErrorAnswer}, 404: {"model": SubnetAnswer}, 422: {"model": ErrorAnswer}})
     def subnets(
-        space: str = Query(description="search space name, e.g. mbv3"),
-        device: str = Query(description="device tag the front was searched for"),
-        latency_ms: float | None = Query(None, description="latency budget in ms (<=)"),
-        size_mb: float | None = Query(None, description="size budget in MB = 10^6 bytes (<=)"),
-        min_accuracy: float | None = Query(None, description="predicted top-1 accuracy floor in percent (>=)"),
-        objective: str = Query("accuracy", description=f"best by: one of {', '.join(OBJECTIVES)}"),
-        dataset: str | None = Query(None, description="data set (needed when fronts on several exist)"),
-        predictor: str | None = Query(None, description="accuracy predictor the front was searched with"),
+        space: str = Query(description=_help("space")),
+        device: str = Query(description=_help("device")),
+        latency_ms: float | None = Query(None, description=_help("latency_ms")),
+        size_mb: float | None = Query(None, description=_help("size_mb")),
+        min_accuracy: float | None = Query(None, description=_help("min_accuracy")),
+        objective: str = Query("accuracy", description=f"{_help('objective')} One of {', '.join(OBJECTIVES)}."),
+        dataset: str | None = Query(None, description=_help("dataset")),
+        predictor: str | None = Query(None, description=_help("predictor")),
     ) -> Any:
         """The best stored subnet for `space` on `device` meeting every budget given."""
         r = query(QueryConfig(store=store, space=space, device=device, latency_ms=latency_ms, size_mb=size_mb,

@@ -267,7 +267,7 @@ def recalibrate(module: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module
     """Re-estimate BatchNorm statistics and activation ranges for this (sub)network from a few training
     batches: the shared statistics of a supernet do not fit any one subnet."""
     was_training = module.training
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = [m for m in module.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
     saved = [(bn.momentum,) for bn in bns]
     for bn in bns:
         bn.reset_running_stats()

@@ -115,6 +115,14 @@ def test_openapi_and_fronts(server):
     op = schema["paths"]["/subnets"]["get"]
     names = {p["name"] for p in op["parameters"]}
     assert {"space", "device", "latency_ms", "size_mb", "min_accuracy", "objective"} <= names
+    # each parameter is described by its `QueryConfig` field's help: the HTTP API, `hwnas query` and the Python
+    # config say the same thing, written once
+    from nas.query_config import QueryConfig
+    from search_spaces.settings import field_map, help_of
+
+    fields = field_map(QueryConfig)
+    for p in op["parameters"]:
+        assert p["description"].startswith(help_of(fields[p["name"]])), p
     assert {"200", "400", "404", "422"} <= set(op["responses"])
     fronts = client.get("/fronts").json()
     assert len(fronts) == 1 and fronts[0]["n_entries"] == 300 and fronts[0]["device_tag"] == "test-cpu"
