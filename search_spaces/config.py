@@ -34,16 +34,18 @@ def _match_choice(field: str, value: object, choices: Sequence[Any]) -> Any:
 
 
 def _match_all(field: str, values: tuple[Any, ...], choices: dict[Any, Any]) -> tuple[Any, ...]:
-    """`_match_choice` of every value (`field[i]` in the error); a dict lookup per value where all are valid
-    (numbers hash by value, so 3.0 finds 3), which is what makes building the search's many configs cheap."""
-    try:
-        if bool not in set(map(type, values)):
+    """`_match_choice` of every value (`field[i]` in the error); where all are plain ints and floats, a dict lookup
+    per value (numbers hash by value, so 3.0 finds 3), which is what makes building the search's many configs
+    cheap. Anything else (bools, numpy scalars, strings) takes `_match_choice`'s checks."""
+    if set(map(type, values)) <= _PLAIN_NUMBERS:
+        try:
             return tuple(map(choices.__getitem__, values))
-    except (KeyError, TypeError):
-        pass
+        except KeyError:
+            pass
     return tuple(_match_choice(f"{field}[{i}]", v, tuple(choices)) for i, v in enumerate(values))
 
 
+_PLAIN_NUMBERS = {int, float}
 _ALLOWED: dict[int, tuple[SpaceSpec, dict[str, dict[Any, Any]]]] = {}
 
 
