@@ -15,7 +15,7 @@ def tiny_experiment(workdir: Path, **overrides: Any) -> dict[str, Any]:
         "seed": 0,
         "workdir": str(workdir),
         "supernet": {"epochs": 2, "batch_size": 64},
-        "latency": {"backend": "ort-cpu", "resolutions": [16], "calibrate": 3, "validate_n": 3},
+        "latency": {"backend": "ort-cpu", "resolutions": [16], "calibrate": 8, "validate_n": 3},
         "accuracy": {"n": 40},
         "predictor": {"kind": "mlp"},
         "search": {"trials": 300, "quantize": False, "verify_top": 2, "budget_trials": 100,
