@@ -330,7 +330,8 @@ def main() -> None:
     # 2. per budget, --budget-evals each
     B = args.budget_evals
     per_budget: dict[str, list[list[float]]] = {}
-    for seed in seeds if B else []:
+    budget_seeds = seeds if B else []  # --budget-evals 0: no table 2
+    for seed in budget_seeds:
         for name, kw in (("hwnas --latency-ms B (joint)", {}),
                          ("hwnas --latency-ms B (float, keep 1.0)", {"quantize": False, "pruning": False})):
             per_budget.setdefault(name, []).append(
@@ -355,7 +356,7 @@ def main() -> None:
             per_budget.setdefault("OFA evolution (hwnas re-implementation)", []).append(row_r)
         print(f"per-budget seed {seed}: " + "; ".join(f"{k}: {np.round(v[-1], 3).tolist()}"
                                                      for k, v in per_budget.items()), flush=True)
-    for meth, rs in runs.items() if B else []:
+    for meth, rs in runs.items() if budget_seeds else ():
         per_budget[f"{meth}, unconstrained, whole run of {B}"] = [[best_under(r, b, B) for b in budgets] for r in rs]
 
     # reference and hypervolumes
@@ -386,7 +387,7 @@ def main() -> None:
             hv_table.setdefault(meth, {})[n] = xs
             cells.append(f"{med(xs)} [{np.median(xs) / hv_ref:.3f}]")
         lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
-    if B:
+    if per_budget:
         lines += ["", f"best predicted accuracy (%) under each latency budget, {B:,} evaluations per budget:", "",
                   "| method | " + " | ".join(f"≤ {b:.3f} ms" for b in budgets) + " |",
                   "|---" * (1 + len(budgets)) + "|"]

@@ -191,6 +191,16 @@ def stratified_order(labels: np.ndarray, idx: np.ndarray, rng: np.random.Generat
     return idx[np.argsort(key, kind="stable")]
 
 
+def folder_splits(train_labels: np.ndarray, val_labels: np.ndarray, holdout: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A folder tree's splits as indices: (train, holdout) -- a stratified part of train/ -- into train/, and test
+    into val/ (all of it, in `stratified_order`: a tree stores it class by class). One definition for the streamed
+    and the in-memory tree, so both see the same images in the same order."""
+    rest, hold, _ = stratified_split(train_labels, (holdout, 0.0), seed)
+    test = stratified_order(val_labels, np.arange(len(val_labels)), np.random.default_rng(seed))
+    return rest, hold, test
+
+
 def from_arrays(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], seed: int,
                 channels: int | None) -> DataSet:
     """`parts[split] = (images (N, C, H, W) in [0, 1], labels)`; normalises with the train mean / std."""
@@ -309,9 +319,8 @@ def _folder(seed: int, channels: int | None, holdout: float, test: float, arg: s
     classes = list(idx.classes)
     x, y = _read_tree(idx, "train", size)
     xt, yt = _read_tree(idx, "val", size)
-    rest, hold, _ = stratified_split(y, (holdout, 0.0), seed)
-    order = stratified_order(yt, np.arange(len(yt)), np.random.default_rng(seed))  # val/ is stored class by class
-    parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt[order], yt[order])}
+    rest, hold, test = folder_splits(y, yt, holdout, seed)
+    parts = {"train": (x[rest], y[rest]), "holdout": (x[hold], y[hold]), "test": (xt[test], yt[test])}
     return from_arrays(f"folder-mem:{arg}", parts, classes, seed, channels)
 
 
@@ -370,5 +379,6 @@ def load_data(name: str, seed: int = 0, in_channels: int | None = None, holdout:
                       workers=workers, normalization=normalization)
 
 
-__all__ = ["DATASETS", "FOLDER_KINDS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "list_datasets", "load_data",
+__all__ = ["DATASETS", "FOLDER_KINDS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "folder_splits",
+           "list_datasets", "load_data",
            "random_affine", "resize", "stratified_order", "stratified_split"]

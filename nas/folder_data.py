@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.data import IMAGE_SUFFIXES, SPLITS, stratified_order, stratified_split
+from nas.data import IMAGE_SUFFIXES, SPLITS, folder_splits
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.files import atomic_write_text
 
@@ -278,10 +278,8 @@ class FolderData:
         self.classes = list(self.index.classes)
         self.num_classes = len(self.classes)
         self.channels = channels or 3
-        rest, hold, _ = stratified_split(self.index.labels["train"], (holdout, 0.0), seed)
-        val = self.index.labels["val"]  # stored class by class: prefixes of the test split must mix them
-        self._parts = {"train": ("train", rest), "holdout": ("train", hold),
-                       "test": ("val", stratified_order(val, np.arange(len(val)), np.random.default_rng(seed)))}
+        rest, hold, test = folder_splits(self.index.labels["train"], self.index.labels["val"], holdout, seed)
+        self._parts = {"train": ("train", rest), "holdout": ("train", hold), "test": ("val", test)}
         for s in SPLITS:
             if len(self._parts[s][1]) == 0:
                 raise HwnasError(f"data {self.name}: the {s} split is empty")
