@@ -93,13 +93,24 @@ def load_average() -> float:
 
 
 def run(space: str, resolution: int, n: int, calibrate: int, out_dir: Path, gap_min: float, runs: int,
-        rounds: int) -> dict[str, Any]:
+        rounds: int, table_path: Path | None = None) -> dict[str, Any]:
+    """`table_path`: time that ort-cpu table (its file's modification time counts as its build time) instead of
+    building one -- e.g. a `make demo` run's, to see how it holds hours later."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{space}-r{resolution}-ort-cpu.json"
     t0 = time.time()
-    table = build_table(TableConfig(space=space, backend="ort-cpu", out=path, resolutions=[resolution],
-                                    calibrate=calibrate, progress=True))
-    built_at = time.time()
+    if table_path is not None:
+        path = table_path
+        table = LatencyTable.load(path)
+        if table.backend != "ort-cpu":
+            raise SystemExit(f"--table: {path} is a {table.backend} table; this benchmark times with onnxruntime "
+                             "on the CPU (ort-cpu)")
+        built_at = path.stat().st_mtime
+        space, resolution = table.space, table.resolutions[0]
+    else:
+        path = out_dir / f"{space}-r{resolution}-ort-cpu.json"
+        table = build_table(TableConfig(space=space, backend="ort-cpu", out=path, resolutions=[resolution],
+                                        calibrate=calibrate, progress=True))
+        built_at = time.time()
     sp = table.search_space
     exclude = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     configs = sample_configs(sp, n, HELD_OUT_SEED, table.resolutions, exclude=exclude, supported=table.supported,
@@ -204,8 +215,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=120, help="timed runs per subnet and round (median)")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved passes the runs are split into")
     ap.add_argument("--out-dir", default="runs/bench-fidelity")
+    ap.add_argument("--table", type=Path, help="an existing ort-cpu table to time (no build; --space, --resolution "
+                                                "and --calibrate are then the table's)")
     a = ap.parse_args()
-    s = run(a.space, a.resolution, a.n, a.calibrate, Path(a.out_dir), a.gap_min, a.runs, a.rounds)
+    s = run(a.space, a.resolution, a.n, a.calibrate, Path(a.out_dir), a.gap_min, a.runs, a.rounds, a.table)
     print(markdown_summary(s))
 
 

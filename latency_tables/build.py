@@ -166,6 +166,7 @@ def calibrate_table(table: LatencyTable, n: int, method: str = AUTO, seed: int =
     info = {"seed": seed if sampled else None, "overhead_ms": table.overhead_ms, "mape_before": float(before.mean()),
             "policies": sorted({policy_of(c) for c in cfgs})}
     cal = select(table.block_sums(cfgs), y, table.overhead_ms, fitted_on=info,
-                 force=None if method == AUTO else method, n_blocks=table.block_counts(cfgs))
+                 force=None if method == AUTO else method, n_blocks=table.block_counts(cfgs),
+                 weights_m=table.weights_m(cfgs))
     table.calibration = cal
     return cal

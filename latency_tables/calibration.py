@@ -10,10 +10,16 @@ So each block's contribution is its median minus the measured per-call overhead 
   affine:    ms = a + b * x
   per-block: ms = a + x + c * n                  n = the number of blocks
   per-bits:  ms = a + b_fp * x_fp + b_8 * x_8 + b_4 * x_4   (x split by the blocks' weight bits)
+  weights:   ms = a + b * x + d * w               w = the subnet's parameters, millions
 
 `per-block`: where a block costs inside a whole graph a fixed amount other than the standalone per-call overhead
 (on an Intel Xeon host only 22-51 % of that overhead went away in whole subnets: the error then grows with the
 number of blocks, not with their size; experiments/results/latency.md).
+
+`weights`: a block timed alone runs again and again with its weights in the core's caches; a whole model reads all
+of its weights once per inference. So whole subnets of the same block sum run slower the more parameters they hold
+(on an Intel Xeon host, mbv3-tiny at 32 px, whole / block sum correlated 0.53 with the parameter count over 72
+subnets, and the exports of a demo run missed by -12 % to +16 % under `per-block`, by -5 % to +7 % with this term).
 
 `scale` takes b as the median of measured / x (one parameter, robust to one bad measurement); the others are
 fitted by least squares on the *relative* error (what validation reports), so small and large models count
@@ -34,13 +40,13 @@ import numpy as np
 
 from search_spaces.errors import bad_value
 
-METHODS = ("none", "scale", "affine", "per-block", "per-bits")  # simplest first: the order near-ties are broken in
+METHODS = ("none", "scale", "affine", "per-block", "weights", "per-bits")  # simplest first: the order near-ties are broken in
 AUTO = "auto"
 GROUPS = ("fp", "w8", "w4")  # per-bits feature groups, by a block's weight bits
 # a more complex candidate must lower the cross-validated MAPE by more than this (relative, plus absolute) to win
 NEAR_TIE_REL, NEAR_TIE_ABS = 0.05, 0.001
 _NEEDS = {"none": ("a",), "scale": ("b",), "affine": ("a", "b"), "per-block": ("a", "c"),
-          "per-bits": ("a", "b_fp", "b_w8", "b_w4")}
+          "per-bits": ("a", "b_fp", "b_w8", "b_w4"), "weights": ("a", "b", "d")}
 
 
 def group_of(weight_bits: int) -> int:
@@ -63,17 +69,23 @@ class Calibration:
         return {"none": f"ms = overhead_ms + {x}", "affine": f"ms = a + b * {x}", "scale": f"ms = b * {x}",
                 "per-block": f"ms = a + {x} + c * n_blocks",
                 "per-bits": "ms = a + b_fp * x_fp + b_w8 * x_w8 + b_w4 * x_w4, x_g = sum over blocks with weight "
-                            "bits g of (median_ms - overhead_ms)"}[self.method]
+                            "bits g of (median_ms - overhead_ms)",
+                "weights": f"ms = a + b * {x} + d * weights_m (the subnet's parameters, millions)"}[self.method]
 
     @property
     def applied(self) -> bool:
         """False when the selection kept the plain (overhead-corrected) block sum."""
         return self.method != "none"
 
-    def apply(self, x_groups: np.ndarray, n_blocks: np.ndarray | None = None) -> np.ndarray:
+    def apply(self, x_groups: np.ndarray, n_blocks: np.ndarray | None = None,
+              weights_m: np.ndarray | None = None) -> np.ndarray:
         """x_groups: (n, 3) overhead-corrected block sums per group (fp, w8, w4); n_blocks: (n,) block counts
-        (`per-block` needs them)."""
+        (`per-block` needs them); weights_m: (n,) parameters in millions (`weights` needs them)."""
         p = self.params
+        if self.method == "weights":
+            if weights_m is None:
+                raise ValueError("the weights calibration needs the subnets' parameter counts")
+            return p["a"] + p["b"] * x_groups.sum(axis=1) + p["d"] * np.asarray(weights_m, dtype=np.float64)
         if self.method == "per-block":
             if n_blocks is None:
                 raise ValueError("the per-block calibration needs the subnets' block counts")
@@ -99,15 +111,17 @@ class Calibration:
                 raise bad_value(f"calibration.params.{k}", params.get(k), "a finite number")
             if k.startswith("b") and params[k] <= 0:  # a slope <= 0 makes bigger models faster (or negative)
                 raise bad_value(f"calibration.params.{k}", params[k], "a positive slope")
+            if k == "d" and params[k] < 0:  # reading more weights never makes a model faster
+                raise bad_value(f"calibration.params.{k}", params[k], "a slope >= 0")
         return cls(str(d["method"]), params, dict(d.get("fitted_on", {})))
 
     @classmethod
     def fit(cls, x_groups: np.ndarray, measured_ms: np.ndarray, method: str = "affine",
             fitted_on: Mapping[str, Any] | None = None, overhead_ms: float = 0.0,
-            n_blocks: np.ndarray | None = None) -> Calibration:
+            n_blocks: np.ndarray | None = None, weights_m: np.ndarray | None = None) -> Calibration:
         """Least squares on relative error. Groups with no block in any calibration model keep slope 1 (the
-        table as measured); with too few models for `per-bits`, fall back to `affine`. `none` fits nothing:
-        `overhead_ms` is its intercept."""
+        table as measured); with too few models for `per-bits`, fall back to `affine`; `weights` fitting a
+        negative weight slope falls back to `affine` too. `none` fits nothing: `overhead_ms` is its intercept."""
         x = np.asarray(x_groups, dtype=np.float64)
         y = np.asarray(measured_ms, dtype=np.float64)
         if method not in METHODS:
@@ -133,7 +147,11 @@ class Calibration:
         elif method == "scale":
             cal, how = cls(method, {"b": float(np.median(y / x.sum(axis=1)))}, info), "median of measured / block sum"
         else:
-            if method == "affine":
+            if method == "weights":
+                if weights_m is None:
+                    raise bad_value("calibration weights_m", None, "the parameter counts of the calibration subnets")
+                feats = np.column_stack([np.ones_like(y), x.sum(axis=1), np.asarray(weights_m, dtype=np.float64)])
+            elif method == "affine":
                 feats = np.column_stack([np.ones_like(y), x.sum(axis=1)])
             else:
                 feats = np.column_stack([np.ones_like(y)] + [x[:, g] for g in present])
@@ -141,42 +159,52 @@ class Calibration:
             theta, *_ = np.linalg.lstsq(feats * w[:, None], y * w, rcond=None)
             if method == "affine":
                 params = {"a": float(theta[0]), "b": float(theta[1])}
+            elif method == "weights":
+                params = {"a": float(theta[0]), "b": float(theta[1]), "d": float(theta[2])}
+                if params["d"] < 0:  # noise: more weights never run faster
+                    info["note"] = f"weights fitted d < 0 ({params}); fitted affine"
+                    return cls.fit(x, y, "affine", info, overhead_ms, n_blocks, weights_m)
             else:
                 params = {"a": float(theta[0]), "b_fp": 1.0, "b_w8": 1.0, "b_w4": 1.0}
                 for j, g in enumerate(present):
                     params[f"b_{GROUPS[g]}"] = float(theta[1 + j])
             if any(v <= 0 for k, v in params.items() if k.startswith("b")):  # noise, not physics: loading refuses it
                 info["note"] = f"{method} fitted a slope <= 0 ({params}); fitted scale"
-                return cls.fit(x, y, "scale", info, overhead_ms, n_blocks)
+                return cls.fit(x, y, "scale", info, overhead_ms, n_blocks, weights_m)
             cal, how = cls(method, params, info), "least squares on relative error"
         cal.fitted_on.update({"n": int(y.size), "fit": how,
-                              "mape_after": float(np.mean(np.abs(cal.apply(x, n_blocks) - y) / y))})
+                              "mape_after": float(np.mean(np.abs(cal.apply(x, n_blocks, weights_m) - y) / y))})
         return cal
 
 
 def cross_validated_mape(x_groups: np.ndarray, measured_ms: np.ndarray, method: str,
-                         overhead_ms: float = 0.0, n_blocks: np.ndarray | None = None) -> float:
+                         overhead_ms: float = 0.0, n_blocks: np.ndarray | None = None,
+                         weights_m: np.ndarray | None = None) -> float:
     """Leave-one-out mean relative error of `method`: each subnet predicted by a fit on all the others."""
     x = np.asarray(x_groups, dtype=np.float64)
     y = np.asarray(measured_ms, dtype=np.float64)
     nb = None if n_blocks is None else np.asarray(n_blocks, dtype=np.float64)
+    wm = None if weights_m is None else np.asarray(weights_m, dtype=np.float64)
     errs = []
     for i in range(y.size):
         keep = np.arange(y.size) != i
         cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms,
-                              n_blocks=None if nb is None else nb[keep])
-        errs.append(abs(float(cal.apply(x[i : i + 1], None if nb is None else nb[i : i + 1])[0]) - y[i]) / y[i])
+                              n_blocks=None if nb is None else nb[keep], weights_m=None if wm is None else wm[keep])
+        one = cal.apply(x[i : i + 1], None if nb is None else nb[i : i + 1], None if wm is None else wm[i : i + 1])
+        errs.append(abs(float(one[0]) - y[i]) / y[i])
     return float(np.mean(errs))
 
 
 def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
            candidates: tuple[str, ...] = METHODS, fitted_on: Mapping[str, Any] | None = None,
-           force: str | None = None, n_blocks: np.ndarray | None = None) -> Calibration:
+           force: str | None = None, n_blocks: np.ndarray | None = None,
+           weights_m: np.ndarray | None = None) -> Calibration:
     """The candidate with the lowest leave-one-out relative error, fitted on all measurements. A candidate
     replaces a simpler one only when it beats it by more than a near-tie (5 % of the error + 0.1 point), so
     `none` -- the plain overhead-corrected sum -- stays unless a correction clearly helps held-out subnets.
     `force`: fit that method whatever the cross-validation says (the errors are recorded all the same).
-    `n_blocks`: the subnets' block counts; without them `per-block` is not a candidate."""
+    `n_blocks`: the subnets' block counts; without them `per-block` is not a candidate. `weights_m`: their
+    parameters (millions); without them `weights` is not a candidate."""
     if force is not None and force not in METHODS:
         raise bad_value("calibration method", force, f"one of {', '.join(METHODS)}")
     y = np.asarray(measured_ms, dtype=np.float64)
@@ -187,9 +215,9 @@ def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
     groups = int(np.sum(np.any(np.asarray(x_groups) > 0, axis=0)))
     # enough subnets that every leave-one-out fit has more measurements than parameters (and per-block: counts)
     needs = {"none": 1, "scale": 2, "affine": 4, "per-block": 4 if n_blocks is not None else np.inf,
-             "per-bits": groups + 4}
+             "weights": 5 if weights_m is not None else np.inf, "per-bits": groups + 4}
     usable = [m for m in order if y.size >= needs[m]]
-    cv = {m: cross_validated_mape(x_groups, y, m, overhead_ms, n_blocks) for m in usable if y.size >= 2}
+    cv = {m: cross_validated_mape(x_groups, y, m, overhead_ms, n_blocks, weights_m) for m in usable if y.size >= 2}
     chosen = usable[0] if usable else "none"
     for m in usable[1:]:
         if m in cv and cv[m] < cv[chosen] * (1 - NEAR_TIE_REL) - NEAR_TIE_ABS:
@@ -199,4 +227,5 @@ def select(x_groups: np.ndarray, measured_ms: np.ndarray, overhead_ms: float,
                          "forced": force,
                          "rule": f"lowest cross-validated MAPE; a more complex candidate must beat the chosen one "
                                  f"by > {NEAR_TIE_REL:.0%} of its error + {NEAR_TIE_ABS:.1%}"}
-    return Calibration.fit(x_groups, y, force or chosen, fitted_on=info, overhead_ms=overhead_ms, n_blocks=n_blocks)
+    return Calibration.fit(x_groups, y, force or chosen, fitted_on=info, overhead_ms=overhead_ms, n_blocks=n_blocks,
+                           weights_m=weights_m)

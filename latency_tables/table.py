@@ -18,7 +18,7 @@ import numpy as np
 
 from latency_tables.calibration import Calibration, group_of
 from search_spaces import Family, FamilyConfig, SearchSpace, SubnetConfig, config_from_dict, get_space
-from search_spaces.block_spec import parse_block_key
+from search_spaces.block_spec import BlockSpec, parse_block_key
 from search_spaces.errors import HwnasError, InputError, bad_value
 from search_spaces.files import atomic_write_json
 
@@ -52,6 +52,11 @@ def _entry(key: str, d: Any) -> dict[str, float | int]:
             if not (math.isfinite(e[k]) and e[k] > 0):  # ref_ratio x ref_ms is the latency of a normalized table
                 raise InputError(f"entries[{key!r}].{k}: got {d[k]!r}, allowed: a positive number")
     return e
+
+
+def _params_m(space: Family, block: BlockSpec) -> float:
+    _, quantizable, other = space.block_counts(block)
+    return (quantizable + other) / 1e6
 
 
 def _reference_model(d: Any) -> dict[str, Any] | None:
@@ -251,6 +256,8 @@ class LatencyTable:
         fixed = np.full(n_ctx, np.nan)
         fixed_unsup = np.zeros(n_ctx, dtype=bool)
         n_fixed = np.zeros(n_ctx, dtype=np.int64)
+        params = np.zeros(shape)  # each block's parameters, millions (the `weights` calibration's feature)
+        fixed_params = np.zeros(n_ctx)
         o = self.overhead_ms
         for ci, cix in enumerate(np.ndindex(*ctx_sizes)):
             ctx = {sc.columns[c].field: sc.columns[c].choices[i] for c, i in zip(ctx_cols, cix)}
@@ -262,7 +269,8 @@ class LatencyTable:
             fixed[ci] = np.sum(vals)
             fixed_unsup[ci] = any(b.key in self.unsupported for b in fixed_blocks)
             n_fixed[ci] = len(fixed_blocks)
-            cache: dict[Any, tuple[float, bool]] = {}
+            fixed_params[ci] = sum(_params_m(sp, b) for b in fixed_blocks)
+            cache: dict[Any, tuple[float, bool, float]] = {}
             for p in range(sc.n_positions):
                 for idx in np.ndindex(*shape[2:]):
                     values = dict(zip(fields, (c[i] for c, i in zip(ch, idx))))
@@ -273,15 +281,15 @@ class LatencyTable:
                     if b not in cache:
                         key = b.key
                         if key in self.unsupported:
-                            cache[b] = (0.0, True)
+                            cache[b] = (0.0, True, _params_m(sp, b))
                         else:
                             cache[b] = (self.latency_ms(self.entries[key]) - o if key in self.entries else np.nan,
-                                        False)
-                    ms[(ci, p, *idx)], unsup[(ci, p, *idx)] = cache[b]
+                                        False, _params_m(sp, b))
+                    ms[(ci, p, *idx)], unsup[(ci, p, *idx)], params[(ci, p, *idx)] = cache[b]
                     group[(ci, p, *idx)] = group_of(w)
         return {"ms": ms.ravel(), "unsup": unsup.ravel(), "group": group.ravel(), "fixed": fixed,
-                "fixed_unsup": fixed_unsup, "n_fixed": n_fixed, "shape": shape, "ctx_cols": ctx_cols,
-                "ctx_sizes": ctx_sizes}
+                "fixed_unsup": fixed_unsup, "n_fixed": n_fixed, "params": params.ravel(),
+                "fixed_params": fixed_params, "shape": shape, "ctx_cols": ctx_cols, "ctx_sizes": ctx_sizes}
 
     def _gather(self, configs: Sequence[Any] | np.ndarray) -> dict[str, np.ndarray]:
         sp = self.search_space
@@ -313,7 +321,9 @@ class LatencyTable:
             groups[:, gi] = np.where(g == gi, vals, 0.0).sum(axis=1)
         groups[:, 0] += fixed
         unsup = (active & d["unsup"][flat]).any(axis=1) | d["fixed_unsup"][r]
-        return {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "unsupported": unsup}
+        weights_m = np.where(active, d["params"][flat], 0.0).sum(axis=1) + d["fixed_params"][r]
+        return {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "weights_m": weights_m,
+                "unsupported": unsup}
 
     def _raise_missing(self, sp: Family, row: np.ndarray) -> None:
         config = sp.from_indices(row[None, :])[0]
@@ -333,6 +343,10 @@ class LatencyTable:
         """(n,) how many blocks each config's prediction sums (what the `per-block` calibration counts)."""
         return self._gather(configs)["n_blocks"]
 
+    def weights_m(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
+        """(n,) each config's parameters in millions, blocks summed (what the `weights` calibration reads)."""
+        return self._gather(configs)["weights_m"]
+
     def predict(self, configs: Sequence[SubnetConfig] | np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Predicted whole-model latency in ms (float64), inf where a block is unsupported on this device.
         Uncalibrated: the overhead-corrected block sum (each block's latency less the per-call overhead, plus that
@@ -340,7 +354,7 @@ class LatencyTable:
         same sum when the calibration's cross-validation kept it (method `none`)."""
         g = self._gather(configs)
         if calibrated and self.calibration is not None:
-            out = self.calibration.apply(g["groups"], g["n_blocks"])
+            out = self.calibration.apply(g["groups"], g["n_blocks"], g["weights_m"])
         else:
             out = g["groups"].sum(axis=1) + self.overhead_ms
         bad = ~g["unsupported"] & ~(np.isfinite(out) & (out > 0))

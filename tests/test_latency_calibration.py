@@ -137,3 +137,28 @@ def test_a_cost_per_block_is_found_when_whole_models_pay_one() -> None:
     assert "per-block" not in select(x, y, OVERHEAD).fitted_on["selection"]["cv_mape"]
     with pytest.raises(ValueError, match="block counts"):
         cal.apply(x)
+
+
+def test_a_cost_per_weight_is_found_when_whole_models_read_their_weights() -> None:
+    """Whole models that pay 0.25 ms per million parameters beyond their block sum (a block timed alone keeps its
+    weights in cache; a whole model reads them all once per inference), with parameter counts that do not follow
+    the block sum: `weights` is chosen and recovers the cost; without the counts it is no candidate, applying it
+    needs them, and a fit whose weight slope comes out negative (noise) falls back to `affine`."""
+    x = _sums(16, 6)
+    w = np.random.default_rng(7).uniform(0.15, 0.6, 16)
+    y = (0.02 + 1.05 * x.sum(axis=1) + 0.25 * w) * np.random.default_rng(8).normal(1.0, 0.005, 16)
+    cal = select(x, y, OVERHEAD, weights_m=w)
+    cv = cal.fitted_on["selection"]["cv_mape"]
+    assert cal.method == "weights", cv
+    assert cal.params["d"] == pytest.approx(0.25, abs=0.04) and cal.params["b"] == pytest.approx(1.05, abs=0.03)
+    assert cv["weights"] < 0.5 * min(cv["none"], cv["scale"], cv["affine"])
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    np.testing.assert_allclose(again.apply(x, weights_m=w), cal.apply(x, weights_m=w))
+    assert "weights" not in select(x, y, OVERHEAD).fitted_on["selection"]["cv_mape"]
+    with pytest.raises(ValueError, match="parameter counts"):
+        cal.apply(x)
+    lighter = 1.05 * x.sum(axis=1) + 0.3 - 0.25 * w  # more weights, faster: not physics
+    fell = Calibration.fit(x, lighter, "weights", weights_m=w)
+    assert fell.method == "affine" and "d < 0" in fell.fitted_on["note"]
+    with pytest.raises(InputError, match="calibration.params.d"):
+        Calibration.from_dict({"method": "weights", "params": {"a": 0.0, "b": 1.0, "d": -0.1}})
