@@ -146,6 +146,8 @@ def test_build_reload_predict(table_path) -> None:
     assert t.reference_model["kind"] == "subnet"  # a whole subnet of the space is the load reference
     np.testing.assert_allclose(t.predict(HELD_OUT), t.calibration.apply(t.block_sums(HELD_OUT)))
     assert t.supported(HELD_OUT).all()
+    # what the `weights` calibration reads: each subnet's parameters, exactly as its profile counts them
+    np.testing.assert_allclose(t.weights_m(HELD_OUT), [sp.profile(c).params / 1e6 for c in HELD_OUT], rtol=1e-12)
 
 
 def test_predict_is_vectorised_and_names_missing_keys(table_path) -> None:

@@ -7,7 +7,7 @@ under every budget -- of the front and the budget searches' results, the entries
 predictor's labels were measured (`accuracy.label_images`), corrects the predictor with the residuals of every
 subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process that reaches a search's
 neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
-its picks on the export's check images instead (CHECK_IMAGES: +-0.5 points, not +-1.4; the export reuses them), corrects the
+its picks on the export's check images instead (CHECK_IMAGES: +-0.36 points, not +-1.4; the export reuses them), corrects the
 predictor once more and searches no more -- and repeats that while the correction brings unchecked subnets into a
 budget's best (`SETTLE_ROUNDS`). Each label enters the correction with its binomial variance, so the luckiest of
 near-equal picks is shrunk towards the others instead of taken at its word. The labels are also appended to a copy
@@ -26,7 +26,9 @@ from typing import Any
 from search_spaces.files import atomic_write_text
 
 Found = list[tuple[list[Any], int]]  # per budget: its best entries (FrontEntry) and the evaluations spent
-CHECK_IMAGES = 5000  # +-0.5 points at 85 % (one sigma); 2,000 (+-0.8) left a budget a point optimistic in one run of three
+# +-0.36 points at 85 % (one sigma): what the chosen subnets' predictions end anchored to, so what bounds their
+# error against the test split; 5,000 (+-0.5) left a budget 1.1 points under-predicted in one run of five
+CHECK_IMAGES = 10000
 # after the last round, up to this many more on the check images while its correction lifts unchecked subnets into
 # a budget's best predicted (a check below its prediction lowers it, and the next best takes its place): the export
 # checks a budget's best predicted, and a subnet whose check the predictor has not learnt keeps its optimism
