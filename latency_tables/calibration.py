@@ -40,7 +40,8 @@ import numpy as np
 
 from search_spaces.errors import bad_value
 
-METHODS = ("none", "scale", "affine", "per-block", "weights", "per-bits")  # simplest first: the order near-ties are broken in
+# simplest first: the order near-ties are broken in
+METHODS = ("none", "scale", "affine", "per-block", "weights", "per-bits")
 AUTO = "auto"
 GROUPS = ("fp", "w8", "w4")  # per-bits feature groups, by a block's weight bits
 # a more complex candidate must lower the cross-validated MAPE by more than this (relative, plus absolute) to win
