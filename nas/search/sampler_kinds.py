@@ -20,7 +20,7 @@ class SamplerOptions:
     """What the engine hands a sampler factory (a factory uses what applies to it)."""
 
     seed: int | None
-    population_size: int = 50
+    population_size: int  # `SearchConfig.population_size`: the one default
     n_startup_trials: int | None = None
     mutation: BaseMutation | None = None  # nsga2: `operators.make_mutation` (None: Optuna's re-draw)
     mutation_prob: float | None = None
@@ -89,7 +89,7 @@ SAMPLERS.register("tpe", SamplerKind(_tpe, default_encoding="field", default_bat
 SAMPLERS.register("random", SamplerKind(_random, default_encoding="block", default_batch=500))
 
 
-def make_sampler(name: str, seed: int | None, population_size: int = 50, n_startup_trials: int | None = None,
+def make_sampler(name: str, seed: int | None, population_size: int, n_startup_trials: int | None = None,
                  mutation: BaseMutation | None = None, mutation_prob: float | None = None,
                  crossover: BaseCrossover | None = None,
                  search_space: dict[str, BaseDistribution] | None = None) -> optuna.samplers.BaseSampler:
