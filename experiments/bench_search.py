@@ -356,8 +356,10 @@ def main() -> None:
             per_budget.setdefault("OFA evolution (hwnas re-implementation)", []).append(row_r)
         print(f"per-budget seed {seed}: " + "; ".join(f"{k}: {np.round(v[-1], 3).tolist()}"
                                                      for k, v in per_budget.items()), flush=True)
-    for meth, rs in runs.items() if budget_seeds else ():
-        per_budget[f"{meth}, unconstrained, whole run of {B}"] = [[best_under(r, b, B) for b in budgets] for r in rs]
+    if budget_seeds:
+        for meth, rs in runs.items():
+            per_budget[f"{meth}, unconstrained, whole run of {B}"] = [[best_under(r, b, B) for b in budgets]
+                                                                      for r in rs]
 
     # reference and hypervolumes
     allv = [ref_random] + [r["values"][r["supported"]] for rs in runs.values() for r in rs] + \

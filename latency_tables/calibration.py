@@ -184,14 +184,17 @@ def cross_validated_mape(x_groups: np.ndarray, measured_ms: np.ndarray, method: 
     """Leave-one-out mean relative error of `method`: each subnet predicted by a fit on all the others."""
     x = np.asarray(x_groups, dtype=np.float64)
     y = np.asarray(measured_ms, dtype=np.float64)
-    nb = None if n_blocks is None else np.asarray(n_blocks, dtype=np.float64)
-    wm = None if weights_m is None else np.asarray(weights_m, dtype=np.float64)
+    extra = [None if a is None else np.asarray(a, dtype=np.float64) for a in (n_blocks, weights_m)]
+
+    def rows(sel: Any) -> list[np.ndarray | None]:  # the optional per-subnet features of the selected subnets
+        return [None if a is None else a[sel] for a in extra]
+
     errs = []
     for i in range(y.size):
         keep = np.arange(y.size) != i
-        cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms,
-                              n_blocks=None if nb is None else nb[keep], weights_m=None if wm is None else wm[keep])
-        one = cal.apply(x[i : i + 1], None if nb is None else nb[i : i + 1], None if wm is None else wm[i : i + 1])
+        nb, wm = rows(keep)
+        cal = Calibration.fit(x[keep], y[keep], method, overhead_ms=overhead_ms, n_blocks=nb, weights_m=wm)
+        one = cal.apply(x[i : i + 1], *rows(slice(i, i + 1)))
         errs.append(abs(float(one[0]) - y[i]) / y[i])
     return float(np.mean(errs))
 

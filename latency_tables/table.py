@@ -291,7 +291,9 @@ class LatencyTable:
                 "fixed_unsup": fixed_unsup, "n_fixed": n_fixed, "params": params.ravel(),
                 "fixed_params": fixed_params, "shape": shape, "ctx_cols": ctx_cols, "ctx_sizes": ctx_sizes}
 
-    def _gather(self, configs: Sequence[Any] | np.ndarray) -> dict[str, np.ndarray]:
+    def _gather(self, configs: Sequence[Any] | np.ndarray, weights: bool = False) -> dict[str, np.ndarray]:
+        """Block sums per group, block counts, unsupported flags; with `weights`, also the parameter sums (only the
+        `weights` calibration reads them: a search's many predictions do not pay for them otherwise)."""
         sp = self.search_space
         if not isinstance(configs, np.ndarray):
             for c in configs:
@@ -321,9 +323,10 @@ class LatencyTable:
             groups[:, gi] = np.where(g == gi, vals, 0.0).sum(axis=1)
         groups[:, 0] += fixed
         unsup = (active & d["unsup"][flat]).any(axis=1) | d["fixed_unsup"][r]
-        weights_m = np.where(active, d["params"][flat], 0.0).sum(axis=1) + d["fixed_params"][r]
-        return {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "weights_m": weights_m,
-                "unsupported": unsup}
+        out = {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "unsupported": unsup}
+        if weights:
+            out["weights_m"] = np.where(active, d["params"][flat], 0.0).sum(axis=1) + d["fixed_params"][r]
+        return out
 
     def _raise_missing(self, sp: Family, row: np.ndarray) -> None:
         config = sp.from_indices(row[None, :])[0]
@@ -345,16 +348,17 @@ class LatencyTable:
 
     def weights_m(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
         """(n,) each config's parameters in millions, blocks summed (what the `weights` calibration reads)."""
-        return self._gather(configs)["weights_m"]
+        return self._gather(configs, weights=True)["weights_m"]
 
     def predict(self, configs: Sequence[SubnetConfig] | np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Predicted whole-model latency in ms (float64), inf where a block is unsupported on this device.
         Uncalibrated: the overhead-corrected block sum (each block's latency less the per-call overhead, plus that
         overhead once for the model). Calibrated: the table's calibration (see `calibration.py`), which is that
         same sum when the calibration's cross-validation kept it (method `none`)."""
-        g = self._gather(configs)
+        uses_weights = calibrated and self.calibration is not None and self.calibration.method == "weights"
+        g = self._gather(configs, weights=uses_weights)
         if calibrated and self.calibration is not None:
-            out = self.calibration.apply(g["groups"], g["n_blocks"], g["weights_m"])
+            out = self.calibration.apply(g["groups"], g["n_blocks"], g.get("weights_m"))
         else:
             out = g["groups"].sum(axis=1) + self.overhead_ms
         bad = ~g["unsupported"] & ~(np.isfinite(out) & (out > 0))

@@ -380,5 +380,4 @@ def load_data(name: str, seed: int = 0, in_channels: int | None = None, holdout:
 
 
 __all__ = ["DATASETS", "FOLDER_KINDS", "DataSet", "DataSource", "SPLITS", "adapt_channels", "folder_splits",
-           "list_datasets", "load_data",
-           "random_affine", "resize", "stratified_order", "stratified_split"]
+           "list_datasets", "load_data", "random_affine", "resize", "stratified_order", "stratified_split"]

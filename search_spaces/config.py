@@ -33,6 +33,9 @@ def _match_choice(field: str, value: object, choices: Sequence[Any]) -> Any:
     raise bad_value(field, value, f"one of {_choices_text(choices)}")
 
 
+_PLAIN_NUMBERS = {int, float}
+
+
 def _match_all(field: str, values: tuple[Any, ...], choices: dict[Any, Any]) -> tuple[Any, ...]:
     """`_match_choice` of every value (`field[i]` in the error); where all are plain ints and floats, a dict lookup
     per value (numbers hash by value, so 3.0 finds 3), which is what makes building the search's many configs
@@ -45,7 +48,6 @@ def _match_all(field: str, values: tuple[Any, ...], choices: dict[Any, Any]) -> 
     return tuple(_match_choice(f"{field}[{i}]", v, tuple(choices)) for i, v in enumerate(values))
 
 
-_PLAIN_NUMBERS = {int, float}
 _ALLOWED: dict[int, tuple[SpaceSpec, dict[str, dict[Any, Any]]]] = {}
 
 

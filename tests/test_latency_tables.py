@@ -148,6 +148,9 @@ def test_build_reload_predict(table_path) -> None:
     assert t.supported(HELD_OUT).all()
     # what the `weights` calibration reads: each subnet's parameters, exactly as its profile counts them
     np.testing.assert_allclose(t.weights_m(HELD_OUT), [sp.profile(c).params / 1e6 for c in HELD_OUT], rtol=1e-12)
+    t.calibration = Calibration("weights", {"a": 0.01, "b": 1.1, "d": 0.3})  # predict hands the counts to it
+    np.testing.assert_allclose(t.predict(HELD_OUT), 0.01 + 1.1 * t.block_sums(HELD_OUT).sum(axis=1)
+                               + 0.3 * t.weights_m(HELD_OUT))
 
 
 def test_predict_is_vectorised_and_names_missing_keys(table_path) -> None:
