@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from latency_tables.calibration import Calibration, group_of
+from latency_tables.correction import LatencyCorrection
 from search_spaces import Family, FamilyConfig, SearchSpace, SubnetConfig, config_from_dict, get_space
 from search_spaces.block_spec import BlockSpec, parse_block_key
 from search_spaces.errors import HwnasError, InputError, bad_value
@@ -80,7 +81,8 @@ class LatencyTable:
                  overhead: Mapping[str, Any] | None = None, calibration: Calibration | None = None,
                  calibration_measurements: Sequence[Mapping[str, Any]] | None = None,
                  expected_keys: int | None = None, build_seconds: float = 0.0,
-                 reference_model: Mapping[str, Any] | None = None) -> None:
+                 reference_model: Mapping[str, Any] | None = None,
+                 correction: LatencyCorrection | None = None) -> None:
         self.space = space
         self.device_tag = device_tag
         self.backend = backend
@@ -97,6 +99,8 @@ class LatencyTable:
         # the model timed alongside every measurement (protocol.reference): a whole subnet of this space; None in
         # tables written before it existed, which used a fixed float block (models.LEGACY_REFERENCE)
         self.reference_model = dict(reference_model) if reference_model else None
+        # around subnets timed whole after a search (`with_correction`); the calibrated prediction carries it
+        self.correction = correction
         self._dense: dict[str, Any] | None = None
         self._ref: tuple[float | None] | None = None
 
@@ -172,6 +176,7 @@ class LatencyTable:
             "build_seconds": round(self.build_seconds, 3), "complete": self.complete,
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "calibration_measurements": self.calibration_measurements,
+            "correction": self.correction.to_dict() if self.correction else None,
             "unsupported": dict(sorted(self.unsupported.items())),
             "entries": dict(sorted(self.entries.items())),
         }
@@ -224,10 +229,11 @@ class LatencyTable:
             overhead = d.get("overhead")
             if overhead is not None:
                 overhead = _entry("overhead", overhead)
+            correction = LatencyCorrection.from_dict(d["correction"], sp) if d.get("correction") else None
             return cls(tspace, str(d["device_tag"]), str(d["backend"]), dict(d["fingerprint"]), dict(d["protocol"]),
                        resolutions, clean, {str(k): str(v) for k, v in unsupported.items()}, overhead, cal,
                        list(d.get("calibration_measurements") or []), d.get("expected_keys"),
-                       float(d.get("build_seconds") or 0.0), _reference_model(d.get("reference_model")))
+                       float(d.get("build_seconds") or 0.0), _reference_model(d.get("reference_model")), correction)
         except InputError as e:
             if str(e).startswith(source):
                 raise
@@ -323,7 +329,7 @@ class LatencyTable:
             groups[:, gi] = np.where(g == gi, vals, 0.0).sum(axis=1)
         groups[:, 0] += fixed
         unsup = (active & d["unsup"][flat]).any(axis=1) | d["fixed_unsup"][r]
-        out = {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "unsupported": unsup}
+        out = {"groups": groups, "n_blocks": active.sum(axis=1) + d["n_fixed"][r], "unsupported": unsup, "idx": idx}
         if weights:
             out["weights_m"] = np.where(active, d["params"][flat], 0.0).sum(axis=1) + d["fixed_params"][r]
         return out
@@ -350,17 +356,21 @@ class LatencyTable:
         """(n,) each config's parameters in millions, blocks summed (what the `weights` calibration reads)."""
         return self._gather(configs, weights=True)["weights_m"]
 
-    def predict(self, configs: Sequence[SubnetConfig] | np.ndarray, calibrated: bool = True) -> np.ndarray:
+    def predict(self, configs: Sequence[SubnetConfig] | np.ndarray, calibrated: bool = True,
+                corrected: bool = True) -> np.ndarray:
         """Predicted whole-model latency in ms (float64), inf where a block is unsupported on this device.
         Uncalibrated: the overhead-corrected block sum (each block's latency less the per-call overhead, plus that
         overhead once for the model). Calibrated: the table's calibration (see `calibration.py`), which is that
-        same sum when the calibration's cross-validation kept it (method `none`)."""
+        same sum when the calibration's cross-validation kept it (method `none`), times the correction around
+        subnets timed whole where the table has one (`with_correction`; `corrected=False`: without it)."""
         uses_weights = calibrated and self.calibration is not None and self.calibration.method == "weights"
         g = self._gather(configs, weights=uses_weights)
         if calibrated and self.calibration is not None:
             out = self.calibration.apply(g["groups"], g["n_blocks"], g.get("weights_m"))
         else:
             out = g["groups"].sum(axis=1) + self.overhead_ms
+        if calibrated and corrected and self.correction is not None and len(out):
+            out = out * self.correction.factor(self.search_space, g["idx"])
         bad = ~g["unsupported"] & ~(np.isfinite(out) & (out > 0))
         if bad.any():  # a latency <= 0 is never a measurement: refuse it rather than let a search rank by it
             i = int(np.argmax(bad))
@@ -370,6 +380,17 @@ class LatencyTable:
                              f"({int(bad.sum())} of {len(out)}) from {how}; allowed: a positive latency "
                              "(recalibrate or rebuild the table)")
         return np.where(g["unsupported"], np.inf, out)
+
+    def with_correction(self, configs: Sequence[SubnetConfig], measured_ms: Sequence[float],
+                        seed: int = 0) -> LatencyTable:
+        """This table corrected around `configs`, timed whole at `measured_ms` (ms at the table's speed:
+        `latency_ms` of their measurements) -- what a search's picks really take (`correction.py`). Any earlier
+        correction is replaced: pass every subnet timed so far."""
+        table = LatencyTable.from_dict(self.to_dict())
+        table._dense = self._dense  # the same blocks
+        table.correction = LatencyCorrection.fit(self.search_space, configs, measured_ms,
+                                                 self.predict(configs, corrected=False), seed=seed)
+        return table
 
     def supported(self, configs: Sequence[SubnetConfig] | np.ndarray) -> np.ndarray:
         """False where a config contains a block this device cannot run (the search excludes it)."""

@@ -37,6 +37,22 @@ def calibration_summary(table: LatencyTable) -> dict[str, Any] | None:
             "n": cal.fitted_on.get("n"), "policies": cal.fitted_on.get("policies")}
 
 
+def table_executor(table: LatencyTable, ray_address: str | None = None) -> LocalExecutor | RayExecutor:
+    """Where whole subnets are timed for `table`: Ray tasks on its device's nodes (`ray_address`), else this
+    process, which must be the table's device (one line saying why not)."""
+    if ray_address is not None:
+        return RayExecutor(ray_address, table.device_tag)
+    cls = BACKENDS.get(table.backend)
+    ok, reason = cls.available()
+    if not ok:
+        raise HwnasError(f"backend {table.backend!r} is not available here: {reason}")
+    here = cls(**table.backend_args).fingerprint()
+    if here.get("device") != table.fingerprint.get("device"):
+        raise HwnasError(f"table was measured on {table.fingerprint.get('device')!r} but this machine is "
+                         f"{here.get('device')!r}; time subnets on the table's device (or with `ray_address`)")
+    return LocalExecutor()
+
+
 def measure_configs(ex: LocalExecutor | RayExecutor, table: LatencyTable, configs: Sequence[SubnetConfig],
                     desc: str, progress: bool = True) -> list[dict[str, Any]]:
     """Whole subnets measured end to end on the table's device with the table's settings, a protocol's
@@ -62,18 +78,7 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
     if not isinstance(n, int) or n < 1:
         raise bad_value("n", n, "an integer >= 1")
     sp = table.search_space
-    cls = BACKENDS.get(table.backend)
-    if ray_address is not None:
-        ex: LocalExecutor | RayExecutor = RayExecutor(ray_address, table.device_tag)
-    else:
-        ok, reason = cls.available()
-        if not ok:
-            raise HwnasError(f"backend {table.backend!r} is not available here: {reason}")
-        here = cls(**table.backend_args).fingerprint()
-        if here.get("device") != table.fingerprint.get("device"):
-            raise HwnasError(f"table was measured on {table.fingerprint.get('device')!r} but this machine is "
-                             f"{here.get('device')!r}; validate on the table's device (or with `ray_address`)")
-        ex = LocalExecutor()
+    ex = table_executor(table, ray_address)
     exclude = {config_from_dict(m["config"]).to_json() for m in table.calibration_measurements}
     if configs is None:
         configs = sample_configs(sp, n, seed, table.resolutions, exclude=exclude, supported=table.supported,
@@ -122,4 +127,4 @@ def measure_subnet(space: Any, config: SubnetConfig, backend: Any, protocol: Pro
         return be.measure(path, shape, protocol)
 
 
-__all__ = ["calibration_summary", "error_stats", "measure_subnet", "validate_table"]
+__all__ = ["calibration_summary", "error_stats", "measure_configs", "measure_subnet", "table_executor", "validate_table"]

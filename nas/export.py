@@ -477,7 +477,10 @@ def _card(src: _Sources, config: SubnetConfig, deployed: SubnetConfig, out: Path
             "table": (None if table_obj is None else {
                 "path": str(table) if isinstance(table, (str, os.PathLike)) else None,
                 "device_tag": getattr(table_obj, "device_tag", None),
-                "fingerprint": _fingerprint_of(table_obj)}),
+                "fingerprint": _fingerprint_of(table_obj),
+                # around subnets timed whole (a pipeline's picks): what the prediction was corrected with
+                "correction": (table_obj.correction.summary() if getattr(table_obj, "correction", None) is not None
+                               else None)}),
             "predictor": (None if pred_obj is None else {
                 "path": str(predictor) if isinstance(predictor, (str, os.PathLike)) else None,
                 "kind": type(pred_obj).__name__}),

@@ -144,6 +144,44 @@ def test_label_rounds_correct_the_predictor_where_the_search_chose(first_run):
     assert np.allclose([e.accuracy for e in front], np.asarray(again).ravel(), atol=1e-6)
 
 
+def test_pick_timing_corrects_the_table_where_the_search_chose(first_run):
+    """The label round timed the latency budget's picks whole on the table's backend and corrected the table
+    around them: it predicts the timed picks closer to their timings than the latency stage's table did and
+    random subnets as that table did; the front and the export's card carry the corrected table's figures."""
+    from latency_tables import LatencyTable
+    from nas.front import FrontEntry
+    from search_spaces import config_from_dict, get_space
+
+    wd, exp, result, _ = first_run
+
+    def outputs(stage: str) -> dict:
+        return json.loads((wd / f"{stage}-{result['stages'][stage]['key']}" / "stage.json").read_text())["outputs"]
+
+    search = outputs("search")
+    timing = json.loads(open(search["pick_timing"]).read())
+    assert timing["rounds"] and all(p["budget"] == "fast" for r in timing["rounds"] for p in r["picks"])
+    assert all(1 <= r["timed"] <= 2 for r in timing["rounds"])  # label_picks 2 of `fast`; none twice
+    configs = [config_from_dict(t["config"]) for t in timing["timed"]]
+    ms = np.array([t["measured_ms"] for t in timing["timed"]])
+    assert len(set(configs)) == len(configs) and (ms > 0).all()
+    base, fixed = LatencyTable.load(outputs("latency")["table"]), LatencyTable.load(search["table"])
+    assert base.correction is None and fixed.correction.summary()["timed"] == len(configs)
+
+    def rms_log_error(t: LatencyTable) -> float:
+        return float(np.sqrt(np.mean(np.log(t.predict(configs) / ms) ** 2)))
+
+    assert rms_log_error(fixed) <= rms_log_error(base)
+    far = get_space("mbv3-tiny").sample_many(20, 123, quantize=False)
+    far = [c.replace(resolution=16) for c in far]
+    np.testing.assert_allclose(fixed.predict(far), base.predict(far), rtol=0.05)
+    front = [FrontEntry.from_dict(d) for d in json.loads(open(search["front"]).read())]
+    np.testing.assert_allclose([e.latency_ms for e in front], fixed.predict([e.config for e in front]), rtol=1e-6)
+    card = json.loads((wd / "model.card.json").read_text())
+    assert card["provenance"]["table"]["path"] == search["table"]
+    assert card["provenance"]["table"]["correction"]["timed"] == len(configs)
+    assert "Pick timing:" in (wd / "report.md").read_text()
+
+
 def test_rerun_is_cached_and_a_change_reruns_only_dependents(first_run):
     wd, exp, _, _ = first_run
     t0 = time.perf_counter()

@@ -107,7 +107,7 @@ def _calibration_line(c: dict | None) -> str:
 @click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="Table file.")
 @click.option("--json", "as_json", is_flag=True)
 def show(table_path: str, as_json: bool) -> None:
-    """Summarise a table: space, device, fingerprint, protocol, coverage, calibration."""
+    """Summarise a table: space, device, fingerprint, protocol, coverage, calibration, correction."""
     from latency_tables import LatencyTable
 
     t = LatencyTable.load(table_path)
@@ -115,7 +115,8 @@ def show(table_path: str, as_json: bool) -> None:
                "entries": len(t.entries), "unsupported": len(t.unsupported), "expected_keys": t.expected_keys,
                "complete": t.complete, "overhead_ms": t.overhead_ms, "build_seconds": round(t.build_seconds, 1),
                "fingerprint": t.fingerprint, "protocol": t.protocol,
-               "calibration": t.calibration.to_dict() if t.calibration else None}
+               "calibration": t.calibration.to_dict() if t.calibration else None,
+               "correction": t.correction.summary() if t.correction else None}
     if as_json:
         echo_json(summary)
     else:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.pipeline.pick_timing import PickTiming
 from search_spaces.files import atomic_write_text
 
 Found = list[tuple[list[Any], int]]  # per budget: its best entries (FrontEntry) and the evaluations spent
@@ -145,28 +146,34 @@ class LabelRounds:
         return rows
 
     def run(self, n_rounds: int, n_picks: int, budgets: list[Any], front: list[Any], found: Found, evaluator: Any,
-            evaluator_for: Callable[[str], Any], search_budgets: Callable[[Any], Found]) -> tuple[str, Any, Found]:
+            evaluator_for: Callable[[str, str | None], Any], search_budgets: Callable[[Any], Found],
+            timing: PickTiming | None = None) -> tuple[str, str | None, Any, Found]:
         """Up to `n_rounds` rounds (and `SETTLE_ROUNDS` more on the check images) over `budgets`, starting from
         the `front`'s entries and the budget searches' `found` ([(best entries, evaluations)] per budget, by the
-        base predictor's `evaluator`). `evaluator_for(predictor directory)` is the predicted evaluator of a
-        predictor, `search_budgets(evaluator)` searches every budget again with one. Returns the last predictor's
-        directory (the base one when nothing was measured), its evaluator and the budgets' entries as it predicts
-        them."""
-        directory = self.base
+        base predictor's `evaluator`). With `timing`, the latency budgets' picks are timed whole in every round
+        too and the table corrected around them (`nas.pipeline.pick_timing`). `evaluator_for(predictor directory,
+        table path)` is the predicted evaluator of a predictor and a table (None: the latency stage's),
+        `search_budgets(evaluator)` searches every budget again with one. Returns the last predictor's directory
+        (the base one when nothing was measured), the last corrected table's path (None: none), their evaluator
+        and the budgets' entries as it predicts them."""
+        directory, table = self.base, None
         for r in range(n_rounds + SETTLE_ROUNDS):
             final = r >= n_rounds - 1
             # what a query would answer from: the front and every budget search's best, as predicted now
             seen = repredicted(front, evaluator) + [e for best, _ in found for e in best]
-            picks = [(b.label(), e) for b in budgets for e in top_under(seen, b, n_picks)]
-            if not self.label(picks, final=final):
-                break  # every pick measured already: the predictor has seen what it would choose
-            directory = self.correct()
-            evaluator = evaluator_for(directory)
+            picks = [(b, e) for b in budgets for e in top_under(seen, b, n_picks)]
+            labelled = self.label([(b.label(), e) for b, e in picks], final=final)
+            timed = timing.time([(b.label(), e) for b, e in picks if b.latency_ms is not None]) if timing else []
+            if not labelled and not timed:
+                break  # every pick measured already: the predictor and the table have seen what they would choose
+            directory = self.correct() if labelled else directory
+            table = timing.correct() if timed and timing else table
+            evaluator = evaluator_for(directory, table)
             if final:  # the last measurements correct the figures only: no search past them
                 found = [(sorted(repredicted(best, evaluator), key=lambda e: -e.accuracy), n) for best, n in found]
             else:
                 found = search_budgets(evaluator)
-        return directory, evaluator, found
+        return directory, table, evaluator, found
 
     def correct(self) -> str:
         """The base predictor corrected by the residuals of every subnet labelled so far, saved as
@@ -209,12 +216,13 @@ def top_under(entries: list[Any], budget: Any, k: int) -> list[Any]:
 
 
 def repredicted(entries: list[Any], evaluator: Any) -> list[Any]:
-    """`entries` with their accuracy (and lower bound) from `evaluator`'s predictor: one predictor's figures on
-    a front, whichever predictor found them."""
+    """`entries` with their accuracy (and lower bound) and latency from `evaluator`'s predictor and table: one
+    predictor's and one table's figures on a front, whichever found them."""
     from nas.front import with_lower_bounds
 
     if not entries:
         return entries
     m = evaluator.evaluate([e.config for e in entries])
-    fresh = [replace(e, accuracy=float(a), accuracy_lower=None) for e, a in zip(entries, m.accuracy)]
+    fresh = [replace(e, accuracy=float(a), latency_ms=float(ms), accuracy_lower=None)
+             for e, a, ms in zip(entries, m.accuracy, m.latency_ms)]
     return with_lower_bounds(fresh, evaluator.predictor)

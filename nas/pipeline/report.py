@@ -175,12 +175,26 @@ def _label_rounds_section(rounds: list[dict[str, Any]]) -> list[str]:
             format_table(rows, markdown=True), ""]
 
 
+def _pick_timing_section(rounds: list[dict[str, Any]]) -> list[str]:
+    """Per round: how far the latency budgets' picks ran from the table's prediction before its correction (the
+    search's optimism about latency where it chose)."""
+    rows = [{"round": str(r["round"]), "timed": str(r["timed"]),
+             "measured vs pred (mean)": f"{r['mean_error_pct']:+.1f} %",
+             "|measured vs pred|": f"{r['mean_abs_error_pct']:.1f} %",
+             "correction length": _f((r.get("correction") or {}).get("length"))} for r in rounds]
+    return ["Pick timing: in each label round the latency budgets' picks were also exported whole and timed on the "
+            "table's backend (at the table's speed), and the table corrected around every subnet timed so far (a "
+            "Gaussian process on the log ratio: it reaches neighbouring subnets only). Before each correction:", "",
+            format_table(rows, markdown=True), ""]
+
+
 def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[dict[str, str]],
                  primary: dict[str, str] | None) -> Path:
     lines = [f"# hwnas run: {exp.name}", "",
              f"Space `{exp.space}`, data `{exp.data}`, backend `{exp.latency.backend}`, seed {exp.seed}.", "",
              "## Chosen subnets per budget", "",
-             "`pred`: predicted by the predictor (learnt from the first holdout images) and the latency table. "
+             "`pred`: predicted by the predictor (learnt from the first holdout images) and the latency table "
+             "(corrected around the subnets timed whole in the label rounds, see Search). "
              "Per budget, the best predicted subnets are checked on holdout images after the labels' and the "
              "most accurate is exported (by the prediction where the label rounds taught the predictor that "
              "check, which shrinks a lucky check towards its neighbours', else by the check); `verified %` is "
@@ -262,6 +276,8 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
                                 for b in se["budgeted"]], markdown=True), ""]
     if se.get("label_rounds"):
         lines += _label_rounds_section(json.loads(Path(se["label_rounds"]).read_text())["rounds"])
+    if se.get("pick_timing"):
+        lines += _pick_timing_section(json.loads(Path(se["pick_timing"]).read_text())["rounds"])
     lines += ["## Stages", "", format_table([{"stage": r.name, "cached": "yes" if r.cached else "no",
                                               "seconds": f"{r.seconds:.1f}", "folder": str(r.folder)}
                                              for r in results.values()], markdown=True), ""]

@@ -245,6 +245,8 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
                         refine=REFINE_VERSION)
         if s.label_rounds:
             settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks, check_images=CHECK_IMAGES)
+            if s.time_picks:  # only then: keeps the cache keys of runs from before it existed
+                settings.update(time_picks=True)
 
     def search(folder: Path) -> dict[str, Any]:
         from nas.search.api import SearchConfig, run_search
@@ -264,7 +266,7 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
             from nas.search.refine import refine_for_budget
 
             pred_dir = predictor.outputs["predictor"]
-            space_r, ev = searched_evaluator(exp, pred_dir, latency)
+            space_r, ev = searched_evaluator(exp, pred_dir, latency.outputs["table"])
             configs = [t.config for t in result.trials]
 
             def budget_searches(ev: Any) -> list[tuple[list[Any], int]]:
@@ -277,18 +279,24 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
             found = budget_searches(ev)
             if s.label_rounds:
                 from nas.pipeline.label_rounds import LabelRounds, repredicted
+                from nas.pipeline.pick_timing import PickTiming
 
                 check = HoldoutCheck(supernet.outputs["checkpoint"], exp.data, exp.accuracy.calib_batches,
                                      skip=exp.accuracy.label_images or 0)
                 rounds = LabelRounds(folder, check, exp.accuracy.label_images, base=pred_dir, seed=exp.seed,
                                      progress=progress)
                 rounds.start(accuracy.outputs["dataset"])
-                pred_dir, ev, found = rounds.run(
+                timing = PickTiming(folder, latency.outputs["table"], exp.seed, ray_address,
+                                    progress) if s.time_picks else None
+                pred_dir, table_path, ev, found = rounds.run(
                     s.label_rounds, s.label_picks, [b for _, b in budgeted], entries, found, ev,
-                    evaluator_for=lambda d: searched_evaluator(exp, d, latency)[1], search_budgets=budget_searches)
+                    evaluator_for=lambda d, t: searched_evaluator(exp, d, t or latency.outputs["table"])[1],
+                    search_budgets=budget_searches, timing=timing)
                 entries = repredicted(entries, ev)
                 extra = {"predictor": pred_dir, "labels": str(rounds.dataset.resolve()),
                          "label_rounds": str(rounds.save().resolve())}
+                if timing is not None:
+                    extra.update(table=table_path, pick_timing=str(timing.save().resolve()))
             front_entries = list(entries)
             for (slug, b), (best, n_new) in zip(budgeted, found):
                 entries += with_lower_bounds(best, ev.predictor)
@@ -323,16 +331,22 @@ def searched_predictor(predictor: StageResult, search: StageResult) -> str:
     return search.outputs.get("predictor") or predictor.outputs["predictor"]
 
 
-def searched_evaluator(exp: Experiment, predictor: str, latency: StageResult) -> tuple[Any, Any]:
+def searched_table(latency: StageResult, search: StageResult) -> str:
+    """The table the search ended with: corrected around its timed picks, else the latency stage's."""
+    return search.outputs.get("table") or latency.outputs["table"]
+
+
+def searched_evaluator(exp: Experiment, predictor: str, table_path: str) -> tuple[Any, Any]:
     """The space as the search looked at it (the table's resolutions; keep 1.0 without pruning) and the predicted
-    evaluator: what the budget searches and the baselines search with."""
+    evaluator of `predictor` and the table at `table_path`: what the budget searches and the baselines search
+    with."""
     from latency_tables import LatencyTable
     from nas.search.api import table_resolutions
     from nas.search.evaluators import PredictedEvaluator
     from predictors import load_predictor
     from search_spaces import get_space
 
-    table = LatencyTable.load(latency.outputs["table"])
+    table = LatencyTable.load(table_path)
     space = get_space(exp.space)
     space_r = get_space(exp.space, resolutions=table_resolutions(space, table),
                         keep=None if exp.search.pruning else (1.0,))
@@ -474,7 +488,7 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 rep = export_subnet(ExportConfig(
                     supernet=supernet.outputs["checkpoint"], config=chosen.entry.config,
                     out=folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
-                    backend=exp.latency.backend, table=latency.outputs["table"], predictor=searched_with,
+                    backend=exp.latency.backend, table=searched_table(latency, search), predictor=searched_with,
                     entry=chosen.entry, query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
                     verify_n=exp.export.verify_n, holdout_from=check.end))
                 row[name] = rep.summary()
@@ -501,7 +515,7 @@ def baselines_stage(run: StageRunner, exp: Experiment, predictor: StageResult, l
         from nas.budgets import Budgets
         from nas.search.evolution import evolution_search
 
-        space_r, ev = searched_evaluator(exp, searched_predictor(predictor, search), latency)
+        space_r, ev = searched_evaluator(exp, searched_predictor(predictor, search), searched_table(latency, search))
         rnd_cfgs = space_r.sample_many(n, seed=exp.seed + 7, quantize=exp.search.quantize)
         rnd = ev.evaluate(rnd_cfgs)
 
