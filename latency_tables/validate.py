@@ -91,7 +91,8 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
     y = np.array([table.latency_ms(m) for m in measured])
     y_raw = np.array([m["median_ms"] for m in measured])
     raw = table.predict(configs, calibrated=False)
-    cal = table.predict(configs, calibrated=True)
+    # the table's own figures: a correction around a search's picks is for what a search selects (`correction.py`)
+    cal = table.predict(configs, calibrated=True, corrected=False)
     pols = [policy_of(c) for c in configs]
     by_policy = {p: {"n": pols.count(p), **error_stats(cal[m], y[m]), "uncalibrated": error_stats(raw[m], y[m])}
                  for p in dict.fromkeys(pols) for m in [np.array([q == p for q in pols])]}
@@ -101,6 +102,8 @@ def validate_table(table: LatencyTable, n: int, seed: int = 0, ray_address: str 
                               "load_normalized": table.normalized,
                               "space": table.space, "device_tag": table.device_tag, "backend": table.backend,
                               "seed": seed}
+    if table.correction is not None:  # what the correction does to random subnets: shifts them by its mean
+        report["corrected"] = error_stats(table.predict(configs), y)
     if table.normalized:  # the same predictions against the plain medians, load swings included
         report["raw_medians"] = {"calibrated": error_stats(cal, y_raw), "uncalibrated": error_stats(raw, y_raw)}
     report["subnets"] = [{"config": c.to_dict(), "policy": policy_of(c), "measured_ms": float(v),

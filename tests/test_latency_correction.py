@@ -1,6 +1,6 @@
 """A table corrected around subnets timed whole (`LatencyTable.with_correction`): near a timed subnet its
-prediction moves to the timing, far from every one the table's figure stands; the correction survives the file
-and a damaged one is refused in one line."""
+prediction moves to the timing, far from every one by their mean residual; the correction survives the file and
+a damaged one is refused in one line."""
 from __future__ import annotations
 
 import json
@@ -36,26 +36,28 @@ def _neighbour(config):
     return config.replace(kernel=tuple(kernels))
 
 
-def test_timed_subnets_and_their_neighbours_move_the_rest_stay(table, tmp_path) -> None:
-    """Picks the table under-predicts by 15 % (a search's winner's curse): after the correction each is within
-    the timing's noise of its timing, a neighbour one choice away moves most of the way, and random subnets keep
-    the table's figure."""
+def test_timed_subnets_and_their_neighbours_move_the_rest_by_the_mean(table, tmp_path) -> None:
+    """Picks the table under-predicts by 8-22 % (a search's winner's curse): after the correction each is within
+    the timing's noise of its timing, a neighbour one choice away moves most of the way, and random subnets move
+    by the picks' mean residual, shrunk by its uncertainty."""
     sp = get_space(SPACE)
     picks = _sample(6, 1)
     before = table.predict(picks)
-    fixed = table.with_correction(picks, 1.15 * before, seed=0)
-    after = fixed.predict(picks)
-    np.testing.assert_allclose(after / before, 1.15, rtol=0.03)
+    slower = np.array([1.08, 1.22, 1.15, 1.10, 1.20, 1.15])
+    fixed = table.with_correction(picks, slower * before, seed=0)
+    np.testing.assert_allclose(fixed.predict(picks) / before, slower, rtol=0.04)
     near = [_neighbour(c) for c in picks]
     ratio = fixed.predict(near) / table.predict(near)
-    assert np.all(ratio > 1.08), ratio
+    assert np.all(ratio > 1.07), ratio
     far = _sample(40, 99)
-    np.testing.assert_allclose(fixed.predict(far), table.predict(far), rtol=0.02)
+    shift = fixed.predict(far) / table.predict(far)
+    mean = fixed.correction.summary()["mean"]
+    assert 8 < mean < 15.5 and np.allclose(shift, np.exp(mean / 100), rtol=0.02), (mean, shift)
     np.testing.assert_allclose(fixed.predict(picks, corrected=False), before)
     np.testing.assert_allclose(fixed.predict(picks, calibrated=False), table.predict(picks, calibrated=False))
     assert table.correction is None  # the original is untouched
     summary = fixed.correction.summary()
-    assert summary["timed"] == 6 and summary["mean_error_pct"] == pytest.approx(15.0, abs=0.01)
+    assert summary["timed"] == 6 and summary["mean_error_pct"] == pytest.approx(100 * (slower.mean() - 1), abs=0.01)
 
     path = tmp_path / "corrected.json"
     fixed.save(path)

@@ -147,7 +147,8 @@ def test_label_rounds_correct_the_predictor_where_the_search_chose(first_run):
 def test_pick_timing_corrects_the_table_where_the_search_chose(first_run):
     """The label round timed the latency budget's picks whole on the table's backend and corrected the table
     around them: it predicts the timed picks closer to their timings than the latency stage's table did and
-    random subnets as that table did; the front and the export's card carry the corrected table's figures."""
+    random subnets shifted by the picks' mean residual; the front and the export's card carry the corrected
+    table's figures."""
     from latency_tables import LatencyTable
     from nas.front import FrontEntry
     from search_spaces import config_from_dict, get_space
@@ -172,8 +173,9 @@ def test_pick_timing_corrects_the_table_where_the_search_chose(first_run):
 
     assert rms_log_error(fixed) <= rms_log_error(base)
     far = get_space("mbv3-tiny").sample_many(20, 123, quantize=False)
-    far = [c.replace(resolution=16) for c in far]
-    np.testing.assert_allclose(fixed.predict(far), base.predict(far), rtol=0.05)
+    far = [c.replace(resolution=16) for c in far]  # random subnets: moved by the picks' mean residual
+    mean = fixed.correction.summary()["mean"]
+    np.testing.assert_allclose(fixed.predict(far) / base.predict(far), np.exp(mean / 100), rtol=0.03)
     front = [FrontEntry.from_dict(d) for d in json.loads(open(search["front"]).read())]
     np.testing.assert_allclose([e.latency_ms for e in front], fixed.predict([e.config for e in front]), rtol=1e-6)
     card = json.loads((wd / "model.card.json").read_text())
