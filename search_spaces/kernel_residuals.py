@@ -13,8 +13,8 @@ extra noise n fitted by scikit-learn's `GaussianProcessRegressor` (marginal like
 subnet the correction fades to zero and the model's figure stands; at a measured one it is its residual shrunk
 towards its neighbours' by the measurement's noise. With an `offset`, the kernel's constant c lets the residuals
 share a mean, estimated with its uncertainty, which is where the correction fades to instead: for residuals that
-selection makes all alike in sign (a search's picks), not for ones that differ by subnet. It lives beside the space because its distance is the
-space's: `predictors.residual_gp` and `latency_tables.correction` both use it.
+selection makes all alike in sign (a search's picks), not for ones that differ by subnet. It lives beside the
+space because its distance is the space's: `predictors.residual_gp` and `latency_tables.correction` use it.
 """
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ class KernelResiduals:
         if not len(self.alpha):
             return np.zeros(len(x))
         d2 = (x * x).sum(1)[:, None] + (self.x * self.x).sum(1)[None, :] - 2.0 * x @ self.x.T
-        return (self.scale * np.exp(-np.maximum(d2, 0.0) / (2.0 * self.length * self.length)) + self.offset) @ self.alpha
+        k = self.scale * np.exp(-np.maximum(d2, 0.0) / (2.0 * self.length * self.length)) + self.offset
+        return k @ self.alpha
 
     def info(self) -> dict[str, float]:
         out = {"scale": round(self.scale, 4), "length": round(self.length, 4), "noise": round(self.noise, 4)}

@@ -21,7 +21,8 @@ def _sample(n: int, seed: int, quantize: bool = True) -> list:
     """`n` random subnets float, w8a8 and w4a8 in turn (`quantize`; else all float): ones the table can run (it
     marks 4-bit weights with float activations unsupported)."""
     bits = [(32, 32), (8, 8), (4, 8)] if quantize else [(32, 32)]
-    return [c.with_bits(*bits[i % len(bits)]) for i, c in enumerate(get_space(SPACE).sample_many(n, seed, quantize=False))]
+    configs = get_space(SPACE).sample_many(n, seed, quantize=False)
+    return [c.with_bits(*bits[i % len(bits)]) for i, c in enumerate(configs)]
 
 
 @pytest.fixture(scope="module")

@@ -146,16 +146,16 @@ class LabelRounds:
         return rows
 
     def run(self, n_rounds: int, n_picks: int, budgets: list[Any], front: list[Any], found: Found, evaluator: Any,
-            evaluator_for: Callable[[str, str | None], Any], search_budgets: Callable[[Any], Found],
+            evaluator_for: Callable[[str, str | None], Any], search_budgets: Callable[[Any, list[int]], Found],
             timing: PickTiming | None = None) -> tuple[str, str | None, Any, Found]:
         """Up to `n_rounds` rounds (and `SETTLE_ROUNDS` more on the check images) over `budgets`, starting from
         the `front`'s entries and the budget searches' `found` ([(best entries, evaluations)] per budget, by the
         base predictor's `evaluator`). With `timing`, the latency budgets' picks are timed whole in every round
         too and the table corrected around them (`nas.pipeline.pick_timing`). `evaluator_for(predictor directory,
         table path)` is the predicted evaluator of a predictor and a table (None: the latency stage's),
-        `search_budgets(evaluator)` searches every budget again with one. Returns the last predictor's directory
-        (the base one when nothing was measured), the last corrected table's path (None: none), their evaluator
-        and the budgets' entries as it predicts them."""
+        `search_budgets(evaluator, indices)` searches those of the budgets again with one. Returns the last
+        predictor's directory (the base one when nothing was measured), the last corrected table's path (None:
+        none), their evaluator and the budgets' entries as it predicts them."""
         directory, table = self.base, None
         for r in range(n_rounds + SETTLE_ROUNDS):
             final = r >= n_rounds - 1
@@ -169,10 +169,19 @@ class LabelRounds:
             directory = self.correct() if labelled else directory
             table = timing.correct() if timed and timing else table
             evaluator = evaluator_for(directory, table)
-            if final:  # the last measurements correct the figures only: no search past them
-                found = [(sorted(repredicted(best, evaluator), key=lambda e: -e.accuracy), n) for best, n in found]
-            else:
-                found = search_budgets(evaluator)
+            if not final:
+                found = search_budgets(evaluator, list(range(len(budgets))))
+                continue
+            # the last measurements correct the figures only: no search past them -- but where the corrected table
+            # puts a budget's best out of it (a timed pick the table under-predicted leaves with its neighbours,
+            # which are most of a budget search's best), that budget is searched again, and what replaces them is
+            # checked and timed in the next round
+            found = [(sorted(repredicted(best, evaluator), key=lambda e: -e.accuracy), n) for best, n in found]
+            short = [i for i, (b, (best, _)) in enumerate(zip(budgets, found))
+                     if len(top_under(best, b, n_picks)) < n_picks]
+            if timed and short:
+                for i, again in zip(short, search_budgets(evaluator, short)):
+                    found[i] = again
         return directory, table, evaluator, found
 
     def correct(self) -> str:

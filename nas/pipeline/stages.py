@@ -269,14 +269,14 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
             space_r, ev = searched_evaluator(exp, pred_dir, latency.outputs["table"])
             configs = [t.config for t in result.trials]
 
-            def budget_searches(ev: Any) -> list[tuple[list[Any], int]]:
+            def budget_searches(ev: Any, which: list[int]) -> list[tuple[list[Any], int]]:
                 m = ev.evaluate(configs)  # the front's trials as this predictor sees them
                 start = [(c, m.row(i)) for i, c in enumerate(configs)]
-                return [refine_for_budget(space_r, ev, Budgets(b.latency_ms, b.size_mb), start, s.budget_trials,
-                                          seed=exp.seed + 101 + i, quantize=s.quantize)
-                        for i, (_, b) in enumerate(budgeted)]
+                return [refine_for_budget(space_r, ev, Budgets(budgeted[i][1].latency_ms, budgeted[i][1].size_mb),
+                                          start, s.budget_trials, seed=exp.seed + 101 + i, quantize=s.quantize)
+                        for i in which]
 
-            found = budget_searches(ev)
+            found = budget_searches(ev, list(range(len(budgeted))))
             if s.label_rounds:
                 from nas.pipeline.label_rounds import LabelRounds, repredicted
                 from nas.pipeline.pick_timing import PickTiming
@@ -301,7 +301,7 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
             for (slug, b), (best, n_new) in zip(budgeted, found):
                 entries += with_lower_bounds(best, ev.predictor)
                 per_budget.append({"budget": b.label(), "trials": n_new,
-                                   "best_predicted": best[0].accuracy if best else None,
+                                   "best_predicted": _best_under(best, b),
                                    "front_best_predicted": _best_under(front_entries, b)})
         entries = merged_front(entries)
         front = folder / "front.entries.json"
