@@ -224,8 +224,8 @@ class _SearchOverrides(_Section):
     # search's best predicted subnets are its most over-predicted). 0: none. Needs `budget_trials`.
     label_rounds: Annotated[int, Field(ge=0, le=10)] = 0
     label_picks: Annotated[int, Field(ge=1, le=50)] = 3
-    # in every label round, also time each latency budget's picks whole on the table's backend and correct the
-    # table around them (`nas.pipeline.pick_timing`: a budget search's picks are the ones the table under-predicts)
+    # in every label round, also time the picks whole on the table's backend and correct the table around them
+    # (`nas.pipeline.pick_timing`: a latency budget search's picks are the ones the table under-predicts)
     time_picks: bool = True
 
     @model_validator(mode="after")

@@ -13,6 +13,11 @@ subnets into a budget's best (`SETTLE_ROUNDS`). Each label enters the correction
 luckiest of near-equal picks is shrunk towards the others instead of taken at its word. The labels are also
 appended to a copy of the accuracy labels, marked `chosen` (a refit trains on them, never holds them out). What each
 round measured is kept: the picks' predicted against measured accuracy, before the correction.
+
+The latency side has the same curse, and with `search.time_picks` the same rounds: the picks are timed whole and
+the table corrected around them (`nas.pipeline.pick_timing`). Since a timed pick the table
+under-predicted leaves its budget with its neighbours -- most of a budget search's best --, a budget left with
+fewer than `label_picks` subnets that meet it is searched again even after the last round.
 """
 from __future__ import annotations
 
@@ -150,8 +155,8 @@ class LabelRounds:
             timing: PickTiming | None = None) -> tuple[str, str | None, Any, Found]:
         """Up to `n_rounds` rounds (and `SETTLE_ROUNDS` more on the check images) over `budgets`, starting from
         the `front`'s entries and the budget searches' `found` ([(best entries, evaluations)] per budget, by the
-        base predictor's `evaluator`). With `timing`, the latency budgets' picks are timed whole in every round
-        too and the table corrected around them (`nas.pipeline.pick_timing`). `evaluator_for(predictor directory,
+        base predictor's `evaluator`). With `timing`, the picks are timed whole in every round too and the table
+        corrected around them (`nas.pipeline.pick_timing`). `evaluator_for(predictor directory,
         table path)` is the predicted evaluator of a predictor and a table (None: the latency stage's),
         `search_budgets(evaluator, indices)` searches those of the budgets again with one. Returns the last
         predictor's directory (the base one when nothing was measured), the last corrected table's path (None:
@@ -163,7 +168,7 @@ class LabelRounds:
             seen = repredicted(front, evaluator) + [e for best, _ in found for e in best]
             picks = [(b, e) for b in budgets for e in top_under(seen, b, n_picks)]
             labelled = self.label([(b.label(), e) for b, e in picks], final=final)
-            timed = timing.time([(b.label(), e) for b, e in picks if b.latency_ms is not None]) if timing else []
+            timed = timing.time([(b.label(), e) for b, e in picks]) if timing else []
             if not labelled and not timed:
                 break  # every pick measured already: the predictor and the table have seen what they would choose
             directory = self.correct() if labelled else directory

@@ -1,14 +1,16 @@
-"""Latency where the search chooses (`search.time_picks`): the label rounds' picks under a latency budget,
-timed whole.
+"""Latency where the search chooses (`search.time_picks`): the label rounds' picks, timed whole.
 
 The latency table is a sum of blocks timed alone, calibrated on random subnets; a budget search keeps the most
 accurate subnet it says fits, which is, by selection, one it under-predicts (the quickstart's latency budgets'
 picks ran 5-18 % over the table, random subnets within 3 %: experiments/results/latency.md). So in every label
-round each latency budget's picks are also exported whole and timed on the table's backend with its protocol
+round every budget's picks are also exported whole and timed on the table's backend with its protocol
 (`latency_tables.validate.measure_configs`, ms at the table's speed), and the table is corrected around every
 subnet timed so far (`LatencyTable.with_correction`) before the budgets are searched again: a pick the table
-under-predicted leaves the budget, with its neighbours, and what replaces it is timed in the next round. What
-each round timed is kept, predicted against measured before the correction.
+under-predicted leaves a latency budget, with its neighbours, and what replaces it is timed in the next round.
+A size budget's picks are timed too: its answer is exported and measured like the others, and the correction's
+mean (selection's, shared by every untimed subnet) would otherwise be all it had (on the quickstart, a 4-bit
+size pick the table over-predicted by 8 % came out 13 % off). What each round timed is kept, predicted against
+measured before the correction.
 """
 from __future__ import annotations
 

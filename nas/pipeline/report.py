@@ -176,15 +176,16 @@ def _label_rounds_section(rounds: list[dict[str, Any]]) -> list[str]:
 
 
 def _pick_timing_section(rounds: list[dict[str, Any]]) -> list[str]:
-    """Per round: how far the latency budgets' picks ran from the table's prediction before its correction (the
-    search's optimism about latency where it chose)."""
+    """Per round: how far the budgets' picks ran from the table's prediction before its correction (the search's
+    optimism about latency where it chose)."""
     rows = [{"round": str(r["round"]), "timed": str(r["timed"]),
              "measured vs pred (mean)": f"{r['mean_error_pct']:+.1f} %",
              "|measured vs pred|": f"{r['mean_abs_error_pct']:.1f} %",
              "correction length": _f((r.get("correction") or {}).get("length"))} for r in rounds]
-    return ["Pick timing: in each label round the latency budgets' picks were also exported whole and timed on the "
-            "table's backend (at the table's speed), and the table corrected around every subnet timed so far (a "
-            "Gaussian process on the log ratio: it reaches neighbouring subnets only). Before each correction:", "",
+    return ["Pick timing: in each label round the budgets' picks were also exported whole and timed on the table's "
+            "backend (at the table's speed), and the table corrected around every subnet timed so far (a Gaussian "
+            "process on the log ratio with a mean: near a timed subnet it moves to the timing, elsewhere by the "
+            "timed picks' mean, which is selection's). Before each correction:", "",
             format_table(rows, markdown=True), ""]
 
 
