@@ -215,14 +215,14 @@ class Family(ABC):
         """One-hot features for predictors, one block per schema column in order (all zero where inert); bit-width
         columns only with `quant`."""
         idx = self.as_indices(configs).astype(np.int64)
-        blocks = []
-        for c, col in enumerate(self.schema.columns):
-            if col.quant and not quant:
-                continue
-            m = len(col.choices)
-            eye = np.vstack([np.eye(m, dtype=np.float32), np.zeros((1, m), dtype=np.float32)])
-            blocks.append(eye[np.where(idx[:, c] < 0, m, idx[:, c])])
-        return np.concatenate(blocks, axis=1) if idx.shape[0] else np.zeros((0, self.n_features(quant)), np.float32)
+        cols = [c for c, col in enumerate(self.schema.columns) if quant or not col.quant]
+        sizes = np.array([len(self.schema.columns[c].choices) for c in cols], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each kept column's first feature
+        sel = idx[:, cols]
+        out = np.zeros((idx.shape[0], int(sizes.sum())), dtype=np.float32)
+        rows, which = np.nonzero(sel >= 0)
+        out[rows, first[which] + sel[rows, which]] = 1.0
+        return out
 
     def n_features(self, quant: bool = True) -> int:
         return sum(len(c.choices) for c in self.schema.columns if quant or not c.quant)
