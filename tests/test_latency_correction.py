@@ -31,20 +31,20 @@ def table(tmp_path_factory) -> LatencyTable:
 
 
 def _changed(config, i: int):
-    """`config` with block i's kernel changed."""
+    """`config` with block i's kernel changed: one choice apart."""
     return config.replace(kernel=tuple(k if j != i else (3 if k != 3 else 5) for j, k in enumerate(config.kernel)))
 
 
 def test_timed_subnets_and_their_neighbours_move_the_rest_by_the_mean(table, tmp_path) -> None:
-    """Picks the table under-predicts by 8-22 % (a search's winner's curse): after the correction each is
-    predicted at its timing, a neighbour one choice away moves most of the way, and random subnets move by the
-    picks' mean residual, shrunk by its uncertainty."""
+    """Picks the table under-predicts by 8-22 % (a search's winner's curse): after the correction each is within
+    the timing's noise of its timing, a neighbour one choice away moves most of the way, and random subnets move
+    by the picks' mean residual, shrunk by its uncertainty."""
     sp = get_space(SPACE)
     picks = _sample(6, 1)
     before = table.predict(picks)
     slower = np.array([1.08, 1.22, 1.15, 1.10, 1.20, 1.15])
     fixed = table.with_correction(picks, slower * before, seed=0)
-    np.testing.assert_allclose(fixed.predict(picks) / before, slower, rtol=1e-4)  # a timed subnet: its timing
+    np.testing.assert_allclose(fixed.predict(picks) / before, slower, rtol=0.04)
     near = [_changed(c, 0) for c in picks]
     ratio = fixed.predict(near) / table.predict(near)
     assert np.all(ratio > 1.07), ratio
@@ -65,18 +65,15 @@ def test_timed_subnets_and_their_neighbours_move_the_rest_by_the_mean(table, tmp
     assert len(json.loads(path.read_text())["correction"]["timed"]) == 6
 
 
-def test_noisy_timings_are_shrunk_for_their_neighbours(table) -> None:
-    """Six near-equal subnets (one choice apart) timed with 4 % noise around the table's figure: each is
-    predicted at its timing, and their untimed neighbours' corrected figures spread less than the timings do."""
+def test_noisy_timings_are_shrunk_not_taken_at_their_word(table) -> None:
+    """Six near-equal subnets (one choice apart) timed with 4 % noise around the table's figure: the corrected
+    figures spread less than the timings do (a search would keep the luckiest)."""
     base = _sample(1, 3, quantize=False)[0]
     group = [base] + [_changed(base, i) for i in range(5)]
     pred = table.predict(group)
     timed = pred * np.random.default_rng(0).normal(1.0, 0.04, len(group))
     fixed = table.with_correction(group, timed, seed=0)
-    np.testing.assert_allclose(fixed.predict(group), timed, rtol=1e-4)
-    near = [_changed(c, 7) for c in group]
-    shift = np.log(fixed.predict(near) / table.predict(near))
-    assert np.std(shift) < 0.8 * np.std(np.log(timed / pred))
+    assert np.std(np.log(fixed.predict(group) / pred)) < 0.8 * np.std(np.log(timed / pred))
 
 
 def test_bad_timings_and_damaged_corrections_are_one_line(table, tmp_path) -> None:
