@@ -156,7 +156,7 @@ def test_mixed_policy_leaves_32_bit_layers_float(trained, tmp_path):
     assert r.predicted_accuracy == pytest.approx(float(pred.predict([q])[0]))
     card = json.loads(card_path_for(out).read_text())
     assert card["provenance"]["table"] == {"path": str(tmp_path / "table.json"), "device_tag": "test-cpu",
-                                           "fingerprint": fp}
+                                           "fingerprint": fp, "correction": None}  # not corrected by a search
     assert card["provenance"]["predictor"]["kind"] == "GBTPredictor"
     assert card["predicted"]["latency_source"] == "latency table"
     assert card["predicted"]["accuracy_source"] == "predictor"
