@@ -130,4 +130,5 @@ def measure_subnet(space: Any, config: SubnetConfig, backend: Any, protocol: Pro
         return be.measure(path, shape, protocol)
 
 
-__all__ = ["calibration_summary", "error_stats", "measure_configs", "measure_subnet", "table_executor", "validate_table"]
+__all__ = ["calibration_summary", "error_stats", "measure_configs", "measure_subnet", "table_executor",
+           "validate_table"]
