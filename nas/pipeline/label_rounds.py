@@ -108,6 +108,21 @@ class LabelRounds:
     def __post_init__(self) -> None:
         self.dataset = self.folder / "labels.jsonl"
 
+    @classmethod
+    def resume(cls, path: str | Path, folder: Path, check: HoldoutCheck, label_images: int | None, base: str,
+               seed: int, labels: str, progress: bool = False) -> LabelRounds:
+        """The rounds saved at `path` (`save`) and their labels file `labels`, carried on in `folder`: its labels
+        file and corrected predictors go there."""
+        from search_spaces import config_from_dict
+
+        saved = json.loads(Path(path).read_text())
+        rounds = cls(folder, check, label_images, base, seed, progress, rounds=saved["rounds"])
+        rounds.start(labels)
+        for lab in saved["labelled"]:
+            c = config_from_dict(lab["config"])
+            rounds.labelled[c], rounds.images[c] = float(lab["accuracy"]), int(lab["images"])
+        return rounds
+
     def start(self, accuracy_dataset: str) -> None:
         shutil.copyfile(accuracy_dataset, self.dataset)
         self.recorded = {json.dumps(json.loads(line)["config"], sort_keys=True)
@@ -206,7 +221,9 @@ class LabelRounds:
     def save(self) -> Path:
         path = self.folder / "label_rounds.json"
         atomic_write_text(path, json.dumps({"rounds": self.rounds, "checks": [
-            {"config": c.to_dict(), "holdout": a} for c, a in self.check.checks().items()]}, indent=1))
+            {"config": c.to_dict(), "holdout": a} for c, a in self.check.checks().items()], "labelled": [
+            {"config": c.to_dict(), "accuracy": a, "images": self.images[c]} for c, a in self.labelled.items()]},
+            indent=1))
         return path
 
 

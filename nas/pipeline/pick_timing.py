@@ -42,6 +42,17 @@ class PickTiming:
         self.table = LatencyTable.load(self.base)
         self.executor = table_executor(self.table, self.ray_address)
 
+    @classmethod
+    def resume(cls, path: str | Path, folder: Path, base: str, seed: int, ray_address: str | None = None,
+               progress: bool = False) -> PickTiming:
+        """The timings saved at `path` (`save`), carried on in `folder`: its corrected tables go there."""
+        from search_spaces import config_from_dict
+
+        saved = json.loads(Path(path).read_text())
+        timing = cls(folder, base, seed, ray_address, progress, rounds=saved["rounds"])
+        timing.timed = {config_from_dict(t["config"]): float(t["measured_ms"]) for t in saved["timed"]}
+        return timing
+
     def time(self, picks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
         """Time every `(budget label, FrontEntry)` pick not timed before; the round's rows {budget, subnet,
         predicted, measured, new}, or an empty list when every pick was timed already."""

@@ -244,7 +244,9 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
         settings.update(budget_trials=s.budget_trials, budgets=[b.model_dump() for _, b in budgeted],
                         refine=REFINE_VERSION)
         if s.label_rounds:
-            settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks, check_images=CHECK_IMAGES)
+            # rounds_format: what label_rounds.json holds (2: every label, which the export's round carries on)
+            settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks, check_images=CHECK_IMAGES,
+                            rounds_format=2)
             if s.time_picks:  # only then: keeps the cache keys of runs from before it existed
                 settings.update(time_picks=True)
 
@@ -414,7 +416,8 @@ def budget_slug(b: Budget, i: int) -> str:
 # (`verified_choice`) that meets min_accuracy as measured is exported. Why: the predictor ranks subnets to within
 # a few points (240 labels of the quickstart: RMSE 3.4), the holdout to within half a point. The export then
 # measures the rest of the holdout -- images that chose nothing -- as the estimate a user is given, and the test
-# split.
+# split. After label rounds, twice as many are timed first and these are the best that still meet the budget
+# (`nas.pipeline.export_round`).
 VERIFY_CANDIDATES = 3
 
 
@@ -446,6 +449,9 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 "verify_candidates": VERIFY_CANDIDATES, "check_images": CHECK_IMAGES,
                 "check_after": exp.accuracy.label_images or 0,
                 "calib_batches": exp.accuracy.calib_batches}
+    rounds = bool(search.outputs.get("label_rounds"))
+    if rounds:  # only then: keeps the cache keys of runs without label rounds
+        settings["export_round"] = 1
 
     def export(folder: Path) -> dict[str, Any]:
         from nas.budgets import budget_values
@@ -462,16 +468,29 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
             found = [query(QueryConfig(store=st, space=exp.space, device=store.outputs["device_tag"],
                                        **budget_values(b),
                                        dataset=exp.data, front_id=store.outputs["front_id"],
-                                       n_ranked=VERIFY_CANDIDATES))
+                                       n_ranked=2 * VERIFY_CANDIDATES if rounds else VERIFY_CANDIDATES))
                      for b in exp.budgets]
         # recalibrated as the labels were, so a holdout check and the predictor's labels measure the same subnet
         calib = exp.accuracy.calib_batches
         check = HoldoutCheck(supernet.outputs["checkpoint"], exp.data, calib, skip=exp.accuracy.label_images or 0,
                              known=known_checks(search.outputs.get("label_rounds")))
+        table, learnt, extra, considered = searched_table(latency, search), check.known, {}, {}
+        if rounds:
+            from nas.pipeline.export_round import export_round
+
+            measured = export_round(exp, search.outputs, predictor.outputs["predictor"], latency.outputs["table"],
+                                    folder, check, found, VERIFY_CANDIDATES)
+            found, searched_with, table = measured.found, measured.predictor, measured.table
+            learnt = frozenset(check.checks())  # the corrected predictor learnt every check
+            extra = {"round": {"predictor": searched_with, "table": table, "timed": measured.timed,
+                               "labelled": measured.labelled}}
+            considered = dict(zip((budget_slug(b, i) for i, b in enumerate(exp.budgets)), measured.considered))
         for i, (b, q) in enumerate(zip(exp.budgets, found)):
             slug = budget_slug(b, i)
             row: dict[str, Any] = {"label": b.label(), "found": q.found, "message": q.message}
-            chosen, checked = verified_choice(q, b, check, check.known) if q.found else (None, [])
+            if slug in considered:
+                row["considered"] = considered[slug]
+            chosen, checked = verified_choice(q, b, check, learnt) if q.found else (None, [])
             if checked:
                 row["holdout_checked"] = checked
             if chosen is None:
@@ -488,12 +507,12 @@ def export_stage(run: StageRunner, exp: Experiment, store: StageResult, supernet
                 rep = export_subnet(ExportConfig(
                     supernet=supernet.outputs["checkpoint"], config=chosen.entry.config,
                     out=folder / slug / f"model-{name}.onnx", quantize=quantize, data=exp.data,
-                    backend=exp.latency.backend, table=searched_table(latency, search), predictor=searched_with,
+                    backend=exp.latency.backend, table=table, predictor=searched_with,
                     entry=chosen.entry, query_provenance=chosen.front.to_dict(), seed=exp.seed, calib_batches=calib,
                     verify_n=exp.export.verify_n, holdout_from=check.end))
                 row[name] = rep.summary()
             out[slug] = row
-        return {"budgets": out}
+        return {"budgets": out, **extra}
 
     return run.run("export", settings, [store, supernet, latency, predictor], export)
 
