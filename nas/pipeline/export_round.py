@@ -6,12 +6,13 @@ the export checks need not be subnets a round timed or checked -- and a budget's
 is, by selection, one its figures flatter (on the quickstart, the two exports that missed by 1.4-1.7 points and 12 %
 were such subnets; experiments/results/quickstart.md). So before choosing, the export stage runs one more round
 on its own candidates, with no search after it: each budget's `2 x VERIFY_CANDIDATES` best predicted subnets are
-timed whole where no round timed them and the table is corrected around every timing (`PickTiming`), the budgets
-are applied again on the corrected latency, the `VERIFY_CANDIDATES` best that still meet them are checked on the
-check images where no round checked them and the predictor is corrected with every check (`LabelRounds`), and the
-export chooses among them by the corrected figures, which are also what it predicts. What a prediction of the
-exported subnet can then miss by is the measurements' own noise: a re-timing's, and the check images' against the
-test split's.
+timed whole (again where a round timed them: one timing of a 4-bit subnet missed the next by 10-20 %, and the
+correction learns a subnet from all its timings) and the table is corrected around every timing (`PickTiming`),
+the budgets are applied again on the corrected latency, the `VERIFY_CANDIDATES` best that still meet them are
+checked on the check images where no round checked them and the predictor is corrected with every check
+(`LabelRounds`), and the export chooses among them by the corrected figures, which are also what it predicts. What
+a prediction of the exported subnet can then miss by is the measurements' own noise: a re-timing's, and the check
+images' against the test split's.
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ class ExportRound:
 
 def export_round(exp: Experiment, search_outputs: dict[str, Any], base_predictor: str, base_table: str,
                  folder: Path, check: HoldoutCheck, found: list[Any], keep: int) -> ExportRound:
-    """Measure the candidates of every budget's query in `found` (QueryResult, best predicted first) not measured
-    by the search's rounds and re-predict them with the corrected table and predictor; each budget keeps its `keep`
+    """Time the candidates of every budget's query in `found` (QueryResult, best predicted first), check those not
+    checked by the search's rounds and re-predict them with the corrected table and predictor; each budget keeps its `keep`
     best that meet it then. Without label rounds (or pick timing) in the search, that half is left out."""
     from nas.pipeline.stages import searched_evaluator
 
@@ -51,7 +52,7 @@ def export_round(exp: Experiment, search_outputs: dict[str, Any], base_predictor
     timed: list[dict[str, Any]] = []
     if search_outputs.get("pick_timing"):
         timing = PickTiming.resume(search_outputs["pick_timing"], folder, base_table, exp.seed)
-        timed = timing.time(picks)
+        timed = timing.time(picks, again=True)
         if timed:
             table = timing.correct()
             timing.save()

@@ -36,9 +36,10 @@ Found = list[tuple[list[Any], int]]  # per budget: its best entries (FrontEntry)
 # error against the test split; 5,000 (+-0.5) left a budget 1.1 points under-predicted in one run of five
 CHECK_IMAGES = 10000
 # after the last round, up to this many more on the check images while its correction lifts unchecked subnets into
-# a budget's best predicted (a check below its prediction lowers it, and the next best takes its place): the export
-# checks a budget's best predicted, and a subnet whose check the predictor has not learnt keeps its optimism
-SETTLE_ROUNDS = 3
+# a budget's best predicted (a check below its prediction lowers it, and the next best takes its place). One: the
+# export's own round (`nas.pipeline.export_round`) checks what is still unchecked among its candidates, and each
+# round on the check images costs ~10 s a subnet
+SETTLE_ROUNDS = 1
 
 
 class HoldoutCheck:

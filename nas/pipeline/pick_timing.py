@@ -33,7 +33,7 @@ class PickTiming:
     ray_address: str | None = None
     progress: bool = False
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    timed: dict[Any, float] = field(default_factory=dict)  # config -> ms at the table's speed
+    timed: list[tuple[Any, float]] = field(default_factory=list)  # (config, ms at the table's speed), in order
 
     def __post_init__(self) -> None:
         from latency_tables import LatencyTable
@@ -50,23 +50,26 @@ class PickTiming:
 
         saved = json.loads(Path(path).read_text())
         timing = cls(folder, base, seed, ray_address, progress, rounds=saved["rounds"])
-        timing.timed = {config_from_dict(t["config"]): float(t["measured_ms"]) for t in saved["timed"]}
+        timing.timed = [(config_from_dict(t["config"]), float(t["measured_ms"])) for t in saved["timed"]]
         return timing
 
-    def time(self, picks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-        """Time every `(budget label, FrontEntry)` pick not timed before; the round's rows {budget, subnet,
+    def time(self, picks: list[tuple[str, Any]], again: bool = False) -> list[dict[str, Any]]:
+        """Time every `(budget label, FrontEntry)` pick not timed before (`again`: every pick; the correction
+        then learns each subnet from all its timings, and the noise of one); the round's rows {budget, subnet,
         predicted, measured, new}, or an empty list when every pick was timed already."""
         from latency_tables.validate import measure_configs
 
-        new = list(dict.fromkeys(e.config for _, e in picks if e.config not in self.timed))
+        before = {c for c, _ in self.timed}
+        new = list(dict.fromkeys(e.config for _, e in picks if again or e.config not in before))
         if not new:
             return []
         measured = measure_configs(self.executor, self.table, new, f"time picks {len(self.rounds) + 1}",
                                    self.progress)
         for c, m in zip(new, measured):
-            self.timed[c] = self.table.latency_ms(m)
+            self.timed.append((c, self.table.latency_ms(m)))
+        last = dict(self.timed)
         rows = [{"budget": b, "subnet": e.config.label(), "predicted_ms": round(e.latency_ms, 5),
-                 "measured_ms": round(self.timed[e.config], 5), "new": e.config in new} for b, e in picks]
+                 "measured_ms": round(last[e.config], 5), "new": e.config in new} for b, e in picks]
         errors = [100 * (r["measured_ms"] / r["predicted_ms"] - 1) for r in rows]
         self.rounds.append({"round": len(self.rounds) + 1, "timed": len(new),
                             "mean_error_pct": round(sum(errors) / len(errors), 2),
@@ -75,8 +78,8 @@ class PickTiming:
 
     def correct(self) -> str:
         """The base table corrected around every subnet timed so far, saved as `table-<round>.json`; its path."""
-        configs = list(self.timed)
-        fixed = self.table.with_correction(configs, [self.timed[c] for c in configs], seed=self.seed)
+        configs, measured = [c for c, _ in self.timed], [ms for _, ms in self.timed]
+        fixed = self.table.with_correction(configs, measured, seed=self.seed)
         out = self.folder / f"table-{len(self.rounds)}.json"
         fixed.save(out)
         assert fixed.correction is not None
@@ -86,5 +89,5 @@ class PickTiming:
     def save(self) -> Path:
         path = self.folder / "pick_timing.json"
         atomic_write_text(path, json.dumps({"rounds": self.rounds, "timed": [
-            {"config": c.to_dict(), "measured_ms": ms} for c, ms in self.timed.items()]}, indent=1))
+            {"config": c.to_dict(), "measured_ms": ms} for c, ms in self.timed]}, indent=1))
         return path

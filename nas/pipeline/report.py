@@ -80,6 +80,22 @@ def _checks_section(budgets: dict[str, Any]) -> list[str]:
             format_table(rows, markdown=True), ""]
 
 
+def _export_round_section(budgets: dict[str, Any]) -> list[str]:
+    """Per budget: the candidates the export's round measured, as the search predicted them and as the table and
+    predictor corrected with the measurements predict them (what the export then claims)."""
+    rows = [{"budget": r["label"], "entry": str(c["entry_id"]), "subnet": c["subnet"],
+             "searched %": _f(c["searched_accuracy"]), "now %": _f(c["accuracy"]),
+             "searched ms": _f(c["searched_latency_ms"], "{:.3f}"), "now ms": _f(c["latency_ms"], "{:.3f}"),
+             "meets the budget": "yes" if c["meets"] else "no"}
+            for r in budgets.values() for c in r.get("considered", [])]
+    if not rows:
+        return []
+    return ["Export round: each budget's best predicted candidates, timed whole where no label round timed them and "
+            "checked where none checked them, then predicted by the table and predictor corrected with those "
+            "measurements; the export chooses among the best that still meet the budget:", "",
+            format_table(rows, markdown=True), ""]
+
+
 def format_table(rows: list[dict[str, str]], markdown: bool = False) -> str:
     cols: list[str] = []
     for r in rows:
@@ -195,7 +211,8 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
              f"Space `{exp.space}`, data `{exp.data}`, backend `{exp.latency.backend}`, seed {exp.seed}.", "",
              "## Chosen subnets per budget", "",
              "`pred`: predicted by the predictor (learnt from the first holdout images) and the latency table "
-             "(corrected around the subnets timed whole in the label rounds, see Search). "
+             "(corrected around the subnets timed whole in the label rounds and the export's round, see "
+             "below). "
              "Per budget, the best predicted subnets are checked on holdout images after the labels' and the "
              "most accurate is exported (by the prediction where the label rounds taught the predictor that "
              "check, which shrinks a lucky check towards its neighbours', else by the check); `verified %` is "
@@ -219,6 +236,7 @@ def write_report(exp: Experiment, results: dict[str, StageResult], rows: list[di
                   f"from {min(gap):+.2f} to {max(gap):+.2f} points (a systematic gap would show here; the "
                   "predictor learnt from the holdout split).", ""]
     lines += _checks_section(results["export"].outputs["budgets"])
+    lines += _export_round_section(results["export"].outputs["budgets"])
     if primary:
         lines += [f"Deployed model: `{primary['model']}` (card `{primary['card']}`), budget {primary['budget']}.", ""]
     sn = results["supernet"].outputs

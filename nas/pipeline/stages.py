@@ -15,7 +15,7 @@ from typing import Any
 
 from nas.experiment import PROTOCOL_FIELDS, SEARCH_FIELDS, TRAIN_FIELDS, Budget, Experiment
 from nas.pipeline.cache import StageResult, StageRunner
-from nas.pipeline.label_rounds import CHECK_IMAGES, HoldoutCheck, known_checks, top_under
+from nas.pipeline.label_rounds import CHECK_IMAGES, SETTLE_ROUNDS, HoldoutCheck, known_checks, top_under
 from nas.train_config import TrainConfig
 from search_spaces.files import atomic_write_json, sha256_file
 from search_spaces.settings import values
@@ -246,7 +246,7 @@ def search_stage(run: StageRunner, exp: Experiment, accuracy: StageResult, predi
         if s.label_rounds:
             # rounds_format: what label_rounds.json holds (2: every label, which the export's round carries on)
             settings.update(label_rounds=s.label_rounds, label_picks=s.label_picks, check_images=CHECK_IMAGES,
-                            rounds_format=2)
+                            settle_rounds=SETTLE_ROUNDS, rounds_format=2)
             if s.time_picks:  # only then: keeps the cache keys of runs from before it existed
                 settings.update(time_picks=True)
 
