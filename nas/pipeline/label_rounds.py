@@ -9,7 +9,8 @@ subnet measured so far (`AccuracyPredictor.with_correction`: a Gaussian process 
 neighbouring picks, not the rest of the space) and searches every budget again with it. The last round measures
 its picks on the export's check images instead (CHECK_IMAGES: +-0.36 points, not +-1.4; the export reuses them),
 corrects the predictor once more and searches no more -- and repeats that while the correction brings unchecked
-subnets into a budget's best (`SETTLE_ROUNDS`). Each label enters the correction with its binomial variance, so the
+subnets into a budget's best (`SETTLE_ROUNDS`; the export's own round, `nas.pipeline.export_round`, measures what
+is still unmeasured among its candidates). Each label enters the correction with its binomial variance, so the
 luckiest of near-equal picks is shrunk towards the others instead of taken at its word. The labels are also
 appended to a copy of the accuracy labels, marked `chosen` (a refit trains on them, never holds them out). What each
 round measured is kept: the picks' predicted against measured accuracy, before the correction.
