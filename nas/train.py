@@ -36,6 +36,7 @@ from nas.folder_data import FolderData
 from nas.heap import trim_heap
 from nas.train_config import TrainConfig
 from search_spaces import FamilyConfig, HwnasError, InputError, SearchSpace, SubnetConfig, get_space
+from search_spaces.layers import fold_batchnorm
 from search_spaces.errors import bad_value
 from search_spaces.supernet import Subnet, Supernet, permute, recalibrate
 
@@ -141,6 +142,8 @@ def evaluate_detailed(net: Supernet | Subnet, config: SubnetConfig, data: AnyDat
     """`evaluate` (on images [skip_images, skip_images + max_images) of the split), plus the top-1 of each half of
     those images ({"accuracy", "accuracy_halves", "n_images"})."""
     sub = prepare_subnet(net, config, data, calib_batches, calib_batch_size, seed, runtime)
+    if sub is not net:  # a fresh extraction, not the caller's subnet
+        fold_batchnorm(sub)
     hits = correct_mask(sub, data, split, config.resolution, runtime=runtime, max_images=max_images,
                         skip_images=skip_images)
     del sub

@@ -33,6 +33,29 @@ class ConvBN(nn.Module):
             x = self.in_quant(x)
         return self.act(self.bn(self.conv(x)))
 
+    @torch.no_grad()
+    def fold_bn(self) -> None:
+        """Inference only, after BN recalibration: the BatchNorm's eval-mode affine folded into the conv as a
+        scale and a bias, and the activation in place -- the same function (the conv's weights, quantized or not,
+        are fixed), without two passes over every activation (a quarter of a subnet's evaluation time)."""
+        if isinstance(self.bn, nn.Identity):
+            return
+        bn, conv = self.bn, self.conv
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+        self.bn = nn.Identity()
+        if hasattr(self.act, "inplace"):
+            self.act.inplace = True
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """`ConvBN.fold_bn` on every ConvBN of `module` (in place; inference only); the module."""
+    for m in module.modules():
+        if isinstance(m, ConvBN):
+            m.fold_bn()
+    return module
+
 
 class SqueezeExcite(nn.Module):
     def __init__(self, ch: int, mid: int) -> None:

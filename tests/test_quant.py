@@ -31,3 +31,30 @@ def test_fake_quant_values_and_gradient(bits: int, lo: float, hi: float) -> None
     y = fake_quant_act(xr, lo_t, hi_t, bits)
     y.sum().backward()
     assert torch.equal(y.detach(), want) and torch.equal(xr.grad, torch.ones_like(x))  # straight-through
+
+
+def test_folded_batchnorm_computes_the_same_subnet() -> None:
+    """An extracted subnet with its BatchNorms folded into the convs (what evaluation runs) gives the unfolded
+    subnet's logits, quantized weights and activations included."""
+    from search_spaces import get_space
+    from search_spaces.layers import ConvBN, fold_batchnorm
+
+    space = get_space("mbv3-tiny", resolutions=(16,))
+    net = space.build_supernet()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # BN statistics and affines far from the identity, so a wrong fold shows
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.5, generator=gen)
+                m.running_var.uniform_(0.2, 3.0, generator=gen)
+                m.weight.normal_(1, 0.5, generator=gen)
+                m.bias.normal_(0, 0.5, generator=gen)
+    x = torch.randn(32, space.spec.in_channels, 16, 16, generator=gen)
+    for config in space.sample_many(4, seed=1, quantize=True):
+        sub = net.extract(config).eval()
+        with torch.no_grad():
+            want = sub(x)
+            folded = fold_batchnorm(sub)
+            got = folded(x)
+        assert not any(isinstance(m.bn, torch.nn.BatchNorm2d) for m in folded.modules() if isinstance(m, ConvBN))
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
