@@ -36,8 +36,8 @@ from nas.folder_data import FolderData
 from nas.heap import trim_heap
 from nas.train_config import TrainConfig
 from search_spaces import FamilyConfig, HwnasError, InputError, SearchSpace, SubnetConfig, get_space
-from search_spaces.layers import fold_batchnorm
 from search_spaces.errors import bad_value
+from search_spaces.layers import fold_batchnorm
 from search_spaces.supernet import Subnet, Supernet, permute, recalibrate
 
 AnyData = DataSet | FolderData  # in memory, or streamed from a folder

@@ -41,8 +41,8 @@ class ExportRound:
 def export_round(exp: Experiment, search_outputs: dict[str, Any], base_predictor: str, base_table: str,
                  folder: Path, check: HoldoutCheck, found: list[Any], keep: int) -> ExportRound:
     """Time the candidates of every budget's query in `found` (QueryResult, best predicted first), check those not
-    checked by the search's rounds and re-predict them with the corrected table and predictor; each budget keeps its `keep`
-    best that meet it then. Without label rounds (or pick timing) in the search, that half is left out."""
+    checked by the search's rounds and re-predict them with the corrected table and predictor; each budget keeps its
+    `keep` best that meet it then. Without label rounds (or pick timing) in the search, that half is left out."""
     from nas.pipeline.stages import searched_evaluator
 
     budgets = exp.budgets

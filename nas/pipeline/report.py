@@ -90,9 +90,9 @@ def _export_round_section(budgets: dict[str, Any]) -> list[str]:
             for r in budgets.values() for c in r.get("considered", [])]
     if not rows:
         return []
-    return ["Export round: each budget's best predicted candidates, timed whole where no label round timed them and "
-            "checked where none checked them, then predicted by the table and predictor corrected with those "
-            "measurements; the export chooses among the best that still meet the budget:", "",
+    return ["Export round: each budget's best predicted candidates, timed whole (again where a label round timed "
+            "them) and checked where no round checked them, then predicted by the table and predictor corrected with "
+            "those measurements; the export chooses among the best that still meet the budget:", "",
             format_table(rows, markdown=True), ""]
 
 
