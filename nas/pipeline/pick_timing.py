@@ -10,7 +10,9 @@ under-predicted leaves a latency budget, with its neighbours, and what replaces 
 A size budget's picks are timed too: its answer is exported and measured like the others, and the correction's
 mean (selection's, shared by every untimed subnet) would otherwise be all it had (on the quickstart, a 4-bit
 size pick the table over-predicted by 8 % came out 13 % off). What each round timed is kept, predicted against
-measured before the correction.
+measured before the correction. The export's own round (`nas.pipeline.export_round`) carries the timings on
+(`resume`) and times its candidates again (`time(..., again=True)`): a subnet timed twice enters the correction
+twice, which averages one timing's noise (5-15 % on a shared host) instead of trusting it.
 """
 from __future__ import annotations
 
