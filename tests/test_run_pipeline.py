@@ -224,7 +224,8 @@ def test_the_export_measures_what_it_exports(first_run):
     entry = fast["entry"]
     config = config_from_dict(entry["config"])
     assert entry["latency_ms"] == pytest.approx(float(table.predict([config])[0]), rel=1e-6)
-    assert entry["accuracy"] == pytest.approx(float(np.ravel(predictor.predict([config]))[0]), abs=1e-6)
+    # (float32 networks: a batch of candidates and a batch of one round differently, by ~1e-6 at 75 %)
+    assert entry["accuracy"] == pytest.approx(float(np.ravel(predictor.predict([config]))[0]), abs=1e-4)
     limit = json.loads(next(wd.glob("export-*/stage.json")).read_text())["settings"]["budgets"][0]["latency_ms"]
     assert entry["latency_ms"] <= limit
     assert "Export round:" in (wd / "report.md").read_text()

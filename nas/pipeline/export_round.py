@@ -34,7 +34,7 @@ class ExportRound:
     table: str
     found: list[Any]  # QueryResult per budget
     considered: list[list[dict[str, Any]]]  # per budget: each candidate queried, as searched and as now predicted
-    timed: list[dict[str, Any]]  # PickTiming rows of the subnets timed here
+    timed: list[dict[str, Any]]  # PickTiming rows of the candidates, each timed here
     labelled: list[dict[str, Any]]  # LabelRounds rows of the subnets checked here
 
 
@@ -56,24 +56,24 @@ def export_round(exp: Experiment, search_outputs: dict[str, Any], base_predictor
         if timed:
             table = timing.correct()
             timing.save()
-    queried = found
-    found, _ = _refiltered(found, budgets, searched_evaluator(exp, predictor, table)[1], keep)
+    # every candidate as the corrected table predicts it; the `keep` best still meeting their budget go on
+    evaluator = searched_evaluator(exp, predictor, table)[1]
+    kept, considered = _refiltered(found, budgets, evaluator, keep)
     labelled: list[dict[str, Any]] = []
     if search_outputs.get("label_rounds"):
         rounds = LabelRounds.resume(search_outputs["label_rounds"], folder, check, exp.accuracy.label_images,
                                     base=base_predictor, seed=exp.seed, labels=search_outputs["labels"])
-        labelled = rounds.label([(b.label(), c.entry) for b, q in zip(budgets, found) for c in q.ranked],
-                                final=True)
+        labelled = [r for r in rounds.label([(b.label(), c.entry) for b, q in zip(budgets, kept) for c in q.ranked],
+                                            final=True) if r["new"]]
         if labelled:
             predictor = rounds.correct()
             rounds.save()
-    # the checked ones only: one the correction lifted into a budget's best would be chosen on a prediction that
-    # has not learnt its check
-    final = searched_evaluator(exp, predictor, table)[1]
-    found, _ = _refiltered(found, budgets, final, keep)
-    considered = _refiltered(queried, budgets, final, keep)[1]
-    return ExportRound(predictor, table, found, considered, [r for r in timed if r["new"]],
-                       [r for r in labelled if r["new"]])
+            evaluator = searched_evaluator(exp, predictor, table)[1]
+            considered = _refiltered(found, budgets, evaluator, keep)[1]
+            # of the checked ones only: one the correction lifted into a budget's best would be chosen on a
+            # prediction that has not learnt its check
+            kept = _refiltered(kept, budgets, evaluator, keep)[0]
+    return ExportRound(predictor, table, kept, considered, timed, labelled)
 
 
 def _refiltered(found: list[Any], budgets: list[Budget], evaluator: Any,
